@@ -1,0 +1,141 @@
+#include "objstore/store.h"
+
+#include <filesystem>
+
+#include "common/logging.h"
+
+namespace needlefs {
+
+namespace fs = std::filesystem;
+
+VolumeOptions Store::MakeVolumeOptions(VolumeId id, const std::string& collection) const {
+  VolumeOptions o;
+  o.dir = options_.dir;
+  o.id = id;
+  o.collection = collection;
+  o.index_mode = options_.index_mode;
+  o.durability = options_.durability;
+  o.size_limit_bytes = options_.volume_size_limit_bytes;
+  return o;
+}
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  if (options.dir.empty()) return Status::InvalidArgument("store dir is empty");
+  if (options.max_volumes < 0) return Status::InvalidArgument("max volumes is negative");
+  std::error_code ec;
+  fs::create_directories(options.dir, ec);
+  if (ec) return Status::IOError("create " + options.dir, ec.value());
+  std::unique_ptr<Store> store(new Store(options));
+  for (const auto& entry : fs::directory_iterator(options.dir, ec)) {
+    if (entry.path().extension() != ".dat") continue;
+    std::string stem = entry.path().stem().string();
+    std::string collection;
+    size_t us = stem.rfind('_');
+    std::string id_str = stem;
+    if (us != std::string::npos) {
+      collection = stem.substr(0, us);
+      id_str = stem.substr(us + 1);
+    }
+    if (id_str.empty() || id_str.find_first_not_of("0123456789") != std::string::npos ||
+        id_str.size() > 10) {
+      continue;
+    }
+    uint64_t id = std::stoull(id_str);
+    if (id == 0 || id > 0xFFFFFFFFull) continue;
+    VolumeId vid(static_cast<uint32_t>(id));
+    auto v = Volume::Open(store->MakeVolumeOptions(vid, collection), /*create=*/false);
+    if (!v.ok()) {
+      spdlog::error("store.load_failed file={} error=\"{}\"", entry.path().string(),
+                    v.status().ToString());
+      store->failed_.push_back(entry.path().string() + ": " + v.status().ToString());
+      continue;
+    }
+    store->volumes_[vid] = std::shared_ptr<Volume>(std::move(v).value());
+  }
+  if (ec) return Status::IOError("list " + options.dir, ec.value());
+  spdlog::info("store.open dir={} volumes={} max={}", options.dir, store->volumes_.size(),
+               options.max_volumes);
+  return store;
+}
+
+Store::~Store() { SyncAll().IgnoreError(); }
+
+Status Store::AllocateVolume(VolumeId id, const std::string& collection,
+                             ReplicaPlacement placement, uint16_t ttl) {
+  if (id.value == 0) return Status::InvalidArgument("volume id 0 is reserved");
+  if (collection.find_first_of("/_ \\") != std::string::npos) {
+    return Status::InvalidArgument("collection names may not contain '/', '_', '\\' or spaces");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = volumes_.find(id);
+  if (it != volumes_.end()) {
+    if (it->second->collection() == collection) return Status::OK();
+    return Status::AlreadyExists("volume " + std::to_string(id.value) +
+                                 " exists in collection '" + it->second->collection() + "'");
+  }
+  if (static_cast<int>(volumes_.size()) >= options_.max_volumes) {
+    return Status::ResourceExhausted("no free volume slot (max " +
+                                     std::to_string(options_.max_volumes) + ")");
+  }
+  VolumeOptions o = MakeVolumeOptions(id, collection);
+  o.replica_placement = placement;
+  o.ttl = ttl;
+  NEEDLEFS_ASSIGN_OR_RETURN(auto v, Volume::Open(o, /*create=*/true));
+  volumes_[id] = std::shared_ptr<Volume>(std::move(v));
+  return Status::OK();
+}
+
+std::shared_ptr<Volume> Store::GetVolume(VolumeId id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = volumes_.find(id);
+  return it == volumes_.end() ? nullptr : it->second;
+}
+
+Status Store::DeleteVolume(VolumeId id) {
+  std::shared_ptr<Volume> v;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = volumes_.find(id);
+    if (it == volumes_.end()) return Status::NotFound("volume " + std::to_string(id.value));
+    v = it->second;
+    volumes_.erase(it);
+  }
+  return v->Destroy();
+}
+
+std::vector<VolumeStats> Store::Stats() const {
+  std::vector<std::shared_ptr<Volume>> vols;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [id, v] : volumes_) vols.push_back(v);
+  }
+  std::vector<VolumeStats> out;
+  for (const auto& v : vols) out.push_back(v->Stats());
+  return out;
+}
+
+int Store::FreeSlots() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return options_.max_volumes - static_cast<int>(volumes_.size());
+}
+
+std::vector<std::string> Store::FailedVolumes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return failed_;
+}
+
+Status Store::SyncAll() {
+  std::vector<std::shared_ptr<Volume>> vols;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [id, v] : volumes_) vols.push_back(v);
+  }
+  Status first;
+  for (const auto& v : vols) {
+    Status s = v->Sync();
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+}  // namespace needlefs

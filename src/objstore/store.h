@@ -1,0 +1,68 @@
+// The store: every volume in one data directory, as a volume server owns
+// them. Loads existing volumes at open, allocates and deletes volumes.
+//
+// Thread-safety: all methods are thread-safe. Volumes are handed out as
+// shared_ptr so a request in flight keeps a deleted volume's object alive.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/types.h"
+#include "objstore/volume.h"
+
+namespace needlefs {
+
+struct StoreOptions {
+  /// Directory for the volume files; created when missing. Required.
+  std::string dir;
+  /// Most volumes this store holds (its slots). Default: 8.
+  int max_volumes = 8;
+  IndexMode index_mode = IndexMode::kMemory;
+  Durability durability = Durability::kGroup;
+  /// Per-volume size limit; see VolumeOptions. Default: 30 GiB.
+  uint64_t volume_size_limit_bytes = 30ull << 30;
+};
+
+class Store {
+ public:
+  /// Opens the directory and every volume in it. A volume that fails to load
+  /// (e.g. a corrupt superblock) is skipped with an error logged and listed
+  /// by FailedVolumes(). Errors: IOError for the directory itself.
+  static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();
+
+  /// Creates volume `id`. Errors: kAlreadyExists (exists in another
+  /// collection), kResourceExhausted (no free slot), IOError. Allocating an
+  /// existing volume of the same collection succeeds and changes nothing.
+  Status AllocateVolume(VolumeId id, const std::string& collection,
+                        ReplicaPlacement placement, uint16_t ttl);
+  /// The volume, or nullptr.
+  std::shared_ptr<Volume> GetVolume(VolumeId id) const;
+  /// Removes the volume and its files. Errors: kNotFound.
+  Status DeleteVolume(VolumeId id);
+  /// Stats of every volume, by id.
+  std::vector<VolumeStats> Stats() const;
+  /// Free volume slots.
+  int FreeSlots() const;
+  const StoreOptions& options() const { return options_; }
+  /// "<file>: <error>" for each volume that failed to load.
+  std::vector<std::string> FailedVolumes() const;
+  /// Syncs every volume (clean shutdown).
+  Status SyncAll();
+
+ private:
+  explicit Store(const StoreOptions& options) : options_(options) {}
+  VolumeOptions MakeVolumeOptions(VolumeId id, const std::string& collection) const;
+
+  const StoreOptions options_;
+  mutable std::mutex mu_;
+  std::map<VolumeId, std::shared_ptr<Volume>> volumes_;  // GUARDED_BY(mu_)
+  std::vector<std::string> failed_;                      // GUARDED_BY(mu_)
+};
+
+}  // namespace needlefs

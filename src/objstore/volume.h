@@ -1,0 +1,185 @@
+// A volume: one append-only data file of needles (`<base>.dat`), its index
+// log (`<base>.idx`), an optional RocksDB index (`<base>.ldb/`) and a small
+// JSON info file (`<base>.vif`: read-only state and reason). `<base>` is
+// `<dir>/<id>` or `<dir>/<collection>_<id>`.
+//
+// Thread-safety: all public methods are thread-safe. Reads run concurrently
+// with each other and with writes; writes (Write/Delete) are serialized by an
+// append lock, and their durability waits (group commit) overlap. Compact runs
+// beside reads and writes and blocks writers only for the final swap.
+//
+// Durability (VolumeOptions::durability): `none` acknowledges after the
+// write(2) to the page cache; `group` after an fdatasync shared by every write
+// that is waiting (group commit); `always` after an fdatasync of its own. The
+// data file alone is the durable truth: the index log is rebuilt from it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+
+#include "common/file.h"
+#include "common/status.h"
+#include "common/types.h"
+#include "objstore/needle.h"
+#include "objstore/needle_map.h"
+#include "objstore/superblock.h"
+
+namespace needlefs {
+
+enum class Durability { kNone, kGroup, kAlways };
+/// Parses "none", "group", "always". Errors: kInvalidArgument.
+StatusOr<Durability> ParseDurability(const std::string& s);
+const char* DurabilityName(Durability d);
+
+struct VolumeOptions {
+  /// Directory holding the volume files. Required.
+  std::string dir;
+  VolumeId id;
+  /// Collection name ("" = default); part of the file names.
+  std::string collection;
+  IndexMode index_mode = IndexMode::kMemory;
+  Durability durability = Durability::kGroup;
+  /// The volume turns read-only once its data file reaches this size.
+  /// Default: 30 GiB. At most 32 GiB (8-byte offset units in 32 bits).
+  uint64_t size_limit_bytes = 30ull << 30;
+  /// For a new volume: its replica placement and TTL (superblock).
+  ReplicaPlacement replica_placement;
+  uint16_t ttl = 0;
+};
+
+/// A volume's counters, as /status and the master see them.
+struct VolumeStats {
+  VolumeId id;
+  std::string collection;
+  uint64_t data_bytes = 0;     ///< data file size
+  uint64_t needle_count = 0;   ///< live needles
+  uint64_t live_bytes = 0;     ///< record bytes of live needles
+  uint64_t deleted_count = 0;  ///< deletes + overwrites since open/compaction
+  uint64_t garbage_bytes = 0;  ///< record bytes of dead needles and tombstones
+  bool read_only = false;
+  std::string read_only_reason;
+  uint16_t compaction_revision = 0;
+  ReplicaPlacement replica_placement;
+  uint16_t ttl = 0;
+  uint64_t index_memory_bytes = 0;
+  double garbage_ratio() const {
+    return data_bytes ? static_cast<double>(garbage_bytes) / static_cast<double>(data_bytes) : 0;
+  }
+};
+
+/// What a write did.
+struct WriteResult {
+  uint32_t size = 0;  ///< stored data bytes
+  uint32_t data_crc = 0;
+};
+
+/// Progress of a compaction: `done` of `total` live needles copied.
+using CompactProgress = std::function<void(uint64_t done, uint64_t total)>;
+
+class GroupCommitter;
+struct VolumeFiles;
+struct IndexEntry;
+
+class Volume {
+ public:
+  /// Opens the volume in options.dir, creating it when `create` is true and
+  /// no data file exists. Runs recovery (see docs/formats.md#recovery): a torn
+  /// tail after the last whole CRC-valid needle is cut; index entries past the
+  /// data are dropped; a missing or short index is rebuilt from the data file;
+  /// anything ambiguous opens the volume read-only with the reason logged and
+  /// shown in stats. Errors: kNotFound (no volume and !create), kCorruption
+  /// (unreadable superblock), kInvalidArgument (bad options), IOError.
+  static StatusOr<std::unique_ptr<Volume>> Open(const VolumeOptions& options, bool create);
+  ~Volume();
+  Volume(const Volume&) = delete;
+  Volume& operator=(const Volume&) = delete;
+
+  /// Appends `n` (key, cookie, data, metadata; append time is set here) and
+  /// returns once it is durable per the durability mode. Overwriting an
+  /// existing key requires its cookie. Errors: kFailedPrecondition (volume
+  /// read-only or full; the write is not stored), kNotFound (cookie of the
+  /// existing needle differs), kInvalidArgument (too large), IOError (the
+  /// volume turns read-only: state on disk is unknown).
+  StatusOr<WriteResult> Write(Needle n);
+
+  /// Appends a tombstone for `key` after checking `cookie`. Returns the
+  /// stored data size of the deleted needle. Errors: kNotFound (absent or
+  /// cookie mismatch), kFailedPrecondition (read-only), IOError.
+  StatusOr<uint32_t> Delete(NeedleKey key, Cookie cookie);
+
+  /// Reads and verifies the needle (one pread of the whole record; cookie,
+  /// record CRC and data CRC checked). Errors: kNotFound (absent, deleted,
+  /// expired by TTL, or cookie mismatch), kCorruption (checksum mismatch;
+  /// logged and counted in needlefs_volume_crc_errors_total), IOError.
+  StatusOr<Needle> Read(NeedleKey key, Cookie cookie) const;
+
+  /// Vacuum: copies live needles into new files while reads and writes go on,
+  /// catches up the writes made meanwhile, then swaps atomically under the
+  /// append lock. The old data file's space returns to the disk once the last
+  /// reader drops it. Read-only volumes can be compacted too. Errors:
+  /// kAborted (a compaction is already running), IOError (the old files stay
+  /// in use and the partial new files are removed).
+  Status Compact(const CompactProgress& progress = nullptr);
+
+  /// Marks the volume read-only (persisted in the .vif file) or writable
+  /// again. A full volume can't be made writable. Errors: IOError,
+  /// kFailedPrecondition.
+  Status SetReadOnly(bool read_only, const std::string& reason = "marked by command");
+
+  /// Closes and removes every file of the volume. The object must not be
+  /// used afterwards except for destruction.
+  Status Destroy();
+
+  /// Flushes the index and syncs the data file (clean shutdown).
+  Status Sync();
+
+  VolumeStats Stats() const;
+  VolumeId id() const { return options_.id; }
+  const std::string& collection() const { return options_.collection; }
+  bool read_only() const { return read_only_.load(); }
+  /// Number of fdatasync calls made for writes (tests check group commit).
+  uint64_t sync_count() const;
+  /// Path prefix of the volume's files ("<dir>/<collection>_<id>").
+  const std::string& base_path() const { return base_; }
+
+ private:
+  explicit Volume(const VolumeOptions& options);
+  using Files = VolumeFiles;  // data file + index log + map, swapped by compaction
+
+  Status Create();
+  Status Load();
+  Status LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end);
+  Status RecoverTail(Files* f, uint64_t start, uint64_t data_size);
+  Status ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool count_stats);
+  Status AppendLocked(Files* f, const std::string& record, const IndexEntry& e);
+  Status WaitDurable(uint64_t seq);
+  Status OpenMap(Files* f, const std::string& path, uint16_t revision);
+  void MarkBroken(const std::string& reason);
+  Status PersistInfo();
+  std::shared_ptr<Files> files() const;
+
+  const VolumeOptions options_;
+  const std::string base_;
+  SuperBlock super_block_;
+
+  std::mutex append_mu_;           // serializes appends; held across pwrite
+  mutable std::shared_mutex mu_;   // guards files_ and the stats below
+  std::shared_ptr<Files> files_;   // GUARDED_BY(mu_) (pointer swap)
+  uint64_t live_bytes_ = 0;        // GUARDED_BY(mu_)
+  uint64_t garbage_bytes_ = 0;     // GUARDED_BY(mu_)
+  uint64_t deleted_count_ = 0;     // GUARDED_BY(mu_)
+
+  std::atomic<bool> read_only_{false};
+  std::atomic<bool> full_{false};
+  std::string read_only_reason_;  // GUARDED_BY(mu_)
+  std::atomic<bool> compacting_{false};
+  std::atomic<uint64_t> write_seq_{0};
+  std::unique_ptr<GroupCommitter> committer_;
+};
+
+}  // namespace needlefs

@@ -1,0 +1,149 @@
+// gRPC transport of the volume server admin service: converts requests to
+// domain types, calls the Store, converts back (ToGrpc is the one mapping).
+#include "objstore/volume_grpc_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/logging.h"
+#include "volume_server.grpc.pb.h"
+
+namespace needlefs {
+namespace {
+
+namespace pb = ::needlefs::volume;
+
+grpc::Status ToGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  auto code = s.code() == StatusCode::kCorruption ? grpc::StatusCode::DATA_LOSS
+                                                  : static_cast<grpc::StatusCode>(s.code());
+  return grpc::Status(code, std::string(s.message()));
+}
+
+void FillInfo(const VolumeStats& st, pb::VolumeInfo* out) {
+  out->set_id(st.id.value);
+  out->set_collection(st.collection);
+  out->set_data_bytes(st.data_bytes);
+  out->set_needle_count(st.needle_count);
+  out->set_live_bytes(st.live_bytes);
+  out->set_garbage_bytes(st.garbage_bytes);
+  out->set_deleted_count(st.deleted_count);
+  out->set_read_only(st.read_only);
+  out->set_read_only_reason(st.read_only_reason);
+  out->set_compaction_revision(st.compaction_revision);
+  out->set_replication(st.replica_placement.ToString());
+  out->set_ttl(Ttl::ToString(st.ttl));
+}
+
+class Service final : public pb::VolumeServer::Service {
+ public:
+  explicit Service(Store* store) : store_(store) {}
+
+  grpc::Status AllocateVolume(grpc::ServerContext*, const pb::AllocateVolumeRequest* req,
+                              pb::AllocateVolumeResponse*) override {
+    auto placement = ReplicaPlacement::Parse(req->replication());
+    if (!placement.ok()) return ToGrpc(placement.status());
+    auto ttl = Ttl::Parse(req->ttl());
+    if (!ttl.ok()) return ToGrpc(ttl.status());
+    return ToGrpc(store_->AllocateVolume(VolumeId(req->volume_id()), req->collection(),
+                                         *placement, *ttl));
+  }
+
+  grpc::Status VolumeStatus(grpc::ServerContext*, const pb::VolumeStatusRequest* req,
+                            pb::VolumeStatusResponse* resp) override {
+    if (req->volume_id() != 0) {
+      auto v = store_->GetVolume(VolumeId(req->volume_id()));
+      if (!v) return ToGrpc(Status::NotFound("volume " + std::to_string(req->volume_id())));
+      FillInfo(v->Stats(), resp->add_volumes());
+      return grpc::Status::OK;
+    }
+    for (const auto& st : store_->Stats()) FillInfo(st, resp->add_volumes());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Compact(grpc::ServerContext* ctx, const pb::CompactRequest* req,
+                       grpc::ServerWriter<pb::CompactProgress>* writer) override {
+    auto v = store_->GetVolume(VolumeId(req->volume_id()));
+    if (!v) return ToGrpc(Status::NotFound("volume " + std::to_string(req->volume_id())));
+    VolumeStats before = v->Stats();
+    pb::CompactProgress msg;
+    msg.set_bytes_before(before.data_bytes);
+    if (before.garbage_ratio() < req->garbage_threshold()) {
+      msg.set_done_all(true);
+      msg.set_skipped(true);
+      msg.set_bytes_after(before.data_bytes);
+      writer->Write(msg);
+      return grpc::Status::OK;
+    }
+    Status s = v->Compact([&](uint64_t done, uint64_t total) {
+      if (ctx->IsCancelled()) return;
+      pb::CompactProgress p;
+      p.set_done(done);
+      p.set_total(total);
+      writer->Write(p);
+    });
+    if (!s.ok()) return ToGrpc(s);
+    msg.set_done_all(true);
+    msg.set_bytes_after(v->Stats().data_bytes);
+    writer->Write(msg);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status MarkReadonly(grpc::ServerContext*, const pb::MarkReadonlyRequest* req,
+                            pb::MarkReadonlyResponse*) override {
+    auto v = store_->GetVolume(VolumeId(req->volume_id()));
+    if (!v) return ToGrpc(Status::NotFound("volume " + std::to_string(req->volume_id())));
+    return ToGrpc(v->SetReadOnly(req->read_only()));
+  }
+
+  grpc::Status DeleteVolume(grpc::ServerContext*, const pb::DeleteVolumeRequest* req,
+                            pb::DeleteVolumeResponse*) override {
+    return ToGrpc(store_->DeleteVolume(VolumeId(req->volume_id())));
+  }
+
+ private:
+  Store* store_;
+};
+
+class GrpcServerImpl final : public VolumeGrpcServer {
+ public:
+  GrpcServerImpl(std::unique_ptr<Service> service, std::unique_ptr<grpc::Server> server, int port)
+      : service_(std::move(service)), server_(std::move(server)), port_(port) {}
+  ~GrpcServerImpl() override { Shutdown(); }
+  uint16_t port() const override { return static_cast<uint16_t>(port_); }
+  void Shutdown() override {
+    if (server_ && !down_) {
+      down_ = true;
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      server_->Wait();
+    }
+  }
+
+ private:
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_;
+  bool down_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<VolumeGrpcServer>> VolumeGrpcServer::Start(Store* store,
+                                                                   const std::string& ip,
+                                                                   uint16_t port) {
+  auto service = std::make_unique<Service>(store);
+  grpc::ServerBuilder builder;
+  int bound = 0;
+  std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
+  builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
+                           &bound);
+  builder.RegisterService(service.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || bound == 0) {
+    return Status::Unavailable("cannot bind gRPC on " + host + ":" + std::to_string(port));
+  }
+  return std::unique_ptr<VolumeGrpcServer>(
+      new GrpcServerImpl(std::move(service), std::move(server), bound));
+}
+
+}  // namespace needlefs

@@ -1,0 +1,26 @@
+// gRPC transport of the volume server's admin service. The generated and
+// grpc++ headers stay inside volume_grpc_service.cc.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "objstore/store.h"
+
+namespace needlefs {
+
+/// A running gRPC server; Shutdown() (also in the destructor) stops it.
+class VolumeGrpcServer {
+ public:
+  /// Serves the VolumeServer service for `store` on ip:port (0 = any free
+  /// port). Errors: kUnavailable when the port cannot be bound.
+  static StatusOr<std::unique_ptr<VolumeGrpcServer>> Start(Store* store, const std::string& ip,
+                                                           uint16_t port);
+  virtual ~VolumeGrpcServer() = default;
+  virtual uint16_t port() const = 0;
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace needlefs

@@ -1,0 +1,437 @@
+// HTTP handlers of the volume server. Transport only: parse, call the store,
+// map the Status to an HTTP status (ToHttpStatus), count metrics.
+#include "objstore/volume_server.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "common/http.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "objstore/compression.h"
+#include "objstore/file_id.h"
+#include "objstore/volume_grpc_service.h"
+
+namespace needlefs {
+namespace {
+
+/// The one Status -> HTTP status mapping of the volume server.
+int ToHttpStatus(const Status& s, const char* caller) {
+  switch (s.code()) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kResourceExhausted: return 507;
+    case StatusCode::kOutOfRange: return 416;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kCorruption: return 500;
+    default:
+      spdlog::warn("volume_server.unmapped_status caller={} status=\"{}\"", caller, s.ToString());
+      return 500;
+  }
+}
+
+std::string HttpDate(uint64_t unix_s) {
+  std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+/// Parses an RFC 7231 IMF-fixdate; 0 when invalid.
+uint64_t ParseHttpDate(std::string_view s) {
+  std::tm tm{};
+  std::string str(s);
+  if (!strptime(str.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return 0;
+  return static_cast<uint64_t>(timegm(&tm));
+}
+
+uint64_t NowSeconds() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string Hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof(buf), "%08x", v);
+  return buf;
+}
+
+struct Upload {
+  std::string data;
+  std::string name;
+  std::string mime;
+};
+
+/// Extracts the first file part of a multipart/form-data body (RFC 7578).
+Status ParseMultipart(std::string_view content_type, std::string& body, Upload* out) {
+  size_t b = content_type.find("boundary=");
+  if (b == std::string_view::npos) return Status::InvalidArgument("multipart without boundary");
+  std::string boundary(content_type.substr(b + 9));
+  if (size_t semi = boundary.find(';'); semi != std::string::npos) boundary.resize(semi);
+  if (boundary.size() >= 2 && boundary.front() == '"') boundary = boundary.substr(1, boundary.size() - 2);
+  std::string delim = "--" + boundary;
+  size_t start = body.find(delim);
+  if (start == std::string::npos) return Status::InvalidArgument("multipart boundary not found");
+  size_t headers_start = start + delim.size();
+  if (body.compare(headers_start, 2, "\r\n") != 0) {
+    return Status::InvalidArgument("malformed multipart part");
+  }
+  headers_start += 2;
+  size_t headers_end = body.find("\r\n\r\n", headers_start);
+  if (headers_end == std::string::npos) return Status::InvalidArgument("multipart part headers truncated");
+  std::string_view headers(body.data() + headers_start, headers_end - headers_start);
+  size_t data_start = headers_end + 4;
+  size_t data_end = body.find("\r\n" + delim, data_start);
+  if (data_end == std::string::npos) return Status::InvalidArgument("multipart body truncated");
+  // Part headers: Content-Disposition (filename) and Content-Type.
+  size_t pos = 0;
+  while (pos < headers.size()) {
+    size_t eol = headers.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = headers.size();
+    std::string_view line = headers.substr(pos, eol - pos);
+    pos = eol + 2;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string name(line.substr(0, colon));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (name == "content-type") {
+      out->mime = std::string(value);
+    } else if (name == "content-disposition") {
+      size_t fn = value.find("filename=\"");
+      if (fn != std::string_view::npos) {
+        size_t end = value.find('"', fn + 10);
+        if (end != std::string_view::npos) out->name = std::string(value.substr(fn + 10, end - fn - 10));
+      }
+    }
+  }
+  out->data = body.substr(data_start, data_end - data_start);
+  return Status::OK();
+}
+
+/// Parses a single "bytes=" range against `size`. Returns false when the
+/// header is absent or not a single byte range (serve the whole body);
+/// sets *unsatisfiable when it cannot be met.
+bool ParseRange(std::string_view h, uint64_t size, uint64_t* first, uint64_t* last,
+                bool* unsatisfiable) {
+  *unsatisfiable = false;
+  if (h.rfind("bytes=", 0) != 0) return false;
+  std::string_view spec = h.substr(6);
+  if (spec.find(',') != std::string_view::npos) return false;  // multi-range: serve all
+  size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return false;
+  std::string a(spec.substr(0, dash)), b(spec.substr(dash + 1));
+  auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() < 20 && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (a.empty()) {  // suffix range: last N bytes
+    if (!digits(b)) return false;
+    uint64_t n = std::stoull(b);
+    if (n == 0 || size == 0) {
+      *unsatisfiable = true;
+      return true;
+    }
+    *first = n >= size ? 0 : size - n;
+    *last = size - 1;
+    return true;
+  }
+  if (!digits(a) || (!b.empty() && !digits(b))) return false;
+  *first = std::stoull(a);
+  *last = b.empty() ? size - 1 : std::min<uint64_t>(std::stoull(b), size - 1);
+  if (!b.empty() && std::stoull(b) < *first) return false;  // invalid: ignore per RFC 7233
+  if (*first >= size) *unsatisfiable = true;
+  return true;
+}
+
+}  // namespace
+
+struct VolumeServer::Impl {
+  VolumeServerOptions options;
+  Store* store;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<VolumeGrpcServer> grpc;
+  prometheus::Histogram* latency[4];  // GET, PUT, DELETE, other
+
+  HttpResponse Handle(HttpRequest& req);
+  HttpResponse HandleStatus();
+  HttpResponse HandleRead(HttpRequest& req, const FileId& fid);
+  HttpResponse HandleWrite(HttpRequest& req, const FileId& fid);
+  HttpResponse HandleDelete(const FileId& fid);
+  void Count(const std::string& method, int status);
+};
+
+void VolumeServer::Impl::Count(const std::string& method, int status) {
+  Metrics::Global()
+      .Counter("needlefs_volume_server_requests_total", "HTTP requests by method and status",
+               {{"method", method}, {"code", std::to_string(status)}})
+      .Increment();
+}
+
+HttpResponse VolumeServer::Impl::Handle(HttpRequest& req) {
+  auto start = std::chrono::steady_clock::now();
+  HttpResponse resp;
+  if (req.path == "/status") {
+    resp = HandleStatus();
+  } else if (req.path == "/metrics") {
+    resp.body = Metrics::Global().RenderText();
+    resp.headers["Content-Type"] = "text/plain; version=0.0.4";
+  } else if (req.path == "/healthz") {
+    resp.body = "ok\n";
+  } else {
+    // "/3,01637037d6[.ext]" or "/3/01637037d6[/name]".
+    std::string_view p(req.path);
+    if (!p.empty() && p.front() == '/') p.remove_prefix(1);
+    if (size_t slash = p.find('/'); slash != std::string_view::npos) {
+      size_t second = p.find('/', slash + 1);
+      if (second != std::string_view::npos) p = p.substr(0, second);
+    }
+    auto fid = FileId::Parse(p);
+    if (!fid.ok()) {
+      resp = HttpResponse::Error(400, fid.status().message());
+    } else if (req.method == "GET" || req.method == "HEAD") {
+      resp = HandleRead(req, *fid);
+    } else if (req.method == "PUT" || req.method == "POST") {
+      resp = HandleWrite(req, *fid);
+    } else if (req.method == "DELETE") {
+      resp = HandleDelete(*fid);
+    } else {
+      resp = HttpResponse::Error(405, "method not allowed");
+      resp.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE";
+    }
+  }
+  int slot = req.method == "GET" || req.method == "HEAD" ? 0
+             : req.method == "PUT" || req.method == "POST" ? 1
+             : req.method == "DELETE" ? 2 : 3;
+  latency[slot]->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  Count(req.method, resp.status);
+  return resp;
+}
+
+HttpResponse VolumeServer::Impl::HandleStatus() {
+  nlohmann::json j;
+  j["version"] = "needlefs 0.1.0";
+  j["durability"] = DurabilityName(store->options().durability);
+  j["max_volumes"] = store->options().max_volumes;
+  j["free_slots"] = store->FreeSlots();
+  j["volumes"] = nlohmann::json::array();
+  for (const auto& st : store->Stats()) {
+    j["volumes"].push_back({{"id", st.id.value},
+                            {"collection", st.collection},
+                            {"data_bytes", st.data_bytes},
+                            {"needle_count", st.needle_count},
+                            {"live_bytes", st.live_bytes},
+                            {"garbage_bytes", st.garbage_bytes},
+                            {"garbage_ratio", st.garbage_ratio()},
+                            {"deleted_count", st.deleted_count},
+                            {"read_only", st.read_only},
+                            {"read_only_reason", st.read_only_reason},
+                            {"compaction_revision", st.compaction_revision},
+                            {"replication", st.replica_placement.ToString()},
+                            {"ttl", Ttl::ToString(st.ttl)},
+                            {"index_memory_bytes", st.index_memory_bytes}});
+  }
+  j["failed_volumes"] = store->FailedVolumes();
+  return HttpResponse::Json(200, j.dump(2));
+}
+
+HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid) {
+  auto vol = store->GetVolume(fid.volume);
+  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  auto n = vol->Read(fid.key, fid.cookie);
+  if (!n.ok()) return HttpResponse::Error(ToHttpStatus(n.status(), "read"), n.status().message());
+
+  HttpResponse resp;
+  const std::string etag = "\"" + Hex32(n->data_crc) + "\"";
+  const uint64_t mtime = n->last_modified_s ? n->last_modified_s : n->append_at_ns / 1'000'000'000;
+  resp.headers["ETag"] = etag;
+  resp.headers["Last-Modified"] = HttpDate(mtime);
+  resp.headers["Accept-Ranges"] = "bytes";
+  std::string mime = n->mime.empty() ? MimeFromName(n->name) : n->mime;
+  resp.headers["Content-Type"] = mime.empty() ? "application/octet-stream" : mime;
+  if (!n->name.empty()) {
+    std::string safe;
+    for (char c : n->name) safe += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
+    resp.headers["Content-Disposition"] = "inline; filename=\"" + safe + "\"";
+  }
+  if (n->gzipped()) resp.headers["Vary"] = "Accept-Encoding";
+
+  // Conditional requests (RFC 7232 §6): If-None-Match wins over If-Modified-Since.
+  std::string_view inm = req.Header("If-None-Match");
+  if (!inm.empty()) {
+    if (inm == "*" || inm.find(etag) != std::string_view::npos ||
+        inm.find(Hex32(n->data_crc)) != std::string_view::npos) {
+      resp.status = 304;
+      return resp;
+    }
+  } else if (std::string_view ims = req.Header("If-Modified-Since"); !ims.empty()) {
+    uint64_t since = ParseHttpDate(ims);
+    if (since != 0 && mtime <= since) {
+      resp.status = 304;
+      return resp;
+    }
+  }
+
+  std::string_view range = req.Header("Range");
+  std::string_view accept = req.Header("Accept-Encoding");
+  std::string body;
+  if (n->gzipped() && range.empty() && accept.find("gzip") != std::string_view::npos) {
+    resp.headers["Content-Encoding"] = "gzip";
+    body = std::move(n->data);
+  } else if (n->gzipped()) {
+    auto plain = GzipDecompress(n->data, options.max_file_size_bytes * 4 + (1 << 20));
+    if (!plain.ok()) return HttpResponse::Error(500, plain.status().message());
+    body = std::move(plain).value();
+  } else {
+    body = std::move(n->data);
+  }
+
+  uint64_t first = 0, last = 0;
+  bool unsatisfiable = false;
+  if (!range.empty() && ParseRange(range, body.size(), &first, &last, &unsatisfiable)) {
+    if (unsatisfiable) {
+      resp = HttpResponse::Error(416, "range not satisfiable");
+      resp.headers["Content-Range"] = "bytes */" + std::to_string(body.size());
+      return resp;
+    }
+    resp.status = 206;
+    resp.headers["Content-Range"] = "bytes " + std::to_string(first) + "-" +
+                                    std::to_string(last) + "/" + std::to_string(body.size());
+    body = body.substr(first, last - first + 1);
+  }
+  if (req.method == "HEAD") {
+    resp.content_length = body.size();
+  } else {
+    resp.body = std::move(body);
+  }
+  return resp;
+}
+
+HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid) {
+  auto vol = store->GetVolume(fid.volume);
+  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  Upload up;
+  std::string_view ct = req.Header("Content-Type");
+  if (ct.rfind("multipart/form-data", 0) == 0) {
+    Status s = ParseMultipart(ct, req.body, &up);
+    if (!s.ok()) return HttpResponse::Error(400, s.message());
+  } else {
+    up.data = std::move(req.body);
+    up.mime = std::string(ct);
+    // A path segment after the fid names the file: "/3,01ab../name" or
+    // "/3/01ab../name".
+    std::string_view p(req.path);
+    p.remove_prefix(std::min<size_t>(1, p.size()));
+    size_t slash = p.find('/');
+    if (slash != std::string_view::npos && p.substr(0, slash).find(',') == std::string_view::npos) {
+      slash = p.find('/', slash + 1);
+    }
+    if (slash != std::string_view::npos) up.name = std::string(p.substr(slash + 1));
+  }
+  if (std::string n = req.QueryParam("name"); !n.empty()) up.name = n;
+  if (up.data.size() > options.max_file_size_bytes) {
+    return HttpResponse::Error(413, "blob larger than " + std::to_string(options.max_file_size_bytes) + " bytes");
+  }
+  // curl's default for --data-binary says nothing about the content.
+  if (up.mime == "application/octet-stream" ||
+      up.mime.rfind("application/x-www-form-urlencoded", 0) == 0) {
+    up.mime.clear();
+  }
+  if (up.name.size() > 255) up.name.resize(255);
+  if (up.mime.size() > 255) return HttpResponse::Error(400, "content type longer than 255 bytes");
+
+  Needle n;
+  n.key = fid.key;
+  n.cookie = fid.cookie;
+  n.name = up.name;
+  n.mime = up.mime;
+  n.last_modified_s = NowSeconds();
+  if (std::string ts = req.QueryParam("ts"); !ts.empty() && ts.find_first_not_of("0123456789") == std::string::npos && ts.size() < 20) {
+    n.last_modified_s = std::stoull(ts);
+  }
+  if (std::string ttl = req.QueryParam("ttl"); !ttl.empty()) {
+    auto t = Ttl::Parse(ttl);
+    if (!t.ok()) return HttpResponse::Error(400, t.status().message());
+    n.ttl = *t;
+  }
+  const size_t original_size = up.data.size();
+  if (req.Header("Content-Encoding") == "gzip") {
+    n.flags |= kFlagGzip;  // already compressed by the client
+    n.data = std::move(up.data);
+  } else if (options.compress && original_size >= 128 && IsCompressible(up.mime, up.name)) {
+    auto z = GzipCompress(up.data);
+    if (z.ok() && z->size() < original_size / 10 * 9) {
+      n.flags |= kFlagGzip;
+      n.data = std::move(z).value();
+    } else {
+      n.data = std::move(up.data);
+    }
+  } else {
+    n.data = std::move(up.data);
+  }
+  auto r = vol->Write(std::move(n));
+  if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "write"), r.status().message());
+  nlohmann::json j{{"name", up.name}, {"size", original_size}, {"eTag", Hex32(r->data_crc)}};
+  HttpResponse resp = HttpResponse::Json(201, j.dump());
+  resp.headers["ETag"] = "\"" + Hex32(r->data_crc) + "\"";
+  return resp;
+}
+
+HttpResponse VolumeServer::Impl::HandleDelete(const FileId& fid) {
+  auto vol = store->GetVolume(fid.volume);
+  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  auto r = vol->Delete(fid.key, fid.cookie);
+  if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "delete"), r.status().message());
+  return HttpResponse::Json(202, nlohmann::json{{"size", *r}}.dump());
+}
+
+VolumeServer::VolumeServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+VolumeServer::~VolumeServer() { Stop(); }
+
+StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOptions& options,
+                                                            Store* store) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->store = store;
+  const char* names[4] = {"GET", "PUT", "DELETE", "OTHER"};
+  for (int i = 0; i < 4; ++i) {
+    impl->latency[i] = &Metrics::Global().Histogram(
+        "needlefs_volume_server_request_seconds", "HTTP request latency by method",
+        {{"method", names[i]}}, Metrics::LatencyBuckets());
+  }
+  HttpServerOptions http;
+  http.listen_address = options.ip;
+  http.port = options.port;
+  // Multipart framing adds a little to the blob itself.
+  http.max_body_bytes = options.max_file_size_bytes + 64 * 1024;
+  http.server_name = "needlefs-volume";
+  Impl* raw = impl.get();
+  NEEDLEFS_ASSIGN_OR_RETURN(impl->http,
+                            HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
+  NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc, VolumeGrpcServer::Start(store, options.ip, options.grpc_port));
+  spdlog::info("volume_server.start http={}:{} grpc={}:{}", options.ip, impl->http->port(),
+               options.ip, impl->grpc->port());
+  return std::unique_ptr<VolumeServer>(new VolumeServer(std::move(impl)));
+}
+
+uint16_t VolumeServer::http_port() const { return impl_->http->port(); }
+uint16_t VolumeServer::grpc_port() const { return impl_->grpc->port(); }
+
+void VolumeServer::Stop() {
+  if (!impl_) return;
+  if (impl_->http) impl_->http->Stop();
+  if (impl_->grpc) impl_->grpc->Shutdown();
+}
+
+}  // namespace needlefs
