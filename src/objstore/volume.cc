@@ -234,8 +234,33 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
     spdlog::warn("volume.recover id={} index has a torn entry; cut {} bytes", options_.id.value,
                  idx_size % kIndexEntrySize);
   }
+  constexpr uint64_t kBatch = 65536;
+  std::string buf;
+  // Pass 1: how many entries point inside the data file. Entries are in
+  // append order, so everything from the first bad one on is dropped.
+  uint64_t valid = 0;
+  for (uint64_t i = 0; i < entries && valid == i; i += kBatch) {
+    uint64_t n = std::min(kBatch, entries - i);
+    buf.resize(n * kIndexEntrySize);
+    NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(i * kIndexEntrySize, buf.data(), buf.size()));
+    for (uint64_t j = 0; j < n; ++j) {
+      IndexEntry e = DecodeIndexEntry(buf.data() + j * kIndexEntrySize);
+      uint64_t start = e.offset_bytes();
+      uint64_t end = start + NeedleRecordSize(e.tombstone() ? kTombstoneBodySize : e.size);
+      if (start < kSuperBlockSize || end > data_size) break;
+      ++valid;
+    }
+  }
+  if (valid < entries) {
+    spdlog::warn("volume.recover id={} dropped {} index entries pointing past the data",
+                 options_.id.value, entries - valid);
+  }
+  if (valid * kIndexEntrySize != idx_size) {
+    NEEDLEFS_RETURN_IF_ERROR(f->index.Truncate(valid * kIndexEntrySize));
+  }
+
   uint64_t applied = f->map->AppliedEntries();
-  if (applied > entries) {
+  if (applied > valid) {
     // The RocksDB map saw entries the log no longer has: rebuild it.
     spdlog::warn("volume.recover id={} rocksdb index ahead of the log; rebuilding",
                  options_.id.value);
@@ -246,35 +271,19 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
     applied = 0;
   }
 
-  constexpr uint64_t kBatch = 65536;
-  std::string buf;
-  uint64_t valid = 0;
+  // Pass 2: apply what the map has not seen; find the end of the data.
   IndexEntry last{};
-  bool stop = false;
-  for (uint64_t i = 0; i < entries && !stop; i += kBatch) {
-    uint64_t n = std::min(kBatch, entries - i);
+  for (uint64_t i = 0; i < valid; i += kBatch) {
+    uint64_t n = std::min(kBatch, valid - i);
     buf.resize(n * kIndexEntrySize);
     NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(i * kIndexEntrySize, buf.data(), buf.size()));
     for (uint64_t j = 0; j < n; ++j) {
       IndexEntry e = DecodeIndexEntry(buf.data() + j * kIndexEntrySize);
-      uint64_t start = e.offset_bytes();
-      uint64_t end = start + NeedleRecordSize(e.tombstone() ? kTombstoneBodySize : e.size);
-      if (start < kSuperBlockSize || end > data_size) {
-        stop = true;
-        break;
-      }
+      uint64_t end = e.offset_bytes() + NeedleRecordSize(e.tombstone() ? kTombstoneBodySize : e.size);
       if (i + j >= applied) NEEDLEFS_RETURN_IF_ERROR(ApplyEntry(f, e, i + j + 1, true));
       *max_end = std::max(*max_end, end);
       last = e;
-      ++valid;
     }
-  }
-  if (valid < entries) {
-    spdlog::warn("volume.recover id={} dropped {} index entries pointing past the data",
-                 options_.id.value, entries - valid);
-  }
-  if (valid * kIndexEntrySize != idx_size) {
-    NEEDLEFS_RETURN_IF_ERROR(f->index.Truncate(valid * kIndexEntrySize));
   }
   f->index_entries = valid;
 

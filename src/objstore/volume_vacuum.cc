@@ -163,36 +163,53 @@ Status Volume::Compact(const CompactProgress& progress) {
     if (::rename(cpd.c_str(), (base_ + ".dat").c_str()) != 0) return fail("rename cpd");
     if (!SyncDir(options_.dir).ok()) return fail("sync dir");
     if (::rename(cpx.c_str(), (base_ + ".idx").c_str()) != 0) return fail("rename cpx");
-    if (options_.index_mode == IndexMode::kRocksDb) {
-      // Reopen the map under its final name.
-      nf->map.reset();
-      std::error_code ec;
-      fs::remove_all(base_ + ".ldb", ec);
-      fs::rename(cpldb, base_ + ".ldb", ec);
-      if (ec) return fail("rename cpldb");
-    }
     if (!SyncDir(options_.dir).ok()) return fail("sync dir");
-    if (options_.index_mode == IndexMode::kRocksDb) {
-      std::shared_lock l(mu_);  // OpenMap only touches nf
-      Status ms = OpenMap(nf.get(), base_ + ".ldb", sb.compaction_revision);
-      if (!ms.ok()) {
-        MarkBroken("vacuum: reopening rocksdb index failed: " + ms.ToString());
-        return ms;
-      }
-    }
     uint64_t live_bytes = 0;
     NEEDLEFS_RETURN_IF_ERROR(nf->map->ForEach([&](NeedleKey, NeedleLocation loc) {
       live_bytes += NeedleRecordSize(loc.size);
       return true;
     }));
+    std::string map_error;
     {
       std::unique_lock l(mu_);
+      if (options_.index_mode == IndexMode::kRocksDb) {
+        // RocksDB allows one open per path in a process: close both maps,
+        // move the new one into place and reopen it under its final name.
+        // Readers reach maps only through files_ under mu_, held here.
+        old->map.reset();
+        nf->map.reset();
+        std::error_code ec;
+        fs::remove_all(base_ + ".ldb", ec);
+        fs::rename(cpldb, base_ + ".ldb", ec);
+        Status ms = ec ? Status::IOError("rename " + cpldb, ec.value())
+                       : OpenMap(nf.get(), base_ + ".ldb", sb.compaction_revision);
+        if (!ms.ok()) {
+          // Serve from memory, rebuilt from the new index log.
+          map_error = ms.ToString();
+          nf->map = NewMemoryNeedleMap();
+          uint64_t max_end = kSuperBlockSize;
+          uint64_t entries = nf->index_entries.load();
+          nf->index_entries = 0;
+          Status ls = LoadIndex(nf.get(), nf->data_end.load(), &max_end);
+          if (!ls.ok() || nf->index_entries.load() != entries) map_error += "; " + ls.ToString();
+        }
+      }
       files_ = nf;
       super_block_ = sb;
       live_bytes_ = live_bytes;
       uint64_t end = nf->data_end.load();
       garbage_bytes_ = end > kSuperBlockSize + live_bytes ? end - kSuperBlockSize - live_bytes : 0;
       deleted_count_ = 0;
+    }
+    if (!map_error.empty()) MarkBroken("vacuum: reopening the rocksdb index failed: " + map_error);
+    if (full_ && nf->data_end.load() < options_.size_limit_bytes) {
+      // Space came back: a volume that was only full takes writes again.
+      full_ = false;
+      std::unique_lock l(mu_);
+      if (read_only_reason_ == "volume full") {
+        read_only_reason_.clear();
+        read_only_ = false;
+      }
     }
   }
   spdlog::info("volume.vacuum id={} revision={} bytes_before={} bytes_after={} needles={}",

@@ -54,8 +54,7 @@ uint16_t PortFromToken(const std::string& line, const std::string& key) {
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::string log_dir)
     : argv_(std::move(argv)) {
   static std::atomic<int> counter{0};
-  std::string base =
-      argv_.empty() ? "child" : std::filesystem::path(argv_[0]).filename().string();
+  std::string base = argv_.empty() ? "child" : std::filesystem::path(argv_[0]).filename().string();
   log_path_ = log_dir + "/" + base + "." + std::to_string(counter.fetch_add(1)) + ".log";
 }
 
@@ -295,9 +294,9 @@ std::optional<VolumeServerProcess> StartVolumeServer(const std::string& data_dir
                                                      const std::string& log_dir,
                                                      const std::vector<std::string>& extra_args,
                                                      std::string* error, int timeout_ms) {
-  std::vector<std::string> argv = {NeedlefsBinary(), "volume",    "-dir",       data_dir,
-                                   "-port",          "0",         "-grpcPort",  "0",
-                                   "-allocate",      "2",         "-durability", "group"};
+  std::vector<std::string> argv = {NeedlefsBinary(), "volume", "-dir",        data_dir,
+                                   "-port",          "0",      "-grpcPort",   "0",
+                                   "-allocate",      "2",      "-durability", "group"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   VolumeServerProcess server;
   server.process = std::make_unique<ChildProcess>(argv, log_dir);
@@ -313,11 +312,13 @@ std::optional<VolumeServerProcess> StartVolumeServer(const std::string& data_dir
   }
   if (!line || server.http_port == 0 || server.grpc_port == 0) {
     server.process->Kill(SIGKILL);
-    int code = server.process->Wait();
+    const int code = server.process->Wait();
     if (error) {
-      *error = (line ? "bad ready line: " + *line : "no ready line within " +
-                                                        std::to_string(timeout_ms) + " ms") +
-               " (exit " + std::to_string(code) + "); stderr tail:\n" + server.process->LogTail();
+      std::string what = line ? "bad ready line: " + *line
+                         : code == 128 + SIGKILL
+                             ? "no ready line within " + std::to_string(timeout_ms) + " ms"
+                             : "exited with " + std::to_string(code) + " before its ready line";
+      *error = what + "; stderr tail:\n" + server.process->LogTail();
     }
     return std::nullopt;
   }

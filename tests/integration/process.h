@@ -68,8 +68,8 @@ class ChildProcess {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int exit_status_ = -1;
-  int stdout_fd_ = -1;   // read end of the child's stdout; -1 after EOF
-  std::string buffer_;   // stdout bytes not yet returned as lines
+  int stdout_fd_ = -1;  // read end of the child's stdout; -1 after EOF
+  std::string buffer_;  // stdout bytes not yet returned as lines
 };
 
 /// Creates a fresh directory "/tmp/<prefix>XXXXXX" (mkdtemp). Returns its
@@ -119,10 +119,9 @@ struct VolumeServerProcess {
 /// waits (up to `timeout_ms`) for the "needlefs volume ready" line. Returns
 /// nullopt, with *error set when non-null (including the log tail), when the
 /// server does not come up; the process is then killed.
-std::optional<VolumeServerProcess> StartVolumeServer(const std::string& data_dir,
-                                                     const std::string& log_dir,
-                                                     const std::vector<std::string>& extra_args = {},
-                                                     std::string* error = nullptr,
-                                                     int timeout_ms = 10'000);
+std::optional<VolumeServerProcess> StartVolumeServer(
+    const std::string& data_dir, const std::string& log_dir,
+    const std::vector<std::string>& extra_args = {}, std::string* error = nullptr,
+    int timeout_ms = 10'000);
 
 }  // namespace needlefs::integration
