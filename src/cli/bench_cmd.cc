@@ -6,11 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/http.h"
 #include "objstore/file_id.h"
@@ -26,70 +26,14 @@ struct BenchFlags {
   bool skip_read = false;
 };
 
-/// "1024", "1KiB", "4k", "16MiB", "1G" -> bytes (binary units).
-bool ParseBytes(std::string s, uint64_t* out) {
-  size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-  if (i == 0) return false;
-  uint64_t v = std::stoull(s.substr(0, i));
-  std::string unit = s.substr(i);
-  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (unit.empty() || unit == "b") *out = v;
-  else if (unit == "k" || unit == "kb" || unit == "kib") *out = v << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") *out = v << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") *out = v << 30;
-  else return false;
-  return true;
-}
-
-struct PhaseResult {
-  uint64_t ok = 0, errors = 0;
-  double seconds = 0;
-  std::vector<double> latencies_ms;
-};
-
-double Percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  size_t k = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
-  return v[k];
-}
-
 void Print(const char* phase, PhaseResult& r, uint64_t size, int c) {
   double mib = static_cast<double>(r.ok * size) / (1 << 20);
   std::printf("%-6s %8lu requests  %9.1f req/s  %8.1f MiB/s  p50 %7.3f ms  p99 %7.3f ms  "
               "errors %lu  (c=%d, %.2f s)\n",
               phase, static_cast<unsigned long>(r.ok), r.ok / r.seconds, mib / r.seconds,
-              Percentile(r.latencies_ms, 0.50), Percentile(r.latencies_ms, 0.99),
+              r.Percentile(0.50), r.Percentile(0.99),
               static_cast<unsigned long>(r.errors), c, r.seconds);
   std::fflush(stdout);
-}
-
-template <typename Fn>
-PhaseResult RunPhase(const std::string& host, uint16_t port, int c, uint64_t n, Fn fn) {
-  std::atomic<uint64_t> next{0}, ok{0}, errors{0};
-  std::vector<std::vector<double>> lat(static_cast<size_t>(c));
-  auto start = std::chrono::steady_clock::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < c; ++t) {
-    threads.emplace_back([&, t] {
-      HttpClient client(host, port);
-      for (uint64_t i; (i = next.fetch_add(1)) < n;) {
-        auto t0 = std::chrono::steady_clock::now();
-        bool good = fn(client, i);
-        auto t1 = std::chrono::steady_clock::now();
-        lat[static_cast<size_t>(t)].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        (good ? ok : errors)++;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  PhaseResult r;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  r.ok = ok;
-  r.errors = errors;
-  for (auto& v : lat) r.latencies_ms.insert(r.latencies_ms.end(), v.begin(), v.end());
-  return r;
 }
 
 int RunBench(const BenchFlags& f) {
@@ -109,24 +53,13 @@ int RunBench(const BenchFlags& f) {
     return 2;
   }
   // Writable volumes from the server's /status (until a master assigns).
-  HttpClient probe(host, port);
-  auto st = probe.Request("GET", "/status");
-  if (!st.ok() || st->status != 200) {
-    std::fprintf(stderr, "needlefs bench: cannot read http://%s/status: %s\n", f.server.c_str(),
-                 st.ok() ? std::to_string(st->status).c_str() : st.status().ToString().c_str());
+  auto vols_or = FetchWritableVolumes(host, port);
+  if (!vols_or.ok()) {
+    std::fprintf(stderr, "needlefs bench: %s: %s (start it with -allocate N)\n", f.server.c_str(),
+                 vols_or.status().ToString().c_str());
     return 1;
   }
-  std::vector<uint32_t> vols;
-  auto j = nlohmann::json::parse(st->body, nullptr, false);
-  if (j.is_object() && j["volumes"].is_array()) {
-    for (auto& v : j["volumes"]) {
-      if (!v.value("read_only", true)) vols.push_back(v.value("id", 0u));
-    }
-  }
-  if (vols.empty()) {
-    std::fprintf(stderr, "needlefs bench: the server has no writable volume (start it with -allocate N)\n");
-    return 1;
-  }
+  const std::vector<uint32_t>& vols = *vols_or;
   std::mt19937_64 rng(std::random_device{}());
   const uint64_t key_base = (rng() & 0xFFFFFFull) << 32;
   std::vector<FileId> fids(f.n);
@@ -141,7 +74,7 @@ int RunBench(const BenchFlags& f) {
               static_cast<unsigned long>(f.n), static_cast<unsigned long>(size), f.concurrency,
               f.server.c_str(), vols.size());
   HttpHeaders headers{{"Content-Type", "application/octet-stream"}};
-  auto w = RunPhase(host, port, f.concurrency, f.n, [&](HttpClient& c, uint64_t i) {
+  auto w = ParallelRequests(host, port, f.concurrency, f.n, [&](HttpClient& c, uint64_t i) {
     auto r = c.Request("PUT", "/" + fids[i].ToString(), payload, headers);
     return r.ok() && r->status == 201;
   });
@@ -151,7 +84,7 @@ int RunBench(const BenchFlags& f) {
   std::vector<uint64_t> order(f.n);
   for (uint64_t i = 0; i < f.n; ++i) order[i] = i;
   std::shuffle(order.begin(), order.end(), rng);
-  auto r = RunPhase(host, port, f.concurrency, f.n, [&](HttpClient& c, uint64_t i) {
+  auto r = ParallelRequests(host, port, f.concurrency, f.n, [&](HttpClient& c, uint64_t i) {
     auto resp = c.Request("GET", "/" + fids[order[i]].ToString());
     return resp.ok() && resp->status == 200 && resp->body.size() == size;
   });

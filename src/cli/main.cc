@@ -1,5 +1,6 @@
 // needlefs: one binary, one subcommand per role (ARCHITECTURE.md).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   needlefs::cli::AddVolumeCommand(app, &exit_code);
   needlefs::cli::AddBenchCommand(app, &exit_code);
+  needlefs::cli::AddUploadCommand(app, &exit_code);
   needlefs::cli::AddVersionCommand(app, &exit_code);
 
   std::vector<std::string> args(argv + 1, argv + argc);
