@@ -28,11 +28,11 @@ struct BenchFlags {
 
 void Print(const char* phase, PhaseResult& r, uint64_t size, int c) {
   double mib = static_cast<double>(r.ok * size) / (1 << 20);
-  std::printf("%-6s %8lu requests  %9.1f req/s  %8.1f MiB/s  p50 %7.3f ms  p99 %7.3f ms  "
-              "errors %lu  (c=%d, %.2f s)\n",
-              phase, static_cast<unsigned long>(r.ok), r.ok / r.seconds, mib / r.seconds,
-              r.Percentile(0.50), r.Percentile(0.99),
-              static_cast<unsigned long>(r.errors), c, r.seconds);
+  std::printf(
+      "%-6s %8lu requests  %9.1f req/s  %8.1f MiB/s  p50 %7.3f ms  p99 %7.3f ms  "
+      "errors %lu  (c=%d, %.2f s)\n",
+      phase, static_cast<unsigned long>(r.ok), r.ok / r.seconds, mib / r.seconds,
+      r.Percentile(0.50), r.Percentile(0.99), static_cast<unsigned long>(r.errors), c, r.seconds);
   std::fflush(stdout);
 }
 
@@ -95,7 +95,8 @@ int RunBench(const BenchFlags& f) {
 }  // namespace
 
 void AddBenchCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("bench", "Load-test a volume server: write N blobs, read them back");
+  auto* cmd =
+      app.add_subcommand("bench", "Load-test a volume server: write N blobs, read them back");
   auto f = std::make_shared<BenchFlags>();
   cmd->add_option("--server", f->server, "Volume server host:port")->capture_default_str();
   cmd->add_option("-n", f->n, "Number of blobs")->capture_default_str();

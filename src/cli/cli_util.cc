@@ -16,11 +16,16 @@ bool ParseBytes(std::string s, uint64_t* out) {
   uint64_t v = std::stoull(s.substr(0, i));
   std::string unit = s.substr(i);
   for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (unit.empty() || unit == "b") *out = v;
-  else if (unit == "k" || unit == "kb" || unit == "kib") *out = v << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") *out = v << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") *out = v << 30;
-  else return false;
+  if (unit.empty() || unit == "b")
+    *out = v;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    *out = v << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    *out = v << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    *out = v << 30;
+  else
+    return false;
   return true;
 }
 
@@ -28,7 +33,8 @@ StatusOr<std::vector<uint32_t>> FetchWritableVolumes(const std::string& host, ui
   HttpClient probe(host, port);
   auto st = probe.Request("GET", "/status");
   if (!st.ok()) return st.status();
-  if (st->status != 200) return Status::Unavailable("/status answered " + std::to_string(st->status));
+  if (st->status != 200)
+    return Status::Unavailable("/status answered " + std::to_string(st->status));
   auto j = nlohmann::json::parse(st->body, nullptr, false);
   if (!j.is_object() || !j["volumes"].is_array()) return Status::Unavailable("/status is not JSON");
   std::vector<uint32_t> vols;

@@ -59,19 +59,22 @@ int RunUpload(const UploadFlags& f) {
   }
   std::vector<std::pair<std::string, uint64_t>> files;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(f.dir, fs::directory_options::skip_permission_denied, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           f.dir, fs::directory_options::skip_permission_denied, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file(ec) && !it->is_symlink(ec)) {
       files.emplace_back(it->path().string(), it->file_size(ec));
     }
   }
   if (ec) {
-    std::fprintf(stderr, "needlefs upload: cannot walk %s: %s\n", f.dir.c_str(), ec.message().c_str());
+    std::fprintf(stderr, "needlefs upload: cannot walk %s: %s\n", f.dir.c_str(),
+                 ec.message().c_str());
     return 1;
   }
   auto vols = FetchWritableVolumes(host, port);
   if (!vols.ok()) {
-    std::fprintf(stderr, "needlefs upload: %s: %s\n", f.server.c_str(), vols.status().ToString().c_str());
+    std::fprintf(stderr, "needlefs upload: %s: %s\n", f.server.c_str(),
+                 vols.status().ToString().c_str());
     return 1;
   }
   uint64_t total_bytes = 0;
@@ -95,39 +98,43 @@ int RunUpload(const UploadFlags& f) {
     std::lock_guard<std::mutex> l(err_mu);
     if (first_error.empty()) first_error = e;
   };
-  auto w = ParallelRequests(host, port, f.concurrency, files.size(), [&](HttpClient& c, uint64_t i) {
-    std::string data;
-    if (!ReadWholeFile(files[i].first, &data)) {
-      note_error("cannot read " + files[i].first);
-      return false;
-    }
-    std::string name = fs::path(files[i].first).filename().string();
-    auto r = c.Request("PUT", "/" + fids[i].ToString() + "?name=" + PercentEncodeQuery(name), data);
-    if (!r.ok() || r->status != 201) {
-      note_error(files[i].first + ": " + (r.ok() ? r->body : r.status().ToString()));
-      return false;
-    }
-    stored[i] = 1;
-    return true;
-  });
-  std::printf("stored %lu files (%.1f MiB) in %.2f s: %.0f files/s, %.1f MiB/s, p50 %.2f ms, "
-              "p99 %.2f ms, errors %lu\n",
-              static_cast<unsigned long>(w.ok), static_cast<double>(total_bytes) / (1 << 20),
-              w.seconds, w.ok / w.seconds, static_cast<double>(total_bytes) / (1 << 20) / w.seconds,
-              w.Percentile(0.5), w.Percentile(0.99), static_cast<unsigned long>(w.errors));
+  auto w =
+      ParallelRequests(host, port, f.concurrency, files.size(), [&](HttpClient& c, uint64_t i) {
+        std::string data;
+        if (!ReadWholeFile(files[i].first, &data)) {
+          note_error("cannot read " + files[i].first);
+          return false;
+        }
+        std::string name = fs::path(files[i].first).filename().string();
+        auto r =
+            c.Request("PUT", "/" + fids[i].ToString() + "?name=" + PercentEncodeQuery(name), data);
+        if (!r.ok() || r->status != 201) {
+          note_error(files[i].first + ": " + (r.ok() ? r->body : r.status().ToString()));
+          return false;
+        }
+        stored[i] = 1;
+        return true;
+      });
+  std::printf(
+      "stored %lu files (%.1f MiB) in %.2f s: %.0f files/s, %.1f MiB/s, p50 %.2f ms, "
+      "p99 %.2f ms, errors %lu\n",
+      static_cast<unsigned long>(w.ok), static_cast<double>(total_bytes) / (1 << 20), w.seconds,
+      w.ok / w.seconds, static_cast<double>(total_bytes) / (1 << 20) / w.seconds, w.Percentile(0.5),
+      w.Percentile(0.99), static_cast<unsigned long>(w.errors));
   int rc = w.errors ? 1 : 0;
   if (f.verify) {
-    auto r = ParallelRequests(host, port, f.concurrency, files.size(), [&](HttpClient& c, uint64_t i) {
-      if (!stored[i]) return true;
-      std::string data;
-      if (!ReadWholeFile(files[i].first, &data)) return false;
-      auto resp = c.Request("GET", "/" + fids[i].ToString());
-      if (!resp.ok() || resp->status != 200 || resp->body != data) {
-        note_error("verify " + files[i].first + ": content differs");
-        return false;
-      }
-      return true;
-    });
+    auto r =
+        ParallelRequests(host, port, f.concurrency, files.size(), [&](HttpClient& c, uint64_t i) {
+          if (!stored[i]) return true;
+          std::string data;
+          if (!ReadWholeFile(files[i].first, &data)) return false;
+          auto resp = c.Request("GET", "/" + fids[i].ToString());
+          if (!resp.ok() || resp->status != 200 || resp->body != data) {
+            note_error("verify " + files[i].first + ": content differs");
+            return false;
+          }
+          return true;
+        });
     std::printf("verified %lu files byte for byte in %.2f s: %.0f files/s, mismatches %lu\n",
                 static_cast<unsigned long>(r.ok), r.seconds, r.ok / r.seconds,
                 static_cast<unsigned long>(r.errors));

@@ -61,7 +61,8 @@ int RunVolume(const VolumeFlags& f) {
   VolumeServerOptions vo;
   vo.ip = f.ip;
   vo.port = f.port;
-  vo.grpc_port = static_cast<uint16_t>(f.grpc_port >= 0 ? f.grpc_port : (f.port ? f.port + 10000 : 0));
+  vo.grpc_port =
+      static_cast<uint16_t>(f.grpc_port >= 0 ? f.grpc_port : (f.port ? f.port + 10000 : 0));
   vo.max_file_size_bytes = f.file_size_limit_mb << 20;
   vo.compress = f.compress;
   auto server = VolumeServer::Start(vo, store->get());
@@ -81,7 +82,8 @@ int RunVolume(const VolumeFlags& f) {
 }  // namespace
 
 void AddVolumeCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("volume", "Run a volume server: needles in volume files over HTTP");
+  auto* cmd =
+      app.add_subcommand("volume", "Run a volume server: needles in volume files over HTTP");
   auto f = std::make_shared<VolumeFlags>();
   cmd->add_option("--dir", f->dir, "Data directory for the volume files")->capture_default_str();
   cmd->add_option("--ip", f->ip, "Address to listen on")->capture_default_str();
@@ -91,15 +93,18 @@ void AddVolumeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--durability", f->durability, "none | group | always")->capture_default_str();
   cmd->add_option("--index", f->index, "Needle index: memory | rocksdb")->capture_default_str();
   cmd->add_option("--volumeSizeLimitMB", f->volume_size_limit_mb,
-                  "A volume turns read-only at this size (MiB)")->capture_default_str();
+                  "A volume turns read-only at this size (MiB)")
+      ->capture_default_str();
   cmd->add_option("--fileSizeLimitMB", f->file_size_limit_mb,
-                  "Largest blob accepted (MiB); larger gets 413")->capture_default_str();
+                  "Largest blob accepted (MiB); larger gets 413")
+      ->capture_default_str();
   cmd->add_option("--allocate", f->allocate,
                   "Ensure volumes 1..N exist (until a master assigns volumes)");
   cmd->add_option("--replication", f->replication, "Replica placement of allocated volumes")
       ->capture_default_str();
   cmd->add_flag("!--noCompress", f->compress, "Do not gzip compressible content");
-  cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")->capture_default_str();
+  cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
+      ->capture_default_str();
   cmd->add_option("--log.format", f->log.format, "text|json")->capture_default_str();
   AddYamlConfigOption(cmd);
   cmd->callback([f, exit_code] { *exit_code = RunVolume(*f); });

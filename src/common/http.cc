@@ -8,6 +8,10 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -16,11 +20,6 @@
 #include <system_error>
 #include <thread>
 #include <utility>
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 namespace needlefs {
 namespace {
@@ -57,13 +56,27 @@ std::string JsonQuote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           static constexpr char kHex[] = "0123456789abcdef";
@@ -133,13 +146,21 @@ class FdStream {
   explicit FdStream(int fd) : fd_(fd) {}
 
   template <class Buffers>
-  size_t read_some(const Buffers& b, error_code& ec) { return Io(b, false, ec); }
+  size_t read_some(const Buffers& b, error_code& ec) {
+    return Io(b, false, ec);
+  }
   template <class Buffers>
-  size_t read_some(const Buffers& b) { return IoOrThrow(b, false); }
+  size_t read_some(const Buffers& b) {
+    return IoOrThrow(b, false);
+  }
   template <class Buffers>
-  size_t write_some(const Buffers& b, error_code& ec) { return Io(b, true, ec); }
+  size_t write_some(const Buffers& b, error_code& ec) {
+    return Io(b, true, ec);
+  }
   template <class Buffers>
-  size_t write_some(const Buffers& b) { return IoOrThrow(b, true); }
+  size_t write_some(const Buffers& b) {
+    return IoOrThrow(b, true);
+  }
 
  private:
   template <class Buffers>
@@ -221,7 +242,9 @@ class BeastHttpServer final : public HttpServer {
   ~BeastHttpServer() override { Stop(); }
 
   Status Listen();
-  void StartAccepting() { accept_thread_ = std::thread([this] { AcceptLoop(); }); }
+  void StartAccepting() {
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
   uint16_t port() const override { return port_; }
   void Stop() override;
 
@@ -278,8 +301,8 @@ Status BeastHttpServer::Listen() {
   }
   const tcp::endpoint ep(addr, options_.port);
   auto fail = [&](std::string_view what) {
-    return Status(StatusCode::kUnavailable,
-                  std::string(what) + " " + where + ": " + ec.message(), Errno(ec));
+    return Status(StatusCode::kUnavailable, std::string(what) + " " + where + ": " + ec.message(),
+                  Errno(ec));
   };
   acceptor_.open(ep.protocol(), ec);
   if (ec) return fail("cannot open socket for");
@@ -603,8 +626,7 @@ struct HttpClient::Impl {
     Close();
     error_code ec;
     tcp::resolver resolver(io);
-    auto results = resolver.resolve(host, std::to_string(port),
-                                    tcp::resolver::numeric_service, ec);
+    auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::numeric_service, ec);
     if (ec) return Fail("cannot resolve", ec);
     if (results.empty()) ec = net::error::host_not_found;
     for (const auto& entry : results) {  // try each address in turn
@@ -687,8 +709,7 @@ HttpClient::HttpClient(std::string host, uint16_t port, int timeout_ms)
 
 HttpClient::~HttpClient() = default;
 
-StatusOr<HttpClientResponse> HttpClient::Request(std::string_view method,
-                                                 std::string_view target,
+StatusOr<HttpClientResponse> HttpClient::Request(std::string_view method, std::string_view target,
                                                  std::string_view body,
                                                  const HttpHeaders& headers) {
   try {
@@ -696,8 +717,7 @@ StatusOr<HttpClientResponse> HttpClient::Request(std::string_view method,
       const bool reused = impl_->sock.is_open();
       if (!reused) NEEDLEFS_RETURN_IF_ERROR(impl_->Connect());
       bool stale = false;
-      StatusOr<HttpClientResponse> result =
-          impl_->RoundTrip(method, target, body, headers, &stale);
+      StatusOr<HttpClientResponse> result = impl_->RoundTrip(method, target, body, headers, &stale);
       // A kept-alive connection the server closed while idle is retried once on a fresh one.
       if (result.ok() || !stale || !reused || attempt > 0) return result;
     }
@@ -711,8 +731,7 @@ std::string PercentDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-        HexValue(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
       out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
       i += 2;
     } else {
@@ -743,8 +762,8 @@ Status SplitHostPort(std::string_view hostport, std::string* host, uint16_t* por
   }
   unsigned value = 0;
   auto [end, err] = std::from_chars(p.data(), p.data() + p.size(), value);
-  if (h.empty() || p.empty() || err != std::errc() || end != p.data() + p.size() ||
-      value < 1 || value > 65535) {
+  if (h.empty() || p.empty() || err != std::errc() || end != p.data() + p.size() || value < 1 ||
+      value > 65535) {
     return bad;
   }
   *host = std::string(h);

@@ -32,9 +32,9 @@ using HttpHeaders = std::map<std::string, std::string, CaseInsensitiveLess>;
 
 /// One parsed request. `target` is the raw request-target ("/3,01ab?x=1").
 struct HttpRequest {
-  std::string method;  ///< "GET", "PUT", ... upper case as sent
-  std::string target;  ///< raw target, path plus optional "?query"
-  std::string path;    ///< target before '?', percent-decoded
+  std::string method;                        ///< "GET", "PUT", ... upper case as sent
+  std::string target;                        ///< raw target, path plus optional "?query"
+  std::string path;                          ///< target before '?', percent-decoded
   std::map<std::string, std::string> query;  ///< decoded query parameters
   HttpHeaders headers;
   std::string body;
@@ -87,7 +87,7 @@ class HttpServer {
   /// Binds and listens. Errors: kUnavailable when the address cannot be
   /// bound (with the errno as sub-code), kInvalidArgument for a bad address.
   static StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
-                                                      HttpHandler handler);
+                                                     HttpHandler handler);
   virtual ~HttpServer() = default;
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -126,8 +126,7 @@ class HttpClient {
   /// success here). Errors: kUnavailable when connecting or the connection
   /// fails, kDeadlineExceeded on timeout.
   StatusOr<HttpClientResponse> Request(std::string_view method, std::string_view target,
-                                       std::string_view body = {},
-                                       const HttpHeaders& headers = {});
+                                       std::string_view body = {}, const HttpHeaders& headers = {});
 
  private:
   struct Impl;

@@ -38,8 +38,7 @@ class Metrics {
                            const MetricLabels& labels = {});
   /// A histogram with the given upper bucket bounds (seconds for latencies).
   prometheus::Histogram& Histogram(const std::string& name, const std::string& help,
-                                   const MetricLabels& labels,
-                                   const std::vector<double>& buckets);
+                                   const MetricLabels& labels, const std::vector<double>& buckets);
   /// The Prometheus text exposition format (version 0.0.4) of all metrics.
   std::string RenderText() const;
 

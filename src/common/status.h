@@ -64,7 +64,9 @@ class [[nodiscard]] Status {
   Status& operator=(Status&&) noexcept = default;
 
   static Status OK() { return Status(); }
-  static Status InvalidArgument(std::string_view msg) { return {StatusCode::kInvalidArgument, msg}; }
+  static Status InvalidArgument(std::string_view msg) {
+    return {StatusCode::kInvalidArgument, msg};
+  }
   static Status NotFound(std::string_view msg) { return {StatusCode::kNotFound, msg}; }
   static Status AlreadyExists(std::string_view msg) { return {StatusCode::kAlreadyExists, msg}; }
   static Status PermissionDenied(std::string_view msg) {
@@ -160,10 +162,10 @@ class [[nodiscard]] StatusOr {
 }  // namespace needlefs
 
 /// Returns from the enclosing function when `expr` (a Status) is not OK.
-#define NEEDLEFS_RETURN_IF_ERROR(expr)          \
-  do {                                          \
-    ::needlefs::Status _nfs_st = (expr);        \
-    if (!_nfs_st.ok()) return _nfs_st;          \
+#define NEEDLEFS_RETURN_IF_ERROR(expr)   \
+  do {                                   \
+    ::needlefs::Status _nfs_st = (expr); \
+    if (!_nfs_st.ok()) return _nfs_st;   \
   } while (0)
 
 #define NEEDLEFS_CONCAT_INNER(a, b) a##b
@@ -171,8 +173,8 @@ class [[nodiscard]] StatusOr {
 
 /// `NEEDLEFS_ASSIGN_OR_RETURN(auto x, Fn());` binds the value or returns the
 /// error status from the enclosing function.
-#define NEEDLEFS_ASSIGN_OR_RETURN(lhs, expr)                                   \
-  auto NEEDLEFS_CONCAT(_nfs_sor_, __LINE__) = (expr);                          \
-  if (!NEEDLEFS_CONCAT(_nfs_sor_, __LINE__).ok())                              \
-    return NEEDLEFS_CONCAT(_nfs_sor_, __LINE__).status();                      \
+#define NEEDLEFS_ASSIGN_OR_RETURN(lhs, expr)              \
+  auto NEEDLEFS_CONCAT(_nfs_sor_, __LINE__) = (expr);     \
+  if (!NEEDLEFS_CONCAT(_nfs_sor_, __LINE__).ok())         \
+    return NEEDLEFS_CONCAT(_nfs_sor_, __LINE__).status(); \
   lhs = std::move(NEEDLEFS_CONCAT(_nfs_sor_, __LINE__)).value()

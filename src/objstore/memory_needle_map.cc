@@ -107,10 +107,9 @@ class MemoryNeedleMap final : public NeedleMap {
  private:
   Entry* FindInSegments(uint64_t key) const {
     // First segment whose first key is > key, then step back one.
-    auto seg = std::upper_bound(segments_.begin(), segments_.end(), key,
-                                [](uint64_t k, const std::vector<Entry>& s) {
-                                  return k < s.front().key;
-                                });
+    auto seg =
+        std::upper_bound(segments_.begin(), segments_.end(), key,
+                         [](uint64_t k, const std::vector<Entry>& s) { return k < s.front().key; });
     if (seg == segments_.begin()) return nullptr;
     --seg;
     auto e = std::lower_bound(seg->begin(), seg->end(), key,

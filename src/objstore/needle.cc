@@ -59,7 +59,7 @@ StatusOr<std::string> EncodeNeedle(Needle& n) {
   EncodeFixed32(q, n.data_crc);
   EncodeFixed64(q + 4, n.append_at_ns);
 
-  uint32_t rc = Crc32c(p, kNeedleHeaderSize + 4);  // header + data_size
+  uint32_t rc = Crc32c(p, kNeedleHeaderSize + 4);       // header + data_size
   rc = Crc32c(m, static_cast<size_t>(q - m) + 12, rc);  // metadata, data_crc, append_at_ns
   EncodeFixed32(q + 12, rc);
   return out;
@@ -140,7 +140,8 @@ StatusOr<uint16_t> Ttl::Parse(std::string_view s) {
   if (s.empty()) return uint16_t{0};
   char unit = s.back();
   std::string_view digits = s.substr(0, s.size() - 1);
-  if (digits.empty() || digits.size() > 3) return Status::InvalidArgument("bad ttl: " + std::string(s));
+  if (digits.empty() || digits.size() > 3)
+    return Status::InvalidArgument("bad ttl: " + std::string(s));
   unsigned count = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return Status::InvalidArgument("bad ttl: " + std::string(s));
@@ -162,7 +163,7 @@ std::string Ttl::ToString(uint16_t ttl) {
 uint64_t Ttl::Seconds(uint16_t ttl) {
   unsigned unit = ttl & 0xFF;
   if (ttl == 0 || unit == 0 || unit > sizeof(kTtlUnits)) return 0;
-  return uint64_t{ttl >> 8u} * kTtlUnitSeconds[unit - 1];
+  return static_cast<uint64_t>(ttl >> 8) * kTtlUnitSeconds[unit - 1];
 }
 
 }  // namespace needlefs

@@ -59,7 +59,7 @@ struct Needle {
   std::string name;  ///< up to 255 bytes
   std::string mime;  ///< up to 255 bytes
   uint64_t last_modified_s = 0;
-  uint16_t ttl = 0;  ///< Ttl::Encode() value, 0 = none
+  uint16_t ttl = 0;           ///< Ttl::Encode() value, 0 = none
   uint32_t data_crc = 0;      ///< set by EncodeNeedle / DecodeNeedle
   uint64_t append_at_ns = 0;  ///< set by the writer before encoding
 

@@ -89,7 +89,8 @@ class RocksDbNeedleMap final : public NeedleMap {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek("n"); it->Valid() && it->key().starts_with("n"); it->Next()) {
       rocksdb::Slice v = it->value();
-      if (v.size() != 8 || it->key().size() != 9) return Status::Corruption("bad rocksdb index entry");
+      if (v.size() != 8 || it->key().size() != 9)
+        return Status::Corruption("bad rocksdb index entry");
       if (!fn(NeedleKey(KeyFromEntry(it->key())),
               NeedleLocation{DecodeFixed32(v.data()), DecodeFixed32(v.data() + 4)})) {
         break;
@@ -105,7 +106,9 @@ class RocksDbNeedleMap final : public NeedleMap {
     db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &mem);
     return mem;
   }
-  Status Flush() override { return FromRocks(db_->Flush(rocksdb::FlushOptions()), "rocksdb flush"); }
+  Status Flush() override {
+    return FromRocks(db_->Flush(rocksdb::FlushOptions()), "rocksdb flush");
+  }
 
  private:
   std::unique_ptr<rocksdb::DB> db_;

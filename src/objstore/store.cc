@@ -60,8 +60,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 
 Store::~Store() { SyncAll().IgnoreError(); }
 
-Status Store::AllocateVolume(VolumeId id, const std::string& collection,
-                             ReplicaPlacement placement, uint16_t ttl) {
+Status Store::AllocateVolume(VolumeId id, const std::string& collection, ReplicaPlacement placement,
+                             uint16_t ttl) {
   if (id.value == 0) return Status::InvalidArgument("volume id 0 is reserved");
   if (collection.find_first_of("/_ \\") != std::string::npos) {
     return Status::InvalidArgument("collection names may not contain '/', '_', '\\' or spaces");
@@ -70,8 +70,8 @@ Status Store::AllocateVolume(VolumeId id, const std::string& collection,
   auto it = volumes_.find(id);
   if (it != volumes_.end()) {
     if (it->second->collection() == collection) return Status::OK();
-    return Status::AlreadyExists("volume " + std::to_string(id.value) +
-                                 " exists in collection '" + it->second->collection() + "'");
+    return Status::AlreadyExists("volume " + std::to_string(id.value) + " exists in collection '" +
+                                 it->second->collection() + "'");
   }
   if (static_cast<int>(volumes_.size()) >= options_.max_volumes) {
     return Status::ResourceExhausted("no free volume slot (max " +

@@ -39,8 +39,8 @@ class Store {
   /// Creates volume `id`. Errors: kAlreadyExists (exists in another
   /// collection), kResourceExhausted (no free slot), IOError. Allocating an
   /// existing volume of the same collection succeeds and changes nothing.
-  Status AllocateVolume(VolumeId id, const std::string& collection,
-                        ReplicaPlacement placement, uint16_t ttl);
+  Status AllocateVolume(VolumeId id, const std::string& collection, ReplicaPlacement placement,
+                        uint16_t ttl);
   /// The volume, or nullptr.
   std::shared_ptr<Volume> GetVolume(VolumeId id) const;
   /// Removes the volume and its files. Errors: kNotFound.

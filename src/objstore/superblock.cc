@@ -7,9 +7,11 @@ namespace needlefs {
 
 StatusOr<ReplicaPlacement> ReplicaPlacement::Parse(std::string_view s) {
   if (s.empty()) return ReplicaPlacement{};
-  if (s.size() != 3) return Status::InvalidArgument("replica placement must be 3 digits: " + std::string(s));
+  if (s.size() != 3)
+    return Status::InvalidArgument("replica placement must be 3 digits: " + std::string(s));
   for (char c : s) {
-    if (c < '0' || c > '9') return Status::InvalidArgument("bad replica placement: " + std::string(s));
+    if (c < '0' || c > '9')
+      return Status::InvalidArgument("bad replica placement: " + std::string(s));
   }
   return ReplicaPlacement{static_cast<uint8_t>(s[0] - '0'), static_cast<uint8_t>(s[1] - '0'),
                           static_cast<uint8_t>(s[2] - '0')};

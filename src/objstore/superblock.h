@@ -32,7 +32,9 @@ struct ReplicaPlacement {
   /// Parses "000".."999" (or "" = "000"). Errors: kInvalidArgument.
   static StatusOr<ReplicaPlacement> Parse(std::string_view s);
   static ReplicaPlacement FromByte(uint8_t b);
-  uint8_t ToByte() const { return static_cast<uint8_t>(diff_dc * 100 + diff_rack * 10 + same_rack); }
+  uint8_t ToByte() const {
+    return static_cast<uint8_t>(diff_dc * 100 + diff_rack * 10 + same_rack);
+  }
   std::string ToString() const;
   /// Total number of copies (1 + x + y + z).
   int CopyCount() const { return 1 + diff_dc + diff_rack + same_rack; }

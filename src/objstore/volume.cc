@@ -27,9 +27,12 @@ StatusOr<Durability> ParseDurability(const std::string& s) {
 
 const char* DurabilityName(Durability d) {
   switch (d) {
-    case Durability::kNone: return "none";
-    case Durability::kGroup: return "group";
-    case Durability::kAlways: return "always";
+    case Durability::kNone:
+      return "none";
+    case Durability::kGroup:
+      return "group";
+    case Durability::kAlways:
+      return "always";
   }
   return "?";
 }
@@ -92,8 +95,8 @@ Status Volume::Create() {
   if (::rename(tmp.c_str(), (base_ + ".dat").c_str()) != 0) {
     return Status::IOError("rename " + tmp, errno);
   }
-  spdlog::info("volume.create id={} dir={} replication={} ttl={}", options_.id.value,
-               options_.dir, sb.replica_placement.ToString(), Ttl::ToString(sb.ttl));
+  spdlog::info("volume.create id={} dir={} replication={} ttl={}", options_.id.value, options_.dir,
+               sb.replica_placement.ToString(), Ttl::ToString(sb.ttl));
   return SyncDir(options_.dir);
 }
 
@@ -135,7 +138,8 @@ Status Volume::SetReadOnly(bool read_only, const std::string& reason) {
     read_only_reason_ = read_only ? reason : "";
     read_only_ = read_only;
   }
-  spdlog::info("volume.mark id={} read_only={} reason=\"{}\"", options_.id.value, read_only, reason);
+  spdlog::info("volume.mark id={} read_only={} reason=\"{}\"", options_.id.value, read_only,
+               reason);
   return PersistInfo();
 }
 
@@ -198,8 +202,7 @@ Status Volume::Load() {
   }
   spdlog::info("volume.open id={} needles={} data_bytes={} index={} read_only={}",
                options_.id.value, f->map->Count(), f->data_end.load(),
-               options_.index_mode == IndexMode::kMemory ? "memory" : "rocksdb",
-               read_only_.load());
+               options_.index_mode == IndexMode::kMemory ? "memory" : "rocksdb", read_only_.load());
   return Status::OK();
 }
 
@@ -279,7 +282,8 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
     NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(i * kIndexEntrySize, buf.data(), buf.size()));
     for (uint64_t j = 0; j < n; ++j) {
       IndexEntry e = DecodeIndexEntry(buf.data() + j * kIndexEntrySize);
-      uint64_t end = e.offset_bytes() + NeedleRecordSize(e.tombstone() ? kTombstoneBodySize : e.size);
+      uint64_t end =
+          e.offset_bytes() + NeedleRecordSize(e.tombstone() ? kTombstoneBodySize : e.size);
       if (i + j >= applied) NEEDLEFS_RETURN_IF_ERROR(ApplyEntry(f, e, i + j + 1, true));
       *max_end = std::max(*max_end, end);
       last = e;
@@ -317,6 +321,16 @@ bool ValidRecordAt(std::string_view buf, uint64_t pos, uint64_t* len) {
 
 }  // namespace
 
+Status Volume::IndexRecovered(Files* f, const IndexEntry& e) {
+  char ebuf[kIndexEntrySize];
+  EncodeIndexEntry(e, ebuf);
+  uint64_t idx = f->index_entries.load();
+  NEEDLEFS_RETURN_IF_ERROR(f->index.WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf)));
+  NEEDLEFS_RETURN_IF_ERROR(ApplyEntry(f, e, idx + 1, true));
+  f->index_entries = idx + 1;
+  return Status::OK();
+}
+
 Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
   f->data_end = data_size;
   if (start >= data_size) {
@@ -330,8 +344,7 @@ Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
     uint64_t pos = start;
     while (pos < data_size) {
       char h[kNeedleHeaderSize];
-      if (data_size - pos < kNeedleHeaderSize ||
-          !f->data.ReadAt(pos, h, sizeof(h)).ok()) {
+      if (data_size - pos < kNeedleHeaderSize || !f->data.ReadAt(pos, h, sizeof(h)).ok()) {
         break;
       }
       uint64_t n = NeedleRecordSize(DecodeNeedleHeader(h).body_size);
@@ -340,14 +353,10 @@ Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
       NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(pos, rec.data(), n));
       auto needle = DecodeNeedle(rec);
       if (!needle.ok()) break;
-      IndexEntry e{needle->key, static_cast<uint32_t>(pos / 8),
-                   needle->deleted() ? kIndexTombstoneSize : DecodeNeedleHeader(h).body_size};
-      char ebuf[kIndexEntrySize];
-      EncodeIndexEntry(e, ebuf);
-      uint64_t idx = f->index_entries.load();
-      NEEDLEFS_RETURN_IF_ERROR(f->index.WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf)));
-      NEEDLEFS_RETURN_IF_ERROR(ApplyEntry(f, e, idx + 1, true));
-      f->index_entries = idx + 1;
+      NEEDLEFS_RETURN_IF_ERROR(IndexRecovered(
+          f,
+          IndexEntry{needle->key, static_cast<uint32_t>(pos / 8),
+                     needle->deleted() ? kIndexTombstoneSize : DecodeNeedleHeader(h).body_size}));
       pos += n;
     }
     if (pos < data_size) {
@@ -366,20 +375,15 @@ Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
     if (!ValidRecordAt(buf, pos, &n)) break;
     auto needle = DecodeNeedle(std::string_view(buf).substr(pos, n));
     NeedleHeader h = DecodeNeedleHeader(buf.data() + pos);
-    IndexEntry e{h.key, static_cast<uint32_t>((start + pos) / 8),
-                 needle->deleted() ? kIndexTombstoneSize : h.body_size};
-    char ebuf[kIndexEntrySize];
-    EncodeIndexEntry(e, ebuf);
-    uint64_t idx = f->index_entries.load();
-    NEEDLEFS_RETURN_IF_ERROR(f->index.WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf)));
-    NEEDLEFS_RETURN_IF_ERROR(ApplyEntry(f, e, idx + 1, true));
-    f->index_entries = idx + 1;
+    NEEDLEFS_RETURN_IF_ERROR(
+        IndexRecovered(f, IndexEntry{h.key, static_cast<uint32_t>((start + pos) / 8),
+                                     needle->deleted() ? kIndexTombstoneSize : h.body_size}));
     pos += n;
     ++recovered;
   }
   if (recovered > 0) {
-    spdlog::info("volume.recover id={} indexed {} needles found after the index",
-                 options_.id.value, recovered);
+    spdlog::info("volume.recover id={} indexed {} needles found after the index", options_.id.value,
+                 recovered);
   }
   if (pos == tail) {
     f->data_end = data_size;

@@ -157,7 +157,12 @@ class Volume {
   Status RecoverTail(Files* f, uint64_t start, uint64_t data_size);
   Status ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool count_stats);
   Status AppendLocked(Files* f, const std::string& record, const IndexEntry& e);
+  /// After an append (append lock held): numbers the write for group
+  /// commit, or syncs now in `always` mode. Returns the sequence number.
+  StatusOr<uint64_t> IssueLocked(Files* f);
   Status WaitDurable(uint64_t seq);
+  /// Appends an index entry for a needle found in the data during recovery.
+  Status IndexRecovered(Files* f, const IndexEntry& e);
   Status OpenMap(Files* f, const std::string& path, uint16_t revision);
   void MarkBroken(const std::string& reason);
   Status PersistInfo();
@@ -167,12 +172,12 @@ class Volume {
   const std::string base_;
   SuperBlock super_block_;
 
-  std::mutex append_mu_;           // serializes appends; held across pwrite
-  mutable std::shared_mutex mu_;   // guards files_ and the stats below
-  std::shared_ptr<Files> files_;   // GUARDED_BY(mu_) (pointer swap)
-  uint64_t live_bytes_ = 0;        // GUARDED_BY(mu_)
-  uint64_t garbage_bytes_ = 0;     // GUARDED_BY(mu_)
-  uint64_t deleted_count_ = 0;     // GUARDED_BY(mu_)
+  std::mutex append_mu_;          // serializes appends; held across pwrite
+  mutable std::shared_mutex mu_;  // guards files_ and the stats below
+  std::shared_ptr<Files> files_;  // GUARDED_BY(mu_) (pointer swap)
+  uint64_t live_bytes_ = 0;       // GUARDED_BY(mu_)
+  uint64_t garbage_bytes_ = 0;    // GUARDED_BY(mu_)
+  uint64_t deleted_count_ = 0;    // GUARDED_BY(mu_)
 
   std::atomic<bool> read_only_{false};
   std::atomic<bool> full_{false};

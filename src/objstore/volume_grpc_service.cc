@@ -44,8 +44,8 @@ class Service final : public pb::VolumeServer::Service {
     if (!placement.ok()) return ToGrpc(placement.status());
     auto ttl = Ttl::Parse(req->ttl());
     if (!ttl.ok()) return ToGrpc(ttl.status());
-    return ToGrpc(store_->AllocateVolume(VolumeId(req->volume_id()), req->collection(),
-                                         *placement, *ttl));
+    return ToGrpc(
+        store_->AllocateVolume(VolumeId(req->volume_id()), req->collection(), *placement, *ttl));
   }
 
   grpc::Status VolumeStatus(grpc::ServerContext*, const pb::VolumeStatusRequest* req,
@@ -128,8 +128,8 @@ class GrpcServerImpl final : public VolumeGrpcServer {
 }  // namespace
 
 StatusOr<std::unique_ptr<VolumeGrpcServer>> VolumeGrpcServer::Start(Store* store,
-                                                                   const std::string& ip,
-                                                                   uint16_t port) {
+                                                                    const std::string& ip,
+                                                                    uint16_t port) {
   auto service = std::make_unique<Service>(store);
   grpc::ServerBuilder builder;
   int bound = 0;

@@ -22,15 +22,24 @@ namespace {
 /// The one Status -> HTTP status mapping of the volume server.
 int ToHttpStatus(const Status& s, const char* caller) {
   switch (s.code()) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kAlreadyExists: return 409;
-    case StatusCode::kResourceExhausted: return 507;
-    case StatusCode::kOutOfRange: return 416;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kCorruption: return 500;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kAlreadyExists:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 507;
+    case StatusCode::kOutOfRange:
+      return 416;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kCorruption:
+      return 500;
     default:
       spdlog::warn("volume_server.unmapped_status caller={} status=\"{}\"", caller, s.ToString());
       return 500;
@@ -78,7 +87,8 @@ Status ParseMultipart(std::string_view content_type, std::string& body, Upload* 
   if (b == std::string_view::npos) return Status::InvalidArgument("multipart without boundary");
   std::string boundary(content_type.substr(b + 9));
   if (size_t semi = boundary.find(';'); semi != std::string::npos) boundary.resize(semi);
-  if (boundary.size() >= 2 && boundary.front() == '"') boundary = boundary.substr(1, boundary.size() - 2);
+  if (boundary.size() >= 2 && boundary.front() == '"')
+    boundary = boundary.substr(1, boundary.size() - 2);
   std::string delim = "--" + boundary;
   size_t start = body.find(delim);
   if (start == std::string::npos) return Status::InvalidArgument("multipart boundary not found");
@@ -88,7 +98,8 @@ Status ParseMultipart(std::string_view content_type, std::string& body, Upload* 
   }
   headers_start += 2;
   size_t headers_end = body.find("\r\n\r\n", headers_start);
-  if (headers_end == std::string::npos) return Status::InvalidArgument("multipart part headers truncated");
+  if (headers_end == std::string::npos)
+    return Status::InvalidArgument("multipart part headers truncated");
   std::string_view headers(body.data() + headers_start, headers_end - headers_start);
   size_t data_start = headers_end + 4;
   size_t data_end = body.find("\r\n" + delim, data_start);
@@ -112,7 +123,8 @@ Status ParseMultipart(std::string_view content_type, std::string& body, Upload* 
       size_t fn = value.find("filename=\"");
       if (fn != std::string_view::npos) {
         size_t end = value.find('"', fn + 10);
-        if (end != std::string_view::npos) out->name = std::string(value.substr(fn + 10, end - fn - 10));
+        if (end != std::string_view::npos)
+          out->name = std::string(value.substr(fn + 10, end - fn - 10));
       }
     }
   }
@@ -210,9 +222,10 @@ HttpResponse VolumeServer::Impl::Handle(HttpRequest& req) {
       resp.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE";
     }
   }
-  int slot = req.method == "GET" || req.method == "HEAD" ? 0
+  int slot = req.method == "GET" || req.method == "HEAD"   ? 0
              : req.method == "PUT" || req.method == "POST" ? 1
-             : req.method == "DELETE" ? 2 : 3;
+             : req.method == "DELETE"                      ? 2
+                                                           : 3;
   latency[slot]->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   Count(req.method, resp.status);
@@ -248,7 +261,8 @@ HttpResponse VolumeServer::Impl::HandleStatus() {
 
 HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid) {
   auto vol = store->GetVolume(fid.volume);
-  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  if (!vol)
+    return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
   auto n = vol->Read(fid.key, fid.cookie);
   if (!n.ok()) return HttpResponse::Error(ToHttpStatus(n.status(), "read"), n.status().message());
 
@@ -262,7 +276,8 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
   resp.headers["Content-Type"] = mime.empty() ? "application/octet-stream" : mime;
   if (!n->name.empty()) {
     std::string safe;
-    for (char c : n->name) safe += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
+    for (char c : n->name)
+      safe += (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
     resp.headers["Content-Disposition"] = "inline; filename=\"" + safe + "\"";
   }
   if (n->gzipped()) resp.headers["Vary"] = "Accept-Encoding";
@@ -306,8 +321,8 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
       return resp;
     }
     resp.status = 206;
-    resp.headers["Content-Range"] = "bytes " + std::to_string(first) + "-" +
-                                    std::to_string(last) + "/" + std::to_string(body.size());
+    resp.headers["Content-Range"] = "bytes " + std::to_string(first) + "-" + std::to_string(last) +
+                                    "/" + std::to_string(body.size());
     body = body.substr(first, last - first + 1);
   }
   if (req.method == "HEAD") {
@@ -320,7 +335,8 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
 
 HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid) {
   auto vol = store->GetVolume(fid.volume);
-  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  if (!vol)
+    return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
   Upload up;
   std::string_view ct = req.Header("Content-Type");
   if (ct.rfind("multipart/form-data", 0) == 0) {
@@ -341,7 +357,8 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   }
   if (std::string n = req.QueryParam("name"); !n.empty()) up.name = n;
   if (up.data.size() > options.max_file_size_bytes) {
-    return HttpResponse::Error(413, "blob larger than " + std::to_string(options.max_file_size_bytes) + " bytes");
+    return HttpResponse::Error(
+        413, "blob larger than " + std::to_string(options.max_file_size_bytes) + " bytes");
   }
   // curl's default for --data-binary says nothing about the content.
   if (up.mime == "application/octet-stream" ||
@@ -357,7 +374,8 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   n.name = up.name;
   n.mime = up.mime;
   n.last_modified_s = NowSeconds();
-  if (std::string ts = req.QueryParam("ts"); !ts.empty() && ts.find_first_not_of("0123456789") == std::string::npos && ts.size() < 20) {
+  if (std::string ts = req.QueryParam("ts");
+      !ts.empty() && ts.find_first_not_of("0123456789") == std::string::npos && ts.size() < 20) {
     n.last_modified_s = std::stoull(ts);
   }
   if (std::string ttl = req.QueryParam("ttl"); !ttl.empty()) {
@@ -390,7 +408,8 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
 
 HttpResponse VolumeServer::Impl::HandleDelete(const FileId& fid) {
   auto vol = store->GetVolume(fid.volume);
-  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  if (!vol)
+    return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
   auto r = vol->Delete(fid.key, fid.cookie);
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "delete"), r.status().message());
   return HttpResponse::Json(202, nlohmann::json{{"size", *r}}.dump());
@@ -417,9 +436,10 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
   http.max_body_bytes = options.max_file_size_bytes + 64 * 1024;
   http.server_name = "needlefs-volume";
   Impl* raw = impl.get();
-  NEEDLEFS_ASSIGN_OR_RETURN(impl->http,
-                            HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
-  NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc, VolumeGrpcServer::Start(store, options.ip, options.grpc_port));
+  NEEDLEFS_ASSIGN_OR_RETURN(
+      impl->http, HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
+  NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc,
+                            VolumeGrpcServer::Start(store, options.ip, options.grpc_port));
   spdlog::info("volume_server.start http={}:{} grpc={}:{}", options.ip, impl->http->port(),
                options.ip, impl->grpc->port());
   return std::unique_ptr<VolumeServer>(new VolumeServer(std::move(impl)));

@@ -99,12 +99,20 @@ Status Volume::Compact(const CompactProgress& progress) {
       return true;
     }));
   }
-  std::sort(live.begin(), live.end(),
-            [](const auto& a, const auto& b) { return a.second.offset_units < b.second.offset_units; });
+  std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
+    return a.second.offset_units < b.second.offset_units;
+  });
   sb.compaction_revision = static_cast<uint16_t>(sb.compaction_revision + 1);
 
   cleanup();
   auto nf = std::make_shared<VolumeFiles>();
+  // Before the swap any failure leaves the volume as it was.
+  auto abandon = [&](const Status& err) {
+    nf.reset();
+    cleanup();
+    spdlog::error("volume.vacuum id={} failed: {}", options_.id.value, err.ToString());
+    return err;
+  };
   Status s = [&]() -> Status {
     NEEDLEFS_ASSIGN_OR_RETURN(nf->data, File::Open(cpd, O_RDWR | O_CREAT | O_TRUNC));
     NEEDLEFS_ASSIGN_OR_RETURN(nf->index, File::Open(cpx, O_RDWR | O_CREAT | O_TRUNC));
@@ -128,12 +136,7 @@ Status Volume::Compact(const CompactProgress& progress) {
     }
     return Status::OK();
   }();
-  if (!s.ok()) {
-    nf.reset();
-    cleanup();
-    spdlog::error("volume.vacuum id={} failed: {}", options_.id.value, s.ToString());
-    return s;
-  }
+  if (!s.ok()) return abandon(s);
 
   // Final catch-up and swap, with writers blocked.
   {
@@ -145,12 +148,7 @@ Status Volume::Compact(const CompactProgress& progress) {
       NEEDLEFS_RETURN_IF_ERROR(nf->map->Flush());
       return Status::OK();
     }();
-    if (!s.ok()) {
-      nf.reset();
-      cleanup();
-      spdlog::error("volume.vacuum id={} failed: {}", options_.id.value, s.ToString());
-      return s;
-    }
+    if (!s.ok()) return abandon(s);
     // From here on a failure leaves files that recovery understands, but this
     // process can no longer trust its view: go read-only.
     auto fail = [&](const std::string& what) {

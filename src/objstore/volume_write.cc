@@ -26,7 +26,8 @@ Status Volume::AppendLocked(Files* f, const std::string& record, const IndexEntr
   if (!s.ok()) {
     // Leave no half record behind; if even that fails, recovery cuts it.
     f->data.Truncate(offset).IgnoreError();
-    if (s.code() != StatusCode::kResourceExhausted) MarkBroken("data write failed: " + s.ToString());
+    if (s.code() != StatusCode::kResourceExhausted)
+      MarkBroken("data write failed: " + s.ToString());
     return s;
   }
   char ebuf[kIndexEntrySize];
@@ -50,6 +51,19 @@ Status Volume::AppendLocked(Files* f, const std::string& record, const IndexEntr
   f->data_end = offset + record.size();
   f->index_entries = idx + 1;
   return Status::OK();
+}
+
+StatusOr<uint64_t> Volume::IssueLocked(Files* f) {
+  const uint64_t seq = ++write_seq_;
+  committer_->Issued(seq);
+  if (options_.durability == Durability::kAlways) {
+    Status s = f->data.DataSync();
+    if (!s.ok()) {
+      MarkBroken("fdatasync failed: " + s.ToString());
+      return s;
+    }
+  }
+  return seq;
 }
 
 Status Volume::WaitDurable(uint64_t seq) {
@@ -84,8 +98,7 @@ StatusOr<WriteResult> Volume::Write(Needle n) {
       }
       read_only_ = true;
       spdlog::info("volume.full id={} data_bytes={}", options_.id.value, f->data_end.load());
-      return Status::FailedPrecondition("volume " + std::to_string(options_.id.value) +
-                                        " is full");
+      return Status::FailedPrecondition("volume " + std::to_string(options_.id.value) + " is full");
     }
     std::optional<NeedleLocation> old;
     {
@@ -100,18 +113,9 @@ StatusOr<WriteResult> Volume::Write(Needle n) {
                                 std::to_string(n.key.value));
       }
     }
-    IndexEntry e{n.key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment),
-                 h.body_size};
+    IndexEntry e{n.key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment), h.body_size};
     NEEDLEFS_RETURN_IF_ERROR(AppendLocked(f.get(), record, e));
-    seq = ++write_seq_;
-    committer_->Issued(seq);
-    if (options_.durability == Durability::kAlways) {
-      Status s = f->data.DataSync();
-      if (!s.ok()) {
-        MarkBroken("fdatasync failed: " + s.ToString());
-        return s;
-      }
-    }
+    NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
   NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
   return WriteResult{static_cast<uint32_t>(n.data.size()), n.data_crc};
@@ -149,15 +153,7 @@ StatusOr<uint32_t> Volume::Delete(NeedleKey key, Cookie cookie) {
     IndexEntry e{key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment),
                  kIndexTombstoneSize};
     NEEDLEFS_RETURN_IF_ERROR(AppendLocked(f.get(), record, e));
-    seq = ++write_seq_;
-    committer_->Issued(seq);
-    if (options_.durability == Durability::kAlways) {
-      Status s = f->data.DataSync();
-      if (!s.ok()) {
-        MarkBroken("fdatasync failed: " + s.ToString());
-        return s;
-      }
-    }
+    NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
   NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
   return size;

@@ -27,8 +27,9 @@ TEST(FileIdTest, RoundTripsLargeKeys) {
 }
 
 TEST(FileIdTest, RejectsMalformed) {
-  for (const char* bad : {"", "3", ",01637037d6", "3,", "3,637037d6", "x,01637037d6",
-                          "3,0g637037d6", "99999999999,01637037d6", "3,00112233445566778899aabbccdd"}) {
+  for (const char* bad :
+       {"", "3", ",01637037d6", "3,", "3,637037d6", "x,01637037d6", "3,0g637037d6",
+        "99999999999,01637037d6", "3,00112233445566778899aabbccdd"}) {
     EXPECT_EQ(FileId::Parse(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   }
 }

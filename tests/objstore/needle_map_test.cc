@@ -43,7 +43,7 @@ TYPED_TEST(NeedleMapTest, PutGetDelete) {
   ASSERT_TRUE(m->Delete(NeedleKey(1), 4).ok());
   EXPECT_FALSE(m->Get(NeedleKey(1)));
   EXPECT_EQ(m->Count(), 1u);
-  ASSERT_TRUE(m->Delete(NeedleKey(77), 5).ok());  // absent: not an error
+  ASSERT_TRUE(m->Delete(NeedleKey(77), 5).ok());       // absent: not an error
   ASSERT_TRUE(m->Put(NeedleKey(1), {50, 1}, 6).ok());  // back after delete
   EXPECT_EQ(m->Get(NeedleKey(1))->offset_units, 50u);
 }
@@ -92,7 +92,8 @@ TYPED_TEST(NeedleMapTest, MatchesReferenceUnderRandomOps) {
 TEST(MemoryNeedleMapTest, SixteenBytesPerNeedle) {
   auto m = NewMemoryNeedleMap();
   const uint64_t n = 1'000'000;
-  for (uint64_t k = 1; k <= n; ++k) ASSERT_TRUE(m->Put(NeedleKey(k), {static_cast<uint32_t>(k), 1}, k).ok());
+  for (uint64_t k = 1; k <= n; ++k)
+    ASSERT_TRUE(m->Put(NeedleKey(k), {static_cast<uint32_t>(k), 1}, k).ok());
   double per = static_cast<double>(m->MemoryBytes()) / static_cast<double>(n);
   EXPECT_LE(per, 16.5) << per << " bytes per needle";
 }

@@ -53,13 +53,14 @@ TEST(NeedleTest, GoldenBytes) {
       0xd6, 0x37, 0x70, 0x63,                          // cookie
       0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,  // key
       0x08, 0x00, 0x00, 0x00,                          // body size = 4 + 3 + 1
-      0x03, 0x00, 0x00, 0x00, 'a', 'b', 'c',           // data size, data
+      0x03, 0x00, 0x00, 0x00, 'a',  'b',  'c',         // data size, data
       0x00,                                            // flags
       0xb7, 0x3f, 0x4b, 0x36,                          // crc32c("abc") = 0x364b3fb7
       0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,  // append_at_ns
   };
   ASSERT_EQ(rec->size(), 40u);  // 16 + 8 + 16, already 8-aligned
-  EXPECT_EQ(std::string(rec->data(), sizeof(want)), std::string(reinterpret_cast<const char*>(want), sizeof(want)));
+  EXPECT_EQ(std::string(rec->data(), sizeof(want)),
+            std::string(reinterpret_cast<const char*>(want), sizeof(want)));
   n.data = "abcd";  // one byte more needs 7 bytes of zero padding
   rec = EncodeNeedle(n);
   ASSERT_EQ(rec->size(), 48u);
@@ -70,7 +71,8 @@ TEST(NeedleTest, EveryFlippedByteIsDetected) {
   Needle n = Sample();
   auto rec = EncodeNeedle(n);
   ASSERT_TRUE(rec.ok());
-  size_t unpadded = kNeedleHeaderSize + DecodeNeedleHeader(rec->data()).body_size + kNeedleTrailerSize;
+  size_t unpadded =
+      kNeedleHeaderSize + DecodeNeedleHeader(rec->data()).body_size + kNeedleTrailerSize;
   for (size_t i = 0; i < unpadded; ++i) {
     std::string bad = *rec;
     bad[i] ^= 0x40;

@@ -44,7 +44,8 @@ INSTANTIATE_TEST_SUITE_P(IndexModes, VacuumTest,
 TEST_P(VacuumTest, ReclaimsSpaceAndKeepsLiveNeedles) {
   auto v = Volume::Open(Options(), true);
   ASSERT_TRUE(v.ok());
-  for (uint64_t k = 1; k <= 400; ++k) ASSERT_TRUE((*v)->Write(Make(k, std::string(4000, 'a' + k % 26))).ok());
+  for (uint64_t k = 1; k <= 400; ++k)
+    ASSERT_TRUE((*v)->Write(Make(k, std::string(4000, 'a' + k % 26))).ok());
   for (uint64_t k = 1; k <= 400; ++k) {
     if (k % 4 != 0) {
       ASSERT_TRUE((*v)->Delete(NeedleKey(k), Cookie(0x77)).ok());
@@ -54,9 +55,10 @@ TEST_P(VacuumTest, ReclaimsSpaceAndKeepsLiveNeedles) {
   EXPECT_GT((*v)->Stats().garbage_ratio(), 0.7);
   uint64_t last_done = 0, last_total = 0;
   ASSERT_TRUE((*v)->Compact([&](uint64_t d, uint64_t t) {
-                 last_done = d;
-                 last_total = t;
-               }).ok());
+                    last_done = d;
+                    last_total = t;
+                  })
+                  .ok());
   EXPECT_EQ(last_done, 100u);
   EXPECT_EQ(last_total, 100u);
   uint64_t after = fs::file_size(dir_.path() + "/2.dat");
@@ -161,7 +163,8 @@ TEST_P(VacuumTest, CrashBetweenSwapStepsRecovers) {
   {
     auto v = Volume::Open(Options(), true);
     ASSERT_TRUE(v.ok());
-    for (uint64_t k = 1; k <= 50; ++k) ASSERT_TRUE((*v)->Write(Make(k, "v" + std::to_string(k))).ok());
+    for (uint64_t k = 1; k <= 50; ++k)
+      ASSERT_TRUE((*v)->Write(Make(k, "v" + std::to_string(k))).ok());
     ASSERT_TRUE((*v)->Delete(NeedleKey(3), Cookie(0x77)).ok());
     ASSERT_TRUE((*v)->Compact().ok());
   }

@@ -1,0 +1,15 @@
+# Shared by scripts/run and scripts/test: dependencies and the build.
+# Usage: source scripts/lib.sh; needlefs_setup [build-dir] [extra cmake args...]
+
+NEEDLEFS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+needlefs_setup() {
+  local build_dir="${1:-$NEEDLEFS_ROOT/build}"
+  shift || true
+  "$NEEDLEFS_ROOT/scripts/install-deps"
+  if [ ! -f "$build_dir/build.ninja" ]; then
+    cmake -S "$NEEDLEFS_ROOT" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"
+  fi
+  # Two cores: one build at a time, two jobs.
+  cmake --build "$build_dir" -j 2
+}
