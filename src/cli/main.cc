@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   needlefs::cli::AddVolumeCommand(app, &exit_code);
   needlefs::cli::AddBenchCommand(app, &exit_code);
   needlefs::cli::AddUploadCommand(app, &exit_code);
+  needlefs::cli::AddAdminCommand(app, &exit_code);
   needlefs::cli::AddVersionCommand(app, &exit_code);
 
   std::vector<std::string> args(argv + 1, argv + argc);

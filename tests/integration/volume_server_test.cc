@@ -1,8 +1,12 @@
 // Integration tests of `needlefs volume` (src/objstore/volume_server.cc):
 // a real server process per test on loopback, driven through real clients
 // (the curl command line, HttpClient, the generated gRPC stub).
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -648,6 +652,87 @@ TEST_F(VolumeServerTest, RestartKeepsData) {
   auto get_doomed = client.Request("GET", "/1,0baaaa0003");
   ASSERT_TRUE(get_doomed.ok()) << get_doomed.status().ToString();
   EXPECT_EQ(get_doomed->status, 404);
+}
+
+}  // namespace
+}  // namespace needlefs::integration
+
+namespace needlefs::integration {
+namespace {
+
+/// Opens a raw TCP connection to 127.0.0.1:port, or returns -1.
+int ConnectRaw(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(VolumeServerTest, TruncatedUploadStoresNothing) {
+  // The client promises 1000 bytes, sends 400 and goes away.
+  int fd = ConnectRaw(server_.http_port);
+  ASSERT_GE(fd, 0);
+  std::string req = "PUT /1,0c11223344 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                    std::string(400, 'a');
+  ASSERT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  ::close(fd);
+  std::this_thread::sleep_for(200ms);
+  auto get = Curl({Url("/1,0c11223344")});
+  EXPECT_EQ(get.code, 404) << get.Debug();
+  // A request that is not HTTP at all gets 400; the server keeps serving.
+  fd = ConnectRaw(server_.http_port);
+  ASSERT_GE(fd, 0);
+  std::string junk = "\x16\x03\x01 this is not http\r\n\r\n";
+  ASSERT_EQ(::write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+  char buf[64] = {};
+  ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_NE(std::string(buf).find(" 400 "), std::string::npos) << buf;
+  PutRaw("1,0d11223344", "still here");
+  EXPECT_EQ(Curl({Url("/1,0d11223344")}).body, "still here");
+}
+
+TEST_F(VolumeServerTest, AdminCommandsAllocateVacuumMarkDelete) {
+  const std::string server = "127.0.0.1:" + std::to_string(server_.grpc_port);
+  auto admin = [&](const std::string& args, std::string* out) {
+    return RunCommand(
+        ShellQuote(NeedlefsBinary()) + " admin " + args + " -server " + server + " 2>&1", out);
+  };
+  std::string out;
+  ASSERT_EQ(admin("volume.allocate -volumeId 9 -collection pics -replication 000", &out), 0) << out;
+  for (int k = 1; k <= 40; ++k) PutRaw(Fid(9, k, 0xabcdef), RandomBytes(20'000, k));
+  for (int k = 1; k <= 40; ++k) {
+    if (k % 4 != 0) {
+      ASSERT_EQ(Curl({"-X", "DELETE", Url("/" + Fid(9, k, 0xabcdef))}).code, 202);
+    }
+  }
+  ASSERT_EQ(admin("volume.list", &out), 0) << out;
+  EXPECT_NE(out.find("pics"), std::string::npos) << out;
+
+  ASSERT_EQ(admin("volume.vacuum -garbageThreshold 0.5", &out), 0) << out;
+  EXPECT_NE(out.find("volume 9: "), std::string::npos) << out;
+  EXPECT_NE(out.find("1 vacuumed"), std::string::npos) << out;
+  EXPECT_NE(out.find("100%"), std::string::npos) << out;  // the progress bar
+  for (int k = 4; k <= 40; k += 4) {
+    EXPECT_EQ(Curl({Url("/" + Fid(9, k, 0xabcdef))}).body, RandomBytes(20'000, k)) << k;
+  }
+
+  ASSERT_EQ(admin("volume.mark -volumeId 9 -readonly", &out), 0) << out;
+  auto put = Curl({"-X", "PUT", "--data-binary", "x", Url("/" + Fid(9, 99, 1))});
+  EXPECT_EQ(put.code, 409) << put.Debug();
+  EXPECT_NE(admin("volume.mark -volumeId 9", &out), 0);  // neither flag: refused
+  ASSERT_EQ(admin("volume.mark -volumeId 9 -writable", &out), 0) << out;
+  ASSERT_EQ(admin("volume.delete -volumeId 9", &out), 0) << out;
+  EXPECT_EQ(Curl({Url("/" + Fid(9, 4, 0xabcdef))}).code, 404);
+  EXPECT_NE(admin("volume.delete -volumeId 9", &out), 0);
+  EXPECT_NE(out.find("NotFound"), std::string::npos) << out;
 }
 
 }  // namespace

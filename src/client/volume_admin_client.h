@@ -1,0 +1,66 @@
+// Client of a volume server's gRPC admin service (proto/volume_server.proto)
+// in plain C++ types: the admin CLI and, later, the master use it. The gRPC
+// glue stays in volume_admin_client.cc.
+//
+// Thread-safe: one client may be used from many threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/types.h"
+
+namespace needlefs {
+
+/// One volume as VolumeStatus reports it.
+struct VolumeInfo {
+  VolumeId id;
+  std::string collection;
+  uint64_t data_bytes = 0;
+  uint64_t needle_count = 0;
+  uint64_t live_bytes = 0;
+  uint64_t garbage_bytes = 0;
+  uint64_t deleted_count = 0;
+  bool read_only = false;
+  std::string read_only_reason;
+  uint32_t compaction_revision = 0;
+  std::string replication;
+  std::string ttl;
+};
+
+/// The outcome of a Compact call.
+struct CompactResult {
+  bool skipped = false;  ///< garbage ratio below the threshold
+  uint64_t bytes_before = 0;
+  uint64_t bytes_after = 0;
+};
+
+class VolumeAdminClient {
+ public:
+  /// A client for "host:port" (the volume server's gRPC port). Connects
+  /// lazily. Errors: kInvalidArgument for a malformed address.
+  static StatusOr<std::unique_ptr<VolumeAdminClient>> Create(const std::string& hostport,
+                                                             int timeout_ms = 10'000);
+  virtual ~VolumeAdminClient() = default;
+
+  /// Errors as the server returns them (kAlreadyExists, kResourceExhausted,
+  /// kInvalidArgument), kUnavailable when unreachable.
+  virtual Status AllocateVolume(VolumeId id, const std::string& collection,
+                                const std::string& replication, const std::string& ttl) = 0;
+  /// One volume's info, or every volume's when `id` is 0. Errors: kNotFound.
+  virtual StatusOr<std::vector<VolumeInfo>> VolumeStatus(VolumeId id) = 0;
+  /// Vacuums `id` when its garbage ratio is at least `garbage_threshold`;
+  /// `progress(done, total)` is called as live needles are copied (no
+  /// timeout: compaction of a large volume takes as long as it takes).
+  virtual StatusOr<CompactResult> Compact(
+      VolumeId id, double garbage_threshold,
+      const std::function<void(uint64_t, uint64_t)>& progress) = 0;
+  virtual Status MarkReadonly(VolumeId id, bool read_only) = 0;
+  virtual Status DeleteVolume(VolumeId id) = 0;
+};
+
+}  // namespace needlefs
