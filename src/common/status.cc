@@ -70,6 +70,29 @@ Status Status::IOError(std::string_view context, int posix_errno) {
   return Status(code, msg, posix_errno);
 }
 
+Status Status::Posix(int err, std::string_view msg) {
+  StatusCode code;
+  switch (err) {
+    case ENOENT: code = StatusCode::kNotFound; break;
+    case EEXIST: code = StatusCode::kAlreadyExists; break;
+    case EACCES:
+    case EPERM: code = StatusCode::kPermissionDenied; break;
+    case ENOSPC:
+    case EDQUOT: code = StatusCode::kResourceExhausted; break;
+    case EIO: code = StatusCode::kInternal; break;
+    case EINVAL:
+    case ENAMETOOLONG:
+    case ERANGE:
+    case E2BIG: code = StatusCode::kInvalidArgument; break;
+    default: code = StatusCode::kFailedPrecondition; break;
+  }
+  std::string m(msg);
+  m += " (";
+  m += std::strerror(err);
+  m += ")";
+  return Status(code, m, err);
+}
+
 std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string s(StatusCodeName(rep_->code));

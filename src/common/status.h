@@ -85,6 +85,11 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string_view msg) { return {StatusCode::kUnavailable, msg}; }
   static Status DataLoss(std::string_view msg) { return {StatusCode::kDataLoss, msg}; }
   static Status Corruption(std::string_view msg) { return {StatusCode::kCorruption, msg}; }
+  /// A POSIX error `err` (ENOENT, ENOTEMPTY, ...) with the canonical code
+  /// that fits it (ENOENT -> kNotFound, EEXIST -> kAlreadyExists, EACCES and
+  /// EPERM -> kPermissionDenied, ENOSPC -> kResourceExhausted, EIO ->
+  /// kInternal, the rest -> kFailedPrecondition); posix_errno() returns `err`.
+  static Status Posix(int err, std::string_view msg);
   /// An I/O failure from a system call: kInternal (kResourceExhausted for
   /// ENOSPC/EDQUOT) with the errno as sub-code and strerror in the message.
   static Status IOError(std::string_view context, int posix_errno);

@@ -24,6 +24,9 @@ using NeedleKey = StrongId<struct NeedleKeyTag, uint64_t>;
 /// Random 32-bit needle cookie that defeats guessing of file ids.
 using Cookie = StrongId<struct CookieTag, uint32_t>;
 
+/// Inode number in the namespace (64-bit; root is 1).
+using InodeId = StrongId<struct InodeIdTag, uint64_t>;
+
 }  // namespace needlefs
 
 template <typename Tag, typename Rep>

@@ -1,0 +1,477 @@
+// Namespace: open, the per-transaction working set, attributes and the
+// create family (create, mkdir, mknod, symlink, link).
+#include "metadata/namespace.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <random>
+
+#include "metadata/internal/namespace_impl.h"
+
+namespace needlefs {
+
+using meta_keys::DentryValue;
+using meta_keys::InodeRecord;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint32_t InodeAttr::StMode() const {
+  uint32_t t = 0;
+  switch (type) {
+    case FileType::kRegular: t = S_IFREG; break;
+    case FileType::kDirectory: t = S_IFDIR; break;
+    case FileType::kSymlink: t = S_IFLNK; break;
+    case FileType::kFifo: t = S_IFIFO; break;
+    case FileType::kSocket: t = S_IFSOCK; break;
+    case FileType::kCharDevice: t = S_IFCHR; break;
+    case FileType::kBlockDevice: t = S_IFBLK; break;
+  }
+  return t | (mode & 07777);
+}
+
+bool RequestContext::InGroup(uint32_t g) const {
+  if (g == gid) return true;
+  for (uint32_t x : groups) {
+    if (x == g) return true;
+  }
+  return false;
+}
+
+bool MayAccess(const RequestContext& ctx, const InodeAttr& attr, int mask) {
+  if (ctx.uid == 0) {
+    // Root may do anything but execute a file that nobody may execute.
+    return !(mask & 1) || attr.type == FileType::kDirectory || (attr.mode & 0111);
+  }
+  uint32_t bits;
+  if (ctx.uid == attr.uid) {
+    bits = (attr.mode >> 6) & 7;
+  } else if (ctx.InGroup(attr.gid)) {
+    bits = (attr.mode >> 3) & 7;
+  } else {
+    bits = attr.mode & 7;
+  }
+  return (bits & static_cast<uint32_t>(mask)) == static_cast<uint32_t>(mask);
+}
+
+Status CheckName(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return Status::Posix(EINVAL, "invalid name");
+  }
+  if (name.size() > kMaxNameBytes) return Status::Posix(ENAMETOOLONG, "name too long");
+  return Status::OK();
+}
+
+StatusOr<uint64_t> BatchAllocator::Next() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!spare_.empty()) {
+    uint64_t n = spare_.back();
+    spare_.pop_back();
+    return n;
+  }
+  if (next_ == end_) {
+    uint64_t start = 0;
+    Status s = RunTransaction(*store_, [&](KvTransaction& t) -> Status {
+      NEEDLEFS_ASSIGN_OR_RETURN(auto v, t.GetForUpdate(key_));
+      start = v ? meta_keys::ReadBE64(*v) : first_;
+      std::string nv;
+      meta_keys::AppendBE64(&nv, start + batch_);
+      return t.Put(key_, nv);
+    });
+    NEEDLEFS_RETURN_IF_ERROR(s);
+    next_ = start;
+    end_ = start + batch_;
+  }
+  return next_++;
+}
+
+void BatchAllocator::GiveBack(uint64_t n) {
+  std::lock_guard<std::mutex> l(mu_);
+  spare_.push_back(n);
+}
+
+// ---- NsTxn ----
+
+StatusOr<InodeRecord*> NsTxn::Inode(InodeId ino) {
+  auto it = inodes_.find(ino.value);
+  if (it != inodes_.end()) {
+    if (deleted_.count(ino.value)) return Status::Posix(ENOENT, "inode removed");
+    return &it->second;
+  }
+  NEEDLEFS_ASSIGN_OR_RETURN(auto v, txn_.GetForUpdate(meta_keys::Inode(ino)));
+  if (!v) return Status::Posix(ENOENT, "no inode " + std::to_string(ino.value));
+  NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord rec, InodeRecord::Decode(*v));
+  rec.attr.ino = ino;
+  return &inodes_.emplace(ino.value, std::move(rec)).first->second;
+}
+
+StatusOr<InodeRecord*> NsTxn::Dir(const RequestContext& ctx, InodeId ino, bool write) {
+  NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * d, Inode(ino));
+  if (d->attr.type != FileType::kDirectory) return Status::Posix(ENOTDIR, "not a directory");
+  if (!MayAccess(ctx, d->attr, write ? 3 : 1)) return Status::Posix(EACCES, "directory access");
+  return d;
+}
+
+StatusOr<std::optional<DentryValue>> NsTxn::Entry(InodeId parent, const std::string& name) {
+  NEEDLEFS_ASSIGN_OR_RETURN(auto v, txn_.GetForUpdate(meta_keys::Dentry(parent, name)));
+  if (!v) return std::optional<DentryValue>();
+  NEEDLEFS_ASSIGN_OR_RETURN(DentryValue d, DentryValue::Decode(*v));
+  return std::optional<DentryValue>(d);
+}
+
+Status NsTxn::AddEntry(InodeRecord* dir, const std::string& name, InodeId child, FileType type,
+                       int64_t now) {
+  DentryValue d{child, type, dir->next_cookie++};
+  NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Dentry(dir->attr.ino, name), d.Encode()));
+  NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Cookie(dir->attr.ino, d.cookie), name));
+  dir->attr.size += 1;
+  dir->attr.mtime_ns = dir->attr.ctime_ns = now;
+  return Status::OK();
+}
+
+Status NsTxn::RemoveEntry(InodeRecord* dir, const std::string& name, const DentryValue& d,
+                          int64_t now) {
+  NEEDLEFS_RETURN_IF_ERROR(txn_.Delete(meta_keys::Dentry(dir->attr.ino, name)));
+  NEEDLEFS_RETURN_IF_ERROR(txn_.Delete(meta_keys::Cookie(dir->attr.ino, d.cookie)));
+  if (dir->attr.size > 0) dir->attr.size -= 1;
+  dir->attr.mtime_ns = dir->attr.ctime_ns = now;
+  return Status::OK();
+}
+
+Status NsTxn::DropLink(InodeRecord* rec, int64_t now, BatchAllocator* garbage_seq) {
+  rec->attr.ctime_ns = now;
+  const bool dir = rec->attr.type == FileType::kDirectory;
+  if (!dir && rec->attr.nlink > 1) {
+    rec->attr.nlink -= 1;
+    return Status::OK();
+  }
+  // Last link (a directory has exactly one name): the inode goes.
+  const InodeId ino = rec->attr.ino;
+  std::vector<std::string> keys;
+  NEEDLEFS_RETURN_IF_ERROR(
+      txn_.Scan(meta_keys::XattrPrefix(ino), "", 0, [&](std::string_view k, std::string_view) {
+        keys.emplace_back(k);
+        return true;
+      }));
+  std::vector<std::string> blobs;
+  NEEDLEFS_RETURN_IF_ERROR(
+      txn_.Scan(meta_keys::ChunkPrefix(ino), "", 0, [&](std::string_view k, std::string_view v) {
+        keys.emplace_back(k);
+        auto c = meta_keys::DecodeChunk(v);
+        if (c.ok()) blobs.push_back(c->file_id);
+        return true;
+      }));
+  for (const auto& k : keys) NEEDLEFS_RETURN_IF_ERROR(txn_.Delete(k));
+  for (const auto& fid : blobs) {
+    NEEDLEFS_ASSIGN_OR_RETURN(uint64_t seq, garbage_seq->Next());
+    NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Garbage(seq), fid));
+  }
+  AddStats(-1, rec->attr.type == FileType::kRegular ? -static_cast<int64_t>(rec->attr.size) : 0);
+  rec->attr.nlink = 0;
+  deleted_.insert(ino.value);
+  return Status::OK();
+}
+
+InodeRecord* NsTxn::NewInode(const InodeRecord& rec) {
+  AddStats(1, 0);
+  return &inodes_.insert_or_assign(rec.attr.ino.value, rec).first->second;
+}
+
+StatusOr<bool> NsTxn::DirEmpty(InodeId dir) {
+  bool empty = true;
+  NEEDLEFS_RETURN_IF_ERROR(
+      txn_.Scan(meta_keys::DentryPrefix(dir), "", 1, [&](std::string_view, std::string_view) {
+        empty = false;
+        return false;
+      }));
+  return empty;
+}
+
+Status NsTxn::Flush() {
+  for (auto& [ino, rec] : inodes_) {
+    if (deleted_.count(ino)) {
+      NEEDLEFS_RETURN_IF_ERROR(txn_.Delete(meta_keys::Inode(InodeId(ino))));
+    } else {
+      NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Inode(InodeId(ino)), rec.Encode()));
+    }
+  }
+  if (stat_inodes_ != 0 || stat_bytes_ != 0) {
+    static thread_local std::minstd_rand rng(std::random_device{}());
+    std::string key = meta_keys::StatShard(static_cast<uint8_t>(rng() % meta_keys::kStatShards));
+    NEEDLEFS_ASSIGN_OR_RETURN(auto v, txn_.GetForUpdate(key));
+    int64_t inodes = 0, bytes = 0;
+    if (v && v->size() == 16) {
+      inodes = static_cast<int64_t>(meta_keys::ReadBE64(v->substr(0, 8)));
+      bytes = static_cast<int64_t>(meta_keys::ReadBE64(v->substr(8)));
+    }
+    std::string nv;
+    meta_keys::AppendBE64(&nv, static_cast<uint64_t>(inodes + stat_inodes_));
+    meta_keys::AppendBE64(&nv, static_cast<uint64_t>(bytes + stat_bytes_));
+    NEEDLEFS_RETURN_IF_ERROR(txn_.Put(key, nv));
+  }
+  return Status::OK();
+}
+
+// ---- Namespace ----
+
+Namespace::Namespace(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Namespace::~Namespace() = default;
+
+StatusOr<std::unique_ptr<Namespace>> Namespace::Open(KvStore* store,
+                                                     const NamespaceOptions& options) {
+  if (options.inode_batch == 0) return Status::InvalidArgument("inode_batch must be positive");
+  Status s = RunTransaction(*store, [&](KvTransaction& t) -> Status {
+    NEEDLEFS_ASSIGN_OR_RETURN(auto root, t.GetForUpdate(meta_keys::Inode(kRootInode)));
+    if (root) return Status::OK();
+    NsTxn tx(t);
+    InodeRecord r;
+    r.attr.ino = kRootInode;
+    r.attr.generation = 1;
+    r.attr.type = FileType::kDirectory;
+    r.attr.mode = 0755;
+    r.attr.nlink = 2;
+    r.attr.atime_ns = r.attr.mtime_ns = r.attr.ctime_ns = NowNs();
+    r.parent = kRootInode;
+    r.next_cookie = kFirstEntryCookie;
+    tx.NewInode(r);
+    return tx.Flush();
+  });
+  NEEDLEFS_RETURN_IF_ERROR(s);
+  return std::unique_ptr<Namespace>(new Namespace(std::make_unique<Impl>(store, options)));
+}
+
+StatusOr<InodeAttr> Namespace::Lookup(const RequestContext& ctx, InodeId parent,
+                                      const std::string& name) {
+  NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
+  InodeAttr out;
+  Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+    NEEDLEFS_ASSIGN_OR_RETURN(auto pv, t.Get(meta_keys::Inode(parent)));
+    if (!pv) return Status::Posix(ENOENT, "no such directory");
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord p, InodeRecord::Decode(*pv));
+    if (p.attr.type != FileType::kDirectory) return Status::Posix(ENOTDIR, "not a directory");
+    if (!MayAccess(ctx, p.attr, 1)) return Status::Posix(EACCES, "search permission");
+    InodeId target;
+    if (name == ".") {
+      target = parent;
+    } else if (name == "..") {
+      target = p.parent;
+    } else {
+      NEEDLEFS_ASSIGN_OR_RETURN(auto dv, t.Get(meta_keys::Dentry(parent, name)));
+      if (!dv) return Status::Posix(ENOENT, name);
+      NEEDLEFS_ASSIGN_OR_RETURN(DentryValue d, DentryValue::Decode(*dv));
+      target = d.ino;
+    }
+    NEEDLEFS_ASSIGN_OR_RETURN(auto cv, t.Get(meta_keys::Inode(target)));
+    if (!cv) return Status::Posix(ENOENT, name);
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord c, InodeRecord::Decode(*cv));
+    out = c.attr;
+    out.ino = target;
+    return Status::OK();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<InodeAttr> Namespace::GetAttr(InodeId ino) {
+  auto t = impl_->store_->Begin();
+  NEEDLEFS_ASSIGN_OR_RETURN(auto v, t->Get(meta_keys::Inode(ino)));
+  if (!v) return Status::Posix(ENOENT, "no inode " + std::to_string(ino.value));
+  NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord r, InodeRecord::Decode(*v));
+  r.attr.ino = ino;
+  return r.attr;
+}
+
+StatusOr<InodeAttr> Namespace::GetAttrChecked(InodeId ino, uint64_t generation) {
+  NEEDLEFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttr(ino));
+  if (a.generation != generation) return Status::Posix(ENOENT, "stale generation");
+  return a;
+}
+
+StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
+                                       const SetAttrRequest& req) {
+  InodeAttr out;
+  Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+    NsTxn tx(t);
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
+    InodeAttr& a = r->attr;
+    const bool owner = ctx.uid == 0 || ctx.uid == a.uid;
+    const int64_t now = NowNs();
+    if (req.mode) {
+      if (!owner) return Status::Posix(EPERM, "chmod: not the owner");
+      a.mode = *req.mode & 07777;
+      if (ctx.uid != 0 && !ctx.InGroup(a.gid)) a.mode &= ~static_cast<uint32_t>(S_ISGID);
+    }
+    if (req.uid || req.gid) {
+      bool uid_change = req.uid && *req.uid != a.uid;
+      bool gid_change = req.gid && *req.gid != a.gid;
+      if (uid_change && ctx.uid != 0) return Status::Posix(EPERM, "chown: not root");
+      if (gid_change && ctx.uid != 0 && (ctx.uid != a.uid || !ctx.InGroup(*req.gid))) {
+        return Status::Posix(EPERM, "chgrp: not the owner or not in the group");
+      }
+      if (req.uid) a.uid = *req.uid;
+      if (req.gid) a.gid = *req.gid;
+      if ((uid_change || gid_change) && a.type != FileType::kDirectory) {
+        a.mode &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+      }
+    }
+    if (req.size) {
+      if (a.type == FileType::kDirectory) return Status::Posix(EISDIR, "truncate of a directory");
+      if (a.type != FileType::kRegular) return Status::Posix(EINVAL, "truncate of a special file");
+      if (!MayAccess(ctx, a, 2)) return Status::Posix(EACCES, "truncate: no write permission");
+      NEEDLEFS_RETURN_IF_ERROR(TruncateChunks(t, r, *req.size, &impl_->garbage_seq_));
+      tx.AddStats(0, static_cast<int64_t>(*req.size) - static_cast<int64_t>(a.size));
+      a.size = *req.size;
+      a.mtime_ns = now;
+    }
+    auto set_time = [&](const std::optional<int64_t>& v, bool use_now, int64_t* field) -> Status {
+      if (!v && !use_now) return Status::OK();
+      if (use_now) {
+        if (!owner && !MayAccess(ctx, a, 2)) return Status::Posix(EACCES, "utimes: no write permission");
+        *field = now;
+      } else {
+        if (!owner) return Status::Posix(EPERM, "utimes: not the owner");
+        *field = *v;
+      }
+      return Status::OK();
+    };
+    NEEDLEFS_RETURN_IF_ERROR(set_time(req.atime_ns, req.atime_now, &a.atime_ns));
+    NEEDLEFS_RETURN_IF_ERROR(set_time(req.mtime_ns, req.mtime_now, &a.mtime_ns));
+    a.ctime_ns = now;
+    out = a;
+    return tx.Flush();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId parent,
+                                              const std::string& name, FileType type,
+                                              uint32_t mode, uint64_t rdev,
+                                              const std::string& target, bool exclusive,
+                                              bool* created) {
+  NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
+  if (name == "." || name == "..") return Status::Posix(EEXIST, name);
+  NEEDLEFS_ASSIGN_OR_RETURN(uint64_t ino, inodes_.Next());
+  InodeAttr out;
+  bool made = false;
+  Status s = RunTransaction(*store_, [&](KvTransaction& t) -> Status {
+    made = false;
+    NsTxn tx(t);
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/false));
+    NEEDLEFS_ASSIGN_OR_RETURN(auto existing, tx.Entry(parent, name));
+    if (existing) {
+      if (exclusive || type != FileType::kRegular) return Status::Posix(EEXIST, name);
+      NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * e, tx.Inode(existing->ino));
+      if (e->attr.type == FileType::kDirectory) return Status::Posix(EISDIR, name);
+      out = e->attr;
+      return Status::OK();  // nothing to write
+    }
+    if (!MayAccess(ctx, p->attr, 3)) return Status::Posix(EACCES, "no write permission");
+    const int64_t now = NowNs();
+    InodeRecord r;
+    r.attr.ino = InodeId(ino);
+    r.attr.generation = static_cast<uint64_t>(now);
+    r.attr.type = type;
+    r.attr.mode = mode & 07777;
+    r.attr.uid = ctx.uid;
+    // BSD/Linux setgid directories hand their group down.
+    r.attr.gid = (p->attr.mode & S_ISGID) ? p->attr.gid : ctx.gid;
+    if (type == FileType::kDirectory && (p->attr.mode & S_ISGID)) r.attr.mode |= S_ISGID;
+    r.attr.nlink = type == FileType::kDirectory ? 2 : 1;
+    r.attr.atime_ns = r.attr.mtime_ns = r.attr.ctime_ns = now;
+    r.attr.rdev = rdev;
+    if (type == FileType::kDirectory) {
+      r.parent = parent;
+      r.next_cookie = kFirstEntryCookie;
+      p->attr.nlink += 1;
+    }
+    if (type == FileType::kSymlink) {
+      r.target = target;
+      r.attr.size = target.size();
+      r.attr.mode = 0777;
+    }
+    tx.NewInode(r);
+    NEEDLEFS_RETURN_IF_ERROR(tx.AddEntry(p, name, InodeId(ino), type, now));
+    out = r.attr;
+    made = true;
+    return tx.Flush();
+  });
+  if (!made) inodes_.GiveBack(ino);
+  if (created) *created = made;
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<InodeAttr> Namespace::Create(const RequestContext& ctx, InodeId parent,
+                                      const std::string& name, uint32_t mode, bool exclusive,
+                                      bool* created) {
+  return impl_->MakeNode(ctx, parent, name, FileType::kRegular, mode, 0, "", exclusive, created);
+}
+
+StatusOr<InodeAttr> Namespace::Mkdir(const RequestContext& ctx, InodeId parent,
+                                     const std::string& name, uint32_t mode) {
+  return impl_->MakeNode(ctx, parent, name, FileType::kDirectory, mode, 0, "", true, nullptr);
+}
+
+StatusOr<InodeAttr> Namespace::Mknod(const RequestContext& ctx, InodeId parent,
+                                     const std::string& name, FileType type, uint32_t mode,
+                                     uint64_t rdev) {
+  if (type == FileType::kRegular || type == FileType::kDirectory || type == FileType::kSymlink) {
+    return Status::Posix(EINVAL, "mknod of a regular file, directory or symlink");
+  }
+  return impl_->MakeNode(ctx, parent, name, type, mode, rdev, "", true, nullptr);
+}
+
+StatusOr<InodeAttr> Namespace::Symlink(const RequestContext& ctx, InodeId parent,
+                                       const std::string& name, const std::string& target) {
+  if (target.empty()) return Status::Posix(ENOENT, "empty symlink target");
+  if (target.size() > kMaxSymlinkBytes) return Status::Posix(ENAMETOOLONG, "symlink target");
+  return impl_->MakeNode(ctx, parent, name, FileType::kSymlink, 0777, 0, target, true, nullptr);
+}
+
+StatusOr<std::string> Namespace::Readlink(InodeId ino) {
+  auto t = impl_->store_->Begin();
+  NEEDLEFS_ASSIGN_OR_RETURN(auto v, t->Get(meta_keys::Inode(ino)));
+  if (!v) return Status::Posix(ENOENT, "no inode");
+  NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord r, InodeRecord::Decode(*v));
+  if (r.attr.type != FileType::kSymlink) return Status::Posix(EINVAL, "not a symlink");
+  return r.target;
+}
+
+StatusOr<InodeAttr> Namespace::Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
+                                    const std::string& new_name) {
+  NEEDLEFS_RETURN_IF_ERROR(CheckName(new_name));
+  if (new_name == "." || new_name == "..") return Status::Posix(EEXIST, new_name);
+  InodeAttr out;
+  Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+    NsTxn tx(t);
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
+    if (r->attr.type == FileType::kDirectory) return Status::Posix(EPERM, "hard link to a directory");
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, new_parent, /*write=*/true));
+    NEEDLEFS_ASSIGN_OR_RETURN(auto existing, tx.Entry(new_parent, new_name));
+    if (existing) return Status::Posix(EEXIST, new_name);
+    if (r->attr.nlink >= 65000) return Status::Posix(EMLINK, "too many links");
+    const int64_t now = NowNs();
+    r->attr.nlink += 1;
+    r->attr.ctime_ns = now;
+    NEEDLEFS_RETURN_IF_ERROR(tx.AddEntry(p, new_name, ino, r->attr.type, now));
+    out = r->attr;
+    return tx.Flush();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status Namespace::Access(const RequestContext& ctx, InodeId ino, int mask) {
+  NEEDLEFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttr(ino));
+  if (mask != 0 && !MayAccess(ctx, a, mask & 7)) return Status::Posix(EACCES, "access denied");
+  return Status::OK();
+}
+
+}  // namespace needlefs

@@ -1,0 +1,247 @@
+// The POSIX namespace: inodes, directory entries, attributes, symlinks, hard
+// links, xattrs and file -> chunk maps, over the transactional KV interface
+// (kv_store.h). Every operation that POSIX makes atomic is one transaction.
+// NFS (nfsstat3), FUSE (errno) and S3 all go through this one implementation.
+//
+// Errors carry the POSIX errno as Status::posix_errno() (see Status::Posix):
+// ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, EINVAL, EACCES, EPERM,
+// ENAMETOOLONG, EMLINK, ENODATA, ERANGE, E2BIG, ENOSPC; front ends map that
+// errno and nothing else.
+//
+// Times are nanoseconds since the Unix epoch. Sizes are bytes.
+//
+// Thread-safety: all methods are thread-safe; concurrent conflicting
+// operations are serialized by the KV store (and retried inside).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/types.h"
+#include "metadata/kv_store.h"
+
+namespace needlefs {
+
+/// Inode types. Persisted values: never renumber.
+enum class FileType : uint8_t {
+  kRegular = 1,
+  kDirectory = 2,
+  kSymlink = 3,
+  kFifo = 4,
+  kSocket = 5,
+  kCharDevice = 6,
+  kBlockDevice = 7,
+};
+
+/// The root directory's inode number.
+inline constexpr InodeId kRootInode{1};
+/// Longest name of a directory entry, bytes (as Linux NAME_MAX).
+inline constexpr size_t kMaxNameBytes = 255;
+/// Xattr limits as Linux: name up to 255 bytes, value up to 64 KiB.
+inline constexpr size_t kMaxXattrNameBytes = 255;
+inline constexpr size_t kMaxXattrValueBytes = 65536;
+/// Longest symlink target, bytes (as Linux PATH_MAX).
+inline constexpr size_t kMaxSymlinkBytes = 4096;
+/// First cookie of a real directory entry: 0 starts a listing, 1 and 2 are
+/// left for the front ends' "." and "..".
+inline constexpr uint64_t kFirstEntryCookie = 3;
+
+struct InodeAttr {
+  InodeId ino;
+  uint64_t generation = 0;  ///< changes when an inode number is reused
+  FileType type = FileType::kRegular;
+  uint32_t mode = 0;  ///< permission bits only (07777)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;  ///< bytes; symlink: target length; directory: entries
+  uint32_t nlink = 0;
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t rdev = 0;  ///< device number for kCharDevice / kBlockDevice
+
+  /// st_mode: type bits (S_IFREG, ...) | permission bits.
+  uint32_t StMode() const;
+};
+
+/// The caller's identity, checked against mode bits (and the sticky bit).
+/// uid 0 passes every permission check but the execute check of files
+/// without any x bit, as on Linux.
+struct RequestContext {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;  ///< supplementary groups
+  /// The root context, for internal use and tests.
+  static RequestContext Root() { return {}; }
+  bool InGroup(uint32_t g) const;
+};
+
+/// What SetAttr changes; unset fields stay as they are.
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;  ///< permission bits
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;  ///< truncate or extend (regular files)
+  std::optional<int64_t> atime_ns;
+  std::optional<int64_t> mtime_ns;
+  bool atime_now = false;  ///< set atime to the server's clock
+  bool mtime_now = false;  ///< set mtime to the server's clock
+};
+
+struct DirEntry {
+  std::string name;
+  InodeId ino;
+  FileType type = FileType::kRegular;
+  uint64_t cookie = 0;  ///< stable: pass it back to continue after this entry
+  std::optional<InodeAttr> attr;  ///< filled by ReadDir with plus = true
+};
+
+struct ReadDirResult {
+  std::vector<DirEntry> entries;
+  bool eof = false;  ///< no entries after the last one returned
+};
+
+/// A piece of a regular file's data: `size` bytes at file offset `offset`
+/// stored in blob `file_id` (a needle) starting at `blob_offset`.
+struct Chunk {
+  std::string file_id;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  uint64_t blob_offset = 0;
+};
+
+struct StatFs {
+  uint64_t inodes = 0;       ///< inodes in use
+  uint64_t bytes_used = 0;   ///< sum of regular file sizes
+};
+
+/// Flags of Rename (as renameat2(2)).
+enum RenameFlags : uint32_t {
+  kRenameNoReplace = 1,  ///< fail with EEXIST when the target exists
+  kRenameExchange = 2,   ///< atomically swap source and target (both exist)
+};
+
+/// Flags of SetXattr (as setxattr(2)).
+enum XattrFlags : int {
+  kXattrCreate = 1,   ///< fail with EEXIST when it exists
+  kXattrReplace = 2,  ///< fail with ENODATA when it does not exist
+};
+
+struct NamespaceOptions {
+  /// Inode numbers reserved per KV transaction on the counter, so creates
+  /// do not all conflict on one key. Default: 1024.
+  uint64_t inode_batch = 1024;
+};
+
+class Namespace {
+ public:
+  /// Opens the namespace in `store` (not owned; must outlive it), creating
+  /// the root directory (mode 0755, uid/gid 0) when the store is empty.
+  static StatusOr<std::unique_ptr<Namespace>> Open(KvStore* store,
+                                                   const NamespaceOptions& options = {});
+  ~Namespace();
+
+  /// Looks `name` up in directory `parent` (needs search permission).
+  /// Errors: ENOENT, ENOTDIR, EACCES, ENAMETOOLONG.
+  StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent, const std::string& name);
+  /// Errors: ENOENT (no such inode; also for a stale generation via
+  /// GetAttrChecked).
+  StatusOr<InodeAttr> GetAttr(InodeId ino);
+  /// As GetAttr, and ENOENT when the inode's generation is not `generation`
+  /// (a file handle to a removed and reused inode: NFS3ERR_STALE).
+  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation);
+  /// chmod/chown/truncate/utimes in one transaction. Sets ctime. Permission
+  /// rules as Linux: only the owner (or root) may chmod or set times to
+  /// explicit values; only root may change the owner; the owner may change
+  /// the group to one of its groups; "now" times need write permission or
+  /// ownership; size needs write permission. chmod by a non-root owner
+  /// outside the file's group clears S_ISGID; chown clears S_ISUID/S_ISGID.
+  /// Truncation moves dropped chunks to the garbage queue.
+  /// Errors: ENOENT, EPERM, EACCES, EISDIR (size of a directory), EINVAL.
+  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req);
+
+  /// Creates a regular file. With `exclusive`, an existing name is EEXIST;
+  /// without it, the existing file is returned unchanged (O_CREAT) and
+  /// *created is false. Errors: EEXIST, EISDIR (the name is a directory and
+  /// !exclusive), ENOTDIR, EACCES, ENAMETOOLONG, EINVAL (bad name).
+  StatusOr<InodeAttr> Create(const RequestContext& ctx, InodeId parent, const std::string& name,
+                             uint32_t mode, bool exclusive, bool* created = nullptr);
+  /// Errors: EEXIST, ENOTDIR, EACCES, ENAMETOOLONG, EINVAL, EMLINK.
+  StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+                            uint32_t mode);
+  /// A FIFO, socket, or character/block device (`rdev`). Errors: as Create,
+  /// and EINVAL for kRegular/kDirectory/kSymlink.
+  StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent, const std::string& name,
+                            FileType type, uint32_t mode, uint64_t rdev);
+  /// Errors: as Create, and ENAMETOOLONG for a target over kMaxSymlinkBytes.
+  StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent,
+                              const std::string& name, const std::string& target);
+  /// Errors: ENOENT, EINVAL (not a symlink).
+  StatusOr<std::string> Readlink(InodeId ino);
+  /// A new name for `ino` (not a directory). Errors: EPERM (directory),
+  /// EEXIST, ENOENT, ENOTDIR, EACCES, EMLINK.
+  StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
+                           const std::string& new_name);
+  /// Removes a non-directory entry. The inode goes when its last link goes
+  /// (its chunks to the garbage queue) unless a session holds it open (see
+  /// Open). Errors: ENOENT, EISDIR, ENOTDIR, EACCES, EPERM (sticky dir).
+  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name);
+  /// Errors: ENOENT, ENOTDIR, ENOTEMPTY, EACCES, EPERM (sticky), EINVAL
+  /// (name "."), EBUSY (root).
+  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name);
+  /// rename(2)/renameat2(2): replaces a file or an empty directory; same
+  /// inode is a no-op; nlink and mtime/ctime of both parents updated.
+  /// Errors: ENOENT, EEXIST (NOREPLACE), ENOTDIR, EISDIR, ENOTEMPTY, EINVAL
+  /// (a directory into its own subtree, both flags, "." / ".."), EACCES,
+  /// EPERM (sticky), EBUSY.
+  Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
+                InodeId new_parent, const std::string& new_name, uint32_t flags = 0);
+
+  /// Up to `max_entries` entries of directory `dir` whose cookie is greater
+  /// than `cookie` (0 = from the start), in cookie order. Cookies are stable
+  /// per entry: a listing continued after concurrent inserts and deletes
+  /// never repeats or skips an entry that existed throughout. Does not
+  /// return "." or "..". Errors: ENOENT, ENOTDIR, EACCES (needs read).
+  StatusOr<ReadDirResult> ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,
+                                  size_t max_entries, bool plus);
+
+  /// access(2): `mask` of R_OK/W_OK/X_OK (4/2/1). Errors: EACCES, ENOENT.
+  Status Access(const RequestContext& ctx, InodeId ino, int mask);
+  StatusOr<StatFs> GetStatFs();
+
+  /// Extended attributes. Names must have a namespace prefix ("user.",
+  /// "trusted.", "security.", "system."). Errors: ENODATA (absent),
+  /// EEXIST / ENODATA for kXattrCreate / kXattrReplace, ERANGE (name too
+  /// long), E2BIG (value too large), EPERM/EACCES, EOPNOTSUPP (no prefix).
+  Status SetXattr(const RequestContext& ctx, InodeId ino, const std::string& name,
+                  const std::string& value, int flags);
+  StatusOr<std::string> GetXattr(const RequestContext& ctx, InodeId ino, const std::string& name);
+  StatusOr<std::vector<std::string>> ListXattr(const RequestContext& ctx, InodeId ino);
+  Status RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name);
+
+  /// Appends chunks written to a regular file (newer chunks win where they
+  /// overlap older ones), raises the size to at least `min_size`, sets
+  /// mtime/ctime. Errors: ENOENT, EISDIR, EINVAL.
+  StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size);
+  /// The visible pieces of [offset, offset+length) clipped to the file size:
+  /// each result chunk says which blob bytes back which file bytes; bytes
+  /// that no chunk covers (holes) are absent and read as zeros.
+  StatusOr<std::vector<Chunk>> ReadChunks(InodeId ino, uint64_t offset, uint64_t length);
+
+  /// Blob file ids whose data is no longer referenced (deleted or truncated
+  /// files), oldest first, at most `max`, each with its queue sequence.
+  StatusOr<std::vector<std::pair<uint64_t, std::string>>> PeekGarbage(size_t max);
+  /// Removes queue entries up to and including `seq` (their blobs are gone).
+  Status AckGarbage(uint64_t seq);
+
+ private:
+  class Impl;
+  explicit Namespace(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace needlefs

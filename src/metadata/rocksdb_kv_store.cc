@@ -1,0 +1,178 @@
+// The RocksDB KvStore engine: a pessimistic rocksdb::TransactionDB
+// (WRITE_COMMITTED). GetForUpdate and every Put/Delete take an exclusive
+// per-key lock held until commit or rollback; a lock wait longer than
+// KvOptions::lock_timeout_ms, or a detected deadlock, fails with kAborted so
+// that RunTransaction redoes the transaction. Reads take no snapshot: Get,
+// GetForUpdate and Scan see the latest committed data merged with the
+// transaction's own writes. Uncommitted writes live only in the transaction's
+// write batch, so destroying a transaction without Commit rolls it back.
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/utilities/transaction.h>
+#include <rocksdb/utilities/transaction_db.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "metadata/kv_store.h"
+
+namespace needlefs {
+namespace {
+
+/// Write buffer (memtable) size: metadata values are small, so 32 MiB holds
+/// many operations while keeping recovery replay short.
+constexpr size_t kWriteBufferBytes = 32 << 20;
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+/// Maps a RocksDB status to ours; `what` names the operation. Lock timeouts,
+/// deadlocks, write conflicts and expired transactions become kAborted (redo
+/// the transaction); NotFound is handled by the callers before this.
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsExpired()) {
+    return Status::Aborted(msg);
+  }
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsNoSpace()) return Status::ResourceExhausted(msg);
+  return Status::Internal(msg);
+}
+
+/// A Get/GetForUpdate result: the value, nullopt for NotFound, or the error.
+StatusOr<std::optional<std::string>> ValueOrAbsent(const rocksdb::Status& s, std::string value,
+                                                   std::string_view what) {
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, what);
+  return std::optional<std::string>(std::move(value));
+}
+
+class RocksDbKvTransaction final : public KvTransaction {
+ public:
+  /// Keeps `db` alive, so a transaction may outlive its store.
+  RocksDbKvTransaction(std::shared_ptr<rocksdb::TransactionDB> db,
+                       const rocksdb::WriteOptions& write_options)
+      : db_(std::move(db)) {
+    rocksdb::TransactionOptions txn_options;
+    txn_options.deadlock_detect = true;  // a deadlock fails fast with Busy -> kAborted
+    txn_.reset(db_->BeginTransaction(write_options, txn_options));
+  }
+
+  ~RocksDbKvTransaction() override {
+    // Deleting an uncommitted transaction discards its write batch and
+    // releases its locks; the explicit Rollback just says so.
+    if (!committed_) txn_->Rollback().PermitUncheckedError();
+    txn_.reset();  // before db_
+  }
+
+  StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    NEEDLEFS_RETURN_IF_ERROR(CheckUsable());
+    std::string value;
+    rocksdb::Status s = txn_->Get(rocksdb::ReadOptions(), ToSlice(key), &value);
+    return ValueOrAbsent(s, std::move(value), "rocksdb get");
+  }
+
+  StatusOr<std::optional<std::string>> GetForUpdate(std::string_view key) override {
+    NEEDLEFS_RETURN_IF_ERROR(CheckUsable());
+    std::string value;
+    rocksdb::Status s =
+        txn_->GetForUpdate(rocksdb::ReadOptions(), ToSlice(key), &value, /*exclusive=*/true);
+    return ValueOrAbsent(s, std::move(value), "rocksdb get for update");
+  }
+
+  Status Scan(std::string_view prefix, std::string_view start_after, size_t limit,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    NEEDLEFS_RETURN_IF_ERROR(CheckUsable());
+    // Start at the prefix, or at start_after when that lies inside or past it
+    // (past it: the loop below stops at once).
+    bool from_start_after = !start_after.empty() && start_after >= prefix;
+    std::string_view target = from_start_after ? start_after : prefix;
+    std::unique_ptr<rocksdb::Iterator> it(txn_->GetIterator(rocksdb::ReadOptions()));
+    size_t visited = 0;
+    for (it->Seek(ToSlice(target)); it->Valid(); it->Next()) {
+      std::string_view key = ToView(it->key());
+      if (!key.starts_with(prefix)) break;
+      if (from_start_after && key == start_after) continue;
+      if (!fn(key, ToView(it->value()))) break;
+      if (limit != 0 && ++visited >= limit) break;
+    }
+    return FromRocks(it->status(), "rocksdb scan");
+  }
+
+  Status Put(std::string_view key, std::string_view value) override {
+    NEEDLEFS_RETURN_IF_ERROR(CheckUsable());
+    return FromRocks(txn_->Put(ToSlice(key), ToSlice(value)), "rocksdb put");
+  }
+
+  Status Delete(std::string_view key) override {
+    NEEDLEFS_RETURN_IF_ERROR(CheckUsable());
+    return FromRocks(txn_->Delete(ToSlice(key)), "rocksdb delete");
+  }
+
+  Status Commit() override {
+    NEEDLEFS_RETURN_IF_ERROR(CheckUsable());
+    done_ = true;
+    rocksdb::Status s = txn_->Commit();
+    committed_ = s.ok();
+    return FromRocks(s, "rocksdb commit");
+  }
+
+ private:
+  Status CheckUsable() const {
+    if (done_) return Status::FailedPrecondition("kv transaction used after Commit");
+    return Status::OK();
+  }
+
+  std::shared_ptr<rocksdb::TransactionDB> db_;
+  std::unique_ptr<rocksdb::Transaction> txn_;
+  bool done_ = false;       // Commit was called (whatever its result)
+  bool committed_ = false;  // Commit succeeded
+};
+
+class RocksDbKvStore final : public KvStore {
+ public:
+  RocksDbKvStore(std::shared_ptr<rocksdb::TransactionDB> db, bool sync) : db_(std::move(db)) {
+    write_options_.sync = sync;
+  }
+
+  std::unique_ptr<KvTransaction> Begin() override {
+    return std::make_unique<RocksDbKvTransaction>(db_, write_options_);
+  }
+
+  Status Flush() override {
+    NEEDLEFS_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "rocksdb flush"));
+    return FromRocks(db_->FlushWAL(/*sync=*/true), "rocksdb flush wal");
+  }
+
+ private:
+  std::shared_ptr<rocksdb::TransactionDB> db_;
+  rocksdb::WriteOptions write_options_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& path,
+                                                      const KvOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.write_buffer_size = kWriteBufferBytes;
+  db_options.IncreaseParallelism(2);
+  // enable_pipelined_write stays off: it is not supported with every
+  // TransactionDB write policy, and commits already share WAL syncs through
+  // RocksDB's write groups.
+
+  rocksdb::TransactionDBOptions txn_db_options;
+  txn_db_options.transaction_lock_timeout = options.lock_timeout_ms;
+  txn_db_options.default_lock_timeout = options.lock_timeout_ms;
+
+  rocksdb::TransactionDB* raw = nullptr;
+  NEEDLEFS_RETURN_IF_ERROR(FromRocks(
+      rocksdb::TransactionDB::Open(db_options, txn_db_options, path, &raw), "open " + path));
+  std::shared_ptr<rocksdb::TransactionDB> db(raw);
+  return std::unique_ptr<KvStore>(new RocksDbKvStore(std::move(db), options.sync));
+}
+
+}  // namespace needlefs
