@@ -1,6 +1,7 @@
 // Codecs of the namespace's KV values (internal/keys.h).
-#include "common/endian.h"
 #include "metadata/internal/keys.h"
+
+#include "common/endian.h"
 
 namespace needlefs::meta_keys {
 namespace {

@@ -71,7 +71,7 @@ class KvStore {
 /// Opens (creating) a RocksDB TransactionDB in directory `path`.
 /// Errors: IOError, kCorruption.
 StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& path,
-                                                     const KvOptions& options = {});
+                                                      const KvOptions& options = {});
 /// A new, empty in-memory store (nothing persists).
 std::unique_ptr<KvStore> NewMemoryKvStore();
 

@@ -24,13 +24,27 @@ int64_t NowNs() {
 uint32_t InodeAttr::StMode() const {
   uint32_t t = 0;
   switch (type) {
-    case FileType::kRegular: t = S_IFREG; break;
-    case FileType::kDirectory: t = S_IFDIR; break;
-    case FileType::kSymlink: t = S_IFLNK; break;
-    case FileType::kFifo: t = S_IFIFO; break;
-    case FileType::kSocket: t = S_IFSOCK; break;
-    case FileType::kCharDevice: t = S_IFCHR; break;
-    case FileType::kBlockDevice: t = S_IFBLK; break;
+    case FileType::kRegular:
+      t = S_IFREG;
+      break;
+    case FileType::kDirectory:
+      t = S_IFDIR;
+      break;
+    case FileType::kSymlink:
+      t = S_IFLNK;
+      break;
+    case FileType::kFifo:
+      t = S_IFIFO;
+      break;
+    case FileType::kSocket:
+      t = S_IFSOCK;
+      break;
+    case FileType::kCharDevice:
+      t = S_IFCHR;
+      break;
+    case FileType::kBlockDevice:
+      t = S_IFBLK;
+      break;
   }
   return t | (mode & 07777);
 }
@@ -60,8 +74,7 @@ bool MayAccess(const RequestContext& ctx, const InodeAttr& attr, int mask) {
 }
 
 Status CheckName(const std::string& name) {
-  if (name.empty() || name.find('/') != std::string::npos ||
-      name.find('\0') != std::string::npos) {
+  if (name.empty() || name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
     return Status::Posix(EINVAL, "invalid name");
   }
   if (name.size() > kMaxNameBytes) return Status::Posix(ENAMETOOLONG, "name too long");
@@ -332,7 +345,8 @@ StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
     auto set_time = [&](const std::optional<int64_t>& v, bool use_now, int64_t* field) -> Status {
       if (!v && !use_now) return Status::OK();
       if (use_now) {
-        if (!owner && !MayAccess(ctx, a, 2)) return Status::Posix(EACCES, "utimes: no write permission");
+        if (!owner && !MayAccess(ctx, a, 2))
+          return Status::Posix(EACCES, "utimes: no write permission");
         *field = now;
       } else {
         if (!owner) return Status::Posix(EPERM, "utimes: not the owner");
@@ -347,14 +361,14 @@ StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
     return tx.Flush();
   });
   if (!s.ok()) return s;
+  impl_->NotifyAttr(ino);
   return out;
 }
 
 StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId parent,
-                                              const std::string& name, FileType type,
-                                              uint32_t mode, uint64_t rdev,
-                                              const std::string& target, bool exclusive,
-                                              bool* created) {
+                                              const std::string& name, FileType type, uint32_t mode,
+                                              uint64_t rdev, const std::string& target,
+                                              bool exclusive, bool* created) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == "." || name == "..") return Status::Posix(EEXIST, name);
   NEEDLEFS_ASSIGN_OR_RETURN(uint64_t ino, inodes_.Next());
@@ -405,6 +419,10 @@ StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId
   if (!made) inodes_.GiveBack(ino);
   if (created) *created = made;
   if (!s.ok()) return s;
+  if (made) {
+    NotifyEntry(parent, name, out.ino);
+    NotifyAttr(parent);
+  }
   return out;
 }
 
@@ -452,7 +470,8 @@ StatusOr<InodeAttr> Namespace::Link(const RequestContext& ctx, InodeId ino, Inod
   Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
-    if (r->attr.type == FileType::kDirectory) return Status::Posix(EPERM, "hard link to a directory");
+    if (r->attr.type == FileType::kDirectory)
+      return Status::Posix(EPERM, "hard link to a directory");
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, new_parent, /*write=*/true));
     NEEDLEFS_ASSIGN_OR_RETURN(auto existing, tx.Entry(new_parent, new_name));
     if (existing) return Status::Posix(EEXIST, new_name);
@@ -465,6 +484,9 @@ StatusOr<InodeAttr> Namespace::Link(const RequestContext& ctx, InodeId ino, Inod
     return tx.Flush();
   });
   if (!s.ok()) return s;
+  impl_->NotifyEntry(new_parent, new_name, ino);
+  impl_->NotifyAttr(ino);
+  impl_->NotifyAttr(new_parent);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,7 +97,7 @@ struct DirEntry {
   std::string name;
   InodeId ino;
   FileType type = FileType::kRegular;
-  uint64_t cookie = 0;  ///< stable: pass it back to continue after this entry
+  uint64_t cookie = 0;            ///< stable: pass it back to continue after this entry
   std::optional<InodeAttr> attr;  ///< filled by ReadDir with plus = true
 };
 
@@ -115,8 +116,8 @@ struct Chunk {
 };
 
 struct StatFs {
-  uint64_t inodes = 0;       ///< inodes in use
-  uint64_t bytes_used = 0;   ///< sum of regular file sizes
+  uint64_t inodes = 0;      ///< inodes in use
+  uint64_t bytes_used = 0;  ///< sum of regular file sizes
 };
 
 /// Flags of Rename (as renameat2(2)).
@@ -131,10 +132,25 @@ enum XattrFlags : int {
   kXattrReplace = 2,  ///< fail with ENODATA when it does not exist
 };
 
+/// One committed change, for caches to invalidate (meta's change stream).
+struct ChangeEvent {
+  enum class Kind : uint8_t {
+    kAttr = 1,   ///< attributes of `ino` changed (setattr, chunks, xattrs)
+    kEntry = 2,  ///< entry `name` of directory `parent` added or removed
+  };
+  Kind kind = Kind::kAttr;
+  InodeId ino;     ///< the inode affected (kEntry: the entry's inode)
+  InodeId parent;  ///< kEntry: the directory
+  std::string name;
+};
+
 struct NamespaceOptions {
   /// Inode numbers reserved per KV transaction on the counter, so creates
   /// do not all conflict on one key. Default: 1024.
   uint64_t inode_batch = 1024;
+  /// Called after each committed change, from the calling thread (must be
+  /// thread-safe and quick). Default: none.
+  std::function<void(const ChangeEvent&)> on_change;
 };
 
 class Namespace {
@@ -178,8 +194,8 @@ class Namespace {
   StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent, const std::string& name,
                             FileType type, uint32_t mode, uint64_t rdev);
   /// Errors: as Create, and ENAMETOOLONG for a target over kMaxSymlinkBytes.
-  StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent,
-                              const std::string& name, const std::string& target);
+  StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                              const std::string& target);
   /// Errors: ENOENT, EINVAL (not a symlink).
   StatusOr<std::string> Readlink(InodeId ino);
   /// A new name for `ino` (not a directory). Errors: EPERM (directory),

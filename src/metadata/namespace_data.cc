@@ -11,8 +11,8 @@ namespace needlefs {
 using meta_keys::DentryValue;
 using meta_keys::InodeRecord;
 
-StatusOr<ReadDirResult> Namespace::ReadDir(const RequestContext& ctx, InodeId dir,
-                                           uint64_t cookie, size_t max_entries, bool plus) {
+StatusOr<ReadDirResult> Namespace::ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,
+                                           size_t max_entries, bool plus) {
   if (max_entries == 0) return Status::Posix(EINVAL, "max_entries is 0");
   ReadDirResult out;
   Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
@@ -102,7 +102,7 @@ Status Namespace::SetXattr(const RequestContext& ctx, InodeId ino, const std::st
                            const std::string& value, int flags) {
   NEEDLEFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kMaxXattrValueBytes) return Status::Posix(E2BIG, "xattr value too large");
-  return RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     NEEDLEFS_RETURN_IF_ERROR(XattrAccess(ctx, r->attr, name, true));
@@ -113,6 +113,8 @@ Status Namespace::SetXattr(const RequestContext& ctx, InodeId ino, const std::st
     r->attr.ctime_ns = NowNs();
     return tx.Flush();
   });
+  if (st.ok()) impl_->NotifyAttr(ino);
+  return st;
 }
 
 StatusOr<std::string> Namespace::GetXattr(const RequestContext& ctx, InodeId ino,
@@ -144,7 +146,7 @@ StatusOr<std::vector<std::string>> Namespace::ListXattr(const RequestContext& ct
 
 Status Namespace::RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name) {
   NEEDLEFS_RETURN_IF_ERROR(CheckXattrName(name));
-  return RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     NEEDLEFS_RETURN_IF_ERROR(XattrAccess(ctx, r->attr, name, true));
@@ -154,6 +156,8 @@ Status Namespace::RemoveXattr(const RequestContext& ctx, InodeId ino, const std:
     r->attr.ctime_ns = NowNs();
     return tx.Flush();
   });
+  if (st.ok()) impl_->NotifyAttr(ino);
+  return st;
 }
 
 // ---- chunks ----
@@ -168,7 +172,8 @@ StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& 
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     if (r->attr.type == FileType::kDirectory) return Status::Posix(EISDIR, "chunks of a directory");
-    if (r->attr.type != FileType::kRegular) return Status::Posix(EINVAL, "chunks of a special file");
+    if (r->attr.type != FileType::kRegular)
+      return Status::Posix(EINVAL, "chunks of a special file");
     for (const Chunk& c : chunks) {
       NEEDLEFS_RETURN_IF_ERROR(
           t.Put(meta_keys::ChunkKey(ino, r->next_chunk_seq++), meta_keys::EncodeChunk(c)));
@@ -181,11 +186,11 @@ StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& 
     return tx.Flush();
   });
   if (!s.ok()) return s;
+  impl_->NotifyAttr(ino);
   return out;
 }
 
-StatusOr<std::vector<Chunk>> Namespace::ReadChunks(InodeId ino, uint64_t offset,
-                                                   uint64_t length) {
+StatusOr<std::vector<Chunk>> Namespace::ReadChunks(InodeId ino, uint64_t offset, uint64_t length) {
   auto t = impl_->store_->Begin();
   NEEDLEFS_ASSIGN_OR_RETURN(auto v, t->Get(meta_keys::Inode(ino)));
   if (!v) return Status::Posix(ENOENT, "no inode");
@@ -219,7 +224,8 @@ StatusOr<std::vector<Chunk>> Namespace::ReadChunks(InodeId ino, uint64_t offset,
     }
     gaps.swap(rest);
   }
-  std::sort(out.begin(), out.end(), [](const Chunk& a, const Chunk& b) { return a.offset < b.offset; });
+  std::sort(out.begin(), out.end(),
+            [](const Chunk& a, const Chunk& b) { return a.offset < b.offset; });
   return out;
 }
 
@@ -240,8 +246,8 @@ Status TruncateChunks(KvTransaction& t, InodeRecord* rec, uint64_t new_size,
       // A blob may back other chunks of this file (split writes); only a
       // blob that no remaining chunk names is garbage.
       bool still_used = false;
-      NEEDLEFS_RETURN_IF_ERROR(t.Scan(
-          meta_keys::ChunkPrefix(ino), "", 0, [&](std::string_view k2, std::string_view v2) {
+      NEEDLEFS_RETURN_IF_ERROR(
+          t.Scan(meta_keys::ChunkPrefix(ino), "", 0, [&](std::string_view k2, std::string_view v2) {
             auto o = meta_keys::DecodeChunk(v2);
             if (k2 != key && o.ok() && o->file_id == c.file_id && o->offset < new_size) {
               still_used = true;

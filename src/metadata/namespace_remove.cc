@@ -23,7 +23,8 @@ bool StickyAllows(const RequestContext& ctx, const InodeAttr& dir, const InodeAt
 Status Namespace::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == "." || name == "..") return Status::Posix(EISDIR, name);
-  return RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  InodeId removed;
+  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/true));
     NEEDLEFS_ASSIGN_OR_RETURN(auto d, tx.Entry(parent, name));
@@ -34,15 +35,23 @@ Status Namespace::Unlink(const RequestContext& ctx, InodeId parent, const std::s
     const int64_t now = NowNs();
     NEEDLEFS_RETURN_IF_ERROR(tx.RemoveEntry(p, name, *d, now));
     NEEDLEFS_RETURN_IF_ERROR(tx.DropLink(c, now, &impl_->garbage_seq_));
+    removed = d->ino;
     return tx.Flush();
   });
+  if (st.ok()) {
+    impl_->NotifyEntry(parent, name, removed);
+    impl_->NotifyAttr(removed);
+    impl_->NotifyAttr(parent);
+  }
+  return st;
 }
 
 Status Namespace::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == ".") return Status::Posix(EINVAL, "rmdir of .");
   if (name == "..") return Status::Posix(ENOTEMPTY, "rmdir of ..");
-  return RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  InodeId removed;
+  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/true));
     NEEDLEFS_ASSIGN_OR_RETURN(auto d, tx.Entry(parent, name));
@@ -56,13 +65,27 @@ Status Namespace::Rmdir(const RequestContext& ctx, InodeId parent, const std::st
     NEEDLEFS_RETURN_IF_ERROR(tx.RemoveEntry(p, name, *d, now));
     p->attr.nlink -= 1;
     NEEDLEFS_RETURN_IF_ERROR(tx.DropLink(c, now, &impl_->garbage_seq_));
+    removed = d->ino;
     return tx.Flush();
   });
+  if (st.ok()) {
+    impl_->NotifyEntry(parent, name, removed);
+    impl_->NotifyAttr(removed);
+    impl_->NotifyAttr(parent);
+  }
+  return st;
 }
 
 Status Namespace::Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
                          InodeId new_parent, const std::string& new_name, uint32_t flags) {
-  return impl_->Rename(ctx, parent, name, new_parent, new_name, flags);
+  Status s = impl_->Rename(ctx, parent, name, new_parent, new_name, flags);
+  if (s.ok()) {
+    impl_->NotifyEntry(parent, name, InodeId());
+    impl_->NotifyEntry(new_parent, new_name, InodeId());
+    impl_->NotifyAttr(parent);
+    if (new_parent != parent) impl_->NotifyAttr(new_parent);
+  }
+  return s;
 }
 
 Status Namespace::Impl::Rename(const RequestContext& ctx, InodeId sp, const std::string& sn,

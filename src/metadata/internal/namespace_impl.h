@@ -51,8 +51,8 @@ class BatchAllocator {
   const uint64_t first_;
   const uint64_t batch_;
   std::mutex mu_;
-  uint64_t next_ = 0;  // GUARDED_BY(mu_)
-  uint64_t end_ = 0;   // GUARDED_BY(mu_)
+  uint64_t next_ = 0;            // GUARDED_BY(mu_)
+  uint64_t end_ = 0;             // GUARDED_BY(mu_)
   std::vector<uint64_t> spare_;  // GUARDED_BY(mu_)
 };
 
@@ -104,13 +104,23 @@ class Namespace::Impl {
  public:
   Impl(KvStore* store, const NamespaceOptions& options)
       : store_(store),
+        on_change_(options.on_change),
         inodes_(store, meta_keys::kNextInode, 2, options.inode_batch),
         garbage_seq_(store, meta_keys::kNextGarbage, 1, 1024) {}
 
   KvStore* store_;
+  std::function<void(const ChangeEvent&)> on_change_;
   BatchAllocator inodes_;
   BatchAllocator garbage_seq_;
   std::mutex rename_mu_;  // serializes cross-directory directory renames here
+
+  /// Reports committed changes to the observer, if any.
+  void NotifyAttr(InodeId ino) {
+    if (on_change_) on_change_(ChangeEvent{ChangeEvent::Kind::kAttr, ino, InodeId(), ""});
+  }
+  void NotifyEntry(InodeId parent, const std::string& name, InodeId ino) {
+    if (on_change_) on_change_(ChangeEvent{ChangeEvent::Kind::kEntry, ino, parent, name});
+  }
 
   /// Creates an inode of `type` named `name` in `parent`; shared by Create,
   /// Mkdir, Mknod and Symlink. `exclusive` = false returns an existing
