@@ -1,0 +1,413 @@
+// gRPC transport of the meta server: each handler converts the request to
+// domain types, calls the Namespace, converts back. A Status with an errno
+// goes into the response (errno_value, error) with gRPC OK; one without an
+// errno becomes the call's gRPC status (ToGrpc is the one mapping).
+#include "metadata/meta_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "common/logging.h"
+#include "meta.grpc.pb.h"
+
+namespace needlefs {
+namespace {
+
+namespace pb = ::needlefs::meta;
+
+/// Most entries per ReadDir / PeekGarbage reply, whatever the client asks:
+/// bounds the reply size (a capped ReadDir reply is just not eof).
+constexpr size_t kMaxReadDirEntries = 65536;
+constexpr size_t kMaxGarbageEntries = 65536;
+/// Events per Read of the change log in a Subscribe stream.
+constexpr size_t kSubscribeBatch = 256;
+/// How often an idle Subscribe stream checks for cancellation and shutdown.
+constexpr std::chrono::milliseconds kSubscribePoll{200};
+
+grpc::Status ToGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  auto code = s.code() == StatusCode::kCorruption ? grpc::StatusCode::DATA_LOSS
+                                                  : static_cast<grpc::StatusCode>(s.code());
+  return grpc::Status(code, std::string(s.message()));
+}
+
+/// Puts `s` into the reply: an errno into resp's errno_value/error (gRPC OK),
+/// any other failure into the gRPC status (logged with `method`).
+template <typename Resp>
+grpc::Status Reply(const char* method, const Status& s, Resp* resp) {
+  if (s.ok()) return grpc::Status::OK;
+  if (s.posix_errno() != 0) {
+    resp->set_errno_value(s.posix_errno());
+    resp->set_error(std::string(s.message()));
+    return grpc::Status::OK;
+  }
+  spdlog::warn("meta.rpc_error method={} error=\"{}\"", method, s.ToString());
+  return ToGrpc(s);
+}
+
+RequestContext FromPb(const pb::Caller& c) {
+  RequestContext ctx;
+  ctx.uid = c.uid();
+  ctx.gid = c.gid();
+  ctx.groups.assign(c.groups().begin(), c.groups().end());
+  return ctx;
+}
+
+void ToPb(const InodeAttr& a, pb::Attr* out) {
+  out->set_ino(a.ino.value);
+  out->set_generation(a.generation);
+  out->set_type(static_cast<uint32_t>(a.type));
+  out->set_mode(a.mode);
+  out->set_uid(a.uid);
+  out->set_gid(a.gid);
+  out->set_size(a.size);
+  out->set_nlink(a.nlink);
+  out->set_atime_ns(a.atime_ns);
+  out->set_mtime_ns(a.mtime_ns);
+  out->set_ctime_ns(a.ctime_ns);
+  out->set_rdev(a.rdev);
+}
+
+void ToPb(const Chunk& c, pb::Chunk* out) {
+  out->set_file_id(c.file_id);
+  out->set_offset(c.offset);
+  out->set_size(c.size);
+  out->set_blob_offset(c.blob_offset);
+}
+
+Chunk FromPb(const pb::Chunk& c) {
+  Chunk out;
+  out.file_id = c.file_id();
+  out.offset = c.offset();
+  out.size = c.size();
+  out.blob_offset = c.blob_offset();
+  return out;
+}
+
+/// Replies with the attributes or the error of `r`.
+template <typename Resp>
+grpc::Status ReplyAttr(const char* method, const StatusOr<InodeAttr>& r, Resp* resp) {
+  if (!r.ok()) return Reply(method, r.status(), resp);
+  ToPb(*r, resp->mutable_attr());
+  return grpc::Status::OK;
+}
+
+class Service final : public pb::MetaService::Service {
+ public:
+  Service(Namespace* ns, ChangeLog* log) : ns_(ns), log_(log) {}
+
+  /// Makes the Subscribe streams end (within kSubscribePoll).
+  void Stop() { stopping_.store(true); }
+
+  grpc::Status Lookup(grpc::ServerContext*, const pb::LookupRequest* req,
+                      pb::LookupResponse* resp) override {
+    return ReplyAttr("Lookup", ns_->Lookup(FromPb(req->caller()), InodeId(req->parent()),
+                                           req->name()),
+                     resp);
+  }
+
+  grpc::Status GetAttr(grpc::ServerContext*, const pb::GetAttrRequest* req,
+                       pb::GetAttrResponse* resp) override {
+    InodeId ino(req->ino());
+    return ReplyAttr("GetAttr",
+                     req->generation() != 0 ? ns_->GetAttrChecked(ino, req->generation())
+                                            : ns_->GetAttr(ino),
+                     resp);
+  }
+
+  grpc::Status SetAttr(grpc::ServerContext*, const pb::SetAttrRequest* req,
+                       pb::SetAttrResponse* resp) override {
+    SetAttrRequest sa;
+    if (req->has_mode()) sa.mode = req->mode();
+    if (req->has_uid()) sa.uid = req->uid();
+    if (req->has_gid()) sa.gid = req->gid();
+    if (req->has_size()) sa.size = req->size();
+    if (req->has_atime_ns()) sa.atime_ns = req->atime_ns();
+    if (req->has_mtime_ns()) sa.mtime_ns = req->mtime_ns();
+    sa.atime_now = req->atime_now();
+    sa.mtime_now = req->mtime_now();
+    return ReplyAttr("SetAttr", ns_->SetAttr(FromPb(req->caller()), InodeId(req->ino()), sa),
+                     resp);
+  }
+
+  grpc::Status Create(grpc::ServerContext*, const pb::CreateRequest* req,
+                      pb::CreateResponse* resp) override {
+    bool created = false;
+    auto r = ns_->Create(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->mode(),
+                         req->exclusive(), &created);
+    if (r.ok()) resp->set_created(created);
+    return ReplyAttr("Create", r, resp);
+  }
+
+  grpc::Status Mkdir(grpc::ServerContext*, const pb::MkdirRequest* req,
+                     pb::MkdirResponse* resp) override {
+    return ReplyAttr(
+        "Mkdir",
+        ns_->Mkdir(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->mode()), resp);
+  }
+
+  grpc::Status Mknod(grpc::ServerContext*, const pb::MknodRequest* req,
+                     pb::MknodResponse* resp) override {
+    if (req->type() < static_cast<uint32_t>(FileType::kRegular) ||
+        req->type() > static_cast<uint32_t>(FileType::kBlockDevice)) {
+      return Reply("Mknod", Status::Posix(EINVAL, "mknod: unknown file type"), resp);
+    }
+    return ReplyAttr("Mknod",
+                     ns_->Mknod(FromPb(req->caller()), InodeId(req->parent()), req->name(),
+                                static_cast<FileType>(req->type()), req->mode(), req->rdev()),
+                     resp);
+  }
+
+  grpc::Status Symlink(grpc::ServerContext*, const pb::SymlinkRequest* req,
+                       pb::SymlinkResponse* resp) override {
+    return ReplyAttr(
+        "Symlink",
+        ns_->Symlink(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->target()),
+        resp);
+  }
+
+  grpc::Status Readlink(grpc::ServerContext*, const pb::ReadlinkRequest* req,
+                        pb::ReadlinkResponse* resp) override {
+    auto r = ns_->Readlink(InodeId(req->ino()));
+    if (!r.ok()) return Reply("Readlink", r.status(), resp);
+    resp->set_target(std::move(r).value());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Link(grpc::ServerContext*, const pb::LinkRequest* req,
+                    pb::LinkResponse* resp) override {
+    return ReplyAttr("Link",
+                     ns_->Link(FromPb(req->caller()), InodeId(req->ino()),
+                               InodeId(req->new_parent()), req->new_name()),
+                     resp);
+  }
+
+  grpc::Status Unlink(grpc::ServerContext*, const pb::UnlinkRequest* req,
+                      pb::UnlinkResponse* resp) override {
+    return Reply("Unlink", ns_->Unlink(FromPb(req->caller()), InodeId(req->parent()), req->name()),
+                 resp);
+  }
+
+  grpc::Status Rmdir(grpc::ServerContext*, const pb::RmdirRequest* req,
+                     pb::RmdirResponse* resp) override {
+    return Reply("Rmdir", ns_->Rmdir(FromPb(req->caller()), InodeId(req->parent()), req->name()),
+                 resp);
+  }
+
+  grpc::Status Rename(grpc::ServerContext*, const pb::RenameRequest* req,
+                      pb::RenameResponse* resp) override {
+    return Reply("Rename",
+                 ns_->Rename(FromPb(req->caller()), InodeId(req->parent()), req->name(),
+                             InodeId(req->new_parent()), req->new_name(), req->flags()),
+                 resp);
+  }
+
+  grpc::Status ReadDir(grpc::ServerContext*, const pb::ReadDirRequest* req,
+                       pb::ReadDirResponse* resp) override {
+    size_t max = std::min<size_t>(req->max_entries(), kMaxReadDirEntries);
+    auto r = ns_->ReadDir(FromPb(req->caller()), InodeId(req->dir()), req->cookie(), max,
+                          req->plus());
+    if (!r.ok()) return Reply("ReadDir", r.status(), resp);
+    resp->mutable_entries()->Reserve(static_cast<int>(r->entries.size()));
+    for (const DirEntry& e : r->entries) {
+      pb::DirEntry* out = resp->add_entries();
+      out->set_name(e.name);
+      out->set_ino(e.ino.value);
+      out->set_type(static_cast<uint32_t>(e.type));
+      out->set_cookie(e.cookie);
+      if (e.attr) ToPb(*e.attr, out->mutable_attr());
+    }
+    resp->set_eof(r->eof);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Access(grpc::ServerContext*, const pb::AccessRequest* req,
+                      pb::AccessResponse* resp) override {
+    return Reply("Access", ns_->Access(FromPb(req->caller()), InodeId(req->ino()), req->mask()),
+                 resp);
+  }
+
+  grpc::Status StatFs(grpc::ServerContext*, const pb::StatFsRequest*,
+                      pb::StatFsResponse* resp) override {
+    auto r = ns_->GetStatFs();
+    if (!r.ok()) return Reply("StatFs", r.status(), resp);
+    resp->set_inodes(r->inodes);
+    resp->set_bytes_used(r->bytes_used);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SetXattr(grpc::ServerContext*, const pb::SetXattrRequest* req,
+                        pb::SetXattrResponse* resp) override {
+    return Reply("SetXattr",
+                 ns_->SetXattr(FromPb(req->caller()), InodeId(req->ino()), req->name(),
+                               req->value(), req->flags()),
+                 resp);
+  }
+
+  grpc::Status GetXattr(grpc::ServerContext*, const pb::GetXattrRequest* req,
+                        pb::GetXattrResponse* resp) override {
+    auto r = ns_->GetXattr(FromPb(req->caller()), InodeId(req->ino()), req->name());
+    if (!r.ok()) return Reply("GetXattr", r.status(), resp);
+    resp->set_value(std::move(r).value());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListXattr(grpc::ServerContext*, const pb::ListXattrRequest* req,
+                         pb::ListXattrResponse* resp) override {
+    auto r = ns_->ListXattr(FromPb(req->caller()), InodeId(req->ino()));
+    if (!r.ok()) return Reply("ListXattr", r.status(), resp);
+    for (std::string& name : *r) resp->add_names(std::move(name));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status RemoveXattr(grpc::ServerContext*, const pb::RemoveXattrRequest* req,
+                           pb::RemoveXattrResponse* resp) override {
+    return Reply("RemoveXattr",
+                 ns_->RemoveXattr(FromPb(req->caller()), InodeId(req->ino()), req->name()), resp);
+  }
+
+  grpc::Status AddChunks(grpc::ServerContext*, const pb::AddChunksRequest* req,
+                         pb::AddChunksResponse* resp) override {
+    std::vector<Chunk> chunks;
+    chunks.reserve(req->chunks_size());
+    for (const pb::Chunk& c : req->chunks()) chunks.push_back(FromPb(c));
+    return ReplyAttr("AddChunks", ns_->AddChunks(InodeId(req->ino()), chunks, req->min_size()),
+                     resp);
+  }
+
+  grpc::Status ReadChunks(grpc::ServerContext*, const pb::ReadChunksRequest* req,
+                          pb::ReadChunksResponse* resp) override {
+    auto r = ns_->ReadChunks(InodeId(req->ino()), req->offset(), req->length());
+    if (!r.ok()) return Reply("ReadChunks", r.status(), resp);
+    resp->mutable_chunks()->Reserve(static_cast<int>(r->size()));
+    for (const Chunk& c : *r) ToPb(c, resp->add_chunks());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status PeekGarbage(grpc::ServerContext*, const pb::PeekGarbageRequest* req,
+                           pb::PeekGarbageResponse* resp) override {
+    auto r = ns_->PeekGarbage(std::min<size_t>(req->max(), kMaxGarbageEntries));
+    if (!r.ok()) return Reply("PeekGarbage", r.status(), resp);
+    for (auto& [seq, file_id] : *r) {
+      pb::GarbageEntry* e = resp->add_entries();
+      e->set_seq(seq);
+      e->set_file_id(std::move(file_id));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status AckGarbage(grpc::ServerContext*, const pb::AckGarbageRequest* req,
+                          pb::AckGarbageResponse* resp) override {
+    return Reply("AckGarbage", ns_->AckGarbage(req->seq()), resp);
+  }
+
+  grpc::Status Subscribe(grpc::ServerContext* ctx, const pb::SubscribeRequest* req,
+                         grpc::ServerWriter<pb::ChangeEventMessage>* writer) override {
+    uint64_t after = req->from_seq();
+    bool reset = after == 0 || req->epoch() != log_->epoch() || after > log_->last_seq();
+    std::vector<std::pair<uint64_t, ChangeEvent>> batch;
+    pb::ChangeEventMessage msg;
+    while (!stopping_.load() && !ctx->IsCancelled()) {
+      if (!reset && !log_->Read(after, kSubscribeBatch, &batch)) reset = true;
+      if (reset) {
+        // Events appended from here on have seq > after: none is lost.
+        after = log_->last_seq();
+        msg.Clear();
+        msg.set_seq(after);
+        msg.set_reset(true);
+        msg.set_epoch(log_->epoch());
+        if (!writer->Write(msg)) return grpc::Status::OK;  // the client went away
+        reset = false;
+        continue;
+      }
+      if (batch.empty()) {
+        log_->WaitFor(after, kSubscribePoll);
+        continue;
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const auto& [seq, e] = batch[i];
+        msg.Clear();
+        msg.set_seq(seq);
+        msg.set_kind(static_cast<uint32_t>(e.kind));
+        msg.set_ino(e.ino.value);
+        msg.set_parent(e.parent.value);
+        msg.set_name(e.name);
+        msg.set_epoch(log_->epoch());
+        grpc::WriteOptions wo;
+        if (i + 1 < batch.size()) wo.set_buffer_hint();  // flush once per batch
+        if (!writer->Write(msg, wo)) return grpc::Status::OK;
+        after = seq;
+      }
+    }
+    if (stopping_.load()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "meta stopping");
+    return grpc::Status::CANCELLED;
+  }
+
+ private:
+  Namespace* ns_;
+  ChangeLog* log_;
+  std::atomic<bool> stopping_{false};
+};
+
+class GrpcServerImpl final : public MetaGrpcServer {
+ public:
+  GrpcServerImpl(std::unique_ptr<Service> service, std::unique_ptr<grpc::Server> server, int port)
+      : service_(std::move(service)), server_(std::move(server)), port_(port) {}
+  ~GrpcServerImpl() override { Shutdown(); }
+  uint16_t port() const override { return static_cast<uint16_t>(port_); }
+  void Shutdown() override {
+    if (server_ && !down_) {
+      down_ = true;
+      service_->Stop();
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      server_->Wait();
+    }
+  }
+
+ private:
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_;
+  bool down_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<MetaGrpcServer>> MetaGrpcServer::Start(Namespace* ns, ChangeLog* log,
+                                                                const std::string& ip,
+                                                                uint16_t port,
+                                                                const MetaGrpcOptions& options) {
+  if (options.max_threads < 2) return Status::InvalidArgument("meta: max_threads must be >= 2");
+  if (options.max_receive_message_bytes <= 0) {
+    return Status::InvalidArgument("meta: max_receive_message_bytes must be > 0");
+  }
+  auto service = std::make_unique<Service>(ns, log);
+  grpc::ServerBuilder builder;
+  int bound = 0;
+  std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
+  builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
+                           &bound);
+  builder.RegisterService(service.get());
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  grpc::ResourceQuota quota("needlefs-meta");
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
+  // Clients keepalive-ping idle Subscribe streams (meta_client.cc) to notice
+  // a dead server: accept those pings rather than answer with GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || bound == 0) {
+    return Status::Unavailable("cannot bind gRPC on " + host + ":" + std::to_string(port));
+  }
+  return std::unique_ptr<MetaGrpcServer>(
+      new GrpcServerImpl(std::move(service), std::move(server), bound));
+}
+
+}  // namespace needlefs
