@@ -43,6 +43,7 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
   std::vector<std::pair<std::string, std::string>> chunk_keys;  // key, file id
   std::vector<std::string> xattr_keys;
   std::vector<std::pair<std::string, std::string>> garbage;  // key, file id
+  std::set<uint64_t> unlinked_open;  // U: unlinked, kept while a session holds it
 
   {
     auto t = store.Begin();
@@ -82,6 +83,10 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
     }));
     NEEDLEFS_RETURN_IF_ERROR(t->Scan("X", "", 0, [&](std::string_view k, std::string_view) {
       xattr_keys.emplace_back(k);
+      return true;
+    }));
+    NEEDLEFS_RETURN_IF_ERROR(t->Scan("U", "", 0, [&](std::string_view k, std::string_view) {
+      if (k.size() == 9) unlinked_open.insert(meta_keys::ReadBE64(k.substr(1)));
       return true;
     }));
     NEEDLEFS_RETURN_IF_ERROR(t->Scan("G", "", 0, [&](std::string_view k, std::string_view v) {
@@ -148,6 +153,7 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
   for (auto& [ino, r] : inodes) {
     if (progress && ++done % 65536 == 0) progress(done, inodes.size());
     if (ino == kRootInode.value) continue;
+    if (!names.count(ino) && unlinked_open.count(ino) && r.attr.nlink == 0) continue;
     if (!names.count(ino)) {
       rep.problems.push_back("inode " + std::to_string(ino) + " is not reachable");
       orphans.push_back(ino);

@@ -1,12 +1,11 @@
 // fsck of the namespace: checks the KV contents against the invariants the
 // namespace keeps, and with `repair` fixes what it safely can.
 //
-// Checked: every entry (D) points to a live inode of the recorded type and
-// has its cookie record (C) and the reverse; every inode but the root is
-// reachable; nlink = names (files) or 2 + subdirectories (directories);
-// directory parent pointers match the entry that names them; chunks (K) and
-// xattrs (X) belong to live inodes; no blob backs chunks of two inodes; no
-// garbage-queue entry (G) names a blob a chunk still uses.
+// Checked (an unlinked file a session still holds open is fine): every entry (D) points to a live
+// inode of the recorded type and has its cookie record (C) and the reverse; every inode but the
+// root is reachable; nlink = names (files) or 2 + subdirectories (directories); directory parent
+// pointers match the entry that names them; chunks (K) and xattrs (X) belong to live inodes; no
+// blob backs chunks of two inodes; no garbage-queue entry (G) names a blob a chunk still uses.
 //
 // Repairs: dangling entries and cookie records are removed, missing cookie
 // records of live entries are written back; nlink and parent

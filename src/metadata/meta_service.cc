@@ -107,18 +107,17 @@ class Service final : public pb::MetaService::Service {
 
   grpc::Status Lookup(grpc::ServerContext*, const pb::LookupRequest* req,
                       pb::LookupResponse* resp) override {
-    return ReplyAttr("Lookup", ns_->Lookup(FromPb(req->caller()), InodeId(req->parent()),
-                                           req->name()),
-                     resp);
+    return ReplyAttr("Lookup",
+                     ns_->Lookup(FromPb(req->caller()), InodeId(req->parent()), req->name()), resp);
   }
 
   grpc::Status GetAttr(grpc::ServerContext*, const pb::GetAttrRequest* req,
                        pb::GetAttrResponse* resp) override {
     InodeId ino(req->ino());
-    return ReplyAttr("GetAttr",
-                     req->generation() != 0 ? ns_->GetAttrChecked(ino, req->generation())
-                                            : ns_->GetAttr(ino),
-                     resp);
+    return ReplyAttr(
+        "GetAttr",
+        req->generation() != 0 ? ns_->GetAttrChecked(ino, req->generation()) : ns_->GetAttr(ino),
+        resp);
   }
 
   grpc::Status SetAttr(grpc::ServerContext*, const pb::SetAttrRequest* req,
@@ -132,8 +131,7 @@ class Service final : public pb::MetaService::Service {
     if (req->has_mtime_ns()) sa.mtime_ns = req->mtime_ns();
     sa.atime_now = req->atime_now();
     sa.mtime_now = req->mtime_now();
-    return ReplyAttr("SetAttr", ns_->SetAttr(FromPb(req->caller()), InodeId(req->ino()), sa),
-                     resp);
+    return ReplyAttr("SetAttr", ns_->SetAttr(FromPb(req->caller()), InodeId(req->ino()), sa), resp);
   }
 
   grpc::Status Create(grpc::ServerContext*, const pb::CreateRequest* req,
@@ -211,8 +209,8 @@ class Service final : public pb::MetaService::Service {
   grpc::Status ReadDir(grpc::ServerContext*, const pb::ReadDirRequest* req,
                        pb::ReadDirResponse* resp) override {
     size_t max = std::min<size_t>(req->max_entries(), kMaxReadDirEntries);
-    auto r = ns_->ReadDir(FromPb(req->caller()), InodeId(req->dir()), req->cookie(), max,
-                          req->plus());
+    auto r =
+        ns_->ReadDir(FromPb(req->caller()), InodeId(req->dir()), req->cookie(), max, req->plus());
     if (!r.ok()) return Reply("ReadDir", r.status(), resp);
     resp->mutable_entries()->Reserve(static_cast<int>(r->entries.size()));
     for (const DirEntry& e : r->entries) {
@@ -287,6 +285,42 @@ class Service final : public pb::MetaService::Service {
     if (!r.ok()) return Reply("ReadChunks", r.status(), resp);
     resp->mutable_chunks()->Reserve(static_cast<int>(r->size()));
     for (const Chunk& c : *r) ToPb(c, resp->add_chunks());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status OpenSession(grpc::ServerContext*, const pb::OpenSessionRequest* req,
+                           pb::OpenSessionResponse* resp) override {
+    auto r = ns_->OpenSession(req->client(), req->lease_ms());
+    if (!r.ok()) return Reply("OpenSession", r.status(), resp);
+    resp->set_session(*r);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status RenewSession(grpc::ServerContext*, const pb::RenewSessionRequest* req,
+                            pb::RenewSessionResponse* resp) override {
+    return Reply("RenewSession", ns_->RenewSession(req->session(), req->lease_ms()), resp);
+  }
+
+  grpc::Status CloseSession(grpc::ServerContext*, const pb::CloseSessionRequest* req,
+                            pb::CloseSessionResponse* resp) override {
+    return Reply("CloseSession", ns_->CloseSession(req->session()), resp);
+  }
+
+  grpc::Status OpenFile(grpc::ServerContext*, const pb::OpenFileRequest* req,
+                        pb::OpenFileResponse* resp) override {
+    return Reply("OpenFile", ns_->OpenFile(req->session(), InodeId(req->ino())), resp);
+  }
+
+  grpc::Status ReleaseFile(grpc::ServerContext*, const pb::ReleaseFileRequest* req,
+                           pb::ReleaseFileResponse* resp) override {
+    return Reply("ReleaseFile", ns_->ReleaseFile(req->session(), InodeId(req->ino())), resp);
+  }
+
+  grpc::Status ExpireSessions(grpc::ServerContext*, const pb::ExpireSessionsRequest* req,
+                              pb::ExpireSessionsResponse* resp) override {
+    auto r = ns_->ExpireSessions(req->now_ns());
+    if (!r.ok()) return Reply("ExpireSessions", r.status(), resp);
+    resp->set_expired(*r);
     return grpc::Status::OK;
   }
 

@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <random>
@@ -164,7 +165,21 @@ Status NsTxn::DropLink(InodeRecord* rec, int64_t now, BatchAllocator* garbage_se
     rec->attr.nlink -= 1;
     return Status::OK();
   }
-  // Last link (a directory has exactly one name): the inode goes.
+  // Last link (a directory has exactly one name).
+  rec->attr.nlink = 0;
+  if (!dir) {
+    bool open = false;
+    NEEDLEFS_RETURN_IF_ERROR(txn_.Scan(meta_keys::OpenPrefix(rec->attr.ino), "", 1,
+                                       [&](std::string_view, std::string_view) {
+                                         open = true;
+                                         return false;
+                                       }));
+    if (open) return txn_.Put(meta_keys::Unlinked(rec->attr.ino), "");
+  }
+  return Reap(rec, garbage_seq);
+}
+
+Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq) {
   const InodeId ino = rec->attr.ino;
   std::vector<std::string> keys;
   NEEDLEFS_RETURN_IF_ERROR(
@@ -180,13 +195,15 @@ Status NsTxn::DropLink(InodeRecord* rec, int64_t now, BatchAllocator* garbage_se
         if (c.ok()) blobs.push_back(c->file_id);
         return true;
       }));
+  keys.push_back(meta_keys::Unlinked(ino));
   for (const auto& k : keys) NEEDLEFS_RETURN_IF_ERROR(txn_.Delete(k));
+  std::sort(blobs.begin(), blobs.end());
+  blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
   for (const auto& fid : blobs) {
     NEEDLEFS_ASSIGN_OR_RETURN(uint64_t seq, garbage_seq->Next());
     NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Garbage(seq), fid));
   }
   AddStats(-1, rec->attr.type == FileType::kRegular ? -static_cast<int64_t>(rec->attr.size) : 0);
-  rec->attr.nlink = 0;
   deleted_.insert(ino.value);
   return Status::OK();
 }

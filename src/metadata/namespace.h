@@ -204,7 +204,8 @@ class Namespace {
                            const std::string& new_name);
   /// Removes a non-directory entry. The inode goes when its last link goes
   /// (its chunks to the garbage queue) unless a session holds it open (see
-  /// Open). Errors: ENOENT, EISDIR, ENOTDIR, EACCES, EPERM (sticky dir).
+  /// OpenFile): then it lives on with nlink 0 until ReleaseFile. Errors: ENOENT, EISDIR, ENOTDIR,
+  /// EACCES, EPERM (sticky dir).
   Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name);
   /// Errors: ENOENT, ENOTDIR, ENOTEMPTY, EACCES, EPERM (sticky), EINVAL
   /// (name "."), EBUSY (root).
@@ -247,6 +248,26 @@ class Namespace {
   /// each result chunk says which blob bytes back which file bytes; bytes
   /// that no chunk covers (holes) are absent and read as zeros.
   StatusOr<std::vector<Chunk>> ReadChunks(InodeId ino, uint64_t offset, uint64_t length);
+
+  /// Client sessions (one per FUSE mount or gateway process) keep files
+  /// open across unlink: POSIX lets an unlinked file be read and written
+  /// until the last descriptor closes. A session lives `lease_ms` past its
+  /// last renewal; ExpireSessions ends the ones a crashed client left.
+  /// Returns the new session id.
+  StatusOr<uint64_t> OpenSession(const std::string& client, int64_t lease_ms);
+  /// Extends the lease. Errors: kNotFound (expired or unknown: the client
+  /// must open a new session and reopen its files).
+  Status RenewSession(uint64_t session, int64_t lease_ms);
+  /// Ends a session and releases every file it holds open.
+  Status CloseSession(uint64_t session);
+  /// Records that `session` holds `ino` open (counted once per session).
+  /// Errors: ENOENT (no such inode), kNotFound (unknown session).
+  Status OpenFile(uint64_t session, InodeId ino);
+  /// Releases `ino` for `session`; an unlinked file whose last holder this
+  /// was goes now (its chunks to the garbage queue).
+  Status ReleaseFile(uint64_t session, InodeId ino);
+  /// Ends every session whose lease ended before `now_ns`; returns how many.
+  StatusOr<size_t> ExpireSessions(int64_t now_ns);
 
   /// Blob file ids whose data is no longer referenced (deleted or truncated
   /// files), oldest first, at most `max`, each with its queue sequence.

@@ -10,6 +10,10 @@
 //   K <ino:8> <seq:8>              -> chunk: offset:8 size:8 blob_offset:8 file_id
 //   G <seq:8>                      -> file id of a blob to delete (garbage queue)
 //   S <shard:1>                    -> stat counters: inodes:8 (i64) bytes:8 (i64)
+//   L <session:8>                  -> lease end ns:8 LE, client name
+//   O <ino:8> <session:8>          -> "" (ino is open in session)
+//   Q <session:8> <ino:8>          -> "" (the same, by session)
+//   U <ino:8>                      -> "" (unlinked inode kept while open)
 //   M next_inode / M next_garbage  -> u64 counters (allocated in batches)
 //   M rename                       -> lock key for cross-directory directory renames
 #pragma once
@@ -79,6 +83,37 @@ inline std::string Garbage(uint64_t seq) {
   AppendBE64(&k, seq);
   return k;
 }
+inline std::string Session(uint64_t session) {
+  std::string k(1, 'L');
+  AppendBE64(&k, session);
+  return k;
+}
+inline std::string OpenPrefix(InodeId ino) {
+  std::string k(1, 'O');
+  AppendBE64(&k, ino.value);
+  return k;
+}
+inline std::string Open(InodeId ino, uint64_t session) {
+  std::string k = OpenPrefix(ino);
+  AppendBE64(&k, session);
+  return k;
+}
+inline std::string HeldPrefix(uint64_t session) {
+  std::string k(1, 'Q');
+  AppendBE64(&k, session);
+  return k;
+}
+inline std::string Held(uint64_t session, InodeId ino) {
+  std::string k = HeldPrefix(session);
+  AppendBE64(&k, ino.value);
+  return k;
+}
+inline std::string Unlinked(InodeId ino) {
+  std::string k(1, 'U');
+  AppendBE64(&k, ino.value);
+  return k;
+}
+inline const std::string kNextSession = "Mnext_session";
 inline std::string StatShard(uint8_t shard) { return std::string{'S', static_cast<char>(shard)}; }
 inline constexpr int kStatShards = 16;
 inline const std::string kNextInode = "Mnext_inode";

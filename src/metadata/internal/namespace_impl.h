@@ -78,8 +78,11 @@ class NsTxn {
   Status RemoveEntry(meta_keys::InodeRecord* dir, const std::string& name,
                      const meta_keys::DentryValue& d, int64_t now);
   /// Drops one link of `rec`; at zero the inode, its xattrs and its chunks
-  /// go (chunks to the garbage queue).
+  /// go (chunks to the garbage queue), unless a session holds it open:
+  /// then it stays with nlink 0, marked unlinked, until released.
   Status DropLink(meta_keys::InodeRecord* rec, int64_t now, BatchAllocator* garbage_seq);
+  /// Removes inode `rec` with its xattrs and chunks (chunks to garbage).
+  Status Reap(meta_keys::InodeRecord* rec, BatchAllocator* garbage_seq);
   /// Creates a new inode record (written by Flush).
   meta_keys::InodeRecord* NewInode(const meta_keys::InodeRecord& rec);
   /// Whether the directory has any entry.
@@ -106,12 +109,14 @@ class Namespace::Impl {
       : store_(store),
         on_change_(options.on_change),
         inodes_(store, meta_keys::kNextInode, 2, options.inode_batch),
-        garbage_seq_(store, meta_keys::kNextGarbage, 1, 1024) {}
+        garbage_seq_(store, meta_keys::kNextGarbage, 1, 1024),
+        sessions_(store, meta_keys::kNextSession, 1, 64) {}
 
   KvStore* store_;
   std::function<void(const ChangeEvent&)> on_change_;
   BatchAllocator inodes_;
   BatchAllocator garbage_seq_;
+  BatchAllocator sessions_;
   std::mutex rename_mu_;  // serializes cross-directory directory renames here
 
   /// Reports committed changes to the observer, if any.
@@ -130,6 +135,8 @@ class Namespace::Impl {
                                const std::string& target, bool exclusive, bool* created);
   Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
                 InodeId new_parent, const std::string& new_name, uint32_t flags);
+  /// Releases every file `session` holds and deletes the session.
+  Status EndSession(uint64_t session);
 };
 
 }  // namespace needlefs

@@ -1,0 +1,535 @@
+// MetaClient over gRPC: converts to the request message, calls the stub,
+// turns errno_value into Status::Posix and transport failures into Status
+// (FromGrpc is the one mapping), converts the reply back.
+#include "client/meta_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <mutex>
+#include <set>
+
+#include "common/http.h"
+#include "meta.grpc.pb.h"
+
+namespace needlefs {
+namespace {
+
+namespace pb = ::needlefs::meta;
+
+/// Largest reply accepted (a ReadDir plus of 65536 entries is ~10 MiB).
+constexpr int kMaxReceiveMessageBytes = 64 << 20;
+
+/// The one gRPC -> Status mapping of this client.
+Status FromGrpc(const grpc::Status& s, const std::string& what) {
+  if (s.ok()) return Status::OK();
+  StatusCode code = s.error_code() == grpc::StatusCode::DATA_LOSS
+                        ? StatusCode::kCorruption
+                        : static_cast<StatusCode>(s.error_code());
+  return Status(code, what + ": " + s.error_message());
+}
+
+void ToPb(const RequestContext& ctx, pb::Caller* out) {
+  out->set_uid(ctx.uid);
+  out->set_gid(ctx.gid);
+  out->mutable_groups()->Add(ctx.groups.begin(), ctx.groups.end());
+}
+
+InodeAttr FromPb(const pb::Attr& a) {
+  InodeAttr out;
+  out.ino = InodeId(a.ino());
+  out.generation = a.generation();
+  out.type = static_cast<FileType>(a.type());
+  out.mode = a.mode();
+  out.uid = a.uid();
+  out.gid = a.gid();
+  out.size = a.size();
+  out.nlink = a.nlink();
+  out.atime_ns = a.atime_ns();
+  out.mtime_ns = a.mtime_ns();
+  out.ctime_ns = a.ctime_ns();
+  out.rdev = a.rdev();
+  return out;
+}
+
+void ToPb(const Chunk& c, pb::Chunk* out) {
+  out->set_file_id(c.file_id);
+  out->set_offset(c.offset);
+  out->set_size(c.size);
+  out->set_blob_offset(c.blob_offset);
+}
+
+Chunk FromPb(const pb::Chunk& c) {
+  Chunk out;
+  out.file_id = c.file_id();
+  out.offset = c.offset();
+  out.size = c.size();
+  out.blob_offset = c.blob_offset();
+  return out;
+}
+
+uint32_t ClampU32(size_t n) {
+  return static_cast<uint32_t>(std::min<size_t>(n, std::numeric_limits<uint32_t>::max()));
+}
+
+class GrpcMetaClient final : public MetaClient {
+ public:
+  GrpcMetaClient(std::shared_ptr<grpc::Channel> channel, int timeout_ms)
+      : stub_(pb::MetaService::NewStub(channel)), timeout_ms_(timeout_ms) {}
+
+  StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent,
+                             const std::string& name) override {
+    pb::LookupRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    pb::LookupResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "Lookup", &resp, [&](grpc::ClientContext* c) { return stub_->Lookup(c, req, &resp); }));
+    return FromPb(resp.attr());
+  }
+
+  StatusOr<InodeAttr> GetAttr(InodeId ino) override { return DoGetAttr(ino, 0); }
+
+  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation) override {
+    return DoGetAttr(ino, generation);
+  }
+
+  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino,
+                              const SetAttrRequest& sa) override {
+    pb::SetAttrRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_ino(ino.value);
+    if (sa.mode) req.set_mode(*sa.mode);
+    if (sa.uid) req.set_uid(*sa.uid);
+    if (sa.gid) req.set_gid(*sa.gid);
+    if (sa.size) req.set_size(*sa.size);
+    if (sa.atime_ns) req.set_atime_ns(*sa.atime_ns);
+    if (sa.mtime_ns) req.set_mtime_ns(*sa.mtime_ns);
+    req.set_atime_now(sa.atime_now);
+    req.set_mtime_now(sa.mtime_now);
+    pb::SetAttrResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "SetAttr", &resp, [&](grpc::ClientContext* c) { return stub_->SetAttr(c, req, &resp); }));
+    return FromPb(resp.attr());
+  }
+
+  StatusOr<InodeAttr> Create(const RequestContext& ctx, InodeId parent, const std::string& name,
+                             uint32_t mode, bool exclusive, bool* created) override {
+    pb::CreateRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    req.set_mode(mode);
+    req.set_exclusive(exclusive);
+    pb::CreateResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "Create", &resp, [&](grpc::ClientContext* c) { return stub_->Create(c, req, &resp); }));
+    if (created) *created = resp.created();
+    return FromPb(resp.attr());
+  }
+
+  StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+                            uint32_t mode) override {
+    pb::MkdirRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    req.set_mode(mode);
+    pb::MkdirResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(
+        Call("Mkdir", &resp, [&](grpc::ClientContext* c) { return stub_->Mkdir(c, req, &resp); }));
+    return FromPb(resp.attr());
+  }
+
+  StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent, const std::string& name,
+                            FileType type, uint32_t mode, uint64_t rdev) override {
+    pb::MknodRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    req.set_type(static_cast<uint32_t>(type));
+    req.set_mode(mode);
+    req.set_rdev(rdev);
+    pb::MknodResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(
+        Call("Mknod", &resp, [&](grpc::ClientContext* c) { return stub_->Mknod(c, req, &resp); }));
+    return FromPb(resp.attr());
+  }
+
+  StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                              const std::string& target) override {
+    pb::SymlinkRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    req.set_target(target);
+    pb::SymlinkResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "Symlink", &resp, [&](grpc::ClientContext* c) { return stub_->Symlink(c, req, &resp); }));
+    return FromPb(resp.attr());
+  }
+
+  StatusOr<std::string> Readlink(InodeId ino) override {
+    pb::ReadlinkRequest req;
+    req.set_ino(ino.value);
+    pb::ReadlinkResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "Readlink", &resp, [&](grpc::ClientContext* c) { return stub_->Readlink(c, req, &resp); }));
+    return std::move(*resp.mutable_target());
+  }
+
+  StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
+                           const std::string& new_name) override {
+    pb::LinkRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_ino(ino.value);
+    req.set_new_parent(new_parent.value);
+    req.set_new_name(new_name);
+    pb::LinkResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(
+        Call("Link", &resp, [&](grpc::ClientContext* c) { return stub_->Link(c, req, &resp); }));
+    return FromPb(resp.attr());
+  }
+
+  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) override {
+    pb::UnlinkRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    pb::UnlinkResponse resp;
+    return Call("Unlink", &resp,
+                [&](grpc::ClientContext* c) { return stub_->Unlink(c, req, &resp); });
+  }
+
+  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) override {
+    pb::RmdirRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    pb::RmdirResponse resp;
+    return Call("Rmdir", &resp,
+                [&](grpc::ClientContext* c) { return stub_->Rmdir(c, req, &resp); });
+  }
+
+  Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
+                InodeId new_parent, const std::string& new_name, uint32_t flags) override {
+    pb::RenameRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_parent(parent.value);
+    req.set_name(name);
+    req.set_new_parent(new_parent.value);
+    req.set_new_name(new_name);
+    req.set_flags(flags);
+    pb::RenameResponse resp;
+    return Call("Rename", &resp,
+                [&](grpc::ClientContext* c) { return stub_->Rename(c, req, &resp); });
+  }
+
+  StatusOr<ReadDirResult> ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,
+                                  size_t max_entries, bool plus) override {
+    pb::ReadDirRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_dir(dir.value);
+    req.set_cookie(cookie);
+    req.set_max_entries(ClampU32(max_entries));
+    req.set_plus(plus);
+    pb::ReadDirResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "ReadDir", &resp, [&](grpc::ClientContext* c) { return stub_->ReadDir(c, req, &resp); }));
+    ReadDirResult out;
+    out.entries.reserve(resp.entries_size());
+    for (pb::DirEntry& e : *resp.mutable_entries()) {
+      DirEntry d;
+      d.name = std::move(*e.mutable_name());
+      d.ino = InodeId(e.ino());
+      d.type = static_cast<FileType>(e.type());
+      d.cookie = e.cookie();
+      if (e.has_attr()) d.attr = FromPb(e.attr());
+      out.entries.push_back(std::move(d));
+    }
+    out.eof = resp.eof();
+    return out;
+  }
+
+  Status Access(const RequestContext& ctx, InodeId ino, int mask) override {
+    pb::AccessRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_ino(ino.value);
+    req.set_mask(mask);
+    pb::AccessResponse resp;
+    return Call("Access", &resp,
+                [&](grpc::ClientContext* c) { return stub_->Access(c, req, &resp); });
+  }
+
+  StatusOr<StatFs> GetStatFs() override {
+    pb::StatFsRequest req;
+    pb::StatFsResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "StatFs", &resp, [&](grpc::ClientContext* c) { return stub_->StatFs(c, req, &resp); }));
+    StatFs out;
+    out.inodes = resp.inodes();
+    out.bytes_used = resp.bytes_used();
+    return out;
+  }
+
+  Status SetXattr(const RequestContext& ctx, InodeId ino, const std::string& name,
+                  const std::string& value, int flags) override {
+    pb::SetXattrRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_ino(ino.value);
+    req.set_name(name);
+    req.set_value(value);
+    req.set_flags(flags);
+    pb::SetXattrResponse resp;
+    return Call("SetXattr", &resp,
+                [&](grpc::ClientContext* c) { return stub_->SetXattr(c, req, &resp); });
+  }
+
+  StatusOr<std::string> GetXattr(const RequestContext& ctx, InodeId ino,
+                                 const std::string& name) override {
+    pb::GetXattrRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_ino(ino.value);
+    req.set_name(name);
+    pb::GetXattrResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "GetXattr", &resp, [&](grpc::ClientContext* c) { return stub_->GetXattr(c, req, &resp); }));
+    return std::move(*resp.mutable_value());
+  }
+
+  StatusOr<std::vector<std::string>> ListXattr(const RequestContext& ctx, InodeId ino) override {
+    pb::ListXattrRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_ino(ino.value);
+    pb::ListXattrResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call("ListXattr", &resp, [&](grpc::ClientContext* c) {
+      return stub_->ListXattr(c, req, &resp);
+    }));
+    std::vector<std::string> out;
+    out.reserve(resp.names_size());
+    for (std::string& n : *resp.mutable_names()) out.push_back(std::move(n));
+    return out;
+  }
+
+  Status RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name) override {
+    pb::RemoveXattrRequest req;
+    ToPb(ctx, req.mutable_caller());
+    req.set_ino(ino.value);
+    req.set_name(name);
+    pb::RemoveXattrResponse resp;
+    return Call("RemoveXattr", &resp,
+                [&](grpc::ClientContext* c) { return stub_->RemoveXattr(c, req, &resp); });
+  }
+
+  StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
+                                uint64_t min_size) override {
+    pb::AddChunksRequest req;
+    req.set_ino(ino.value);
+    req.mutable_chunks()->Reserve(static_cast<int>(chunks.size()));
+    for (const Chunk& ch : chunks) ToPb(ch, req.add_chunks());
+    req.set_min_size(min_size);
+    pb::AddChunksResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call("AddChunks", &resp, [&](grpc::ClientContext* c) {
+      return stub_->AddChunks(c, req, &resp);
+    }));
+    return FromPb(resp.attr());
+  }
+
+  StatusOr<std::vector<Chunk>> ReadChunks(InodeId ino, uint64_t offset, uint64_t length) override {
+    pb::ReadChunksRequest req;
+    req.set_ino(ino.value);
+    req.set_offset(offset);
+    req.set_length(length);
+    pb::ReadChunksResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call("ReadChunks", &resp, [&](grpc::ClientContext* c) {
+      return stub_->ReadChunks(c, req, &resp);
+    }));
+    std::vector<Chunk> out;
+    out.reserve(resp.chunks_size());
+    for (const pb::Chunk& ch : resp.chunks()) out.push_back(FromPb(ch));
+    return out;
+  }
+
+  StatusOr<uint64_t> OpenSession(const std::string& client, int64_t lease_ms) override {
+    pb::OpenSessionRequest req;
+    req.set_client(client);
+    req.set_lease_ms(lease_ms);
+    pb::OpenSessionResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call("OpenSession", &resp, [&](grpc::ClientContext* c) {
+      return stub_->OpenSession(c, req, &resp);
+    }));
+    return resp.session();
+  }
+
+  Status RenewSession(uint64_t session, int64_t lease_ms) override {
+    pb::RenewSessionRequest req;
+    req.set_session(session);
+    req.set_lease_ms(lease_ms);
+    pb::RenewSessionResponse resp;
+    return Call("RenewSession", &resp,
+                [&](grpc::ClientContext* c) { return stub_->RenewSession(c, req, &resp); });
+  }
+
+  Status CloseSession(uint64_t session) override {
+    pb::CloseSessionRequest req;
+    req.set_session(session);
+    pb::CloseSessionResponse resp;
+    return Call("CloseSession", &resp,
+                [&](grpc::ClientContext* c) { return stub_->CloseSession(c, req, &resp); });
+  }
+
+  Status OpenFile(uint64_t session, InodeId ino) override {
+    pb::OpenFileRequest req;
+    req.set_session(session);
+    req.set_ino(ino.value);
+    pb::OpenFileResponse resp;
+    return Call("OpenFile", &resp,
+                [&](grpc::ClientContext* c) { return stub_->OpenFile(c, req, &resp); });
+  }
+
+  Status ReleaseFile(uint64_t session, InodeId ino) override {
+    pb::ReleaseFileRequest req;
+    req.set_session(session);
+    req.set_ino(ino.value);
+    pb::ReleaseFileResponse resp;
+    return Call("ReleaseFile", &resp,
+                [&](grpc::ClientContext* c) { return stub_->ReleaseFile(c, req, &resp); });
+  }
+
+  StatusOr<size_t> ExpireSessions(int64_t now_ns) override {
+    pb::ExpireSessionsRequest req;
+    req.set_now_ns(now_ns);
+    pb::ExpireSessionsResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call("ExpireSessions", &resp, [&](grpc::ClientContext* c) {
+      return stub_->ExpireSessions(c, req, &resp);
+    }));
+    return static_cast<size_t>(resp.expired());
+  }
+
+  StatusOr<std::vector<std::pair<uint64_t, std::string>>> PeekGarbage(size_t max) override {
+    pb::PeekGarbageRequest req;
+    req.set_max(ClampU32(max));
+    pb::PeekGarbageResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call("PeekGarbage", &resp, [&](grpc::ClientContext* c) {
+      return stub_->PeekGarbage(c, req, &resp);
+    }));
+    std::vector<std::pair<uint64_t, std::string>> out;
+    out.reserve(resp.entries_size());
+    for (pb::GarbageEntry& e : *resp.mutable_entries()) {
+      out.emplace_back(e.seq(), std::move(*e.mutable_file_id()));
+    }
+    return out;
+  }
+
+  Status AckGarbage(uint64_t seq) override {
+    pb::AckGarbageRequest req;
+    req.set_seq(seq);
+    pb::AckGarbageResponse resp;
+    return Call("AckGarbage", &resp,
+                [&](grpc::ClientContext* c) { return stub_->AckGarbage(c, req, &resp); });
+  }
+
+  Status Subscribe(
+      uint64_t from_seq,
+      const std::function<bool(uint64_t, const ChangeEvent&, bool)>& on_event) override {
+    pb::SubscribeRequest req;
+    req.set_from_seq(from_seq);
+    grpc::ClientContext ctx;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (from_seq != 0) req.set_epoch(epoch_);
+      streams_.insert(&ctx);
+    }
+    auto reader = stub_->Subscribe(&ctx, req);
+    pb::ChangeEventMessage msg;
+    bool stopped = false;
+    while (reader->Read(&msg)) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        epoch_ = msg.epoch();
+      }
+      ChangeEvent e;
+      if (!msg.reset()) {
+        e.kind = static_cast<ChangeEvent::Kind>(msg.kind());
+        e.ino = InodeId(msg.ino());
+        e.parent = InodeId(msg.parent());
+        e.name = std::move(*msg.mutable_name());
+      }
+      if (!on_event(msg.seq(), e, msg.reset())) {
+        stopped = true;
+        ctx.TryCancel();
+        while (reader->Read(&msg)) {
+        }
+        break;
+      }
+    }
+    grpc::Status gs = reader->Finish();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      streams_.erase(&ctx);
+    }
+    if (stopped) return Status::OK();
+    if (gs.ok()) return Status::Unavailable("Subscribe: the server ended the stream");
+    return FromGrpc(gs, "Subscribe");
+  }
+
+  void CancelSubscribe() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (grpc::ClientContext* ctx : streams_) ctx->TryCancel();
+  }
+
+ private:
+  /// Runs one unary call `rpc(ctx)` with the deadline; then the transport
+  /// status, else resp's errno, decides the result.
+  template <typename Resp, typename Rpc>
+  Status Call(const char* method, const Resp* resp, Rpc&& rpc) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+    grpc::Status gs = rpc(&ctx);
+    if (!gs.ok()) return FromGrpc(gs, method);
+    if (resp->errno_value() != 0) return Status::Posix(resp->errno_value(), resp->error());
+    return Status::OK();
+  }
+
+  StatusOr<InodeAttr> DoGetAttr(InodeId ino, uint64_t generation) {
+    pb::GetAttrRequest req;
+    req.set_ino(ino.value);
+    req.set_generation(generation);
+    pb::GetAttrResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "GetAttr", &resp, [&](grpc::ClientContext* c) { return stub_->GetAttr(c, req, &resp); }));
+    return FromPb(resp.attr());
+  }
+
+  std::unique_ptr<pb::MetaService::Stub> stub_;
+  int timeout_ms_;
+  std::mutex mu_;
+  uint64_t epoch_ = 0;                      // GUARDED_BY(mu_): of the last event received
+  std::set<grpc::ClientContext*> streams_;  // GUARDED_BY(mu_): running Subscribe calls
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& hostport,
+                                                         int timeout_ms) {
+  std::string host;
+  uint16_t port;
+  NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(hostport, &host, &port));
+  std::string target = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // Ping an idle Subscribe stream so a dead or partitioned meta ends it
+  // (kUnavailable) instead of leaving it blocked; meta_service.cc accepts
+  // pings this often.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  auto channel = grpc::CreateCustomChannel(target + ":" + std::to_string(port),
+                                           grpc::InsecureChannelCredentials(), args);
+  return std::unique_ptr<MetaClient>(new GrpcMetaClient(channel, timeout_ms));
+}
+
+}  // namespace needlefs

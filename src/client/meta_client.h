@@ -1,0 +1,118 @@
+// Client of the meta server's gRPC service (proto/meta.proto) in plain C++
+// types: the same methods and signatures as Namespace (metadata/namespace.h),
+// so the front ends (FUSE, NFS, S3) run against a remote namespace exactly as
+// against a local one, plus Subscribe to the change stream for their caches.
+// The gRPC glue stays in meta_client.cc.
+//
+// Errors: a namespace error comes back as Status::Posix(errno, message),
+// the exact errno the server's Namespace returned (see namespace.h for which
+// method returns which). Transport failures keep their gRPC code:
+// kUnavailable (meta unreachable or stopping: retry), kDeadlineExceeded (no
+// reply within timeout_ms; the operation may or may not have happened),
+// kResourceExhausted (the server's threads are all busy); a server error
+// without an errno keeps its code (kAborted, kCorruption, kInternal, ...).
+// These have posix_errno() == 0.
+//
+// Thread-safe: one client may be used from many threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "common/types.h"
+#include "metadata/namespace.h"
+
+namespace needlefs {
+
+class MetaClient {
+ public:
+  /// A client for "host:port" (the meta server's gRPC port). Connects
+  /// lazily. Each unary call gets up to `timeout_ms`; Subscribe has no
+  /// deadline. Errors: kInvalidArgument for a malformed address.
+  static StatusOr<std::unique_ptr<MetaClient>> Create(const std::string& hostport,
+                                                      int timeout_ms = 10'000);
+  virtual ~MetaClient() = default;
+
+  // The Namespace's methods: see metadata/namespace.h for each contract.
+
+  virtual StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent,
+                                     const std::string& name) = 0;
+  virtual StatusOr<InodeAttr> GetAttr(InodeId ino) = 0;
+  /// REQUIRES: generation != 0 (0 means "no check" on the wire).
+  virtual StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation) = 0;
+  virtual StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino,
+                                      const SetAttrRequest& req) = 0;
+  /// *created (when not null) is set only on success.
+  virtual StatusOr<InodeAttr> Create(const RequestContext& ctx, InodeId parent,
+                                     const std::string& name, uint32_t mode, bool exclusive,
+                                     bool* created = nullptr) = 0;
+  virtual StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent,
+                                    const std::string& name, uint32_t mode) = 0;
+  virtual StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent,
+                                    const std::string& name, FileType type, uint32_t mode,
+                                    uint64_t rdev) = 0;
+  virtual StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent,
+                                      const std::string& name, const std::string& target) = 0;
+  virtual StatusOr<std::string> Readlink(InodeId ino) = 0;
+  virtual StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
+                                   const std::string& new_name) = 0;
+  virtual Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) = 0;
+  virtual Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) = 0;
+  virtual Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
+                        InodeId new_parent, const std::string& new_name, uint32_t flags = 0) = 0;
+  /// The server returns at most 65536 entries per call (then eof is false).
+  virtual StatusOr<ReadDirResult> ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,
+                                          size_t max_entries, bool plus) = 0;
+  virtual Status Access(const RequestContext& ctx, InodeId ino, int mask) = 0;
+  virtual StatusOr<StatFs> GetStatFs() = 0;
+  virtual Status SetXattr(const RequestContext& ctx, InodeId ino, const std::string& name,
+                          const std::string& value, int flags) = 0;
+  virtual StatusOr<std::string> GetXattr(const RequestContext& ctx, InodeId ino,
+                                         const std::string& name) = 0;
+  virtual StatusOr<std::vector<std::string>> ListXattr(const RequestContext& ctx, InodeId ino) = 0;
+  virtual Status RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name) = 0;
+  virtual StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
+                                        uint64_t min_size) = 0;
+  virtual StatusOr<std::vector<Chunk>> ReadChunks(InodeId ino, uint64_t offset,
+                                                  uint64_t length) = 0;
+  /// Sessions: an unknown or expired session is kNotFound (no errno).
+  virtual StatusOr<uint64_t> OpenSession(const std::string& client, int64_t lease_ms) = 0;
+  virtual Status RenewSession(uint64_t session, int64_t lease_ms) = 0;
+  virtual Status CloseSession(uint64_t session) = 0;
+  virtual Status OpenFile(uint64_t session, InodeId ino) = 0;
+  virtual Status ReleaseFile(uint64_t session, InodeId ino) = 0;
+  virtual StatusOr<size_t> ExpireSessions(int64_t now_ns) = 0;
+  /// The server returns at most 65536 entries per call.
+  virtual StatusOr<std::vector<std::pair<uint64_t, std::string>>> PeekGarbage(size_t max) = 0;
+  virtual Status AckGarbage(uint64_t seq) = 0;
+
+  /// Follows the meta server's change stream (metadata/change_log.h),
+  /// calling on_event(seq, event, reset) from this thread for each committed
+  /// change after `from_seq`, until on_event returns false or the stream
+  /// ends. Blocks meanwhile.
+  ///
+  /// `from_seq` is the seq of the last event the caller applied (0 for a new
+  /// subscriber). With reset = true, events were missed (new subscriber, meta
+  /// restarted, or fell more than the server's ring behind): drop every
+  /// cache; `event` is then empty and `seq` is where the stream resumes. The
+  /// client remembers the server's epoch, so resubscribing through the same
+  /// client with the last seq seen detects a meta restart; through another
+  /// client, the first message is always a reset.
+  ///
+  /// Returns OK when on_event returned false; otherwise why the stream
+  /// ended: kUnavailable (meta stopped or unreachable: resubscribe with the
+  /// last seq), kCancelled (CancelSubscribe).
+  virtual Status Subscribe(
+      uint64_t from_seq,
+      const std::function<bool(uint64_t seq, const ChangeEvent& event, bool reset)>& on_event) = 0;
+  /// Makes the Subscribe calls running now return kCancelled soon (for
+  /// shutdown: a stream with no events otherwise blocks indefinitely).
+  virtual void CancelSubscribe() = 0;
+};
+
+}  // namespace needlefs
