@@ -73,18 +73,32 @@ Status Status::IOError(std::string_view context, int posix_errno) {
 Status Status::Posix(int err, std::string_view msg) {
   StatusCode code;
   switch (err) {
-    case ENOENT: code = StatusCode::kNotFound; break;
-    case EEXIST: code = StatusCode::kAlreadyExists; break;
+    case ENOENT:
+      code = StatusCode::kNotFound;
+      break;
+    case EEXIST:
+      code = StatusCode::kAlreadyExists;
+      break;
     case EACCES:
-    case EPERM: code = StatusCode::kPermissionDenied; break;
+    case EPERM:
+      code = StatusCode::kPermissionDenied;
+      break;
     case ENOSPC:
-    case EDQUOT: code = StatusCode::kResourceExhausted; break;
-    case EIO: code = StatusCode::kInternal; break;
+    case EDQUOT:
+      code = StatusCode::kResourceExhausted;
+      break;
+    case EIO:
+      code = StatusCode::kInternal;
+      break;
     case EINVAL:
     case ENAMETOOLONG:
     case ERANGE:
-    case E2BIG: code = StatusCode::kInvalidArgument; break;
-    default: code = StatusCode::kFailedPrecondition; break;
+    case E2BIG:
+      code = StatusCode::kInvalidArgument;
+      break;
+    default:
+      code = StatusCode::kFailedPrecondition;
+      break;
   }
   std::string m(msg);
   m += " (";
