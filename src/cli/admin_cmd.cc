@@ -1,13 +1,50 @@
-// `needlefs admin <command>`: operator commands. Until the master exists they
-// talk to one volume server's gRPC admin port (-server host:grpcPort).
+// `needlefs admin <command>`: operator commands. Until the master exists the
+// volume.* commands talk to one volume server's gRPC admin port (-server
+// host:grpcPort); fsck opens a stopped meta server's store.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "client/volume_admin_client.h"
+#include "metadata/fsck.h"
+#include "metadata/kv_store.h"
 
 namespace needlefs::cli {
 namespace {
+
+int Fail(const char* cmd, const Status& s) {
+  std::fprintf(stderr, "needlefs admin %s: %s\n", cmd, s.ToString().c_str());
+  return 1;
+}
+
+struct FsckFlags {
+  std::string dir = "./needlefs-data/meta";
+  bool repair = false;
+};
+
+/// `admin fsck`: checks the namespace of a stopped meta server (RocksDB
+/// allows one process at a time) and repairs it with -repair.
+int RunFsck(const FsckFlags& f) {
+  auto store = OpenRocksDbKvStore(f.dir + "/meta.rocksdb");
+  if (!store.ok()) {
+    return Fail("fsck", store.status().WithContext("open (is `needlefs meta` still running?)"));
+  }
+  auto rep = Fsck(**store, f.repair, [](uint64_t done, uint64_t total) {
+    std::fprintf(stderr, "\r  checked %lu/%lu inodes", static_cast<unsigned long>(done),
+                 static_cast<unsigned long>(total));
+  });
+  if (!rep.ok()) return Fail("fsck", rep.status());
+  for (const auto& p : rep->problems) std::printf("problem: %s\n", p.c_str());
+  std::printf("fsck: %lu inodes, %lu entries, %lu chunks, %lu garbage entries: %zu problems",
+              static_cast<unsigned long>(rep->inodes), static_cast<unsigned long>(rep->entries),
+              static_cast<unsigned long>(rep->chunks),
+              static_cast<unsigned long>(rep->garbage_entries), rep->problems.size());
+  if (f.repair) std::printf(", %lu repairs", static_cast<unsigned long>(rep->repaired));
+  std::printf("\n");
+  Status s = (*store)->Flush();
+  if (!s.ok()) return Fail("fsck", s);
+  return rep->clean() || f.repair ? 0 : 1;
+}
 
 struct AdminFlags {
   std::string server = "127.0.0.1:18080";
@@ -19,11 +56,6 @@ struct AdminFlags {
   bool readonly = false;
   bool writable = false;
 };
-
-int Fail(const char* cmd, const Status& s) {
-  std::fprintf(stderr, "needlefs admin %s: %s\n", cmd, s.ToString().c_str());
-  return 1;
-}
 
 double MiB(uint64_t b) { return static_cast<double>(b) / (1 << 20); }
 
@@ -155,6 +187,11 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
     }
     sub->callback([f, name, exit_code] { *exit_code = RunAdmin(name, *f); });
   }
+  auto* fsck = admin->add_subcommand("fsck", "Check (and -repair) the namespace of a stopped meta");
+  auto ff = std::make_shared<FsckFlags>();
+  fsck->add_option("--dir", ff->dir, "The meta server's -dir")->capture_default_str();
+  fsck->add_flag("--repair", ff->repair, "Fix what can be fixed safely");
+  fsck->callback([ff, exit_code] { *exit_code = RunFsck(*ff); });
 }
 
 }  // namespace needlefs::cli

@@ -13,6 +13,7 @@ void AddVolumeCommand(CLI::App& app, int* exit_code);
 void AddBenchCommand(CLI::App& app, int* exit_code);
 void AddUploadCommand(CLI::App& app, int* exit_code);
 void AddAdminCommand(CLI::App& app, int* exit_code);
+void AddMetaCommand(CLI::App& app, int* exit_code);
 void AddVersionCommand(CLI::App& app, int* exit_code);
 
 /// Blocks until SIGINT or SIGTERM arrives; returns the signal number.

@@ -1,7 +1,11 @@
 // `needlefs meta`: flags -> KvOptions + MetaGrpcOptions; runs the namespace
 // on RocksDB behind the MetaService gRPC server with its change stream.
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "cli/commands.h"
 #include "common/config.h"
@@ -52,8 +56,31 @@ int RunMeta(const MetaFlags& f) {
   std::printf("needlefs meta ready grpc=%s:%u dir=%s\n", f.ip.c_str(), (*server)->port(),
               f.dir.c_str());
   std::fflush(stdout);
+  // Sessions of clients that crashed expire here, releasing unlinked files.
+  std::mutex expiry_mu;
+  std::condition_variable expiry_cv;
+  bool stopping = false;
+  std::thread expiry([&] {
+    std::unique_lock<std::mutex> l(expiry_mu);
+    while (!expiry_cv.wait_for(l, std::chrono::seconds(5), [&] { return stopping; })) {
+      auto n = (*ns)->ExpireSessions(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
+      if (!n.ok()) {
+        spdlog::warn("meta.expire_sessions error=\"{}\"", n.status().ToString());
+      } else if (*n > 0) {
+        spdlog::info("meta.expired_sessions count={}", *n);
+      }
+    }
+  });
   int sig = WaitForTerminationSignal();
   spdlog::info("meta.stop signal={}", sig);
+  {
+    std::lock_guard<std::mutex> l(expiry_mu);
+    stopping = true;
+  }
+  expiry_cv.notify_all();
+  expiry.join();
   (*server)->Shutdown();
   log.Shutdown();
   Status s = (*store)->Flush();

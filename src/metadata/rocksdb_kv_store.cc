@@ -6,6 +6,7 @@
 // GetForUpdate and Scan see the latest committed data merged with the
 // transaction's own writes. Uncommitted writes live only in the transaction's
 // write batch, so destroying a transaction without Commit rolls it back.
+#include <filesystem>
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
@@ -156,6 +157,9 @@ class RocksDbKvStore final : public KvStore {
 
 StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& path,
                                                       const KvOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return Status::IOError("create " + path, ec.value());
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.write_buffer_size = kWriteBufferBytes;
