@@ -122,7 +122,12 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--skipRead", f->skip_read, "Only run the write phase");
   cmd->add_flag("--dropCaches", f->drop_caches,
                 "Drop the page cache between the phases (root; server on this machine)");
-  cmd->callback([f, exit_code] { *exit_code = RunBench(*f); });
+  AddBenchMetaCommand(*cmd, exit_code);
+  cmd->require_subcommand(0, 1);
+  cmd->callback([cmd, f, exit_code] {
+    if (cmd->got_subcommand("meta")) return;  // `bench meta` ran instead
+    *exit_code = RunBench(*f);
+  });
 }
 
 }  // namespace needlefs::cli

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -53,18 +54,17 @@ double PhaseResult::Percentile(double p) {
   return latencies_ms[k];
 }
 
-PhaseResult ParallelRequests(const std::string& host, uint16_t port, int concurrency, uint64_t n,
-                             const std::function<bool(HttpClient&, uint64_t)>& fn) {
+PhaseResult ParallelOps(int concurrency, uint64_t n,
+                        const std::function<bool(int thread, uint64_t i)>& fn) {
   std::atomic<uint64_t> next{0}, ok{0}, errors{0};
   std::vector<std::vector<double>> lat(static_cast<size_t>(concurrency));
   auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int t = 0; t < concurrency; ++t) {
     threads.emplace_back([&, t] {
-      HttpClient client(host, port);
       for (uint64_t i; (i = next.fetch_add(1)) < n;) {
         auto t0 = std::chrono::steady_clock::now();
-        bool good = fn(client, i);
+        bool good = fn(t, i);
         auto t1 = std::chrono::steady_clock::now();
         lat[static_cast<size_t>(t)].push_back(
             std::chrono::duration<double, std::milli>(t1 - t0).count());
@@ -79,6 +79,14 @@ PhaseResult ParallelRequests(const std::string& host, uint16_t port, int concurr
   r.errors = errors;
   for (auto& v : lat) r.latencies_ms.insert(r.latencies_ms.end(), v.begin(), v.end());
   return r;
+}
+
+PhaseResult ParallelRequests(const std::string& host, uint16_t port, int concurrency, uint64_t n,
+                             const std::function<bool(HttpClient&, uint64_t)>& fn) {
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (int t = 0; t < concurrency; ++t) clients.push_back(std::make_unique<HttpClient>(host, port));
+  return ParallelOps(concurrency, n,
+                     [&](int t, uint64_t i) { return fn(*clients[static_cast<size_t>(t)], i); });
 }
 
 }  // namespace needlefs::cli

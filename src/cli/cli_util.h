@@ -28,6 +28,11 @@ struct PhaseResult {
   double Percentile(double p);
 };
 
+/// Runs fn(thread, i) for i in [0, n) on `concurrency` threads (thread in
+/// [0, concurrency)), timing each call. fn returns success.
+PhaseResult ParallelOps(int concurrency, uint64_t n,
+                        const std::function<bool(int thread, uint64_t i)>& fn);
+
 /// Runs fn(client, i) for i in [0, n) on `concurrency` threads, each with its
 /// own keep-alive HttpClient to host:port. fn returns success.
 PhaseResult ParallelRequests(const std::string& host, uint16_t port, int concurrency, uint64_t n,

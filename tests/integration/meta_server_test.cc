@@ -1,0 +1,166 @@
+// Integration tests of `needlefs meta` (src/metadata/meta_service.cc): a real
+// server process on loopback driven through the real MetaClient.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include "client/meta_client.h"
+#include "integration/process.h"
+
+namespace needlefs::integration {
+namespace {
+
+using namespace std::chrono_literals;
+
+class MetaServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(Start()); }
+
+  /// Starts `needlefs meta` on the test's data dir (again after a kill).
+  void Start() {
+    process_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{NeedlefsBinary(), "meta", "-dir", tmp_.path() + "/meta", "-port",
+                                 "0", "-log.level", "warn"},
+        tmp_.path());
+    std::string error;
+    ASSERT_TRUE(process_->Start(&error)) << error;
+    auto line = process_->WaitForLine("needlefs meta ready", 10'000);
+    ASSERT_TRUE(line.has_value()) << process_->LogTail();
+    size_t at = line->find("grpc=");
+    ASSERT_NE(at, std::string::npos) << *line;
+    addr_ = line->substr(at + 5, line->find(' ', at) - at - 5);
+    auto c = MetaClient::Create(addr_, 10'000);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    client_ = std::move(c).value();
+  }
+
+  TempDir tmp_{"needlefs-meta-test-"};
+  std::unique_ptr<ChildProcess> process_;
+  std::string addr_;
+  std::unique_ptr<MetaClient> client_;
+  RequestContext root_ = RequestContext::Root();
+};
+
+TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
+  auto dir = client_->Mkdir(root_, kRootInode, "docs", 0755);
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  auto f = client_->Create(root_, dir->ino, "a.txt", 0644, true);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(client_->Create(root_, dir->ino, "a.txt", 0644, true).status().posix_errno(), EEXIST);
+  EXPECT_EQ(client_->Lookup(root_, dir->ino, "nope").status().posix_errno(), ENOENT);
+  EXPECT_EQ(client_->Rmdir(root_, kRootInode, "docs").posix_errno(), ENOTEMPTY);
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,01637037d6", 0, 5, 0}}, 5).ok());
+  auto chunks = client_->ReadChunks(f->ino, 0, 100);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 1u);
+  EXPECT_EQ((*chunks)[0].file_id, "3,01637037d6");
+  ASSERT_TRUE(client_->SetXattr(root_, f->ino, "user.tag", std::string("a\0b", 3), 0).ok());
+  EXPECT_EQ(*client_->GetXattr(root_, f->ino, "user.tag"), std::string("a\0b", 3));
+  // A name with bytes that are not UTF-8 is a valid POSIX name.
+  std::string odd = "caf\xe9";
+  ASSERT_TRUE(client_->Rename(root_, dir->ino, "a.txt", kRootInode, odd, 0).ok());
+  auto listing = client_->ReadDir(root_, kRootInode, 0, 100, true);
+  ASSERT_TRUE(listing.ok());
+  bool found = false;
+  for (const auto& e : listing->entries) {
+    if (e.name == odd) {
+      found = true;
+      ASSERT_TRUE(e.attr.has_value());
+      EXPECT_EQ(e.attr->size, 5u);
+    }
+  }
+  EXPECT_TRUE(found);
+  auto user = RequestContext{1000, 1000, {}};
+  EXPECT_EQ(client_->Create(user, kRootInode, "x", 0644, true).status().posix_errno(), EACCES);
+}
+
+TEST_F(MetaServerTest, SubscribersSeeChanges) {
+  std::atomic<bool> saw{false};
+  std::thread sub([&] {
+    client_
+        ->Subscribe(0,
+                    [&](uint64_t, const ChangeEvent& e, bool reset) {
+                      if (!reset && e.kind == ChangeEvent::Kind::kEntry && e.name == "watched")
+                        saw = true;
+                      return !saw.load();
+                    })
+        .IgnoreError();
+  });
+  std::this_thread::sleep_for(300ms);  // let the stream start
+  ASSERT_TRUE(client_->Create(root_, kRootInode, "watched", 0644, true).ok());
+  for (int i = 0; i < 100 && !saw; ++i) std::this_thread::sleep_for(50ms);
+  client_->CancelSubscribe();
+  sub.join();
+  EXPECT_TRUE(saw.load());
+}
+
+TEST_F(MetaServerTest, UnlinkedFileLivesWhileASessionHoldsIt) {
+  auto f = client_->Create(root_, kRootInode, "tmp", 0600, true);
+  ASSERT_TRUE(f.ok());
+  auto s = client_->OpenSession("test-mount", 60'000);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(client_->OpenFile(*s, f->ino).ok());
+  ASSERT_TRUE(client_->Unlink(root_, kRootInode, "tmp").ok());
+  EXPECT_TRUE(client_->GetAttr(f->ino).ok());
+  ASSERT_TRUE(client_->ReleaseFile(*s, f->ino).ok());
+  EXPECT_EQ(client_->GetAttr(f->ino).status().posix_errno(), ENOENT);
+}
+
+TEST_F(MetaServerTest, KillDuringCreateStormLosesNoAcknowledgedOperation) {
+  std::vector<InodeId> dirs;
+  for (int d = 0; d < 4; ++d) {
+    auto r = client_->Mkdir(root_, kRootInode, "d" + std::to_string(d), 0755);
+    ASSERT_TRUE(r.ok());
+    dirs.push_back(r->ino);
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<std::string>> acked(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = MetaClient::Create(addr_, 5'000);
+      if (!c.ok()) return;
+      for (int i = 0; i < 50'000 && !stop; ++i) {
+        std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if ((*c)->Create(root_, dirs[static_cast<size_t>(t % 4)], name, 0644, true).ok()) {
+          acked[static_cast<size_t>(t)].push_back(name);
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(process_->Kill(SIGKILL));
+  process_->Wait();
+  stop = true;
+  for (auto& th : threads) th.join();
+  size_t total = 0;
+  for (const auto& a : acked) total += a.size();
+  ASSERT_GT(total, 100u) << "too few creates were acknowledged before the kill";
+
+  ASSERT_NO_FATAL_FAILURE(Start());
+  size_t lost = 0;
+  for (int t = 0; t < 8; ++t) {
+    for (const auto& name : acked[static_cast<size_t>(t)]) {
+      if (!client_->Lookup(root_, dirs[static_cast<size_t>(t % 4)], name).ok()) ++lost;
+    }
+  }
+  EXPECT_EQ(lost, 0u) << "of " << total << " acknowledged creates";
+  // New creates after the restart never reuse a live inode number.
+  auto fresh = client_->Create(root_, kRootInode, "after-restart", 0644, true);
+  ASSERT_TRUE(fresh.ok());
+  for (InodeId d : dirs) EXPECT_NE(fresh->ino, d);
+
+  ASSERT_TRUE(process_->Kill(SIGTERM));
+  ASSERT_EQ(process_->Wait(), 0) << process_->LogTail();
+  std::string out;
+  int rc = RunCommand(ShellQuote(NeedlefsBinary()) + " admin fsck -dir " +
+                          ShellQuote(tmp_.path() + "/meta") + " 2>&1",
+                      &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find(" 0 problems"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace needlefs::integration
