@@ -5,9 +5,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <random>
 
 #include "metadata/internal/namespace_impl.h"
 
@@ -232,8 +232,12 @@ Status NsTxn::Flush() {
     }
   }
   if (stat_inodes_ != 0 || stat_bytes_ != 0) {
-    static thread_local std::minstd_rand rng(std::random_device{}());
-    std::string key = meta_keys::StatShard(static_cast<uint8_t>(rng() % meta_keys::kStatShards));
+    // Each thread keeps to its own shard: transactions hold their locks until
+    // the commit is synced, so a shared shard would serialize the commits.
+    static std::atomic<uint32_t> next_shard{0};
+    static thread_local const uint8_t shard =
+        static_cast<uint8_t>(next_shard.fetch_add(1) % meta_keys::kStatShards);
+    std::string key = meta_keys::StatShard(shard);
     NEEDLEFS_ASSIGN_OR_RETURN(auto v, txn_.GetForUpdate(key));
     int64_t inodes = 0, bytes = 0;
     if (v && v->size() == 16) {

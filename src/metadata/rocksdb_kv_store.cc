@@ -6,13 +6,13 @@
 // GetForUpdate and Scan see the latest committed data merged with the
 // transaction's own writes. Uncommitted writes live only in the transaction's
 // write batch, so destroying a transaction without Commit rolls it back.
-#include <filesystem>
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/transaction.h>
 #include <rocksdb/utilities/transaction_db.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>

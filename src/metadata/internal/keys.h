@@ -9,7 +9,7 @@
 //   X <ino:8> <name>               -> xattr value
 //   K <ino:8> <seq:8>              -> chunk: offset:8 size:8 blob_offset:8 file_id
 //   G <seq:8>                      -> file id of a blob to delete (garbage queue)
-//   S <shard:1>                    -> stat counters: inodes:8 (i64) bytes:8 (i64)
+//   S <shard:1>                    -> stat counters (64 shards): inodes:8 (i64) bytes:8 (i64)
 //   L <session:8>                  -> lease end ns:8 LE, client name
 //   O <ino:8> <session:8>          -> "" (ino is open in session)
 //   Q <session:8> <ino:8>          -> "" (the same, by session)
@@ -115,7 +115,7 @@ inline std::string Unlinked(InodeId ino) {
 }
 inline const std::string kNextSession = "Mnext_session";
 inline std::string StatShard(uint8_t shard) { return std::string{'S', static_cast<char>(shard)}; }
-inline constexpr int kStatShards = 16;
+inline constexpr int kStatShards = 64;
 inline const std::string kNextInode = "Mnext_inode";
 inline const std::string kNextGarbage = "Mnext_garbage";
 inline const std::string kRenameLock = "Mrename";
