@@ -20,6 +20,7 @@ struct BenchMetaFlags {
   uint64_t n = 20000;
   int concurrency = 16;
   uint64_t dir_size = 10000;
+  bool keep = false;
 };
 
 void PrintOps(const char* phase, PhaseResult& r, int c, const char* unit = "ops") {
@@ -117,9 +118,10 @@ int RunBenchMeta(const BenchMetaFlags& f) {
   });
   PrintOps("unlink", unlink, c);
   // Clean up the big directory quietly.
-  ParallelOps(c, f.dir_size, [&](int t, uint64_t i) {
-    return clients[static_cast<size_t>(t)]->Unlink(root, big->ino, "e" + std::to_string(i)).ok();
-  });
+  if (!f.keep)
+    ParallelOps(c, f.dir_size, [&](int t, uint64_t i) {
+      return clients[static_cast<size_t>(t)]->Unlink(root, big->ino, "e" + std::to_string(i)).ok();
+    });
   return (create.errors || stat.errors || readdir.errors || rename.errors || unlink.errors) ? 1 : 0;
 }
 
@@ -133,6 +135,7 @@ void AddBenchMetaCommand(CLI::App& bench, int* exit_code) {
   cmd->add_option("-c", f->concurrency, "Concurrent clients")->capture_default_str();
   cmd->add_option("--dirSize", f->dir_size, "Entries of the directory that is listed")
       ->capture_default_str();
+  cmd->add_flag("--keep", f->keep, "Leave the big directory in place (skip its cleanup)");
   cmd->callback([f, exit_code] { *exit_code = RunBenchMeta(*f); });
 }
 

@@ -8,9 +8,11 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "client/blob_client.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "metadata/change_log.h"
+#include "metadata/garbage_collector.h"
 #include "metadata/kv_store.h"
 #include "metadata/meta_service.h"
 #include "metadata/namespace.h"
@@ -24,6 +26,7 @@ struct MetaFlags {
   uint16_t port = 18888;
   bool sync = true;
   int max_threads = MetaGrpcOptions{}.max_threads;
+  std::vector<std::string> volume_servers;
   LogOptions log;
 };
 
@@ -56,6 +59,17 @@ int RunMeta(const MetaFlags& f) {
   std::printf("needlefs meta ready grpc=%s:%u dir=%s\n", f.ip.c_str(), (*server)->port(),
               f.dir.c_str());
   std::fflush(stdout);
+  // Blobs of deleted and truncated data are deleted in the background.
+  std::unique_ptr<BlobClient> blobs;
+  std::unique_ptr<GarbageCollector> gc;
+  if (!f.volume_servers.empty()) {
+    blobs = std::make_unique<BlobClient>(f.volume_servers);
+    gc = std::make_unique<GarbageCollector>(
+        ns->get(), [&blobs](const std::string& fid) { return blobs->Delete(fid); });
+    gc->Start();
+  } else {
+    spdlog::warn("meta.gc disabled: no -volumeServers, deleted data stays queued");
+  }
   // Sessions of clients that crashed expire here, releasing unlinked files.
   std::mutex expiry_mu;
   std::condition_variable expiry_cv;
@@ -81,6 +95,7 @@ int RunMeta(const MetaFlags& f) {
   }
   expiry_cv.notify_all();
   expiry.join();
+  if (gc) gc->Stop();
   (*server)->Shutdown();
   log.Shutdown();
   Status s = (*store)->Flush();
@@ -100,6 +115,9 @@ void AddMetaCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--sync", f->sync,
                   "Sync the RocksDB log on every commit (false only for tests/benchmarks)")
       ->capture_default_str();
+  cmd->add_option("--volumeServers", f->volume_servers,
+                  "Volume servers (host:port, comma-separated) to delete garbage blobs on")
+      ->delimiter(',');
   cmd->add_option("--maxThreads", f->max_threads,
                   "Most gRPC calls served at once (each Subscribe stream holds one)")
       ->capture_default_str();

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "client/meta_client.h"
+#include "common/http.h"
 #include "integration/process.h"
 
 namespace needlefs::integration {
@@ -20,10 +21,10 @@ class MetaServerTest : public ::testing::Test {
 
   /// Starts `needlefs meta` on the test's data dir (again after a kill).
   void Start() {
-    process_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{NeedlefsBinary(), "meta", "-dir", tmp_.path() + "/meta", "-port",
-                                 "0", "-log.level", "warn"},
-        tmp_.path());
+    std::vector<std::string> argv{NeedlefsBinary(), "meta", "-dir",       tmp_.path() + "/meta",
+                                  "-port",          "0",    "-log.level", "warn"};
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    process_ = std::make_unique<ChildProcess>(argv, tmp_.path());
     std::string error;
     ASSERT_TRUE(process_->Start(&error)) << error;
     auto line = process_->WaitForLine("needlefs meta ready", 10'000);
@@ -37,6 +38,7 @@ class MetaServerTest : public ::testing::Test {
   }
 
   TempDir tmp_{"needlefs-meta-test-"};
+  std::vector<std::string> extra_args_;
   std::unique_ptr<ChildProcess> process_;
   std::string addr_;
   std::unique_ptr<MetaClient> client_;
@@ -160,6 +162,37 @@ TEST_F(MetaServerTest, KillDuringCreateStormLosesNoAcknowledgedOperation) {
                       &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find(" 0 problems"), std::string::npos) << out;
+}
+
+TEST_F(MetaServerTest, DeletedFilesBlobsAreRemovedFromVolumeServers) {
+  std::string error;
+  auto volume = StartVolumeServer(tmp_.path() + "/vol", tmp_.path(), {}, &error);
+  ASSERT_TRUE(volume.has_value()) << error;
+  const std::string vaddr = "127.0.0.1:" + std::to_string(volume->http_port);
+  ASSERT_TRUE(process_->Kill(SIGTERM));
+  process_->Wait();
+  extra_args_ = {"-volumeServers", vaddr};
+  ASSERT_NO_FATAL_FAILURE(Start());
+
+  HttpClient http("127.0.0.1", volume->http_port);
+  const std::string fid = "1,0a1b2c3d4e";
+  auto put = http.Request("PUT", "/" + fid, "file data");
+  ASSERT_TRUE(put.ok() && put->status == 201);
+  auto f = client_->Create(root_, kRootInode, "doomed", 0644, true);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{fid, 0, 9, 0}}, 9).ok());
+  ASSERT_TRUE(client_->Unlink(root_, kRootInode, "doomed").ok());
+  int status = 200;
+  for (int i = 0; i < 100 && status == 200; ++i) {  // the collector runs every 2 s
+    std::this_thread::sleep_for(100ms);
+    auto get = http.Request("GET", "/" + fid);
+    ASSERT_TRUE(get.ok());
+    status = get->status;
+  }
+  EXPECT_EQ(status, 404) << "the blob of the deleted file is still there";
+  auto queue = client_->PeekGarbage(10);
+  ASSERT_TRUE(queue.ok());
+  EXPECT_TRUE(queue->empty());
 }
 
 }  // namespace
