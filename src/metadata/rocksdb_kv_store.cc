@@ -166,7 +166,9 @@ StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& path,
   db_options.IncreaseParallelism(2);
   // enable_pipelined_write stays off: it is not supported with every
   // TransactionDB write policy, and commits already share WAL syncs through
-  // RocksDB's write groups.
+  // RocksDB's write groups. (Early lock release -- commit unsynced, then a
+  // shared SyncWAL before answering -- was measured slower here: SyncWAL
+  // serializes against concurrent writers; see bench/RESULTS.md.)
 
   rocksdb::TransactionDBOptions txn_db_options;
   txn_db_options.transaction_lock_timeout = options.lock_timeout_ms;

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
-#include "objstore/group_commit.h"
+#include "common/group_commit.h"
 #include "objstore/index_file.h"
 #include "objstore/internal/volume_files.h"
 

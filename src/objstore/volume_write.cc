@@ -4,7 +4,7 @@
 
 #include "common/endian.h"
 #include "common/logging.h"
-#include "objstore/group_commit.h"
+#include "common/group_commit.h"
 #include "objstore/index_file.h"
 #include "objstore/internal/volume_files.h"
 #include "objstore/volume.h"

@@ -1,4 +1,4 @@
-#include "objstore/group_commit.h"
+#include "common/group_commit.h"
 
 #include <algorithm>
 

@@ -1,6 +1,7 @@
-// Group commit: many concurrent writers share one fdatasync. A writer appends
-// (under the volume's append lock), calls Issued(seq) with its sequence
-// number, releases the lock, then WaitDurable(seq). The first waiter becomes
+// Group commit: many concurrent writers share one fdatasync (volume files,
+// the metadata WAL). A writer appends (under its own lock), calls
+// Issued(seq) with its sequence number, releases the lock, then
+// WaitDurable(seq). The first waiter becomes
 // the leader and syncs everything issued so far; the others wait for it, and
 // any whose write came after the leader sampled its target go in the next
 // round. A failed sync is sticky: every later wait fails too (the state of
