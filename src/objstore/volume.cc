@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "common/logging.h"
 #include "common/group_commit.h"
+#include "common/logging.h"
 #include "objstore/index_file.h"
 #include "objstore/internal/volume_files.h"
 

@@ -3,8 +3,8 @@
 #include <chrono>
 
 #include "common/endian.h"
-#include "common/logging.h"
 #include "common/group_commit.h"
+#include "common/logging.h"
 #include "objstore/index_file.h"
 #include "objstore/internal/volume_files.h"
 #include "objstore/volume.h"
