@@ -1,0 +1,257 @@
+#include "cluster/topology.h"
+
+#include <algorithm>
+#include <random>
+
+namespace needlefs {
+
+void Topology::UpdateNode(const NodeInfo& node, const std::vector<VolumeReport>& volumes,
+                          int64_t now_ms) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node& n = nodes_[node.id];
+  for (const auto& [vid, v] : n.volumes) {
+    auto it = volume_nodes_.find(vid);
+    if (it != volume_nodes_.end()) {
+      it->second.erase(node.id);
+      if (it->second.empty()) volume_nodes_.erase(it);
+    }
+  }
+  n.info = node;
+  if (n.info.public_url.empty()) n.info.public_url = node.id;
+  n.volumes.clear();
+  for (const auto& v : volumes) {
+    n.volumes[v.id] = v;
+    volume_nodes_[v.id].insert(node.id);
+  }
+  n.last_seen_ms = now_ms;
+}
+
+bool Topology::RemoveNode(const std::string& node_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) return false;
+  for (const auto& [vid, v] : it->second.volumes) {
+    auto vn = volume_nodes_.find(vid);
+    if (vn != volume_nodes_.end()) {
+      vn->second.erase(node_id);
+      if (vn->second.empty()) volume_nodes_.erase(vn);
+    }
+  }
+  nodes_.erase(it);
+  return true;
+}
+
+std::vector<std::string> Topology::RemoveDeadNodes(int64_t now_ms, int64_t timeout_ms) {
+  std::vector<std::string> dead;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [id, n] : nodes_) {
+      if (now_ms - n.last_seen_ms > timeout_ms) dead.push_back(id);
+    }
+  }
+  for (const auto& id : dead) RemoveNode(id);
+  return dead;
+}
+
+std::vector<const Topology::Node*> Topology::HoldersLocked(VolumeId id) const {
+  std::vector<const Node*> out;
+  auto it = volume_nodes_.find(id);
+  if (it == volume_nodes_.end()) return out;
+  for (const auto& node_id : it->second) {
+    auto n = nodes_.find(node_id);
+    if (n != nodes_.end()) out.push_back(&n->second);
+  }
+  return out;
+}
+
+std::vector<VolumeLocation> Topology::Lookup(VolumeId id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<VolumeLocation> out;
+  for (const Node* n : HoldersLocked(id)) {
+    out.push_back({n->info.id, n->info.public_url, n->info.data_center, n->info.rack});
+  }
+  return out;
+}
+
+bool Topology::WritableLocked(const VolumeReport& v, size_t copies) const {
+  return !v.read_only && v.size_bytes < volume_size_limit_bytes_ &&
+         copies >= static_cast<size_t>(v.replica_placement.CopyCount());
+}
+
+std::optional<VolumeId> Topology::PickWritable(const LayoutKey& layout) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<VolumeId> candidates;
+  for (const auto& [vid, holders] : volume_nodes_) {
+    auto holder_list = HoldersLocked(vid);
+    if (holder_list.empty()) continue;
+    bool writable = true;
+    const VolumeReport* first = nullptr;
+    for (const Node* n : holder_list) {
+      const VolumeReport& v = n->volumes.at(vid);
+      if (!first) first = &v;
+      writable = writable && WritableLocked(v, holder_list.size());
+    }
+    if (writable && first->collection == layout.collection &&
+        first->replica_placement.ToByte() == layout.replica_placement && first->ttl == layout.ttl) {
+      candidates.push_back(vid);
+    }
+  }
+  if (candidates.empty()) return std::nullopt;
+  static thread_local std::minstd_rand rng(std::random_device{}());
+  return candidates[rng() % candidates.size()];
+}
+
+size_t Topology::WritableCount(const LayoutKey& layout) const {
+  std::lock_guard<std::mutex> l(mu_);
+  size_t n = 0;
+  for (const auto& [vid, holders] : volume_nodes_) {
+    auto holder_list = HoldersLocked(vid);
+    bool writable = !holder_list.empty();
+    for (const Node* h : holder_list) {
+      const VolumeReport& v = h->volumes.at(vid);
+      writable = writable && WritableLocked(v, holder_list.size()) &&
+                 v.collection == layout.collection &&
+                 v.replica_placement.ToByte() == layout.replica_placement && v.ttl == layout.ttl;
+    }
+    n += writable;
+  }
+  return n;
+}
+
+StatusOr<std::vector<std::string>> Topology::PlaceVolume(const ReplicaPlacement& rp,
+                                                         const std::string& data_center,
+                                                         const std::string& rack) const {
+  std::lock_guard<std::mutex> l(mu_);
+  // Free nodes by data center and rack, emptiest first.
+  std::map<std::string, std::map<std::string, std::vector<const Node*>>> free;
+  for (const auto& [id, n] : nodes_) {
+    if (n.free() > 0) free[n.info.data_center][n.info.rack].push_back(&n);
+  }
+  auto emptiest_first = [](const Node* a, const Node* b) {
+    return a->free() != b->free() ? a->free() > b->free() : a->info.id < b->info.id;
+  };
+  auto slots = [](const std::vector<const Node*>& v) {
+    int s = 0;
+    for (const Node* n : v) s += n->free();
+    return s;
+  };
+  for (auto& [dc, racks] : free) {
+    for (auto& [r, nodes] : racks) std::sort(nodes.begin(), nodes.end(), emptiest_first);
+  }
+  const std::string code = rp.ToString();
+  if (static_cast<int>(free.size()) < 1 + rp.diff_dc) {
+    return Status::FailedPrecondition(
+        "replication " + code + " needs " + std::to_string(1 + rp.diff_dc) +
+        " data centers with free volume slots; the cluster has " + std::to_string(free.size()));
+  }
+  // The main data center: enough racks, one of them with enough nodes.
+  struct Choice {
+    std::string dc, rack;
+    int score = -1;
+  } best;
+  std::string why;
+  for (const auto& [dc, racks] : free) {
+    if (!data_center.empty() && dc != data_center) continue;
+    if (static_cast<int>(racks.size()) < 1 + rp.diff_rack) {
+      why = "data center " + dc + " has " + std::to_string(racks.size()) +
+            " racks with free slots, replication " + code + " needs " +
+            std::to_string(1 + rp.diff_rack);
+      continue;
+    }
+    for (const auto& [r, nodes] : racks) {
+      if (!rack.empty() && r != rack) continue;
+      if (static_cast<int>(nodes.size()) < 1 + rp.same_rack) {
+        why = "rack " + dc + "/" + r + " has " + std::to_string(nodes.size()) +
+              " servers with free slots, replication " + code + " needs " +
+              std::to_string(1 + rp.same_rack);
+        continue;
+      }
+      int score = 0;
+      for (const auto& [r2, n2] : racks) score += slots(n2);
+      score = score * 1000 + slots(nodes);
+      if (score > best.score) best = {dc, r, score};
+    }
+  }
+  if (best.score < 0) {
+    if (why.empty()) {
+      why = "no server with a free slot matches data center '" + data_center + "' rack '" + rack +
+            "'";
+    }
+    return Status::FailedPrecondition("cannot place a volume with replication " + code + ": " +
+                                      why);
+  }
+  std::vector<std::string> out;
+  const auto& main_rack_nodes = free[best.dc][best.rack];
+  for (int i = 0; i <= rp.same_rack; ++i)
+    out.push_back(main_rack_nodes[static_cast<size_t>(i)]->info.id);
+  // Other racks of the main data center: the emptiest, one node each.
+  std::vector<std::pair<int, std::string>> other_racks;
+  for (const auto& [r, nodes] : free[best.dc]) {
+    if (r != best.rack) other_racks.emplace_back(-slots(nodes), r);
+  }
+  std::sort(other_racks.begin(), other_racks.end());
+  for (int i = 0; i < rp.diff_rack; ++i) {
+    out.push_back(free[best.dc][other_racks[static_cast<size_t>(i)].second].front()->info.id);
+  }
+  // Other data centers: the emptiest, their emptiest node.
+  std::vector<std::pair<int, std::string>> other_dcs;
+  for (const auto& [dc, racks] : free) {
+    if (dc == best.dc) continue;
+    int s = 0;
+    for (const auto& [r, nodes] : racks) s += slots(nodes);
+    other_dcs.emplace_back(-s, dc);
+  }
+  std::sort(other_dcs.begin(), other_dcs.end());
+  for (int i = 0; i < rp.diff_dc; ++i) {
+    const Node* pick = nullptr;
+    for (const auto& [r, nodes] : free[other_dcs[static_cast<size_t>(i)].second]) {
+      if (!pick || emptiest_first(nodes.front(), pick)) pick = nodes.front();
+    }
+    out.push_back(pick->info.id);
+  }
+  return out;
+}
+
+void Topology::AddVolume(const VolumeReport& v, const std::vector<std::string>& node_ids) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& id : node_ids) {
+    auto n = nodes_.find(id);
+    if (n == nodes_.end()) continue;
+    n->second.volumes[v.id] = v;
+    volume_nodes_[v.id].insert(id);
+  }
+}
+
+std::map<VolumeId, std::vector<std::string>> Topology::UnderReplicated() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::map<VolumeId, std::vector<std::string>> out;
+  for (const auto& [vid, holders] : volume_nodes_) {
+    auto holder_list = HoldersLocked(vid);
+    if (holder_list.empty()) continue;
+    const VolumeReport& v = holder_list.front()->volumes.at(vid);
+    if (static_cast<int>(holder_list.size()) < v.replica_placement.CopyCount()) {
+      out[vid] = std::vector<std::string>(holders.begin(), holders.end());
+    }
+  }
+  return out;
+}
+
+VolumeId Topology::MaxVolumeId() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return volume_nodes_.empty() ? VolumeId(0) : volume_nodes_.rbegin()->first;
+}
+
+std::map<std::string, std::map<std::string, std::vector<std::string>>> Topology::Tree() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> out;
+  for (const auto& [id, n] : nodes_) out[n.info.data_center][n.info.rack].push_back(id);
+  return out;
+}
+
+int Topology::FreeSlots(const std::string& node_id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(node_id);
+  return it == nodes_.end() ? -1 : it->second.free();
+}
+
+}  // namespace needlefs

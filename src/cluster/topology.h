@@ -1,0 +1,126 @@
+// The master's model of the cluster: data centers -> racks -> volume servers
+// (nodes), the volumes each node reports, and the writable volumes of each
+// layout (collection, replica placement, TTL). Pure logic: the master's
+// transport feeds it heartbeats and asks it for placements and locations.
+//
+// Thread-safety: all methods are thread-safe (one internal mutex).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/types.h"
+#include "objstore/superblock.h"
+
+namespace needlefs {
+
+/// A volume server as it introduces itself in its heartbeat.
+struct NodeInfo {
+  std::string id;          ///< "ip:port" of its HTTP API, unique in the cluster
+  std::string public_url;  ///< what clients use ("" = id)
+  uint16_t grpc_port = 0;
+  std::string data_center = "DefaultDataCenter";
+  std::string rack = "DefaultRack";
+  int max_volumes = 8;  ///< volume slots
+};
+
+/// One volume as a node reports it.
+struct VolumeReport {
+  VolumeId id;
+  std::string collection;
+  ReplicaPlacement replica_placement;
+  uint16_t ttl = 0;
+  uint64_t size_bytes = 0;
+  bool read_only = false;
+};
+
+/// A (collection, replica placement, TTL) triple: volumes of one layout are
+/// interchangeable for a new write.
+struct LayoutKey {
+  std::string collection;
+  uint8_t replica_placement = 0;  ///< ReplicaPlacement::ToByte()
+  uint16_t ttl = 0;
+  auto operator<=>(const LayoutKey&) const = default;
+};
+
+/// Where a volume lives.
+struct VolumeLocation {
+  std::string node_id;
+  std::string public_url;
+  std::string data_center;
+  std::string rack;
+};
+
+class Topology {
+ public:
+  /// Volumes at or above this size are not writable. Default: 30 GiB.
+  explicit Topology(uint64_t volume_size_limit_bytes = 30ull << 30)
+      : volume_size_limit_bytes_(volume_size_limit_bytes) {}
+
+  /// Registers `node` (or refreshes it) and replaces its volume list: a
+  /// full heartbeat. `now_ms` is the master's clock (ms).
+  void UpdateNode(const NodeInfo& node, const std::vector<VolumeReport>& volumes, int64_t now_ms);
+  /// Drops a node and its volume replicas (its volumes become
+  /// under-replicated). Returns false when unknown.
+  bool RemoveNode(const std::string& node_id);
+  /// Nodes whose last heartbeat is older than `timeout_ms`; they are removed.
+  std::vector<std::string> RemoveDeadNodes(int64_t now_ms, int64_t timeout_ms);
+
+  /// The nodes holding volume `id` (empty when unknown).
+  std::vector<VolumeLocation> Lookup(VolumeId id) const;
+  /// A writable volume of the layout, chosen at random so load spreads;
+  /// nullopt when the layout has none (the caller grows it). A volume is
+  /// writable when every replica the code asks for is present, none is
+  /// read-only and it is below the size limit.
+  std::optional<VolumeId> PickWritable(const LayoutKey& layout) const;
+  /// Number of writable volumes of the layout.
+  size_t WritableCount(const LayoutKey& layout) const;
+
+  /// Chooses nodes for a new volume with placement `rp` (SeaweedFS's xyz:
+  /// x copies in other data centers, y in other racks of the same data
+  /// center, z on other nodes of the same rack), each with a free slot,
+  /// preferring the emptiest. `data_center` / `rack` ("" = any) pin the main
+  /// copy. Returns 1 + x + y + z node ids, main copy first. Errors:
+  /// kFailedPrecondition saying which part of the code the topology cannot
+  /// satisfy (and what it has).
+  StatusOr<std::vector<std::string>> PlaceVolume(const ReplicaPlacement& rp,
+                                                 const std::string& data_center = "",
+                                                 const std::string& rack = "") const;
+  /// Records that a new volume was allocated on these nodes (before their
+  /// next heartbeat reports it), so placement and assignment see it.
+  void AddVolume(const VolumeReport& v, const std::vector<std::string>& node_ids);
+
+  /// Volumes whose replica count is below what their code asks for, with
+  /// the nodes that still hold a copy.
+  std::map<VolumeId, std::vector<std::string>> UnderReplicated() const;
+  /// The largest volume id any node reported (0 when none).
+  VolumeId MaxVolumeId() const;
+  /// Node ids by data center and rack, for status pages.
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> Tree() const;
+  /// Free slots of a node (max - volumes held); -1 when unknown.
+  int FreeSlots(const std::string& node_id) const;
+
+ private:
+  struct Node {
+    NodeInfo info;
+    std::map<VolumeId, VolumeReport> volumes;
+    int64_t last_seen_ms = 0;
+    int free() const { return info.max_volumes - static_cast<int>(volumes.size()); }
+  };
+  bool WritableLocked(const VolumeReport& v, size_t copies) const;
+  /// Replicas of a volume: (node, report) pairs.
+  std::vector<const Node*> HoldersLocked(VolumeId id) const;
+
+  const uint64_t volume_size_limit_bytes_;
+  mutable std::mutex mu_;
+  std::map<std::string, Node> nodes_;                       // GUARDED_BY(mu_)
+  std::map<VolumeId, std::set<std::string>> volume_nodes_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace needlefs
