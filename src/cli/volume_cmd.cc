@@ -4,7 +4,9 @@
 
 #include "cli/commands.h"
 #include "common/config.h"
+#include "common/http.h"
 #include "common/logging.h"
+#include "objstore/heartbeat.h"
 #include "objstore/store.h"
 #include "objstore/volume_server.h"
 
@@ -24,6 +26,11 @@ struct VolumeFlags {
   uint32_t allocate = 0;
   std::string replication = "000";
   bool compress = true;
+  std::string mserver;
+  int mserver_grpc_port = -1;
+  std::string data_center = "DefaultDataCenter";
+  std::string rack = "DefaultRack";
+  std::string public_url;
   LogOptions log;
 };
 
@@ -71,8 +78,26 @@ int RunVolume(const VolumeFlags& f) {
               (*server)->http_port(), f.ip.c_str(), (*server)->grpc_port(), f.dir.c_str(),
               f.durability.c_str());
   std::fflush(stdout);
+  std::unique_ptr<Heartbeater> heartbeat;
+  if (!f.mserver.empty()) {
+    std::string mhost;
+    uint16_t mport;
+    if (Status s = SplitHostPort(f.mserver, &mhost, &mport); !s.ok()) return fail(s);
+    HeartbeatOptions ho;
+    int grpc = f.mserver_grpc_port >= 0 ? f.mserver_grpc_port : mport + 10000;
+    ho.master = (mhost.find(':') != std::string::npos ? "[" + mhost + "]" : mhost) + ":" +
+                std::to_string(grpc);
+    ho.ip = f.ip;
+    ho.http_port = (*server)->http_port();
+    ho.grpc_port = (*server)->grpc_port();
+    ho.public_url = f.public_url;
+    ho.data_center = f.data_center;
+    ho.rack = f.rack;
+    heartbeat = Heartbeater::Start(ho, store->get());
+  }
   int sig = WaitForTerminationSignal();
   spdlog::info("volume.stop signal={}", sig);
+  if (heartbeat) heartbeat->Stop();
   (*server)->Stop();
   Status s = (*store)->SyncAll();
   if (!s.ok()) return fail(s);
@@ -103,6 +128,13 @@ void AddVolumeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--replication", f->replication, "Replica placement of allocated volumes")
       ->capture_default_str();
   cmd->add_flag("!--noCompress", f->compress, "Do not gzip compressible content");
+  cmd->add_option("--mserver", f->mserver, "Master host:port (HTTP) to send heartbeats to");
+  cmd->add_option("--mserverGrpcPort", f->mserver_grpc_port,
+                  "The master's gRPC port (default: its HTTP port + 10000)");
+  cmd->add_option("--dataCenter", f->data_center, "Data center of this server")
+      ->capture_default_str();
+  cmd->add_option("--rack", f->rack, "Rack of this server")->capture_default_str();
+  cmd->add_option("--publicUrl", f->public_url, "Address clients use (default ip:port)");
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();
   cmd->add_option("--log.format", f->log.format, "text|json")->capture_default_str();

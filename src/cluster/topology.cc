@@ -248,6 +248,13 @@ std::map<std::string, std::map<std::string, std::vector<std::string>>> Topology:
   return out;
 }
 
+std::optional<NodeInfo> Topology::GetNode(const std::string& node_id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) return std::nullopt;
+  return it->second.info;
+}
+
 int Topology::FreeSlots(const std::string& node_id) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(node_id);

@@ -103,6 +103,8 @@ class Topology {
   VolumeId MaxVolumeId() const;
   /// Node ids by data center and rack, for status pages.
   std::map<std::string, std::map<std::string, std::vector<std::string>>> Tree() const;
+  /// A node's info as last reported; nullopt when unknown.
+  std::optional<NodeInfo> GetNode(const std::string& node_id) const;
   /// Free slots of a node (max - volumes held); -1 when unknown.
   int FreeSlots(const std::string& node_id) const;
 

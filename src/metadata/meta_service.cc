@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/grpc_server.h"
 #include "common/logging.h"
 #include "meta.grpc.pb.h"
 
@@ -389,28 +390,6 @@ class Service final : public pb::MetaService::Service {
   std::atomic<bool> stopping_{false};
 };
 
-class GrpcServerImpl final : public MetaGrpcServer {
- public:
-  GrpcServerImpl(std::unique_ptr<Service> service, std::unique_ptr<grpc::Server> server, int port)
-      : service_(std::move(service)), server_(std::move(server)), port_(port) {}
-  ~GrpcServerImpl() override { Shutdown(); }
-  uint16_t port() const override { return static_cast<uint16_t>(port_); }
-  void Shutdown() override {
-    if (server_ && !down_) {
-      down_ = true;
-      service_->Stop();
-      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      server_->Wait();
-    }
-  }
-
- private:
-  std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_;
-  bool down_ = false;
-};
-
 }  // namespace
 
 StatusOr<std::unique_ptr<MetaGrpcServer>> MetaGrpcServer::Start(Namespace* ns, ChangeLog* log,
@@ -422,26 +401,16 @@ StatusOr<std::unique_ptr<MetaGrpcServer>> MetaGrpcServer::Start(Namespace* ns, C
     return Status::InvalidArgument("meta: max_receive_message_bytes must be > 0");
   }
   auto service = std::make_unique<Service>(ns, log);
-  grpc::ServerBuilder builder;
-  int bound = 0;
-  std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-  builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
-                           &bound);
-  builder.RegisterService(service.get());
-  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  grpc::ResourceQuota quota("needlefs-meta");
-  quota.SetMaxThreads(options.max_threads);
-  builder.SetResourceQuota(quota);
+  GrpcServerOptions go;
+  go.max_receive_message_bytes = options.max_receive_message_bytes;
+  go.max_threads = options.max_threads;
   // Clients keepalive-ping idle Subscribe streams (meta_client.cc) to notice
   // a dead server: accept those pings rather than answer with GOAWAY.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || bound == 0) {
-    return Status::Unavailable("cannot bind gRPC on " + host + ":" + std::to_string(port));
-  }
-  return std::unique_ptr<MetaGrpcServer>(
-      new GrpcServerImpl(std::move(service), std::move(server), bound));
+  go.accept_keepalive_pings = true;
+  go.name = "needlefs-meta";
+  NEEDLEFS_ASSIGN_OR_RETURN(auto server, GrpcServer::Start({service.get()}, ip, port, go));
+  return std::unique_ptr<MetaGrpcServer>(new GrpcServiceHost<MetaGrpcServer, Service>(
+      std::move(service), std::move(server), [](Service& s) { s.Stop(); }));
 }
 
 }  // namespace needlefs

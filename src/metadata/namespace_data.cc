@@ -34,8 +34,11 @@ StatusOr<ReadDirResult> Namespace::ReadDir(const RequestContext& ctx, InodeId di
     if (!out.eof) names.resize(max_entries);
     for (auto& [c, name] : names) {
       NEEDLEFS_ASSIGN_OR_RETURN(auto ev, t.Get(meta_keys::Dentry(dir, name)));
-      if (!ev) continue;  // removed between the two reads of a plain Get
+      if (!ev) continue;  // removed since the cookie scan
       NEEDLEFS_ASSIGN_OR_RETURN(DentryValue e, DentryValue::Decode(*ev));
+      // Removed and created again since the scan: that is a new entry, which
+      // the listing meets at its own (higher) cookie, not here.
+      if (e.cookie != c) continue;
       DirEntry entry{std::move(name), e.ino, e.type, c, std::nullopt};
       if (plus) {
         NEEDLEFS_ASSIGN_OR_RETURN(auto iv, t.Get(meta_keys::Inode(e.ino)));

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/grpc_server.h"
 #include "common/logging.h"
 #include "volume_server.grpc.pb.h"
 
@@ -104,46 +105,15 @@ class Service final : public pb::VolumeServer::Service {
   Store* store_;
 };
 
-class GrpcServerImpl final : public VolumeGrpcServer {
- public:
-  GrpcServerImpl(std::unique_ptr<Service> service, std::unique_ptr<grpc::Server> server, int port)
-      : service_(std::move(service)), server_(std::move(server)), port_(port) {}
-  ~GrpcServerImpl() override { Shutdown(); }
-  uint16_t port() const override { return static_cast<uint16_t>(port_); }
-  void Shutdown() override {
-    if (server_ && !down_) {
-      down_ = true;
-      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      server_->Wait();
-    }
-  }
-
- private:
-  std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_;
-  bool down_ = false;
-};
-
 }  // namespace
 
 StatusOr<std::unique_ptr<VolumeGrpcServer>> VolumeGrpcServer::Start(Store* store,
                                                                     const std::string& ip,
                                                                     uint16_t port) {
   auto service = std::make_unique<Service>(store);
-  grpc::ServerBuilder builder;
-  int bound = 0;
-  std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-  builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
-                           &bound);
-  builder.RegisterService(service.get());
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || bound == 0) {
-    return Status::Unavailable("cannot bind gRPC on " + host + ":" + std::to_string(port));
-  }
+  NEEDLEFS_ASSIGN_OR_RETURN(auto server, GrpcServer::Start({service.get()}, ip, port));
   return std::unique_ptr<VolumeGrpcServer>(
-      new GrpcServerImpl(std::move(service), std::move(server), bound));
+      new GrpcServiceHost<VolumeGrpcServer, Service>(std::move(service), std::move(server)));
 }
 
 }  // namespace needlefs

@@ -1,0 +1,87 @@
+#include "cluster/master_grpc_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+
+#include "common/grpc_server.h"
+#include "common/logging.h"
+#include "master.grpc.pb.h"
+
+namespace needlefs {
+namespace {
+
+namespace pb = ::needlefs::master;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class Service final : public pb::Master::Service {
+ public:
+  Service(Topology* topology, uint64_t limit) : topology_(topology), limit_(limit) {}
+
+  grpc::Status SendHeartbeat(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<pb::HeartbeatResponse, pb::Heartbeat>* stream) override {
+    pb::Heartbeat hb;
+    std::string node_id;
+    while (!stopping_ && stream->Read(&hb)) {
+      NodeInfo node;
+      std::string host = hb.ip().find(':') != std::string::npos ? "[" + hb.ip() + "]" : hb.ip();
+      node.id = host + ":" + std::to_string(hb.port());
+      node.public_url = hb.public_url().empty() ? node.id : hb.public_url();
+      node.grpc_port = static_cast<uint16_t>(hb.grpc_port());
+      if (!hb.data_center().empty()) node.data_center = hb.data_center();
+      if (!hb.rack().empty()) node.rack = hb.rack();
+      node.max_volumes = static_cast<int>(hb.max_volumes());
+      std::vector<VolumeReport> vols;
+      for (const auto& v : hb.volumes()) {
+        VolumeReport r;
+        r.id = VolumeId(v.id());
+        r.collection = v.collection();
+        r.replica_placement =
+            ReplicaPlacement::FromByte(static_cast<uint8_t>(v.replica_placement()));
+        r.ttl = static_cast<uint16_t>(v.ttl());
+        r.size_bytes = v.size();
+        r.read_only = v.read_only();
+        vols.push_back(std::move(r));
+      }
+      if (node_id.empty()) {
+        spdlog::info("master.node_joined node={} dc={} rack={} volumes={}", node.id,
+                     node.data_center, node.rack, vols.size());
+      }
+      node_id = node.id;
+      topology_->UpdateNode(node, vols, NowMs());
+      pb::HeartbeatResponse resp;
+      resp.set_volume_size_limit(limit_);
+      if (!stream->Write(resp)) break;
+    }
+    (void)ctx;
+    return grpc::Status::OK;
+  }
+
+  void Stop() { stopping_ = true; }
+
+ private:
+  Topology* topology_;
+  uint64_t limit_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<MasterGrpcServer>> MasterGrpcServer::Start(Topology* topology,
+                                                                    uint64_t limit,
+                                                                    const std::string& ip,
+                                                                    uint16_t port) {
+  auto service = std::make_unique<Service>(topology, limit);
+  NEEDLEFS_ASSIGN_OR_RETURN(auto server, GrpcServer::Start({service.get()}, ip, port));
+  return std::unique_ptr<MasterGrpcServer>(new GrpcServiceHost<MasterGrpcServer, Service>(
+      std::move(service), std::move(server), [](Service& s) { s.Stop(); }));
+}
+
+}  // namespace needlefs

@@ -1,0 +1,251 @@
+// HTTP handlers of the master (transport over Topology + MasterState) and
+// its background dead-node sweep.
+#include "cluster/master_server.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "client/volume_admin_client.h"
+#include "cluster/master_grpc_service.h"
+#include "cluster/master_state.h"
+#include "cluster/topology.h"
+#include "common/http.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "objstore/file_id.h"
+#include "objstore/needle.h"
+
+namespace needlefs {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// The one Status -> HTTP status mapping of the master.
+int ToHttpStatus(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+}  // namespace
+
+struct MasterServer::Impl {
+  MasterOptions options;
+  std::unique_ptr<Topology> topology;
+  std::unique_ptr<MasterState> state;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<MasterGrpcServer> grpc;
+  std::mutex grow_mu;  // one volume growth at a time
+  std::mutex sweep_mu;
+  std::condition_variable sweep_cv;
+  bool stopping = false;  // GUARDED_BY(sweep_mu)
+  std::thread sweeper;
+
+  HttpResponse Handle(HttpRequest& req);
+  HttpResponse Assign(HttpRequest& req);
+  HttpResponse Lookup(HttpRequest& req);
+  HttpResponse ClusterStatus();
+  /// Allocates one new volume of `layout` on nodes chosen by placement.
+  Status Grow(const LayoutKey& layout, const ReplicaPlacement& rp, const std::string& dc,
+              const std::string& rack);
+};
+
+Status MasterServer::Impl::Grow(const LayoutKey& layout, const ReplicaPlacement& rp,
+                                const std::string& dc, const std::string& rack) {
+  NEEDLEFS_ASSIGN_OR_RETURN(auto nodes, topology->PlaceVolume(rp, dc, rack));
+  NEEDLEFS_ASSIGN_OR_RETURN(VolumeId vid, state->NextVolumeId(topology->MaxVolumeId()));
+  for (const auto& node_id : nodes) {
+    auto info = topology->GetNode(node_id);
+    if (!info) return Status::Unavailable("volume server " + node_id + " left");
+    std::string host = node_id.substr(0, node_id.rfind(':'));
+    auto client = VolumeAdminClient::Create(host + ":" + std::to_string(info->grpc_port));
+    if (!client.ok()) return client.status();
+    Status s =
+        (*client)->AllocateVolume(vid, layout.collection, rp.ToString(), Ttl::ToString(layout.ttl));
+    if (!s.ok())
+      return s.WithContext("allocate volume " + std::to_string(vid.value) + " on " + node_id);
+  }
+  VolumeReport v;
+  v.id = vid;
+  v.collection = layout.collection;
+  v.replica_placement = rp;
+  v.ttl = layout.ttl;
+  topology->AddVolume(v, nodes);
+  spdlog::info("master.grow volume={} replication={} collection={} nodes={}", vid.value,
+               rp.ToString(), layout.collection, nodes.size());
+  return Status::OK();
+}
+
+HttpResponse MasterServer::Impl::Assign(HttpRequest& req) {
+  uint64_t count = 1;
+  if (std::string c = req.QueryParam("count"); !c.empty()) {
+    if (c.size() > 6 || c.find_first_not_of("0123456789") != std::string::npos || c == "0") {
+      return HttpResponse::Error(400, "count must be 1..999999");
+    }
+    count = std::stoull(c);
+  }
+  auto rp = ReplicaPlacement::Parse(req.QueryParam("replication", options.default_replication));
+  if (!rp.ok()) return HttpResponse::Error(400, rp.status().message());
+  auto ttl = Ttl::Parse(req.QueryParam("ttl"));
+  if (!ttl.ok()) return HttpResponse::Error(400, ttl.status().message());
+  LayoutKey layout{req.QueryParam("collection"), rp->ToByte(), *ttl};
+  const std::string dc = req.QueryParam("dataCenter"), rack = req.QueryParam("rack");
+
+  auto vid = topology->PickWritable(layout);
+  if (!vid) {
+    std::lock_guard<std::mutex> g(grow_mu);
+    vid = topology->PickWritable(layout);  // another request may have grown it
+    if (!vid) {
+      Status s = Grow(layout, *rp, dc, rack);
+      if (!s.ok()) return HttpResponse::Error(ToHttpStatus(s), s.message());
+      vid = topology->PickWritable(layout);
+    }
+  }
+  if (!vid) return HttpResponse::Error(503, "no writable volume after growth");
+  auto locations = topology->Lookup(*vid);
+  if (locations.empty()) return HttpResponse::Error(503, "volume has no location");
+  auto key = state->NextFileKeys(count);
+  if (!key.ok()) return HttpResponse::Error(500, key.status().message());
+  static thread_local std::mt19937 rng(std::random_device{}());
+  FileId fid{*vid, NeedleKey(*key), Cookie(static_cast<uint32_t>(rng()))};
+  nlohmann::json j{{"fid", fid.ToString()},
+                   {"url", locations[0].node_id},
+                   {"publicUrl", locations[0].public_url},
+                   {"count", count}};
+  return HttpResponse::Json(200, j.dump());
+}
+
+HttpResponse MasterServer::Impl::Lookup(HttpRequest& req) {
+  std::string v = req.QueryParam("volumeId");
+  if (v.empty()) {
+    std::string f = req.QueryParam("fileId");
+    v = f.substr(0, f.find_first_of(",/"));
+  }
+  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return HttpResponse::Error(400, "volumeId (or fileId) is missing or malformed");
+  }
+  auto locations = topology->Lookup(VolumeId(static_cast<uint32_t>(std::stoull(v))));
+  if (locations.empty()) {
+    return HttpResponse::Json(
+        404, nlohmann::json{{"volumeId", v}, {"error", "volume id " + v + " not found"}}.dump());
+  }
+  nlohmann::json locs = nlohmann::json::array();
+  for (const auto& l : locations) {
+    locs.push_back({{"url", l.node_id},
+                    {"publicUrl", l.public_url},
+                    {"dataCenter", l.data_center},
+                    {"rack", l.rack}});
+  }
+  return HttpResponse::Json(200, nlohmann::json{{"volumeId", v}, {"locations", locs}}.dump());
+}
+
+HttpResponse MasterServer::Impl::ClusterStatus() {
+  nlohmann::json dcs = nlohmann::json::object();
+  for (const auto& [dc, racks] : topology->Tree()) {
+    for (const auto& [rack, nodes] : racks) {
+      for (const auto& n : nodes) {
+        dcs[dc][rack].push_back({{"node", n}, {"freeSlots", topology->FreeSlots(n)}});
+      }
+    }
+  }
+  nlohmann::json under = nlohmann::json::array();
+  for (const auto& [vid, holders] : topology->UnderReplicated()) {
+    under.push_back({{"volumeId", vid.value}, {"holders", holders}});
+  }
+  nlohmann::json j{{"IsLeader", true},
+                   {"Leader", options.ip + ":" + std::to_string(http->port())},
+                   {"MaxVolumeId", state->max_volume_id().value},
+                   {"Topology", dcs},
+                   {"UnderReplicated", under}};
+  return HttpResponse::Json(200, j.dump(2));
+}
+
+HttpResponse MasterServer::Impl::Handle(HttpRequest& req) {
+  if (req.path == "/dir/assign") return Assign(req);
+  if (req.path == "/dir/lookup") return Lookup(req);
+  if (req.path == "/cluster/status" || req.path == "/dir/status" || req.path == "/status") {
+    return ClusterStatus();
+  }
+  if (req.path == "/metrics") {
+    HttpResponse r;
+    r.body = Metrics::Global().RenderText();
+    r.headers["Content-Type"] = "text/plain; version=0.0.4";
+    return r;
+  }
+  return HttpResponse::Error(404, "unknown path " + req.path);
+}
+
+MasterServer::MasterServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MasterServer::~MasterServer() { Stop(); }
+
+StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(const MasterOptions& options) {
+  if (options.dir.empty()) return Status::InvalidArgument("master -mdir is required");
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) return Status::IOError("create " + options.dir, ec.value());
+  NEEDLEFS_RETURN_IF_ERROR(ReplicaPlacement::Parse(options.default_replication).status());
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->topology = std::make_unique<Topology>(options.volume_size_limit_bytes);
+  NEEDLEFS_ASSIGN_OR_RETURN(impl->state,
+                            MasterState::Open(NewFileStateStorage(options.dir + "/master.json")));
+  HttpServerOptions http;
+  http.listen_address = options.ip;
+  http.port = options.port;
+  http.server_name = "needlefs-master";
+  Impl* raw = impl.get();
+  NEEDLEFS_ASSIGN_OR_RETURN(
+      impl->http, HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
+  NEEDLEFS_ASSIGN_OR_RETURN(
+      impl->grpc, MasterGrpcServer::Start(impl->topology.get(), options.volume_size_limit_bytes,
+                                          options.ip, options.grpc_port));
+  impl->sweeper = std::thread([raw] {
+    std::unique_lock<std::mutex> l(raw->sweep_mu);
+    while (!raw->sweep_cv.wait_for(l, std::chrono::seconds(1), [raw] { return raw->stopping; })) {
+      for (const auto& n :
+           raw->topology->RemoveDeadNodes(NowMs(), raw->options.dead_node_timeout_ms)) {
+        spdlog::warn("master.node_dead node={} (no heartbeat for {} ms)", n,
+                     raw->options.dead_node_timeout_ms);
+      }
+    }
+  });
+  spdlog::info("master.start http={}:{} grpc={}:{} dir={}", options.ip, impl->http->port(),
+               options.ip, impl->grpc->port(), options.dir);
+  return std::unique_ptr<MasterServer>(new MasterServer(std::move(impl)));
+}
+
+uint16_t MasterServer::http_port() const { return impl_->http->port(); }
+uint16_t MasterServer::grpc_port() const { return impl_->grpc->port(); }
+
+void MasterServer::Stop() {
+  if (!impl_) return;
+  {
+    std::lock_guard<std::mutex> l(impl_->sweep_mu);
+    if (impl_->stopping) return;
+    impl_->stopping = true;
+  }
+  impl_->sweep_cv.notify_all();
+  if (impl_->sweeper.joinable()) impl_->sweeper.join();
+  impl_->http->Stop();
+  impl_->grpc->Shutdown();
+}
+
+}  // namespace needlefs

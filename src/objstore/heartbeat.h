@@ -1,0 +1,37 @@
+// The volume server's side of the master heartbeat: a background stream to
+// the master carrying this server's identity and full volume list, every
+// `pulse_ms` and on reconnect. gRPC stays in heartbeat.cc.
+//
+// Thread-safe; Stop() (also the destructor) ends the stream and joins.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "objstore/store.h"
+
+namespace needlefs {
+
+struct HeartbeatOptions {
+  /// Master gRPC address "host:port". Required.
+  std::string master;
+  std::string ip = "127.0.0.1";  ///< this server's address
+  uint16_t http_port = 0;
+  uint16_t grpc_port = 0;
+  std::string public_url;  ///< "" = ip:http_port
+  std::string data_center = "DefaultDataCenter";
+  std::string rack = "DefaultRack";
+  /// Interval between heartbeats. Default: 2000 ms.
+  int pulse_ms = 2000;
+};
+
+class Heartbeater {
+ public:
+  /// Starts the background stream (reconnecting while the master is away).
+  static std::unique_ptr<Heartbeater> Start(const HeartbeatOptions& options, Store* store);
+  virtual ~Heartbeater() = default;
+  virtual void Stop() = 0;
+};
+
+}  // namespace needlefs

@@ -1,0 +1,167 @@
+// Integration tests of `needlefs master` with real volume servers that join
+// by heartbeat (processes on loopback).
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/http.h"
+#include "integration/process.h"
+
+namespace needlefs::integration {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Proc {
+  std::unique_ptr<ChildProcess> process;
+  uint16_t http = 0;
+  uint16_t grpc = 0;
+};
+
+class MasterTest : public ::testing::Test {
+ protected:
+  /// Starts a process and parses "http=IP:PORT grpc=IP:PORT" from its ready line.
+  Proc StartProc(const std::vector<std::string>& args, const std::string& ready) {
+    Proc p;
+    std::vector<std::string> argv{NeedlefsBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    p.process = std::make_unique<ChildProcess>(argv, tmp_.path());
+    std::string error;
+    EXPECT_TRUE(p.process->Start(&error)) << error;
+    auto line = p.process->WaitForLine(ready, 10'000);
+    EXPECT_TRUE(line.has_value()) << p.process->LogTail();
+    if (!line) return p;
+    auto port_after = [&](const std::string& key) -> uint16_t {
+      size_t at = line->find(key);
+      if (at == std::string::npos) return 0;
+      size_t colon = line->find(':', at);
+      return static_cast<uint16_t>(std::stoi(line->substr(colon + 1)));
+    };
+    p.http = port_after("http=");
+    p.grpc = port_after("grpc=");
+    return p;
+  }
+  void StartMaster() {
+    master_ = StartProc({"master", "-mdir", tmp_.path() + "/master", "-port", "0", "-grpcPort", "0",
+                         "-deadNodeTimeoutMs", "3000", "-log.level", "warn"},
+                        "needlefs master ready");
+  }
+  Proc StartVolume(const std::string& name, const std::string& dc, const std::string& rack) {
+    return StartProc(
+        {"volume", "-dir", tmp_.path() + "/" + name, "-port", "0", "-grpcPort", "0", "-max", "4",
+         "-mserver", "127.0.0.1:" + std::to_string(master_.http), "-mserverGrpcPort",
+         std::to_string(master_.grpc), "-dataCenter", dc, "-rack", rack, "-log.level", "warn"},
+        "needlefs volume ready");
+  }
+  nlohmann::json Get(const std::string& target, int* status = nullptr) {
+    HttpClient c("127.0.0.1", master_.http);
+    auto r = c.Request("GET", target);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return {};
+    if (status) *status = r->status;
+    return nlohmann::json::parse(r->body, nullptr, false);
+  }
+  /// Waits until the master knows `n` volume servers.
+  void WaitForNodes(size_t n) {
+    for (int i = 0; i < 100; ++i) {
+      auto j = Get("/cluster/status");
+      size_t count = 0;
+      for (auto& [dc, racks] : j["Topology"].items()) {
+        for (auto& [rack, nodes] : racks.items()) count += nodes.size();
+      }
+      if (count == n) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "the master did not see " << n << " volume servers: " << Get("/cluster/status");
+  }
+
+  TempDir tmp_{"needlefs-master-test-"};
+  Proc master_;
+};
+
+TEST_F(MasterTest, AssignUploadLookupAndGrowthFollowPlacement) {
+  StartMaster();
+  Proc a = StartVolume("a", "dc1", "r1");
+  Proc b = StartVolume("b", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+
+  int status = 0;
+  auto as = Get("/dir/assign", &status);
+  ASSERT_EQ(status, 200) << as;
+  const std::string fid = as["fid"], url = as["url"];
+  std::string host;
+  uint16_t port;
+  ASSERT_TRUE(SplitHostPort(url, &host, &port).ok());
+  HttpClient vol(host, port);
+  auto put = vol.Request("PUT", "/" + fid, "assigned by the master");
+  ASSERT_TRUE(put.ok());
+  ASSERT_EQ(put->status, 201) << put->body;
+  auto lk = Get("/dir/lookup?fileId=" + fid, &status);
+  ASSERT_EQ(status, 200) << lk;
+  EXPECT_EQ(lk["locations"][0]["url"], url);
+  EXPECT_EQ(vol.Request("GET", "/" + fid)->body, "assigned by the master");
+
+  // 001 grows a volume with a copy on each server of the rack.
+  auto as001 = Get("/dir/assign?replication=001", &status);
+  ASSERT_EQ(status, 200) << as001;
+  std::string vid001 = std::string(as001["fid"]).substr(0, std::string(as001["fid"]).find(','));
+  EXPECT_EQ(Get("/dir/lookup?volumeId=" + vid001)["locations"].size(), 2u);
+  // 100 needs another data center: refused, and the reason says so.
+  auto as100 = Get("/dir/assign?replication=100", &status);
+  EXPECT_EQ(status, 503) << as100;
+  EXPECT_NE(std::string(as100["error"]).find("data centers"), std::string::npos) << as100;
+  EXPECT_EQ(Get("/dir/lookup?volumeId=999", &status)["error"], "volume id 999 not found");
+  EXPECT_EQ(status, 404);
+  (void)b;
+}
+
+TEST_F(MasterTest, FileIdsStayUniqueAcrossAMasterRestart) {
+  StartMaster();
+  Proc a = StartVolume("a", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(1));
+  std::set<std::string> fids;
+  for (int i = 0; i < 200; ++i) {
+    auto j = Get("/dir/assign");
+    ASSERT_TRUE(j.contains("fid")) << j;
+    EXPECT_TRUE(
+        fids.insert(std::string(j["fid"]).substr(0, std::string(j["fid"]).size() - 8)).second);
+  }
+  ASSERT_TRUE(master_.process->Kill(SIGKILL));
+  master_.process->Wait();
+  // The volume server keeps the master's old ports in its flags: start the
+  // new master, then a new volume server pointing at it, on the same data.
+  ASSERT_TRUE(a.process->Kill(SIGTERM));
+  a.process->Wait();
+  StartMaster();
+  a = StartVolume("a", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(1));
+  for (int i = 0; i < 200; ++i) {
+    auto j = Get("/dir/assign");
+    ASSERT_TRUE(j.contains("fid")) << j;
+    EXPECT_TRUE(
+        fids.insert(std::string(j["fid"]).substr(0, std::string(j["fid"]).size() - 8)).second)
+        << "key reused after restart: " << j["fid"];
+  }
+}
+
+TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated) {
+  StartMaster();
+  Proc a = StartVolume("a", "dc1", "r1");
+  Proc b = StartVolume("b", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  int status = 0;
+  auto j = Get("/dir/assign?replication=001", &status);
+  ASSERT_EQ(status, 200) << j;
+  ASSERT_TRUE(b.process->Kill(SIGKILL));
+  b.process->Wait();
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(1));  // after the 3 s dead-node timeout
+  auto st = Get("/cluster/status");
+  EXPECT_EQ(st["UnderReplicated"].size(), 1u) << st;
+  (void)a;
+}
+
+}  // namespace
+}  // namespace needlefs::integration
