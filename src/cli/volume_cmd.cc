@@ -72,6 +72,7 @@ int RunVolume(const VolumeFlags& f) {
       static_cast<uint16_t>(f.grpc_port >= 0 ? f.grpc_port : (f.port ? f.port + 10000 : 0));
   vo.max_file_size_bytes = f.file_size_limit_mb << 20;
   vo.compress = f.compress;
+  vo.master = f.mserver;
   auto server = VolumeServer::Start(vo, store->get());
   if (!server.ok()) return fail(server.status());
   std::printf("needlefs volume ready http=%s:%u grpc=%s:%u dir=%s durability=%s\n", f.ip.c_str(),

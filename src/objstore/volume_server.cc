@@ -14,6 +14,7 @@
 #include "common/metrics.h"
 #include "objstore/compression.h"
 #include "objstore/file_id.h"
+#include "objstore/replication.h"
 #include "objstore/volume_grpc_service.h"
 
 namespace needlefs {
@@ -173,13 +174,17 @@ struct VolumeServer::Impl {
   Store* store;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<VolumeGrpcServer> grpc;
-  prometheus::Histogram* latency[4];  // GET, PUT, DELETE, other
+  std::unique_ptr<ReplicaForwarder> forwarder;  // null without a master
+  prometheus::Histogram* latency[4];            // GET, PUT, DELETE, other
 
   HttpResponse Handle(HttpRequest& req);
   HttpResponse HandleStatus();
   HttpResponse HandleRead(HttpRequest& req, const FileId& fid);
   HttpResponse HandleWrite(HttpRequest& req, const FileId& fid);
-  HttpResponse HandleDelete(const FileId& fid);
+  HttpResponse HandleDelete(HttpRequest& req, const FileId& fid);
+  /// Copies the volume's placement asks for, when this request must be
+  /// forwarded to replicas (0: no forwarding).
+  int ReplicasToForward(HttpRequest& req, Volume& vol);
   void Count(const std::string& method, int status);
 };
 
@@ -216,7 +221,7 @@ HttpResponse VolumeServer::Impl::Handle(HttpRequest& req) {
     } else if (req.method == "PUT" || req.method == "POST") {
       resp = HandleWrite(req, *fid);
     } else if (req.method == "DELETE") {
-      resp = HandleDelete(*fid);
+      resp = HandleDelete(req, *fid);
     } else {
       resp = HttpResponse::Error(405, "method not allowed");
       resp.headers["Allow"] = "GET, HEAD, PUT, POST, DELETE";
@@ -333,10 +338,25 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
   return resp;
 }
 
+int VolumeServer::Impl::ReplicasToForward(HttpRequest& req, Volume& vol) {
+  if (!forwarder || req.QueryParam("type") == "replicate") return 0;
+  int copies = vol.Stats().replica_placement.CopyCount();
+  return copies > 1 ? copies : 0;
+}
+
 HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid) {
   auto vol = store->GetVolume(fid.volume);
   if (!vol)
     return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  const int copies = ReplicasToForward(req, *vol);
+  std::string forward_body;
+  HttpHeaders forward_headers;
+  if (copies > 0) {
+    forward_body = req.body;  // the upload as received, for the replicas
+    for (const char* h : {"Content-Type", "Content-Encoding"}) {
+      if (!req.Header(h).empty()) forward_headers[h] = std::string(req.Header(h));
+    }
+  }
   Upload up;
   std::string_view ct = req.Header("Content-Type");
   if (ct.rfind("multipart/form-data", 0) == 0) {
@@ -398,20 +418,35 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   } else {
     n.data = std::move(up.data);
   }
+  const uint64_t last_modified = n.last_modified_s;
   auto r = vol->Write(std::move(n));
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "write"), r.status().message());
+  if (copies > 0) {
+    std::string target = req.target;
+    if (req.QueryParam("ts").empty()) {
+      target = AddQueryParam(target, "ts", std::to_string(last_modified));  // same Last-Modified
+    }
+    Status s =
+        forwarder->Forward(fid.volume, copies, "PUT", target, forward_body, forward_headers, {201});
+    if (!s.ok()) return HttpResponse::Error(500, "stored here, but " + std::string(s.message()));
+  }
   nlohmann::json j{{"name", up.name}, {"size", original_size}, {"eTag", Hex32(r->data_crc)}};
   HttpResponse resp = HttpResponse::Json(201, j.dump());
   resp.headers["ETag"] = "\"" + Hex32(r->data_crc) + "\"";
   return resp;
 }
 
-HttpResponse VolumeServer::Impl::HandleDelete(const FileId& fid) {
+HttpResponse VolumeServer::Impl::HandleDelete(HttpRequest& req, const FileId& fid) {
   auto vol = store->GetVolume(fid.volume);
   if (!vol)
     return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
+  const int copies = ReplicasToForward(req, *vol);
   auto r = vol->Delete(fid.key, fid.cookie);
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "delete"), r.status().message());
+  if (copies > 0) {
+    Status s = forwarder->Forward(fid.volume, copies, "DELETE", req.target, "", {}, {202, 404});
+    if (!s.ok()) return HttpResponse::Error(500, "deleted here, but " + std::string(s.message()));
+  }
   return HttpResponse::Json(202, nlohmann::json{{"size", *r}}.dump());
 }
 
@@ -440,6 +475,12 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
       impl->http, HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
   NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc,
                             VolumeGrpcServer::Start(store, options.ip, options.grpc_port));
+  if (!options.master.empty()) {
+    std::string host =
+        options.ip.find(':') != std::string::npos ? "[" + options.ip + "]" : options.ip;
+    impl->forwarder = std::make_unique<ReplicaForwarder>(
+        options.master, host + ":" + std::to_string(impl->http->port()));
+  }
   spdlog::info("volume_server.start http={}:{} grpc={}:{}", options.ip, impl->http->port(),
                options.ip, impl->grpc->port());
   return std::unique_ptr<VolumeServer>(new VolumeServer(std::move(impl)));

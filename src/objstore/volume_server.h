@@ -34,6 +34,10 @@ struct VolumeServerOptions {
   uint64_t max_file_size_bytes = 256ull << 20;
   /// Compress compressible content (text, JSON, ...) with gzip. Default: on.
   bool compress = true;
+  /// The master's HTTP "host:port": writes to volumes with more than one
+  /// copy are forwarded to the other replicas it lists. "" = no master (no
+  /// replication).
+  std::string master;
 };
 
 class VolumeServer {

@@ -163,5 +163,48 @@ TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated
   (void)a;
 }
 
+TEST_F(MasterTest, ReplicatedWritesReachEveryReplicaOrFailLoudly) {
+  StartMaster();
+  Proc a = StartVolume("a", "dc1", "r1");
+  Proc b = StartVolume("b", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  int status = 0;
+  auto as = Get("/dir/assign?replication=001", &status);
+  ASSERT_EQ(status, 200) << as;
+  const std::string fid = as["fid"];
+  std::string host;
+  uint16_t port;
+  ASSERT_TRUE(SplitHostPort(std::string(as["url"]), &host, &port).ok());
+  HttpClient primary(host, port);
+  auto put = primary.Request("PUT", "/" + fid, "two copies");
+  ASSERT_TRUE(put.ok());
+  ASSERT_EQ(put->status, 201) << put->body;
+  // Both servers hold it, with the same Last-Modified.
+  HttpClient ca("127.0.0.1", a.http), cb("127.0.0.1", b.http);
+  auto ra = ca.Request("GET", "/" + fid), rb = cb.Request("GET", "/" + fid);
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  EXPECT_EQ(ra->body, "two copies");
+  EXPECT_EQ(rb->body, "two copies");
+  EXPECT_EQ(ra->Header("Last-Modified"), rb->Header("Last-Modified"));
+  // A delete removes every copy.
+  auto del = primary.Request("DELETE", "/" + fid);
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(del->status, 202) << del->body;
+  EXPECT_EQ(ca.Request("GET", "/" + fid)->status, 404);
+  EXPECT_EQ(cb.Request("GET", "/" + fid)->status, 404);
+
+  // With one replica dead, a write cannot be acknowledged, and says why.
+  Proc& survivor = (port == a.http) ? a : b;
+  Proc& victim = (port == a.http) ? b : a;
+  ASSERT_TRUE(victim.process->Kill(SIGKILL));
+  victim.process->Wait();
+  const std::string fid2 = fid.substr(0, fid.find(',')) + ",ff0000000100000001";
+  HttpClient sc("127.0.0.1", survivor.http);
+  auto put2 = sc.Request("PUT", "/" + fid2, "lonely");
+  ASSERT_TRUE(put2.ok());
+  EXPECT_EQ(put2->status, 500) << put2->body;
+  EXPECT_NE(put2->body.find("replica"), std::string::npos) << put2->body;
+}
+
 }  // namespace
 }  // namespace needlefs::integration

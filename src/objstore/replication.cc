@@ -1,0 +1,96 @@
+#include "objstore/replication.h"
+
+#include <prometheus/counter.h>
+
+#include <algorithm>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "common/logging.h"
+#include "common/metrics.h"
+
+namespace needlefs {
+
+std::string AddQueryParam(const std::string& target, const std::string& key,
+                          const std::string& value) {
+  return target + (target.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
+}
+
+StatusOr<std::vector<std::string>> ReplicaForwarder::Locations(VolumeId volume, bool refresh) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = cache_.find(volume);
+    if (!refresh && it != cache_.end() &&
+        std::chrono::steady_clock::now() - it->second.at < std::chrono::seconds(10)) {
+      return it->second.urls;
+    }
+  }
+  std::string host;
+  uint16_t port;
+  NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(master_, &host, &port));
+  HttpClient client(host, port, 5000);
+  auto r = client.Request("GET", "/dir/lookup?volumeId=" + std::to_string(volume.value));
+  if (!r.ok()) return r.status().WithContext("master lookup");
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  if (r->status != 200 || !j.is_object() || !j["locations"].is_array()) {
+    return Status::Unavailable("master lookup of volume " + std::to_string(volume.value) +
+                               " answered " + std::to_string(r->status) + ": " + r->body);
+  }
+  std::vector<std::string> urls;
+  for (const auto& loc : j["locations"]) urls.push_back(loc.value("url", ""));
+  std::lock_guard<std::mutex> l(mu_);
+  cache_[volume] = Cached{urls, std::chrono::steady_clock::now()};
+  return urls;
+}
+
+Status ReplicaForwarder::Forward(VolumeId volume, int copies, const std::string& method,
+                                 const std::string& target, const std::string& body,
+                                 const HttpHeaders& headers, const std::vector<int>& ok_statuses) {
+  static auto& failures = Metrics::Global().Counter("needlefs_volume_replication_failures_total",
+                                                    "Replicated writes a replica did not take");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    NEEDLEFS_ASSIGN_OR_RETURN(auto urls, Locations(volume, attempt > 0));
+    std::vector<std::string> others;
+    for (const auto& u : urls) {
+      if (u != self_) others.push_back(u);
+    }
+    if (static_cast<int>(others.size()) + 1 < copies) {
+      if (attempt == 0) continue;  // maybe stale: ask the master again
+      failures.Increment();
+      return Status::FailedPrecondition("volume " + std::to_string(volume.value) + " has " +
+                                        std::to_string(others.size() + 1) + " of " +
+                                        std::to_string(copies) + " replicas; written here only");
+    }
+    const std::string fwd_target = AddQueryParam(target, "type", "replicate");
+    std::vector<std::future<std::string>> results;
+    for (const auto& url : others) {
+      results.push_back(std::async(std::launch::async, [&, url]() -> std::string {
+        std::string host;
+        uint16_t port;
+        if (!SplitHostPort(url, &host, &port).ok()) return url + ": bad address";
+        HttpClient client(host, port, 30'000);
+        auto r = client.Request(method, fwd_target, body, headers);
+        if (!r.ok()) return url + ": " + r.status().ToString();
+        if (std::find(ok_statuses.begin(), ok_statuses.end(), r->status) == ok_statuses.end()) {
+          return url + ": HTTP " + std::to_string(r->status) + " " + r->body;
+        }
+        return "";
+      }));
+    }
+    std::string errors;
+    for (auto& f : results) {
+      std::string e = f.get();
+      if (!e.empty()) errors += (errors.empty() ? "" : "; ") + e;
+    }
+    if (errors.empty()) return Status::OK();
+    if (attempt == 0) continue;  // the replica set may have changed: refresh once
+    failures.Increment();
+    spdlog::error("volume.replication_failed volume={} method={} errors=\"{}\"", volume.value,
+                  method, errors);
+    return Status::Unavailable("replica write failed (volume " + std::to_string(volume.value) +
+                               " needs repair): " + errors);
+  }
+  return Status::Internal("unreachable");
+}
+
+}  // namespace needlefs

@@ -1,0 +1,55 @@
+// Replicated writes: after a volume server stores a PUT or DELETE locally, it
+// forwards the same request to the volume's other replicas, found through the
+// master's /dir/lookup (cached for 10 s, refreshed when a replica fails).
+// The client's request succeeds only when every replica succeeded.
+//
+// Forwarded requests carry `type=replicate` so the receiver does not forward
+// them again. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/http.h"
+#include "common/status.h"
+#include "common/types.h"
+
+namespace needlefs {
+
+class ReplicaForwarder {
+ public:
+  /// `master`: the master's HTTP "host:port". `self`: this server's
+  /// "ip:port" as the master knows it (excluded from the targets).
+  ReplicaForwarder(std::string master, std::string self)
+      : master_(std::move(master)), self_(std::move(self)) {}
+
+  /// Sends `method target` with `body`/`headers` to every other replica of
+  /// `volume` in parallel. A replica answering one of `ok_statuses` counts
+  /// as done. Errors: kUnavailable naming each replica that failed (or the
+  /// master lookup), kFailedPrecondition when fewer replicas than `copies`
+  /// exist (the volume is under-replicated).
+  Status Forward(VolumeId volume, int copies, const std::string& method, const std::string& target,
+                 const std::string& body, const HttpHeaders& headers,
+                 const std::vector<int>& ok_statuses);
+
+ private:
+  StatusOr<std::vector<std::string>> Locations(VolumeId volume, bool refresh);
+
+  const std::string master_;
+  const std::string self_;
+  std::mutex mu_;
+  struct Cached {
+    std::vector<std::string> urls;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<VolumeId, Cached> cache_;  // GUARDED_BY(mu_)
+};
+
+/// Appends `key=value` to a request target's query.
+std::string AddQueryParam(const std::string& target, const std::string& key,
+                          const std::string& value);
+
+}  // namespace needlefs
