@@ -14,6 +14,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "client/blob_client.h"
 #include "common/http.h"
 #include "objstore/file_id.h"
 
@@ -27,6 +28,8 @@ struct BenchFlags {
   int concurrency = 16;
   bool skip_read = false;
   bool drop_caches = false;
+  std::string master;  ///< when set: assign through the master (BlobClient)
+  std::string replication;
 };
 
 /// Writes back dirty pages and drops the page cache (root only), so the read
@@ -49,6 +52,48 @@ void Print(const char* phase, PhaseResult& r, uint64_t size, int c) {
   std::fflush(stdout);
 }
 
+/// `bench -master`: every write is an assign + upload through the blob
+/// client, every read a lookup (cached) + GET with replica fallback.
+int RunBenchMaster(const BenchFlags& f, uint64_t size) {
+  BlobClientOptions o;
+  o.master = f.master;
+  BlobClient client(o);
+  std::mt19937_64 rng(std::random_device{}());
+  std::string payload(size, '\0');
+  for (auto& ch : payload) ch = static_cast<char>(rng());
+  std::printf("needlefs bench: %lu blobs of %lu bytes, c=%d, master %s, replication %s\n",
+              static_cast<unsigned long>(f.n), static_cast<unsigned long>(size), f.concurrency,
+              f.master.c_str(), f.replication.empty() ? "(default)" : f.replication.c_str());
+  std::vector<std::string> fids(f.n);
+  UploadRequest up;
+  up.replication = f.replication;
+  std::mutex err_mu;
+  std::string first_error;
+  auto w = ParallelOps(f.concurrency, f.n, [&](int, uint64_t i) {
+    auto fid = client.Upload(payload, up);
+    if (!fid.ok()) {
+      std::lock_guard<std::mutex> l(err_mu);
+      if (first_error.empty()) first_error = fid.status().ToString();
+      return false;
+    }
+    fids[i] = *fid;
+    return true;
+  });
+  Print("write", w, size, f.concurrency);
+  if (!first_error.empty()) std::printf("first error: %s\n", first_error.c_str());
+  if (f.skip_read) return w.errors ? 1 : 0;
+  std::vector<uint64_t> order(f.n);
+  for (uint64_t i = 0; i < f.n; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  auto r = ParallelOps(f.concurrency, f.n, [&](int, uint64_t i) {
+    if (fids[order[i]].empty()) return false;
+    auto data = client.Read(fids[order[i]]);
+    return data.ok() && data->size() == size;
+  });
+  Print("read", r, size, f.concurrency);
+  return (w.errors || r.errors) ? 1 : 0;
+}
+
 int RunBench(const BenchFlags& f) {
   std::string host;
   uint16_t port;
@@ -65,6 +110,7 @@ int RunBench(const BenchFlags& f) {
     std::fprintf(stderr, "needlefs bench: -n and -c must be positive\n");
     return 2;
   }
+  if (!f.master.empty()) return RunBenchMaster(f, size);
   // Writable volumes from the server's /status (until a master assigns).
   auto vols_or = FetchWritableVolumes(host, port);
   if (!vols_or.ok()) {
@@ -120,6 +166,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--size", f->size, "Blob size (e.g. 1KiB, 16MiB)")->capture_default_str();
   cmd->add_option("-c", f->concurrency, "Concurrent keep-alive connections")->capture_default_str();
   cmd->add_flag("--skipRead", f->skip_read, "Only run the write phase");
+  cmd->add_option("--master", f->master,
+                  "Master host:port: assign every blob through it (instead of -server)");
+  cmd->add_option("--replication", f->replication, "Replica placement for -master assigns");
   cmd->add_flag("--dropCaches", f->drop_caches,
                 "Drop the page cache between the phases (root; server on this machine)");
   AddBenchMetaCommand(*cmd, exit_code);

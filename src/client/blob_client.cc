@@ -1,29 +1,143 @@
 #include "client/blob_client.h"
 
-#include "common/http.h"
+#include <nlohmann/json.hpp>
 
 namespace needlefs {
+namespace {
+
+bool ValidFid(const std::string& fid) {
+  return !fid.empty() && fid.find(',') != std::string::npos &&
+         fid.find_first_of("/?# ") == std::string::npos;
+}
+
+std::string QueryEscape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+BlobClient::BlobClient(BlobClientOptions options)
+    : options_(std::move(options)), pool_(options_.timeout_ms) {}
 
 BlobClient::BlobClient(std::vector<std::string> volume_servers, int timeout_ms)
-    : servers_(std::move(volume_servers)), timeout_ms_(timeout_ms) {}
+    : BlobClient(BlobClientOptions{"", std::move(volume_servers), timeout_ms, 60'000}) {}
 
-Status BlobClient::Delete(const std::string& file_id) const {
-  if (servers_.empty()) return Status::InvalidArgument("no volume servers configured");
-  if (file_id.empty() || file_id.find_first_of("/?# ") != std::string::npos) {
-    return Status::InvalidArgument("bad file id: " + file_id);
+StatusOr<HttpClientResponse> BlobClient::Call(const std::string& server, const std::string& method,
+                                              const std::string& target, const std::string& body,
+                                              const HttpHeaders& headers) {
+  return pool_.Request(server, method, target, body, headers);
+}
+
+StatusOr<std::vector<std::string>> BlobClient::Locate(const std::string& fid, bool refresh) {
+  if (options_.master.empty()) {
+    if (options_.volume_servers.empty()) {
+      return Status::InvalidArgument("no master and no volume servers configured");
+    }
+    return options_.volume_servers;
   }
-  for (const auto& server : servers_) {
-    std::string host;
-    uint16_t port;
-    NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(server, &host, &port));
-    HttpClient client(host, port, timeout_ms_);
-    auto r = client.Request("DELETE", "/" + file_id);
-    if (!r.ok()) return r.status().WithContext(server);
-    if (r->status == 202) return Status::OK();
-    if (r->status == 404) continue;  // not on this server (or already gone)
+  const std::string vid = fid.substr(0, fid.find(','));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = locations_.find(vid);
+    if (!refresh && it != locations_.end() &&
+        std::chrono::steady_clock::now() - it->second.at <
+            std::chrono::milliseconds(options_.location_cache_ms)) {
+      return it->second.servers;
+    }
+  }
+  NEEDLEFS_ASSIGN_OR_RETURN(auto r, Call(options_.master, "GET", "/dir/lookup?volumeId=" + vid));
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status == 404) return Status::NotFound("volume " + vid + " not found");
+  if (r.status != 200 || !j.is_object() || !j["locations"].is_array()) {
+    return Status::Unavailable("master lookup answered " + std::to_string(r.status));
+  }
+  std::vector<std::string> servers;
+  for (const auto& loc : j["locations"]) servers.push_back(loc.value("url", ""));
+  std::lock_guard<std::mutex> l(mu_);
+  locations_[vid] = Cached{servers, std::chrono::steady_clock::now()};
+  return servers;
+}
+
+StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRequest& req) {
+  if (options_.master.empty()) return Status::InvalidArgument("upload needs a master");
+  std::string assign = "/dir/assign?count=1";
+  if (!req.replication.empty()) assign += "&replication=" + QueryEscape(req.replication);
+  if (!req.collection.empty()) assign += "&collection=" + QueryEscape(req.collection);
+  if (!req.ttl.empty()) assign += "&ttl=" + QueryEscape(req.ttl);
+  Status last = Status::Unavailable("no attempt");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto a = Call(options_.master, "POST", assign);
+    if (!a.ok()) {
+      last = a.status().WithContext("assign");
+      continue;
+    }
+    auto j = nlohmann::json::parse(a->body, nullptr, false);
+    if (a->status != 200 || !j.is_object() || !j.contains("fid")) {
+      std::string msg = j.is_object() ? j.value("error", a->body) : a->body;
+      if (a->status == 503) return Status::FailedPrecondition("assign: " + msg);
+      last = Status::Unavailable("assign answered " + std::to_string(a->status) + ": " + msg);
+      continue;
+    }
+    const std::string fid = j["fid"], url = j["url"];
+    std::string target = "/" + fid;
+    if (!req.name.empty()) target += "?name=" + QueryEscape(req.name);
+    HttpHeaders headers;
+    if (!req.mime.empty()) headers["Content-Type"] = req.mime;
+    auto put = Call(url, "PUT", target, data, headers);
+    if (put.ok() && put->status == 201) return fid;
+    last = put.ok() ? Status::Unavailable(url + " answered " + std::to_string(put->status) + ": " +
+                                          put->body)
+                    : put.status().WithContext(url);
+  }
+  return last;
+}
+
+StatusOr<std::string> BlobClient::Read(const std::string& fid) {
+  if (!ValidFid(fid)) return Status::InvalidArgument("bad file id: " + fid);
+  Status last = Status::NotFound("blob " + fid + " not found");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(fid, attempt > 0));
+    bool any_error = false;
+    for (const auto& s : servers) {
+      auto r = Call(s, "GET", "/" + fid);
+      if (r.ok() && r->status == 200) return std::move(r->body);
+      if (r.ok() && r->status == 404) continue;  // maybe another replica has it
+      any_error = true;
+      last =
+          r.ok()
+              ? Status::Unavailable(s + " answered " + std::to_string(r->status) + ": " + r->body)
+              : r.status().WithContext(s);
+    }
+    if (!any_error) return Status::NotFound("blob " + fid + " not found");
+  }
+  return last;
+}
+
+Status BlobClient::Delete(const std::string& fid) {
+  if (!ValidFid(fid)) return Status::InvalidArgument("bad file id: " + fid);
+  NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(fid, false));
+  Status unreachable;
+  for (const auto& server : servers) {
+    auto r = Call(server, "DELETE", "/" + fid);
+    if (!r.ok()) {
+      unreachable = r.status().WithContext(server);  // try another replica
+      continue;
+    }
+    if (r->status == 202) return Status::OK();  // the server deletes the other replicas
+    if (r->status == 404) continue;             // not on this server (or already gone)
     return Status::Internal(server + " answered " + std::to_string(r->status) + ": " + r->body);
   }
-  return Status::OK();  // gone everywhere
+  return unreachable;  // OK when every server said it is gone
 }
 
 }  // namespace needlefs

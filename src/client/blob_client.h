@@ -1,32 +1,77 @@
-// Blob operations on volume servers for the roles that hold file ids
-// (meta's garbage collector now; the file client later). Until the master
-// exists, the volume servers are a static list and a blob is looked for on
-// each of them.
+// Blob I/O against the cluster, for every role that stores file data: assign
+// a file id from the master, upload to the assigned volume server (retrying
+// with a new assignment), look volumes up with a location cache that is
+// refreshed on errors, read with replica fallback, delete. Without a master
+// (meta's garbage collector before the cluster existed) it works on a static
+// list of volume servers.
 //
-// Thread-safe (one HttpClient per call).
+// Thread-safe: keep-alive connections are pooled per server.
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/http.h"
 #include "common/status.h"
 
 namespace needlefs {
 
+struct BlobClientOptions {
+  /// The master's HTTP "host:port"; "" = use `volume_servers` only.
+  std::string master;
+  /// Volume servers "host:port" to try when there is no master.
+  std::vector<std::string> volume_servers;
+  int timeout_ms = 30'000;
+  /// How long a volume's locations stay cached. Default: 60 s.
+  int location_cache_ms = 60'000;
+};
+
+/// What an upload asks the master for.
+struct UploadRequest {
+  std::string replication;  ///< "" = the master's default
+  std::string collection;
+  std::string ttl;
+  std::string name;  ///< stored with the needle
+  std::string mime;
+};
+
 class BlobClient {
  public:
-  /// `volume_servers`: "host:port" HTTP addresses.
+  explicit BlobClient(BlobClientOptions options);
+  /// Convenience: no master, a static list of volume servers.
   explicit BlobClient(std::vector<std::string> volume_servers, int timeout_ms = 10'000);
 
-  /// Deletes blob `file_id` ("3,01637037d6"). OK when a server deleted it or
-  /// every server says it does not exist. Errors: kUnavailable (a server
-  /// could not be asked, so the blob may still exist), kInvalidArgument (bad
-  /// fid or no servers), kInternal (a server refused, e.g. read-only volume).
-  Status Delete(const std::string& file_id) const;
+  /// Stores `data` and returns its file id. Tries up to 3 assignments.
+  /// Errors: kFailedPrecondition (the master cannot place the replication,
+  /// message from it), kUnavailable, kInvalidArgument (no master).
+  StatusOr<std::string> Upload(const std::string& data, const UploadRequest& req = {});
+  /// The blob's bytes, from the first replica that has it intact; a replica
+  /// that fails sends the read to the next and refreshes the cache.
+  /// Errors: kNotFound (no replica has it), kUnavailable.
+  StatusOr<std::string> Read(const std::string& file_id);
+  /// Deletes the blob (the volume server deletes the replicas). OK when it
+  /// is already gone. Errors: kUnavailable, kInternal (refused).
+  Status Delete(const std::string& file_id);
 
  private:
-  std::vector<std::string> servers_;
-  int timeout_ms_;
+  StatusOr<HttpClientResponse> Call(const std::string& server, const std::string& method,
+                                    const std::string& target, const std::string& body = {},
+                                    const HttpHeaders& headers = {});
+  /// Servers holding the volume of `file_id`.
+  StatusOr<std::vector<std::string>> Locate(const std::string& file_id, bool refresh);
+
+  const BlobClientOptions options_;
+  HttpClientPool pool_;
+  std::mutex mu_;
+  struct Cached {
+    std::vector<std::string> servers;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, Cached> locations_;  // volume id -> servers, GUARDED_BY(mu_)
 };
 
 }  // namespace needlefs

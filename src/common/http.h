@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -131,6 +132,26 @@ class HttpClient {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+/// Keep-alive connections to many servers, shared by threads: a request
+/// takes an idle connection to its server (or opens one) and returns it after
+/// a successful exchange. Thread-safe.
+class HttpClientPool {
+ public:
+  explicit HttpClientPool(int timeout_ms = 30'000, size_t max_idle_per_server = 64)
+      : timeout_ms_(timeout_ms), max_idle_(max_idle_per_server) {}
+  /// As HttpClient::Request, to `server` ("host:port"). Errors: also
+  /// kInvalidArgument for a malformed address.
+  StatusOr<HttpClientResponse> Request(const std::string& server, std::string_view method,
+                                       std::string_view target, std::string_view body = {},
+                                       const HttpHeaders& headers = {});
+
+ private:
+  const int timeout_ms_;
+  const size_t max_idle_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<HttpClient>>> idle_;  // GUARDED_BY(mu_)
 };
 
 /// Percent-decodes `s` ('+' stays '+'). Invalid escapes are kept verbatim.

@@ -168,4 +168,32 @@ StatusOr<HttpClientResponse> HttpClient::Request(std::string_view method, std::s
   }
 }
 
+StatusOr<HttpClientResponse> HttpClientPool::Request(const std::string& server,
+                                                     std::string_view method,
+                                                     std::string_view target, std::string_view body,
+                                                     const HttpHeaders& headers) {
+  std::unique_ptr<HttpClient> c;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto& idle = idle_[server];
+    if (!idle.empty()) {
+      c = std::move(idle.back());
+      idle.pop_back();
+    }
+  }
+  if (!c) {
+    std::string host;
+    uint16_t port = 0;
+    NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(server, &host, &port));
+    c = std::make_unique<HttpClient>(host, port, timeout_ms_);
+  }
+  auto r = c->Request(method, target, body, headers);
+  if (r.ok()) {  // a connection that failed is dropped
+    std::lock_guard<std::mutex> l(mu_);
+    auto& idle = idle_[server];
+    if (idle.size() < max_idle_) idle.push_back(std::move(c));
+  }
+  return r;
+}
+
 }  // namespace needlefs

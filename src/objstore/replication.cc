@@ -25,11 +25,7 @@ StatusOr<std::vector<std::string>> ReplicaForwarder::Locations(VolumeId volume, 
       return it->second.urls;
     }
   }
-  std::string host;
-  uint16_t port;
-  NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(master_, &host, &port));
-  HttpClient client(host, port, 5000);
-  auto r = client.Request("GET", "/dir/lookup?volumeId=" + std::to_string(volume.value));
+  auto r = pool_.Request(master_, "GET", "/dir/lookup?volumeId=" + std::to_string(volume.value));
   if (!r.ok()) return r.status().WithContext("master lookup");
   auto j = nlohmann::json::parse(r->body, nullptr, false);
   if (r->status != 200 || !j.is_object() || !j["locations"].is_array()) {
@@ -62,25 +58,24 @@ Status ReplicaForwarder::Forward(VolumeId volume, int copies, const std::string&
                                         std::to_string(copies) + " replicas; written here only");
     }
     const std::string fwd_target = AddQueryParam(target, "type", "replicate");
-    std::vector<std::future<std::string>> results;
-    for (const auto& url : others) {
-      results.push_back(std::async(std::launch::async, [&, url]() -> std::string {
-        std::string host;
-        uint16_t port;
-        if (!SplitHostPort(url, &host, &port).ok()) return url + ": bad address";
-        HttpClient client(host, port, 30'000);
-        auto r = client.Request(method, fwd_target, body, headers);
-        if (!r.ok()) return url + ": " + r.status().ToString();
-        if (std::find(ok_statuses.begin(), ok_statuses.end(), r->status) == ok_statuses.end()) {
-          return url + ": HTTP " + std::to_string(r->status) + " " + r->body;
-        }
-        return "";
-      }));
-    }
+    auto send = [&](const std::string& url) -> std::string {
+      auto r = pool_.Request(url, method, fwd_target, body, headers);
+      if (!r.ok()) return url + ": " + r.status().ToString();
+      if (std::find(ok_statuses.begin(), ok_statuses.end(), r->status) == ok_statuses.end()) {
+        return url + ": HTTP " + std::to_string(r->status) + " " + r->body;
+      }
+      return "";
+    };
     std::string errors;
-    for (auto& f : results) {
-      std::string e = f.get();
+    auto add = [&errors](const std::string& e) {
       if (!e.empty()) errors += (errors.empty() ? "" : "; ") + e;
+    };
+    if (others.size() == 1) {
+      add(send(others[0]));  // the common case (001, 010, 100): no extra thread
+    } else {
+      std::vector<std::future<std::string>> results;
+      for (const auto& url : others) results.push_back(std::async(std::launch::async, send, url));
+      for (auto& f : results) add(f.get());
     }
     if (errors.empty()) return Status::OK();
     if (attempt == 0) continue;  // the replica set may have changed: refresh once

@@ -40,6 +40,7 @@ class ReplicaForwarder {
 
   const std::string master_;
   const std::string self_;
+  HttpClientPool pool_{30'000};
   std::mutex mu_;
   struct Cached {
     std::vector<std::string> urls;
