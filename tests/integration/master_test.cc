@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "client/blob_client.h"
 #include "common/http.h"
 #include "integration/process.h"
 
@@ -204,6 +205,52 @@ TEST_F(MasterTest, ReplicatedWritesReachEveryReplicaOrFailLoudly) {
   ASSERT_TRUE(put2.ok());
   EXPECT_EQ(put2->status, 500) << put2->body;
   EXPECT_NE(put2->body.find("replica"), std::string::npos) << put2->body;
+}
+
+TEST_F(MasterTest, BlobClientUploadsReadsWithReplicaFallbackAndDeletes) {
+  StartMaster();
+  Proc a = StartVolume("a", "dc1", "r1");
+  Proc b = StartVolume("b", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  BlobClientOptions o;
+  o.master = "127.0.0.1:" + std::to_string(master_.http);
+  BlobClient client(o);
+  UploadRequest up;
+  up.replication = "001";
+  up.name = "notes.txt";
+  std::vector<std::pair<std::string, std::string>> blobs;
+  for (int i = 0; i < 20; ++i) {
+    std::string data = "blob " + std::to_string(i) + std::string(static_cast<size_t>(i) * 100, 'x');
+    auto fid = client.Upload(data, up);
+    ASSERT_TRUE(fid.ok()) << fid.status().ToString();
+    blobs.emplace_back(*fid, data);
+  }
+  for (const auto& [fid, data] : blobs) EXPECT_EQ(*client.Read(fid), data);
+
+  // One replica dies: reads fall back to the other one.
+  ASSERT_TRUE(a.process->Kill(SIGKILL));
+  a.process->Wait();
+  for (const auto& [fid, data] : blobs) {
+    auto got = client.Read(fid);
+    ASSERT_TRUE(got.ok()) << fid << ": " << got.status().ToString();
+    EXPECT_EQ(*got, data);
+  }
+  // A delete cannot reach every replica: the error says so (the survivor
+  // deleted its copy; the dead replica is reconciled when it comes back).
+  Status del = client.Delete(blobs[0].first);
+  EXPECT_FALSE(del.ok());
+  EXPECT_NE(del.message().find("replica"), std::string::npos) << del.ToString();
+  // Not readable any more: the survivor says 404, and with the other replica
+  // unreachable the client reports Unavailable rather than a certain NotFound.
+  auto gone = client.Read(blobs[0].first);
+  EXPECT_EQ(gone.status().code(), StatusCode::kUnavailable) << gone.status().ToString();
+  // An impossible placement is refused with the master's reason.
+  up.replication = "100";
+  auto refused = client.Upload("x", up);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("data centers"), std::string::npos)
+      << refused.status().message();
+  (void)b;
 }
 
 }  // namespace
