@@ -88,4 +88,20 @@ Status ReplicaForwarder::Forward(VolumeId volume, int copies, const std::string&
   return Status::Internal("unreachable");
 }
 
+StatusOr<HttpClientResponse> ReplicaForwarder::FetchFromReplica(VolumeId volume,
+                                                                const std::string& target,
+                                                                const HttpHeaders& headers) {
+  NEEDLEFS_ASSIGN_OR_RETURN(auto urls, Locations(volume, /*refresh=*/true));
+  const std::string fwd_target = AddQueryParam(target, "type", "replicate");
+  Status last = Status::NotFound("no other replica of volume " + std::to_string(volume.value));
+  for (const auto& url : urls) {
+    if (url == self_) continue;
+    auto r = pool_.Request(url, "GET", fwd_target, {}, headers);
+    if (r.ok() && r->status == 200) return r;
+    last = r.ok() ? Status::NotFound(url + " answered " + std::to_string(r->status))
+                  : r.status().WithContext(url);
+  }
+  return last;
+}
+
 }  // namespace needlefs

@@ -35,6 +35,11 @@ class ReplicaForwarder {
                  const std::string& body, const HttpHeaders& headers,
                  const std::vector<int>& ok_statuses);
 
+  /// GETs `target` from the first other replica of `volume` that answers
+  /// 200 (read repair). Errors: kNotFound (no replica has it), kUnavailable.
+  StatusOr<HttpClientResponse> FetchFromReplica(VolumeId volume, const std::string& target,
+                                                const HttpHeaders& headers);
+
  private:
   StatusOr<std::vector<std::string>> Locations(VolumeId volume, bool refresh);
 

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/crc32c.h"
 #include "common/http.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -182,6 +183,9 @@ struct VolumeServer::Impl {
   HttpResponse HandleRead(HttpRequest& req, const FileId& fid);
   HttpResponse HandleWrite(HttpRequest& req, const FileId& fid);
   HttpResponse HandleDelete(HttpRequest& req, const FileId& fid);
+  /// Read repair: fetches the needle from another replica after a local
+  /// checksum failure, stores the good copy here and returns it.
+  StatusOr<Needle> RepairFromReplica(const FileId& fid, Volume& vol);
   /// Copies the volume's placement asks for, when this request must be
   /// forwarded to replicas (0: no forwarding).
   int ReplicasToForward(HttpRequest& req, Volume& vol);
@@ -264,11 +268,54 @@ HttpResponse VolumeServer::Impl::HandleStatus() {
   return HttpResponse::Json(200, j.dump(2));
 }
 
+StatusOr<Needle> VolumeServer::Impl::RepairFromReplica(const FileId& fid, Volume& vol) {
+  static auto& repairs =
+      Metrics::Global().Counter("needlefs_volume_read_repairs_total",
+                                "Needles restored from another replica after a CRC error");
+  // Ask for the stored (possibly gzip) bytes so the copy is exact.
+  auto r = forwarder->FetchFromReplica(fid.volume, "/" + fid.ToString(),
+                                       HttpHeaders{{"Accept-Encoding", "gzip"}});
+  if (!r.ok()) {
+    spdlog::error("volume.read_repair_failed fid={} error=\"{}\"", fid.ToString(),
+                  r.status().ToString());
+    return r.status();
+  }
+  Needle n;
+  n.key = fid.key;
+  n.cookie = fid.cookie;
+  n.data = std::move(r->body);
+  if (r->Header("Content-Encoding") == "gzip") n.flags |= kFlagGzip;
+  std::string mime(r->Header("Content-Type"));
+  if (mime != "application/octet-stream") n.mime = mime.substr(0, 255);
+  std::string_view cd = r->Header("Content-Disposition");
+  if (size_t at = cd.find("filename=\""); at != std::string_view::npos) {
+    size_t end = cd.find('"', at + 10);
+    if (end != std::string_view::npos) n.name = std::string(cd.substr(at + 10, end - at - 10));
+  }
+  n.last_modified_s = ParseHttpDate(r->Header("Last-Modified"));
+  auto w = vol.Write(n);
+  if (!w.ok()) {
+    // Serve the good bytes anyway; the volume may be read-only.
+    spdlog::warn("volume.read_repair_not_stored fid={} error=\"{}\"", fid.ToString(),
+                 w.status().ToString());
+  } else {
+    repairs.Increment();
+    spdlog::warn("volume.read_repair fid={} restored from another replica", fid.ToString());
+  }
+  n.data_crc = Crc32c(n.data);
+  n.append_at_ns = 0;
+  return n;
+}
+
 HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid) {
   auto vol = store->GetVolume(fid.volume);
   if (!vol)
     return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
   auto n = vol->Read(fid.key, fid.cookie);
+  if (!n.ok() && n.status().IsCorruption() && forwarder && req.QueryParam("type") != "replicate") {
+    auto repaired = RepairFromReplica(fid, *vol);
+    if (repaired.ok()) n = std::move(repaired);
+  }
   if (!n.ok()) return HttpResponse::Error(ToHttpStatus(n.status(), "read"), n.status().message());
 
   HttpResponse resp;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -251,6 +252,54 @@ TEST_F(MasterTest, BlobClientUploadsReadsWithReplicaFallbackAndDeletes) {
   EXPECT_NE(refused.status().message().find("data centers"), std::string::npos)
       << refused.status().message();
   (void)b;
+}
+
+TEST_F(MasterTest, ACorruptReplicaIsRepairedFromAnotherOnRead) {
+  StartMaster();
+  Proc a = StartVolume("a", "dc1", "r1");
+  Proc b = StartVolume("b", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  int status = 0;
+  auto as = Get("/dir/assign?replication=001", &status);
+  ASSERT_EQ(status, 200) << as;
+  const std::string fid = as["fid"];
+  const std::string vid = fid.substr(0, fid.find(','));
+  std::string data(4000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + 3);
+  HttpClient ca("127.0.0.1", a.http), cb("127.0.0.1", b.http);
+  auto put = ca.Request("PUT", "/" + fid, data);
+  ASSERT_TRUE(put.ok() && put->status == 201) << (put.ok() ? put->body : "");
+
+  // A bit rots in server a's copy (inside the needle's data).
+  const std::string dat = tmp_.path() + "/a/" + vid + ".dat";
+  {
+    std::fstream f(dat, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(f.good()) << dat;
+    f.seekg(0, std::ios::end);
+    const std::streamoff size = f.tellg();
+    f.seekg(size - 1000);
+    char c;
+    f.read(&c, 1);
+    c ^= 0x10;
+    f.seekp(size - 1000);
+    f.write(&c, 1);
+  }
+  // The read on a still returns the right bytes (fetched from b) and a
+  // keeps a repaired copy.
+  auto got = ca.Request("GET", "/" + fid);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, 200) << got->body;
+  EXPECT_EQ(got->body, data);
+  auto metrics = ca.Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("needlefs_volume_read_repairs_total 1"), std::string::npos);
+  // Now stop b: a serves its repaired copy alone.
+  ASSERT_TRUE(b.process->Kill(SIGKILL));
+  b.process->Wait();
+  got = ca.Request("GET", "/" + fid);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, 200) << got->body;
+  EXPECT_EQ(got->body, data);
 }
 
 }  // namespace
