@@ -36,20 +36,6 @@ bool ReadWholeFile(const std::string& path, std::string* out) {
   return true;
 }
 
-std::string PercentEncodeQuery(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 int RunUpload(const UploadFlags& f) {
   std::string host;
   uint16_t port;
@@ -106,8 +92,7 @@ int RunUpload(const UploadFlags& f) {
           return false;
         }
         std::string name = fs::path(files[i].first).filename().string();
-        auto r =
-            c.Request("PUT", "/" + fids[i].ToString() + "?name=" + PercentEncodeQuery(name), data);
+        auto r = c.Request("PUT", "/" + fids[i].ToString() + "?name=" + PercentEncode(name), data);
         if (!r.ok() || r->status != 201) {
           note_error(files[i].first + ": " + (r.ok() ? r->body : r.status().ToString()));
           return false;

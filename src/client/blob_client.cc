@@ -10,20 +10,6 @@ bool ValidFid(const std::string& fid) {
          fid.find_first_of("/?# ") == std::string::npos;
 }
 
-std::string QueryEscape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 BlobClient::BlobClient(BlobClientOptions options)
@@ -71,9 +57,9 @@ StatusOr<std::vector<std::string>> BlobClient::Locate(const std::string& fid, bo
 StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRequest& req) {
   if (options_.master.empty()) return Status::InvalidArgument("upload needs a master");
   std::string assign = "/dir/assign?count=1";
-  if (!req.replication.empty()) assign += "&replication=" + QueryEscape(req.replication);
-  if (!req.collection.empty()) assign += "&collection=" + QueryEscape(req.collection);
-  if (!req.ttl.empty()) assign += "&ttl=" + QueryEscape(req.ttl);
+  if (!req.replication.empty()) assign += "&replication=" + PercentEncode(req.replication);
+  if (!req.collection.empty()) assign += "&collection=" + PercentEncode(req.collection);
+  if (!req.ttl.empty()) assign += "&ttl=" + PercentEncode(req.ttl);
   Status last = Status::Unavailable("no attempt");
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto a = Call(options_.master, "POST", assign);
@@ -90,7 +76,7 @@ StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRe
     }
     const std::string fid = j["fid"], url = j["url"];
     std::string target = "/" + fid;
-    if (!req.name.empty()) target += "?name=" + QueryEscape(req.name);
+    if (!req.name.empty()) target += "?name=" + PercentEncode(req.name);
     HttpHeaders headers;
     if (!req.mime.empty()) headers["Content-Type"] = req.mime;
     auto put = Call(url, "PUT", target, data, headers);

@@ -154,6 +154,10 @@ class HttpClientPool {
   std::map<std::string, std::vector<std::unique_ptr<HttpClient>>> idle_;  // GUARDED_BY(mu_)
 };
 
+/// Percent-encodes `s` for a URL query component (RFC 3986 unreserved
+/// characters stay as they are).
+std::string PercentEncode(std::string_view s);
+
 /// Percent-decodes `s` ('+' stays '+'). Invalid escapes are kept verbatim.
 std::string PercentDecode(std::string_view s);
 

@@ -89,6 +89,13 @@ TEST(HttpTest, StopClosesTheListener) {
   EXPECT_FALSE(client.Request("GET", "/").ok());
 }
 
+TEST(HttpTest, PercentEncodeRoundTrips) {
+  const std::string odd = "caf\xe9 a+b/c?d=e&f%g~h_i.j-k";
+  const std::string enc = PercentEncode(odd);
+  EXPECT_EQ(enc, "caf%E9%20a%2Bb%2Fc%3Fd%3De%26f%25g~h_i.j-k");
+  EXPECT_EQ(PercentDecode(enc), odd);
+}
+
 TEST(HttpTest, SplitHostPort) {
   std::string h;
   uint16_t p;

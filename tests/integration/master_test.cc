@@ -80,15 +80,21 @@ class MasterTest : public ::testing::Test {
     FAIL() << "the master did not see " << n << " volume servers: " << Get("/cluster/status");
   }
 
+  /// A master and two volume servers in dc1/r1, both joined.
+  void StartTwoServers(Proc* a, Proc* b) {
+    StartMaster();
+    *a = StartVolume("a", "dc1", "r1");
+    *b = StartVolume("b", "dc1", "r1");
+    ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  }
+
   TempDir tmp_{"needlefs-master-test-"};
   Proc master_;
 };
 
 TEST_F(MasterTest, AssignUploadLookupAndGrowthFollowPlacement) {
-  StartMaster();
-  Proc a = StartVolume("a", "dc1", "r1");
-  Proc b = StartVolume("b", "dc1", "r1");
-  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  Proc a, b;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(&a, &b));
 
   int status = 0;
   auto as = Get("/dir/assign", &status);
@@ -150,10 +156,8 @@ TEST_F(MasterTest, FileIdsStayUniqueAcrossAMasterRestart) {
 }
 
 TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated) {
-  StartMaster();
-  Proc a = StartVolume("a", "dc1", "r1");
-  Proc b = StartVolume("b", "dc1", "r1");
-  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  Proc a, b;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(&a, &b));
   int status = 0;
   auto j = Get("/dir/assign?replication=001", &status);
   ASSERT_EQ(status, 200) << j;
@@ -166,10 +170,8 @@ TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated
 }
 
 TEST_F(MasterTest, ReplicatedWritesReachEveryReplicaOrFailLoudly) {
-  StartMaster();
-  Proc a = StartVolume("a", "dc1", "r1");
-  Proc b = StartVolume("b", "dc1", "r1");
-  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  Proc a, b;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(&a, &b));
   int status = 0;
   auto as = Get("/dir/assign?replication=001", &status);
   ASSERT_EQ(status, 200) << as;
@@ -209,10 +211,8 @@ TEST_F(MasterTest, ReplicatedWritesReachEveryReplicaOrFailLoudly) {
 }
 
 TEST_F(MasterTest, BlobClientUploadsReadsWithReplicaFallbackAndDeletes) {
-  StartMaster();
-  Proc a = StartVolume("a", "dc1", "r1");
-  Proc b = StartVolume("b", "dc1", "r1");
-  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  Proc a, b;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(&a, &b));
   BlobClientOptions o;
   o.master = "127.0.0.1:" + std::to_string(master_.http);
   BlobClient client(o);
@@ -255,10 +255,8 @@ TEST_F(MasterTest, BlobClientUploadsReadsWithReplicaFallbackAndDeletes) {
 }
 
 TEST_F(MasterTest, ACorruptReplicaIsRepairedFromAnotherOnRead) {
-  StartMaster();
-  Proc a = StartVolume("a", "dc1", "r1");
-  Proc b = StartVolume("b", "dc1", "r1");
-  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  Proc a, b;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(&a, &b));
   int status = 0;
   auto as = Get("/dir/assign?replication=001", &status);
   ASSERT_EQ(status, 200) << as;
