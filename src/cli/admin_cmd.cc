@@ -3,9 +3,11 @@
 // host:grpcPort); fsck opens a stopped meta server's store.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "client/volume_admin_client.h"
+#include "common/http.h"
 #include "metadata/fsck.h"
 #include "metadata/kv_store.h"
 
@@ -15,6 +17,42 @@ namespace {
 int Fail(const char* cmd, const Status& s) {
   std::fprintf(stderr, "needlefs admin %s: %s\n", cmd, s.ToString().c_str());
   return 1;
+}
+
+/// `admin cluster.status`: the master's view as a tree.
+int RunClusterStatus(const std::string& master) {
+  std::string host;
+  uint16_t port;
+  if (Status s = SplitHostPort(master, &host, &port); !s.ok()) return Fail("cluster.status", s);
+  HttpClient c(host, port, 10'000);
+  auto r = c.Request("GET", "/cluster/status");
+  if (!r.ok()) return Fail("cluster.status", r.status());
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  if (r->status != 200 || !j.is_object()) {
+    return Fail("cluster.status",
+                Status::Unavailable("master answered " + std::to_string(r->status)));
+  }
+  std::printf("master %s, max volume id %lu\n", j.value("Leader", "").c_str(),
+              static_cast<unsigned long>(j.value("MaxVolumeId", 0u)));
+  size_t servers = 0;
+  for (auto& [dc, racks] : j["Topology"].items()) {
+    std::printf("data center %s\n", dc.c_str());
+    for (auto& [rack, nodes] : racks.items()) {
+      std::printf("  rack %s\n", rack.c_str());
+      for (auto& n : nodes) {
+        std::printf("    %-24s free slots %d\n", n.value("node", "").c_str(),
+                    n.value("freeSlots", 0));
+        ++servers;
+      }
+    }
+  }
+  size_t under = j["UnderReplicated"].is_array() ? j["UnderReplicated"].size() : 0;
+  for (auto& u : j["UnderReplicated"]) {
+    std::printf("under-replicated: volume %u (copies on %zu servers)\n", u.value("volumeId", 0u),
+                u["holders"].size());
+  }
+  std::printf("%zu volume servers, %zu under-replicated volumes\n", servers, under);
+  return 0;
 }
 
 struct FsckFlags {
@@ -187,6 +225,10 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
     }
     sub->callback([f, name, exit_code] { *exit_code = RunAdmin(name, *f); });
   }
+  auto* cs = admin->add_subcommand("cluster.status", "Topology and replication health (master)");
+  auto master = std::make_shared<std::string>("127.0.0.1:9333");
+  cs->add_option("--master", *master, "Master HTTP host:port")->capture_default_str();
+  cs->callback([master, exit_code] { *exit_code = RunClusterStatus(*master); });
   auto* fsck = admin->add_subcommand("fsck", "Check (and -repair) the namespace of a stopped meta");
   auto ff = std::make_shared<FsckFlags>();
   fsck->add_option("--dir", ff->dir, "The meta server's -dir")->capture_default_str();

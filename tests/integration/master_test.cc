@@ -166,6 +166,13 @@ TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated
   ASSERT_NO_FATAL_FAILURE(WaitForNodes(1));  // after the 3 s dead-node timeout
   auto st = Get("/cluster/status");
   EXPECT_EQ(st["UnderReplicated"].size(), 1u) << st;
+  std::string out;
+  ASSERT_EQ(RunCommand(ShellQuote(NeedlefsBinary()) + " admin cluster.status -master 127.0.0.1:" +
+                           std::to_string(master_.http) + " 2>&1",
+                       &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("1 volume servers, 1 under-replicated volumes"), std::string::npos) << out;
   (void)a;
 }
 
