@@ -6,9 +6,11 @@
 // GetForUpdate and Scan see the latest committed data merged with the
 // transaction's own writes. Uncommitted writes live only in the transaction's
 // write batch, so destroying a transaction without Commit rolls it back.
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/utilities/transaction.h>
 #include <rocksdb/utilities/transaction_db.h>
 
@@ -25,6 +27,8 @@ namespace {
 /// Write buffer (memtable) size: metadata values are small, so 32 MiB holds
 /// many operations while keeping recovery replay short.
 constexpr size_t kWriteBufferBytes = 32 << 20;
+/// Block cache for data, index and filter blocks (bounds memory).
+constexpr size_t kBlockCacheBytes = 64 << 20;
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
@@ -164,6 +168,13 @@ StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& path,
   db_options.create_if_missing = true;
   db_options.write_buffer_size = kWriteBufferBytes;
   db_options.IncreaseParallelism(2);
+  // Bounded memory whatever the namespace size: index and filter blocks live
+  // in the (fixed-size) block cache instead of growing with the data.
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  table_options.cache_index_and_filter_blocks = true;
+  table_options.pin_l0_filter_and_index_blocks_in_cache = true;
+  db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   // enable_pipelined_write stays off: it is not supported with every
   // TransactionDB write policy, and commits already share WAL syncs through
   // RocksDB's write groups. (Early lock release -- commit unsynced, then a
