@@ -1,6 +1,6 @@
 // MetaClient over gRPC: converts to the request message, calls the stub,
 // turns errno_value into Status::Posix and transport failures into Status
-// (FromGrpc is the one mapping), converts the reply back.
+// (FromGrpc, common/grpc_server.h), converts the reply back.
 #include "client/meta_client.h"
 
 #include <grpcpp/grpcpp.h>
@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/grpc_server.h"
 #include "common/http.h"
 #include "meta.grpc.pb.h"
 
@@ -21,15 +22,6 @@ namespace pb = ::needlefs::meta;
 
 /// Largest reply accepted (a ReadDir plus of 65536 entries is ~10 MiB).
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
-
-/// The one gRPC -> Status mapping of this client.
-Status FromGrpc(const grpc::Status& s, const std::string& what) {
-  if (s.ok()) return Status::OK();
-  StatusCode code = s.error_code() == grpc::StatusCode::DATA_LOSS
-                        ? StatusCode::kCorruption
-                        : static_cast<StatusCode>(s.error_code());
-  return Status(code, what + ": " + s.error_message());
-}
 
 void ToPb(const RequestContext& ctx, pb::Caller* out) {
   out->set_uid(ctx.uid);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "common/grpc_server.h"
 #include "common/http.h"
 #include "volume_server.grpc.pb.h"
 
@@ -11,15 +12,6 @@ namespace needlefs {
 namespace {
 
 namespace pb = ::needlefs::volume;
-
-/// The one gRPC -> Status mapping of this client.
-Status FromGrpc(const grpc::Status& s, const std::string& what) {
-  if (s.ok()) return Status::OK();
-  StatusCode code = s.error_code() == grpc::StatusCode::DATA_LOSS
-                        ? StatusCode::kCorruption
-                        : static_cast<StatusCode>(s.error_code());
-  return Status(code, what + ": " + s.error_message());
-}
 
 class GrpcVolumeAdminClient final : public VolumeAdminClient {
  public:

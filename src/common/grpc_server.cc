@@ -6,6 +6,21 @@
 
 namespace needlefs {
 
+grpc::Status ToGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  auto code = s.code() == StatusCode::kCorruption ? grpc::StatusCode::DATA_LOSS
+                                                  : static_cast<grpc::StatusCode>(s.code());
+  return grpc::Status(code, std::string(s.message()));
+}
+
+Status FromGrpc(const grpc::Status& s, const std::string& what) {
+  if (s.ok()) return Status::OK();
+  StatusCode code = s.error_code() == grpc::StatusCode::DATA_LOSS
+                        ? StatusCode::kCorruption
+                        : static_cast<StatusCode>(s.error_code());
+  return Status(code, what + ": " + s.error_message());
+}
+
 GrpcServer::GrpcServer(std::unique_ptr<grpc::Server> server, uint16_t port)
     : server_(std::move(server)), port_(port) {}
 

@@ -17,9 +17,17 @@
 namespace grpc {
 class Service;
 class Server;
+class Status;
 }  // namespace grpc
 
 namespace needlefs {
+
+/// The one Status -> gRPC status mapping of every service: the canonical
+/// codes are shared (absl/gRPC), kCorruption travels as DATA_LOSS.
+grpc::Status ToGrpc(const Status& s);
+/// The one gRPC status -> Status mapping of every client (the inverse of
+/// ToGrpc); the message is prefixed with `what` (the call's name).
+Status FromGrpc(const grpc::Status& s, const std::string& what);
 
 struct GrpcServerOptions {
   /// Largest request accepted. Default: 64 MiB.

@@ -1,7 +1,7 @@
 // gRPC transport of the meta server: each handler converts the request to
 // domain types, calls the Namespace, converts back. A Status with an errno
 // goes into the response (errno_value, error) with gRPC OK; one without an
-// errno becomes the call's gRPC status (ToGrpc is the one mapping).
+// errno becomes the call's gRPC status (ToGrpc, common/grpc_server.h).
 #include "metadata/meta_service.h"
 
 #include <grpcpp/grpcpp.h>
@@ -30,13 +30,6 @@ constexpr size_t kMaxGarbageEntries = 65536;
 constexpr size_t kSubscribeBatch = 256;
 /// How often an idle Subscribe stream checks for cancellation and shutdown.
 constexpr std::chrono::milliseconds kSubscribePoll{200};
-
-grpc::Status ToGrpc(const Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  auto code = s.code() == StatusCode::kCorruption ? grpc::StatusCode::DATA_LOSS
-                                                  : static_cast<grpc::StatusCode>(s.code());
-  return grpc::Status(code, std::string(s.message()));
-}
 
 /// Puts `s` into the reply: an errno into resp's errno_value/error (gRPC OK),
 /// any other failure into the gRPC status (logged with `method`).

@@ -1,5 +1,5 @@
 // gRPC transport of the volume server admin service: converts requests to
-// domain types, calls the Store, converts back (ToGrpc is the one mapping).
+// domain types, calls the Store, converts back (ToGrpc, common/grpc_server.h).
 #include "objstore/volume_grpc_service.h"
 
 #include <grpcpp/grpcpp.h>
@@ -12,13 +12,6 @@ namespace needlefs {
 namespace {
 
 namespace pb = ::needlefs::volume;
-
-grpc::Status ToGrpc(const Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  auto code = s.code() == StatusCode::kCorruption ? grpc::StatusCode::DATA_LOSS
-                                                  : static_cast<grpc::StatusCode>(s.code());
-  return grpc::Status(code, std::string(s.message()));
-}
 
 void FillInfo(const VolumeStats& st, pb::VolumeInfo* out) {
   out->set_id(st.id.value);
