@@ -14,6 +14,7 @@
 #include "common/grpc_server.h"
 #include "common/http.h"
 #include "meta.grpc.pb.h"
+#include "meta_convert.h"
 
 namespace needlefs {
 namespace {
@@ -22,45 +23,6 @@ namespace pb = ::needlefs::meta;
 
 /// Largest reply accepted (a ReadDir plus of 65536 entries is ~10 MiB).
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
-
-void ToPb(const RequestContext& ctx, pb::Caller* out) {
-  out->set_uid(ctx.uid);
-  out->set_gid(ctx.gid);
-  out->mutable_groups()->Add(ctx.groups.begin(), ctx.groups.end());
-}
-
-InodeAttr FromPb(const pb::Attr& a) {
-  InodeAttr out;
-  out.ino = InodeId(a.ino());
-  out.generation = a.generation();
-  out.type = static_cast<FileType>(a.type());
-  out.mode = a.mode();
-  out.uid = a.uid();
-  out.gid = a.gid();
-  out.size = a.size();
-  out.nlink = a.nlink();
-  out.atime_ns = a.atime_ns();
-  out.mtime_ns = a.mtime_ns();
-  out.ctime_ns = a.ctime_ns();
-  out.rdev = a.rdev();
-  return out;
-}
-
-void ToPb(const Chunk& c, pb::Chunk* out) {
-  out->set_file_id(c.file_id);
-  out->set_offset(c.offset);
-  out->set_size(c.size);
-  out->set_blob_offset(c.blob_offset);
-}
-
-Chunk FromPb(const pb::Chunk& c) {
-  Chunk out;
-  out.file_id = c.file_id();
-  out.offset = c.offset();
-  out.size = c.size();
-  out.blob_offset = c.blob_offset();
-  return out;
-}
 
 uint32_t ClampU32(size_t n) {
   return static_cast<uint32_t>(std::min<size_t>(n, std::numeric_limits<uint32_t>::max()));

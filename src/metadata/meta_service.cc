@@ -16,6 +16,7 @@
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "meta.grpc.pb.h"
+#include "meta_convert.h"
 
 namespace needlefs {
 namespace {
@@ -43,45 +44,6 @@ grpc::Status Reply(const char* method, const Status& s, Resp* resp) {
   }
   spdlog::warn("meta.rpc_error method={} error=\"{}\"", method, s.ToString());
   return ToGrpc(s);
-}
-
-RequestContext FromPb(const pb::Caller& c) {
-  RequestContext ctx;
-  ctx.uid = c.uid();
-  ctx.gid = c.gid();
-  ctx.groups.assign(c.groups().begin(), c.groups().end());
-  return ctx;
-}
-
-void ToPb(const InodeAttr& a, pb::Attr* out) {
-  out->set_ino(a.ino.value);
-  out->set_generation(a.generation);
-  out->set_type(static_cast<uint32_t>(a.type));
-  out->set_mode(a.mode);
-  out->set_uid(a.uid);
-  out->set_gid(a.gid);
-  out->set_size(a.size);
-  out->set_nlink(a.nlink);
-  out->set_atime_ns(a.atime_ns);
-  out->set_mtime_ns(a.mtime_ns);
-  out->set_ctime_ns(a.ctime_ns);
-  out->set_rdev(a.rdev);
-}
-
-void ToPb(const Chunk& c, pb::Chunk* out) {
-  out->set_file_id(c.file_id);
-  out->set_offset(c.offset);
-  out->set_size(c.size);
-  out->set_blob_offset(c.blob_offset);
-}
-
-Chunk FromPb(const pb::Chunk& c) {
-  Chunk out;
-  out.file_id = c.file_id();
-  out.offset = c.offset();
-  out.size = c.size();
-  out.blob_offset = c.blob_offset();
-  return out;
 }
 
 /// Replies with the attributes or the error of `r`.

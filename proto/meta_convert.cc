@@ -1,0 +1,69 @@
+#include "meta_convert.h"
+
+namespace needlefs {
+
+namespace pb = ::needlefs::meta;
+
+RequestContext FromPb(const pb::Caller& c) {
+  RequestContext ctx;
+  ctx.uid = c.uid();
+  ctx.gid = c.gid();
+  ctx.groups.assign(c.groups().begin(), c.groups().end());
+  return ctx;
+}
+
+void ToPb(const RequestContext& ctx, pb::Caller* out) {
+  out->set_uid(ctx.uid);
+  out->set_gid(ctx.gid);
+  out->mutable_groups()->Add(ctx.groups.begin(), ctx.groups.end());
+}
+
+void ToPb(const InodeAttr& a, pb::Attr* out) {
+  out->set_ino(a.ino.value);
+  out->set_generation(a.generation);
+  out->set_type(static_cast<uint32_t>(a.type));
+  out->set_mode(a.mode);
+  out->set_uid(a.uid);
+  out->set_gid(a.gid);
+  out->set_size(a.size);
+  out->set_nlink(a.nlink);
+  out->set_atime_ns(a.atime_ns);
+  out->set_mtime_ns(a.mtime_ns);
+  out->set_ctime_ns(a.ctime_ns);
+  out->set_rdev(a.rdev);
+}
+
+InodeAttr FromPb(const pb::Attr& a) {
+  InodeAttr out;
+  out.ino = InodeId(a.ino());
+  out.generation = a.generation();
+  out.type = static_cast<FileType>(a.type());
+  out.mode = a.mode();
+  out.uid = a.uid();
+  out.gid = a.gid();
+  out.size = a.size();
+  out.nlink = a.nlink();
+  out.atime_ns = a.atime_ns();
+  out.mtime_ns = a.mtime_ns();
+  out.ctime_ns = a.ctime_ns();
+  out.rdev = a.rdev();
+  return out;
+}
+
+void ToPb(const Chunk& c, pb::Chunk* out) {
+  out->set_file_id(c.file_id);
+  out->set_offset(c.offset);
+  out->set_size(c.size);
+  out->set_blob_offset(c.blob_offset);
+}
+
+Chunk FromPb(const pb::Chunk& c) {
+  Chunk out;
+  out.file_id = c.file_id();
+  out.offset = c.offset();
+  out.size = c.size();
+  out.blob_offset = c.blob_offset();
+  return out;
+}
+
+}  // namespace needlefs

@@ -1,0 +1,19 @@
+// Conversions between the metadata domain types (src/metadata/namespace.h)
+// and their proto/meta.proto messages, shared by the meta service and the
+// meta client so both sides of the wire agree by construction. Include only
+// from transport .cc files.
+#pragma once
+
+#include "meta.pb.h"
+#include "metadata/namespace.h"
+
+namespace needlefs {
+
+RequestContext FromPb(const meta::Caller& c);
+void ToPb(const RequestContext& ctx, meta::Caller* out);
+InodeAttr FromPb(const meta::Attr& a);
+void ToPb(const InodeAttr& a, meta::Attr* out);
+Chunk FromPb(const meta::Chunk& c);
+void ToPb(const Chunk& c, meta::Chunk* out);
+
+}  // namespace needlefs
