@@ -23,55 +23,43 @@ bool StickyAllows(const RequestContext& ctx, const InodeAttr& dir, const InodeAt
 Status Namespace::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == "." || name == "..") return Status::Posix(EISDIR, name);
-  InodeId removed;
-  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
-    NsTxn tx(t);
-    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/true));
-    NEEDLEFS_ASSIGN_OR_RETURN(auto d, tx.Entry(parent, name));
-    if (!d) return Status::Posix(ENOENT, name);
-    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * c, tx.Inode(d->ino));
-    if (c->attr.type == FileType::kDirectory) return Status::Posix(EISDIR, name);
-    if (!StickyAllows(ctx, p->attr, c->attr)) return Status::Posix(EPERM, "sticky directory");
-    const int64_t now = NowNs();
-    NEEDLEFS_RETURN_IF_ERROR(tx.RemoveEntry(p, name, *d, now));
-    NEEDLEFS_RETURN_IF_ERROR(tx.DropLink(c, now, &impl_->garbage_seq_));
-    removed = d->ino;
-    return tx.Flush();
-  });
-  if (st.ok()) {
-    impl_->NotifyEntry(parent, name, removed);
-    impl_->NotifyAttr(removed);
-    impl_->NotifyAttr(parent);
-  }
-  return st;
+  return impl_->RemoveName(ctx, parent, name, /*directory=*/false);
 }
 
 Status Namespace::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == ".") return Status::Posix(EINVAL, "rmdir of .");
   if (name == "..") return Status::Posix(ENOTEMPTY, "rmdir of ..");
+  return impl_->RemoveName(ctx, parent, name, /*directory=*/true);
+}
+
+Status Namespace::Impl::RemoveName(const RequestContext& ctx, InodeId parent,
+                                   const std::string& name, bool directory) {
   InodeId removed;
-  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status st = RunTransaction(*store_, [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/true));
     NEEDLEFS_ASSIGN_OR_RETURN(auto d, tx.Entry(parent, name));
     if (!d) return Status::Posix(ENOENT, name);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * c, tx.Inode(d->ino));
-    if (c->attr.type != FileType::kDirectory) return Status::Posix(ENOTDIR, name);
+    const bool is_dir = c->attr.type == FileType::kDirectory;
+    if (is_dir != directory) return Status::Posix(directory ? ENOTDIR : EISDIR, name);
     if (!StickyAllows(ctx, p->attr, c->attr)) return Status::Posix(EPERM, "sticky directory");
-    NEEDLEFS_ASSIGN_OR_RETURN(bool empty, tx.DirEmpty(d->ino));
-    if (!empty) return Status::Posix(ENOTEMPTY, name);
+    if (directory) {
+      NEEDLEFS_ASSIGN_OR_RETURN(bool empty, tx.DirEmpty(d->ino));
+      if (!empty) return Status::Posix(ENOTEMPTY, name);
+      p->attr.nlink -= 1;  // the removed directory's ".."
+    }
     const int64_t now = NowNs();
     NEEDLEFS_RETURN_IF_ERROR(tx.RemoveEntry(p, name, *d, now));
-    p->attr.nlink -= 1;
-    NEEDLEFS_RETURN_IF_ERROR(tx.DropLink(c, now, &impl_->garbage_seq_));
+    NEEDLEFS_RETURN_IF_ERROR(tx.DropLink(c, now, &garbage_seq_));
     removed = d->ino;
     return tx.Flush();
   });
   if (st.ok()) {
-    impl_->NotifyEntry(parent, name, removed);
-    impl_->NotifyAttr(removed);
-    impl_->NotifyAttr(parent);
+    NotifyEntry(parent, name, removed);
+    NotifyAttr(removed);
+    NotifyAttr(parent);
   }
   return st;
 }

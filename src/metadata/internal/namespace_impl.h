@@ -135,6 +135,10 @@ class Namespace::Impl {
                                const std::string& target, bool exclusive, bool* created);
   Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
                 InodeId new_parent, const std::string& new_name, uint32_t flags);
+  /// Unlink (`directory` false) or rmdir (true) of `name` in `parent`,
+  /// after the caller checked the name.
+  Status RemoveName(const RequestContext& ctx, InodeId parent, const std::string& name,
+                    bool directory);
   /// Releases every file `session` holds and deletes the session.
   Status EndSession(uint64_t session);
 };
