@@ -308,14 +308,17 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
 
 namespace {
 
-/// Whether a whole, CRC-valid needle starts at `pos` of `buf`; sets *len.
-bool ValidRecordAt(std::string_view buf, uint64_t pos, uint64_t* len) {
+/// Whether a whole, CRC-valid needle starts at `pos` of `buf`; sets *len
+/// and, when non-null, *deleted (a tombstone).
+bool ValidRecordAt(std::string_view buf, uint64_t pos, uint64_t* len, bool* deleted = nullptr) {
   if (buf.size() - pos < kNeedleHeaderSize) return false;
   NeedleHeader h = DecodeNeedleHeader(buf.data() + pos);
   uint64_t n = NeedleRecordSize(h.body_size);
   if (n > buf.size() - pos) return false;
-  if (!DecodeNeedle(buf.substr(pos, n)).ok()) return false;
+  auto needle = DecodeNeedle(buf.substr(pos, n));
+  if (!needle.ok()) return false;
   *len = n;
+  if (deleted) *deleted = needle->deleted();
   return true;
 }
 
@@ -372,12 +375,12 @@ Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
   uint64_t recovered = 0;
   while (pos < tail) {
     uint64_t n;
-    if (!ValidRecordAt(buf, pos, &n)) break;
-    auto needle = DecodeNeedle(std::string_view(buf).substr(pos, n));
+    bool deleted;
+    if (!ValidRecordAt(buf, pos, &n, &deleted)) break;
     NeedleHeader h = DecodeNeedleHeader(buf.data() + pos);
     NEEDLEFS_RETURN_IF_ERROR(
         IndexRecovered(f, IndexEntry{h.key, static_cast<uint32_t>((start + pos) / 8),
-                                     needle->deleted() ? kIndexTombstoneSize : h.body_size}));
+                                     deleted ? kIndexTombstoneSize : h.body_size}));
     pos += n;
     ++recovered;
   }
@@ -417,6 +420,11 @@ Status Volume::Sync() {
   NEEDLEFS_RETURN_IF_ERROR(f->index.DataSync());
   std::shared_lock sl(mu_);
   return f->map->Flush();
+}
+
+ReplicaPlacement Volume::replica_placement() const {
+  std::shared_lock l(mu_);
+  return super_block_.replica_placement;
 }
 
 VolumeStats Volume::Stats() const {

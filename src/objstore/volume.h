@@ -139,6 +139,8 @@ class Volume {
   Status Sync();
 
   VolumeStats Stats() const;
+  /// The placement code from the superblock (cheap: for per-request use).
+  ReplicaPlacement replica_placement() const;
   VolumeId id() const { return options_.id; }
   const std::string& collection() const { return options_.collection; }
   bool read_only() const { return read_only_.load(); }

@@ -387,7 +387,7 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
 
 int VolumeServer::Impl::ReplicasToForward(HttpRequest& req, Volume& vol) {
   if (!forwarder || req.QueryParam("type") == "replicate") return 0;
-  int copies = vol.Stats().replica_placement.CopyCount();
+  int copies = vol.replica_placement().CopyCount();
   return copies > 1 ? copies : 0;
 }
 
