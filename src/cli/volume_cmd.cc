@@ -86,8 +86,7 @@ int RunVolume(const VolumeFlags& f) {
     if (Status s = SplitHostPort(f.mserver, &mhost, &mport); !s.ok()) return fail(s);
     HeartbeatOptions ho;
     int grpc = f.mserver_grpc_port >= 0 ? f.mserver_grpc_port : mport + 10000;
-    ho.master = (mhost.find(':') != std::string::npos ? "[" + mhost + "]" : mhost) + ":" +
-                std::to_string(grpc);
+    ho.master = JoinHostPort(mhost, static_cast<uint16_t>(grpc));
     ho.ip = f.ip;
     ho.http_port = (*server)->http_port();
     ho.grpc_port = (*server)->grpc_port();

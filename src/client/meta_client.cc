@@ -472,7 +472,6 @@ StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& host
   std::string host;
   uint16_t port;
   NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(hostport, &host, &port));
-  std::string target = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   // Ping an idle Subscribe stream so a dead or partitioned meta ends it
@@ -481,8 +480,8 @@ StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& host
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  auto channel = grpc::CreateCustomChannel(target + ":" + std::to_string(port),
-                                           grpc::InsecureChannelCredentials(), args);
+  auto channel =
+      grpc::CreateCustomChannel(JoinHostPort(host, port), grpc::InsecureChannelCredentials(), args);
   return std::unique_ptr<MetaClient>(new GrpcMetaClient(channel, timeout_ms));
 }
 

@@ -115,9 +115,7 @@ StatusOr<std::unique_ptr<VolumeAdminClient>> VolumeAdminClient::Create(const std
   std::string host;
   uint16_t port;
   NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(hostport, &host, &port));
-  std::string target = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  auto channel =
-      grpc::CreateChannel(target + ":" + std::to_string(port), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(JoinHostPort(host, port), grpc::InsecureChannelCredentials());
   return std::unique_ptr<VolumeAdminClient>(new GrpcVolumeAdminClient(channel, timeout_ms));
 }
 

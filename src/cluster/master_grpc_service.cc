@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "common/grpc_server.h"
+#include "common/http.h"
 #include "common/logging.h"
 #include "master.grpc.pb.h"
 
@@ -31,8 +32,7 @@ class Service final : public pb::Master::Service {
     std::string node_id;
     while (!stopping_ && stream->Read(&hb)) {
       NodeInfo node;
-      std::string host = hb.ip().find(':') != std::string::npos ? "[" + hb.ip() + "]" : hb.ip();
-      node.id = host + ":" + std::to_string(hb.port());
+      node.id = JoinHostPort(hb.ip(), static_cast<uint16_t>(hb.port()));
       node.public_url = hb.public_url().empty() ? node.id : hb.public_url();
       node.grpc_port = static_cast<uint16_t>(hb.grpc_port());
       if (!hb.data_center().empty()) node.data_center = hb.data_center();

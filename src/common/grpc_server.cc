@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "common/http.h"
+
 namespace needlefs {
 
 grpc::Status ToGrpc(const Status& s) {
@@ -31,9 +33,8 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::vector<grpc::
                                                         const GrpcServerOptions& options) {
   grpc::ServerBuilder builder;
   int bound = 0;
-  const std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-  builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
-                           &bound);
+  const std::string address = JoinHostPort(ip, port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound);
   for (grpc::Service* s : services) builder.RegisterService(s);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   grpc::ResourceQuota quota(options.name);
@@ -47,7 +48,7 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::vector<grpc::
   }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound == 0) {
-    return Status::Unavailable("cannot bind gRPC on " + host + ":" + std::to_string(port));
+    return Status::Unavailable("cannot bind gRPC on " + address);
   }
   return std::unique_ptr<GrpcServer>(
       new GrpcServer(std::move(server), static_cast<uint16_t>(bound)));

@@ -120,6 +120,12 @@ HttpResponse HttpResponse::Json(int status, std::string json_body) {
 HttpResponse HttpResponse::Error(int status, std::string_view message) {
   return Json(status, "{\"error\":" + JsonQuote(message) + "}");
 }
+std::string JoinHostPort(std::string_view host, uint16_t port) {
+  std::string h(host);
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";
+  return h + ":" + std::to_string(port);
+}
+
 std::string PercentEncode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

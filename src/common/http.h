@@ -161,6 +161,10 @@ std::string PercentEncode(std::string_view s);
 /// Percent-decodes `s` ('+' stays '+'). Invalid escapes are kept verbatim.
 std::string PercentDecode(std::string_view s);
 
+/// Joins host and port into "host:port", bracketing an IPv6 literal
+/// ("[::1]:9333"): the inverse of SplitHostPort.
+std::string JoinHostPort(std::string_view host, uint16_t port);
+
 /// Splits "host:port" (or "[v6]:port"). Errors: kInvalidArgument.
 Status SplitHostPort(std::string_view hostport, std::string* host, uint16_t* port);
 

@@ -47,7 +47,7 @@ struct HttpClient::Impl {
   uint16_t port = 0;
   int timeout_ms = 0;
 
-  std::string Where() const { return HostPort(host, port); }
+  std::string Where() const { return JoinHostPort(host, port); }
 
   void Close() {
     error_code ec;

@@ -75,7 +75,7 @@ class BeastHttpServer final : public HttpServer {
 };
 
 Status BeastHttpServer::Listen() {
-  const std::string where = HostPort(options_.listen_address, options_.port);
+  const std::string where = JoinHostPort(options_.listen_address, options_.port);
   std::string host = options_.listen_address;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -213,7 +213,7 @@ void BeastHttpServer::Serve(tcp::socket& sock) {
   SetupSocket(fd, options_.idle_timeout_ms);
   error_code ec;
   const tcp::endpoint peer = sock.remote_endpoint(ec);
-  const std::string remote = HostPort(peer.address().to_string(), peer.port());
+  const std::string remote = JoinHostPort(peer.address().to_string(), peer.port());
   FdStream stream(fd);
   beast::flat_buffer buffer;
   try {

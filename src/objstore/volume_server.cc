@@ -523,10 +523,8 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
   NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc,
                             VolumeGrpcServer::Start(store, options.ip, options.grpc_port));
   if (!options.master.empty()) {
-    std::string host =
-        options.ip.find(':') != std::string::npos ? "[" + options.ip + "]" : options.ip;
     impl->forwarder = std::make_unique<ReplicaForwarder>(
-        options.master, host + ":" + std::to_string(impl->http->port()));
+        options.master, JoinHostPort(options.ip, impl->http->port()));
   }
   spdlog::info("volume_server.start http={}:{} grpc={}:{}", options.ip, impl->http->port(),
                options.ip, impl->grpc->port());

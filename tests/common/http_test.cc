@@ -104,6 +104,8 @@ TEST(HttpTest, SplitHostPort) {
   EXPECT_EQ(p, 8080);
   ASSERT_TRUE(SplitHostPort("[::1]:9333", &h, &p).ok());
   EXPECT_EQ(h, "::1");
+  EXPECT_EQ(JoinHostPort(h, p), "[::1]:9333");
+  EXPECT_EQ(JoinHostPort("127.0.0.1", 8080), "127.0.0.1:8080");
   EXPECT_FALSE(SplitHostPort("host", &h, &p).ok());
   EXPECT_FALSE(SplitHostPort("host:99999", &h, &p).ok());
 }

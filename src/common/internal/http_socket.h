@@ -40,12 +40,6 @@ inline int Errno(const error_code& ec) {
   return ec.category() == boost::system::system_category() ? ec.value() : 0;
 }
 
-inline std::string HostPort(std::string_view host, uint16_t port) {
-  std::string h(host);
-  if (h.find(':') != std::string::npos) h = "[" + h + "]";
-  return h + ":" + std::to_string(port);
-}
-
 // Copies Beast fields into our map; repeated fields are joined with ", " (RFC 9110 5.3).
 template <class Fields>
 void CopyFields(const Fields& fields, HttpHeaders* out) {
