@@ -219,20 +219,6 @@ std::string ChildProcess::LogTail(size_t max_bytes) const {
   return s.size() > max_bytes ? s.substr(s.size() - max_bytes) : s;
 }
 
-std::string MakeTempDir(const std::string& prefix) {
-  std::string tmpl = "/tmp/" + prefix + "XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) return "";
-  return tmpl;
-}
-
-TempDir::TempDir(const std::string& prefix) : path_(MakeTempDir(prefix)) {}
-
-TempDir::~TempDir() {
-  if (path_.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 int RunCommand(const std::string& shell_cmd, std::string* out) {
   if (out) out->clear();
   std::fflush(nullptr);  // the shell must not inherit unflushed stdio buffers

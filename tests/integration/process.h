@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "test_util.h"
+
 namespace needlefs::integration {
 
 /// A child process with stdout on a pipe (read by WaitForLine) and stderr
@@ -70,25 +72,6 @@ class ChildProcess {
   int exit_status_ = -1;
   int stdout_fd_ = -1;  // read end of the child's stdout; -1 after EOF
   std::string buffer_;  // stdout bytes not yet returned as lines
-};
-
-/// Creates a fresh directory "/tmp/<prefix>XXXXXX" (mkdtemp). Returns its
-/// path, or "" on failure.
-std::string MakeTempDir(const std::string& prefix);
-
-/// A temporary directory removed recursively by the destructor.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "needlefs-test-");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  /// The directory, or "" when it could not be created.
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 /// Runs `shell_cmd` with /bin/sh (popen) and stores its stdout in *out (when

@@ -12,28 +12,12 @@
 #include <utility>
 #include <vector>
 
+#include "test_util.h"
+
 namespace needlefs {
 namespace {
 
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
-
-/// A fresh directory (mkdtemp), removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "needlefs-kv-XXXXXX").string();
-    EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 struct MemoryEngine {
   static StatusOr<std::unique_ptr<KvStore>> Open(const std::string&) { return NewMemoryKvStore(); }

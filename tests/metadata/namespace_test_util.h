@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "metadata/kv_store.h"
 #include "metadata/namespace.h"
+#include "test_util.h"
 
 namespace needlefs {
 
@@ -26,27 +27,6 @@ template <typename T>
 int Errno(const StatusOr<T>& s) {
   return s.status().posix_errno();
 }
-
-/// A temp directory removed with everything in it at destruction.
-class NamespaceTempDir {
- public:
-  NamespaceTempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "needlefs-ns-XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    EXPECT_NE(p, nullptr);
-    path_ = tmpl;
-  }
-  ~NamespaceTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  NamespaceTempDir(const NamespaceTempDir&) = delete;
-  NamespaceTempDir& operator=(const NamespaceTempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 enum class KvEngine { kMemory, kRocksDb };
 
@@ -145,7 +125,7 @@ class NamespaceFixture : public ::testing::TestWithParam<KvEngine> {
   }
 
   const RequestContext root_ = RequestContext::Root();
-  NamespaceTempDir dir_;
+  TempDir dir_{"needlefs-ns-"};
   std::unique_ptr<KvStore> store_;
   std::unique_ptr<Namespace> ns_;
 };
