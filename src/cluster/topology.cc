@@ -78,32 +78,8 @@ bool Topology::WritableLocked(const VolumeReport& v, size_t copies) const {
          copies >= static_cast<size_t>(v.replica_placement.CopyCount());
 }
 
-std::optional<VolumeId> Topology::PickWritable(const LayoutKey& layout) const {
-  std::lock_guard<std::mutex> l(mu_);
-  std::vector<VolumeId> candidates;
-  for (const auto& [vid, holders] : volume_nodes_) {
-    auto holder_list = HoldersLocked(vid);
-    if (holder_list.empty()) continue;
-    bool writable = true;
-    const VolumeReport* first = nullptr;
-    for (const Node* n : holder_list) {
-      const VolumeReport& v = n->volumes.at(vid);
-      if (!first) first = &v;
-      writable = writable && WritableLocked(v, holder_list.size());
-    }
-    if (writable && first->collection == layout.collection &&
-        first->replica_placement.ToByte() == layout.replica_placement && first->ttl == layout.ttl) {
-      candidates.push_back(vid);
-    }
-  }
-  if (candidates.empty()) return std::nullopt;
-  static thread_local std::minstd_rand rng(std::random_device{}());
-  return candidates[rng() % candidates.size()];
-}
-
-size_t Topology::WritableCount(const LayoutKey& layout) const {
-  std::lock_guard<std::mutex> l(mu_);
-  size_t n = 0;
+std::vector<VolumeId> Topology::WritableVolumesLocked(const LayoutKey& layout) const {
+  std::vector<VolumeId> out;
   for (const auto& [vid, holders] : volume_nodes_) {
     auto holder_list = HoldersLocked(vid);
     bool writable = !holder_list.empty();
@@ -113,9 +89,22 @@ size_t Topology::WritableCount(const LayoutKey& layout) const {
                  v.collection == layout.collection &&
                  v.replica_placement.ToByte() == layout.replica_placement && v.ttl == layout.ttl;
     }
-    n += writable;
+    if (writable) out.push_back(vid);
   }
-  return n;
+  return out;
+}
+
+std::optional<VolumeId> Topology::PickWritable(const LayoutKey& layout) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<VolumeId> candidates = WritableVolumesLocked(layout);
+  if (candidates.empty()) return std::nullopt;
+  static thread_local std::minstd_rand rng(std::random_device{}());
+  return candidates[rng() % candidates.size()];
+}
+
+size_t Topology::WritableCount(const LayoutKey& layout) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return WritableVolumesLocked(layout).size();
 }
 
 StatusOr<std::vector<std::string>> Topology::PlaceVolume(const ReplicaPlacement& rp,

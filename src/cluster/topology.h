@@ -116,6 +116,8 @@ class Topology {
     int free() const { return info.max_volumes - static_cast<int>(volumes.size()); }
   };
   bool WritableLocked(const VolumeReport& v, size_t copies) const;
+  /// Volumes of `layout` that every holder reports writable and in layout.
+  std::vector<VolumeId> WritableVolumesLocked(const LayoutKey& layout) const;
   /// Replicas of a volume: (node, report) pairs.
   std::vector<const Node*> HoldersLocked(VolumeId id) const;
 
