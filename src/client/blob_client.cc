@@ -13,7 +13,9 @@ bool ValidFid(const std::string& fid) {
 }  // namespace
 
 BlobClient::BlobClient(BlobClientOptions options)
-    : options_(std::move(options)), pool_(options_.timeout_ms) {}
+    : options_(std::move(options)),
+      pool_(options_.timeout_ms),
+      locator_(options_.master, &pool_, options_.location_cache_ms) {}
 
 BlobClient::BlobClient(std::vector<std::string> volume_servers, int timeout_ms)
     : BlobClient(BlobClientOptions{"", std::move(volume_servers), timeout_ms, 60'000}) {}
@@ -31,27 +33,7 @@ StatusOr<std::vector<std::string>> BlobClient::Locate(const std::string& fid, bo
     }
     return options_.volume_servers;
   }
-  const std::string vid = fid.substr(0, fid.find(','));
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = locations_.find(vid);
-    if (!refresh && it != locations_.end() &&
-        std::chrono::steady_clock::now() - it->second.at <
-            std::chrono::milliseconds(options_.location_cache_ms)) {
-      return it->second.servers;
-    }
-  }
-  NEEDLEFS_ASSIGN_OR_RETURN(auto r, Call(options_.master, "GET", "/dir/lookup?volumeId=" + vid));
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (r.status == 404) return Status::NotFound("volume " + vid + " not found");
-  if (r.status != 200 || !j.is_object() || !j["locations"].is_array()) {
-    return Status::Unavailable("master lookup answered " + std::to_string(r.status));
-  }
-  std::vector<std::string> servers;
-  for (const auto& loc : j["locations"]) servers.push_back(loc.value("url", ""));
-  std::lock_guard<std::mutex> l(mu_);
-  locations_[vid] = Cached{servers, std::chrono::steady_clock::now()};
-  return servers;
+  return locator_.Lookup(fid.substr(0, fid.find(',')), refresh);
 }
 
 StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRequest& req) {

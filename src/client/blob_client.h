@@ -8,13 +8,11 @@
 // Thread-safe: keep-alive connections are pooled per server.
 #pragma once
 
-#include <chrono>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "client/volume_locator.h"
 #include "common/http.h"
 #include "common/status.h"
 
@@ -66,12 +64,7 @@ class BlobClient {
 
   const BlobClientOptions options_;
   HttpClientPool pool_;
-  std::mutex mu_;
-  struct Cached {
-    std::vector<std::string> servers;
-    std::chrono::steady_clock::time_point at;
-  };
-  std::map<std::string, Cached> locations_;  // volume id -> servers, GUARDED_BY(mu_)
+  VolumeLocator locator_;  // used when options_.master is set
 };
 
 }  // namespace needlefs

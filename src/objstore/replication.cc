@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <future>
-#include <nlohmann/json.hpp>
 
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -17,26 +16,9 @@ std::string AddQueryParam(const std::string& target, const std::string& key,
 }
 
 StatusOr<std::vector<std::string>> ReplicaForwarder::Locations(VolumeId volume, bool refresh) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = cache_.find(volume);
-    if (!refresh && it != cache_.end() &&
-        std::chrono::steady_clock::now() - it->second.at < std::chrono::seconds(10)) {
-      return it->second.urls;
-    }
-  }
-  auto r = pool_.Request(master_, "GET", "/dir/lookup?volumeId=" + std::to_string(volume.value));
-  if (!r.ok()) return r.status().WithContext("master lookup");
-  auto j = nlohmann::json::parse(r->body, nullptr, false);
-  if (r->status != 200 || !j.is_object() || !j["locations"].is_array()) {
-    return Status::Unavailable("master lookup of volume " + std::to_string(volume.value) +
-                               " answered " + std::to_string(r->status) + ": " + r->body);
-  }
-  std::vector<std::string> urls;
-  for (const auto& loc : j["locations"]) urls.push_back(loc.value("url", ""));
-  std::lock_guard<std::mutex> l(mu_);
-  cache_[volume] = Cached{urls, std::chrono::steady_clock::now()};
-  return urls;
+  auto servers = locator_.Lookup(std::to_string(volume.value), refresh);
+  if (!servers.ok()) return Status::Unavailable(servers.status().message());
+  return servers;
 }
 
 Status ReplicaForwarder::Forward(VolumeId volume, int copies, const std::string& method,

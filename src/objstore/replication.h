@@ -7,12 +7,10 @@
 // them again. Thread-safe.
 #pragma once
 
-#include <chrono>
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "client/volume_locator.h"
 #include "common/http.h"
 #include "common/status.h"
 #include "common/types.h"
@@ -24,7 +22,7 @@ class ReplicaForwarder {
   /// `master`: the master's HTTP "host:port". `self`: this server's
   /// "ip:port" as the master knows it (excluded from the targets).
   ReplicaForwarder(std::string master, std::string self)
-      : master_(std::move(master)), self_(std::move(self)) {}
+      : self_(std::move(self)), locator_(std::move(master), &pool_, 10'000) {}
 
   /// Sends `method target` with `body`/`headers` to every other replica of
   /// `volume` in parallel. A replica answering one of `ok_statuses` counts
@@ -43,15 +41,9 @@ class ReplicaForwarder {
  private:
   StatusOr<std::vector<std::string>> Locations(VolumeId volume, bool refresh);
 
-  const std::string master_;
   const std::string self_;
   HttpClientPool pool_{30'000};
-  std::mutex mu_;
-  struct Cached {
-    std::vector<std::string> urls;
-    std::chrono::steady_clock::time_point at;
-  };
-  std::map<VolumeId, Cached> cache_;  // GUARDED_BY(mu_)
+  VolumeLocator locator_;  // the replicas, cached for 10 s
 };
 
 /// Appends `key=value` to a request target's query.
