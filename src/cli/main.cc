@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   needlefs::cli::AddMasterCommand(app, &exit_code);
+  needlefs::cli::AddMountCommand(app, &exit_code);
   needlefs::cli::AddVolumeCommand(app, &exit_code);
   needlefs::cli::AddMetaCommand(app, &exit_code);
   needlefs::cli::AddBenchCommand(app, &exit_code);

@@ -1,5 +1,8 @@
 #include "client/blob_client.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 namespace needlefs {
@@ -36,36 +39,90 @@ StatusOr<std::vector<std::string>> BlobClient::Locate(const std::string& fid, bo
   return locator_.Lookup(fid.substr(0, fid.find(',')), refresh);
 }
 
-StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRequest& req) {
-  if (options_.master.empty()) return Status::InvalidArgument("upload needs a master");
-  std::string assign = "/dir/assign?count=1";
+namespace {
+
+std::string LayoutOf(const UploadRequest& req) {
+  return req.replication + "|" + req.collection + "|" + req.ttl;
+}
+
+std::string KeyHex(uint64_t key) {
+  char buf[20];
+  int n = std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(key));
+  std::string k(buf, static_cast<size_t>(n));
+  if (k.size() % 2) k.insert(k.begin(), '0');
+  return k;
+}
+
+}  // namespace
+
+StatusOr<BlobClient::Assignment> BlobClient::Assign(const UploadRequest& req) {
+  const std::string layout = LayoutOf(req);
+  {
+    std::lock_guard<std::mutex> g(assign_mu_);
+    auto it = assign_pools_.find(layout);
+    if (it != assign_pools_.end() && it->second.remaining > 0) {
+      AssignPool& p = it->second;
+      --p.remaining;
+      return Assignment{p.volume + "," + KeyHex(p.next_key++) + p.cookie, p.url};
+    }
+  }
+  const int count = std::max(1, options_.assign_batch);
+  std::string assign = "/dir/assign?count=" + std::to_string(count);
   if (!req.replication.empty()) assign += "&replication=" + PercentEncode(req.replication);
   if (!req.collection.empty()) assign += "&collection=" + PercentEncode(req.collection);
   if (!req.ttl.empty()) assign += "&ttl=" + PercentEncode(req.ttl);
+  auto a = Call(options_.master, "POST", assign);
+  if (!a.ok()) return a.status().WithContext("assign");
+  auto j = nlohmann::json::parse(a->body, nullptr, false);
+  if (a->status != 200 || !j.is_object() || !j.contains("fid") || !j["fid"].is_string() ||
+      !j.contains("url") || !j["url"].is_string()) {
+    std::string msg = j.is_object() ? j.value("error", a->body) : a->body;
+    if (a->status == 503) return Status::FailedPrecondition("assign: " + msg);
+    return Status::Unavailable("assign answered " + std::to_string(a->status) + ": " + msg);
+  }
+  const std::string fid = j["fid"], url = j["url"];
+  // "<volume>,<key hex><cookie 8 hex>": keys fid.key .. fid.key+count-1 are ours.
+  size_t comma = fid.find(',');
+  if (comma == std::string::npos || fid.size() - comma - 1 <= 8) {
+    return Status::Unavailable("assign answered a malformed fid: " + fid);
+  }
+  const std::string key_cookie = fid.substr(comma + 1);
+  const std::string key_hex = key_cookie.substr(0, key_cookie.size() - 8);
+  uint64_t key = std::strtoull(key_hex.c_str(), nullptr, 16);
+  if (count > 1) {
+    std::lock_guard<std::mutex> g(assign_mu_);
+    assign_pools_[layout] =
+        AssignPool{fid.substr(0, comma), key + 1, static_cast<uint64_t>(count - 1),
+                   key_cookie.substr(key_cookie.size() - 8), url};
+  }
+  return Assignment{fid, url};
+}
+
+void BlobClient::DropAssignPool(const UploadRequest& req) {
+  std::lock_guard<std::mutex> g(assign_mu_);
+  assign_pools_.erase(LayoutOf(req));
+}
+
+StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRequest& req) {
+  if (options_.master.empty()) return Status::InvalidArgument("upload needs a master");
   Status last = Status::Unavailable("no attempt");
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto a = Call(options_.master, "POST", assign);
+    auto a = Assign(req);
     if (!a.ok()) {
-      last = a.status().WithContext("assign");
+      if (a.status().code() == StatusCode::kFailedPrecondition) return a.status();
+      last = a.status();
       continue;
     }
-    auto j = nlohmann::json::parse(a->body, nullptr, false);
-    if (a->status != 200 || !j.is_object() || !j.contains("fid")) {
-      std::string msg = j.is_object() ? j.value("error", a->body) : a->body;
-      if (a->status == 503) return Status::FailedPrecondition("assign: " + msg);
-      last = Status::Unavailable("assign answered " + std::to_string(a->status) + ": " + msg);
-      continue;
-    }
-    const std::string fid = j["fid"], url = j["url"];
-    std::string target = "/" + fid;
+    std::string target = "/" + a->fid;
     if (!req.name.empty()) target += "?name=" + PercentEncode(req.name);
     HttpHeaders headers;
     if (!req.mime.empty()) headers["Content-Type"] = req.mime;
-    auto put = Call(url, "PUT", target, data, headers);
-    if (put.ok() && put->status == 201) return fid;
-    last = put.ok() ? Status::Unavailable(url + " answered " + std::to_string(put->status) + ": " +
-                                          put->body)
-                    : put.status().WithContext(url);
+    auto put = Call(a->url, "PUT", target, data, headers);
+    if (put.ok() && put->status == 201) return a->fid;
+    DropAssignPool(req);  // the volume may be full, read-only or gone: ask again
+    last = put.ok() ? Status::Unavailable(a->url + " answered " + std::to_string(put->status) +
+                                          ": " + put->body)
+                    : put.status().WithContext(a->url);
   }
   return last;
 }

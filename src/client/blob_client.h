@@ -8,7 +8,9 @@
 // Thread-safe: keep-alive connections are pooled per server.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,10 @@ struct BlobClientOptions {
   int timeout_ms = 30'000;
   /// How long a volume's locations stay cached. Default: 60 s.
   int location_cache_ms = 60'000;
+  /// File ids reserved per /dir/assign call (count=N): the master hands out
+  /// N consecutive keys on one volume, so N small uploads cost one master
+  /// round trip. 1 = ask the master for every upload. Default: 64.
+  int assign_batch = 64;
 };
 
 /// What an upload asks the master for.
@@ -62,9 +68,31 @@ class BlobClient {
   /// Servers holding the volume of `file_id`.
   StatusOr<std::vector<std::string>> Locate(const std::string& file_id, bool refresh);
 
+  /// One assignment: a file id and the volume server to upload it to.
+  struct Assignment {
+    std::string fid;
+    std::string url;
+  };
+  /// Keys left from the last /dir/assign of one (replication, collection,
+  /// ttl) layout.
+  struct AssignPool {
+    std::string volume;  // decimal volume id
+    uint64_t next_key = 0;
+    uint64_t remaining = 0;
+    std::string cookie;  // 8 hex digits
+    std::string url;
+  };
+  /// A file id from the pool of `req`'s layout, asking the master for a new
+  /// batch when it is empty. Errors as Upload.
+  StatusOr<Assignment> Assign(const UploadRequest& req);
+  /// Forgets the pool of `req`'s layout (its volume refused a write).
+  void DropAssignPool(const UploadRequest& req);
+
   const BlobClientOptions options_;
   HttpClientPool pool_;
   VolumeLocator locator_;  // used when options_.master is set
+  std::mutex assign_mu_;
+  std::map<std::string, AssignPool> assign_pools_;  // GUARDED_BY(assign_mu_)
 };
 
 }  // namespace needlefs

@@ -22,58 +22,6 @@ int64_t NowNs() {
       .count();
 }
 
-uint32_t InodeAttr::StMode() const {
-  uint32_t t = 0;
-  switch (type) {
-    case FileType::kRegular:
-      t = S_IFREG;
-      break;
-    case FileType::kDirectory:
-      t = S_IFDIR;
-      break;
-    case FileType::kSymlink:
-      t = S_IFLNK;
-      break;
-    case FileType::kFifo:
-      t = S_IFIFO;
-      break;
-    case FileType::kSocket:
-      t = S_IFSOCK;
-      break;
-    case FileType::kCharDevice:
-      t = S_IFCHR;
-      break;
-    case FileType::kBlockDevice:
-      t = S_IFBLK;
-      break;
-  }
-  return t | (mode & 07777);
-}
-
-bool RequestContext::InGroup(uint32_t g) const {
-  if (g == gid) return true;
-  for (uint32_t x : groups) {
-    if (x == g) return true;
-  }
-  return false;
-}
-
-bool MayAccess(const RequestContext& ctx, const InodeAttr& attr, int mask) {
-  if (ctx.uid == 0) {
-    // Root may do anything but execute a file that nobody may execute.
-    return !(mask & 1) || attr.type == FileType::kDirectory || (attr.mode & 0111);
-  }
-  uint32_t bits;
-  if (ctx.uid == attr.uid) {
-    bits = (attr.mode >> 6) & 7;
-  } else if (ctx.InGroup(attr.gid)) {
-    bits = (attr.mode >> 3) & 7;
-  } else {
-    bits = attr.mode & 7;
-  }
-  return (bits & static_cast<uint32_t>(mask)) == static_cast<uint32_t>(mask);
-}
-
 Status CheckName(const std::string& name) {
   if (name.empty() || name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
     return Status::Posix(EINVAL, "invalid name");

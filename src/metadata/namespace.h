@@ -81,6 +81,12 @@ struct RequestContext {
   bool InGroup(uint32_t g) const;
 };
 
+/// The permission rule every operation applies: may `ctx` access `attr`
+/// for `mask` (R_OK 4 | W_OK 2 | X_OK 1) by its mode bits? Root passes
+/// everything but executing a file with no x bit, as on Linux. Front ends
+/// use it to check an open against attributes they already hold.
+bool MayAccess(const RequestContext& ctx, const InodeAttr& attr, int mask);
+
 /// What SetAttr changes; unset fields stay as they are.
 struct SetAttrRequest {
   std::optional<uint32_t> mode;  ///< permission bits

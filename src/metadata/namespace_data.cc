@@ -74,8 +74,14 @@ StatusOr<StatFs> Namespace::GetStatFs() {
 namespace {
 
 /// Checks an xattr name: a known namespace prefix and the length limit.
+/// POSIX ACLs (system.posix_acl_*) are not supported: EOPNOTSUPP, as a file
+/// system mounted "noacl" answers, so cp -a and tar fall back to chmod
+/// instead of storing an ACL the mode bits would not follow.
 Status CheckXattrName(const std::string& name) {
   if (name.size() > kMaxXattrNameBytes) return Status::Posix(ERANGE, "xattr name too long");
+  if (name.rfind("system.posix_acl_", 0) == 0) {
+    return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
+  }
   for (const char* p : {"user.", "trusted.", "security.", "system."}) {
     if (name.rfind(p, 0) == 0 && name.size() > std::string_view(p).size()) return Status::OK();
   }

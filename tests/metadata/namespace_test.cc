@@ -1009,6 +1009,16 @@ TEST_P(NamespaceTest, XattrNameWithoutNamespacePrefixIsEOPNOTSUPP) {
   EXPECT_EQ(Errno(ns_->GetXattr(root_, f.ino, "plain")), EOPNOTSUPP);
 }
 
+TEST_P(NamespaceTest, PosixAclXattrsAreEOPNOTSUPP) {
+  // Stored as opaque bytes, an ACL would not change the mode bits as the
+  // kernel's ACL code does: refuse it, so cp -a falls back to chmod.
+  InodeAttr f = MakeFile(kRootInode, "f");
+  const std::string acl("\x02\x00\x00\x00", 4);
+  EXPECT_EQ(Errno(ns_->SetXattr(root_, f.ino, "system.posix_acl_access", acl, 0)), EOPNOTSUPP);
+  EXPECT_EQ(Errno(ns_->SetXattr(root_, f.ino, "system.posix_acl_default", acl, 0)), EOPNOTSUPP);
+  EXPECT_EQ(Errno(ns_->GetXattr(root_, f.ino, "system.posix_acl_access")), EOPNOTSUPP);
+}
+
 TEST_P(NamespaceTest, XattrValueOver64KiBIsE2BIG) {
   InodeAttr f = MakeFile(kRootInode, "f");
   const std::string largest(kMaxXattrValueBytes, 'v');

@@ -19,9 +19,6 @@ namespace needlefs {
 /// Current wall-clock time in ns since the epoch.
 int64_t NowNs();
 
-/// POSIX permission check of `mask` (4 = r, 2 = w, 1 = x) for `ctx`.
-bool MayAccess(const RequestContext& ctx, const InodeAttr& attr, int mask);
-
 /// Checks a name for a new or looked-up entry: EINVAL for "", '/' or NUL;
 /// ENAMETOOLONG past kMaxNameBytes.
 Status CheckName(const std::string& name);

@@ -1,0 +1,648 @@
+#include "client/file_client.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/logging.h"
+
+namespace needlefs {
+namespace {
+
+constexpr uint64_t kMaxFileSize = 1ull << 62;
+
+/// A fixed set of threads running queued tasks in order of submission.
+class TaskPool {
+ public:
+  explicit TaskPool(int threads) {
+    for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Run(); });
+  }
+  ~TaskPool() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  void Submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;  // stopping and drained
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                        // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;
+};
+
+using BlobData = std::shared_ptr<const std::string>;
+
+/// Whole chunk blobs by file id, least recently used evicted first; two
+/// readers of one blob share one fetch. Blob contents never change under a
+/// file id, so entries never go stale.
+class BlobCache {
+ public:
+  BlobCache(BlobClient* blobs, uint64_t cap_bytes) : blobs_(blobs), cap_(cap_bytes) {}
+
+  StatusOr<BlobData> Get(const std::string& fid) {
+    std::shared_ptr<Fetch> fetch;
+    bool owner = false;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (auto it = index_.find(fid); it != index_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second);
+        return it->second->second;
+      }
+      auto [it, inserted] = fetching_.try_emplace(fid);
+      if (inserted) it->second = std::make_shared<Fetch>();
+      fetch = it->second;
+      owner = inserted;
+    }
+    if (!owner) {
+      std::unique_lock<std::mutex> l(fetch->mu);
+      fetch->cv.wait(l, [&] { return fetch->done; });
+      if (!fetch->status.ok()) return fetch->status;
+      return fetch->data;
+    }
+    auto r = blobs_->Read(fid);
+    BlobData data;
+    Status status;
+    if (r.ok()) {
+      data = std::make_shared<const std::string>(std::move(r).value());
+    } else {
+      status = r.status();
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      fetching_.erase(fid);
+      if (data && data->size() <= cap_ / 4) Insert(fid, data);
+    }
+    {
+      std::lock_guard<std::mutex> g(fetch->mu);
+      fetch->done = true;
+      fetch->status = status;
+      fetch->data = data;
+    }
+    fetch->cv.notify_all();
+    if (!status.ok()) return status;
+    return data;
+  }
+
+  bool Contains(const std::string& fid) {
+    std::lock_guard<std::mutex> g(mu_);
+    return index_.count(fid) > 0 || fetching_.count(fid) > 0;
+  }
+
+  uint64_t bytes() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return bytes_;
+  }
+
+ private:
+  struct Fetch {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+    BlobData data;
+  };
+  using Lru = std::list<std::pair<std::string, BlobData>>;
+
+  void Insert(const std::string& fid, BlobData data) {  // REQUIRES: mu_ held
+    if (index_.count(fid)) return;
+    bytes_ += data->size();
+    lru_.emplace_front(fid, std::move(data));
+    index_[fid] = lru_.begin();
+    while (bytes_ > cap_ && !lru_.empty()) {
+      bytes_ -= lru_.back().second->size();
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+
+  BlobClient* const blobs_;
+  const uint64_t cap_;
+  mutable std::mutex mu_;
+  Lru lru_;                                                           // GUARDED_BY(mu_)
+  std::unordered_map<std::string, Lru::iterator> index_;              // GUARDED_BY(mu_)
+  std::unordered_map<std::string, std::shared_ptr<Fetch>> fetching_;  // GUARDED_BY(mu_)
+  uint64_t bytes_ = 0;                                                // GUARDED_BY(mu_)
+};
+
+/// A chunk on its way to a volume server, then to meta.
+struct PendingChunk {
+  uint64_t seq = 0;
+  uint64_t offset = 0;
+  std::shared_ptr<const std::string> data;
+  enum class State { kUploading, kUploaded, kFailed } state = State::kUploading;
+  std::string fid;
+};
+
+/// The shared state of one open inode.
+struct OpenInode {
+  explicit OpenInode(InodeId i) : ino(i) {}
+  const InodeId ino;
+  std::mutex mu;
+  std::condition_variable committed_cv;      // signalled when pending shrinks
+  int refs = 0;                              // GUARDED_BY(mu)
+  uint64_t size = 0;                         // GUARDED_BY(mu): including buffered writes
+  bool size_stale = false;                   // GUARDED_BY(mu): ask meta before the next read
+  std::map<uint64_t, std::string> dirty;     // GUARDED_BY(mu): offset -> bytes, disjoint
+  uint64_t dirty_bytes = 0;                  // GUARDED_BY(mu)
+  std::deque<PendingChunk> pending;          // GUARDED_BY(mu): in seq order
+  uint64_t next_seq = 1;                     // GUARDED_BY(mu)
+  uint64_t commit_gen = 0;                   // GUARDED_BY(mu): bumped when pending shrinks
+  Status error;                              // GUARDED_BY(mu): first failed upload/commit
+  std::optional<std::vector<Chunk>> chunks;  // GUARDED_BY(mu): meta's list, whole file
+  uint64_t last_read_end = 0;                // GUARDED_BY(mu)
+  std::mutex commit_mu;                      // serializes commits to meta, in seq order
+
+  bool Buffered() const { return !dirty.empty() || !pending.empty(); }
+};
+
+Status Eio(const Status& s, const std::string& what) {
+  if (s.posix_errno() != 0) return s;
+  return Status::Posix(EIO, what + ": " + s.ToString());
+}
+
+}  // namespace
+
+class FileClient::Impl {
+ public:
+  Impl(MetaClient* meta, BlobClient* blobs, FileClientOptions o)
+      : meta_(meta),
+        blobs_(blobs),
+        options_(std::move(o)),
+        cache_(blobs, options_.cache_bytes),
+        uploads_(options_.upload_threads),
+        readahead_(2) {
+    options_.chunk_size = std::max<uint64_t>(options_.chunk_size, 4096);
+  }
+
+  std::shared_ptr<OpenInode> Find(InodeId ino) {
+    std::lock_guard<std::mutex> g(map_mu_);
+    auto it = open_.find(ino.value);
+    return it == open_.end() ? nullptr : it->second;
+  }
+
+  void Open(const InodeAttr& attr) {
+    std::shared_ptr<OpenInode> s;
+    {
+      std::lock_guard<std::mutex> g(map_mu_);
+      auto& slot = open_[attr.ino.value];
+      if (!slot) slot = std::make_shared<OpenInode>(attr.ino);
+      s = slot;
+      std::lock_guard<std::mutex> g2(s->mu);
+      ++s->refs;
+    }
+    std::lock_guard<std::mutex> g(s->mu);
+    if (!s->Buffered()) {
+      s->size = attr.size;
+      s->size_stale = false;
+      s->chunks.reset();  // close-to-open: see what others committed
+    }
+  }
+
+  void Release(InodeId ino) {
+    std::lock_guard<std::mutex> g(map_mu_);
+    auto it = open_.find(ino.value);
+    if (it == open_.end()) return;
+    std::lock_guard<std::mutex> g2(it->second->mu);
+    if (--it->second->refs <= 0) open_.erase(it);  // uploads hold their own reference
+  }
+
+  Status Write(InodeId ino, uint64_t offset, std::string_view data) {
+    auto s = Find(ino);
+    if (!s) return Status::Posix(EBADF, "write: inode " + std::to_string(ino.value) + " not open");
+    if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) {
+      return Status::Posix(EFBIG, "write past the largest file size");
+    }
+    if (data.empty()) return Status::OK();
+    WaitForBufferSpace();
+    std::unique_lock<std::mutex> l(s->mu);
+    const uint64_t end = offset + data.size();
+    int64_t delta = 0;
+    uint64_t ext_start = Merge(*s, offset, data, &delta);
+    AddBuffered(delta);
+    s->size = std::max(s->size, end);
+    // Upload every piece that reaches a chunk boundary: sequential writers
+    // will not come back to it.
+    auto it = s->dirty.find(ext_start);
+    while (it != s->dirty.end()) {
+      const uint64_t start = it->first, stop = start + it->second.size();
+      const uint64_t boundary = (start / options_.chunk_size + 1) * options_.chunk_size;
+      if (boundary > stop) break;
+      std::string piece = it->second.substr(0, boundary - start);
+      std::string rest = it->second.substr(boundary - start);
+      s->dirty.erase(it);
+      s->dirty_bytes -= piece.size() + rest.size();
+      if (!rest.empty()) {
+        s->dirty_bytes += rest.size();
+        it = s->dirty.emplace(boundary, std::move(rest)).first;
+      } else {
+        it = s->dirty.end();
+      }
+      SubmitLocked(s, start, std::move(piece));
+    }
+    // Scattered small writes that never fill a chunk: bound them per file.
+    if (s->dirty_bytes > 2 * options_.chunk_size) SubmitAllLocked(s);
+    return Status::OK();
+  }
+
+  Status Flush(InodeId ino) {
+    auto s = Find(ino);
+    if (!s) return Status::OK();
+    std::unique_lock<std::mutex> l(s->mu);
+    SubmitAllLocked(s);
+    const uint64_t target = s->next_seq - 1;
+    s->committed_cv.wait(l, [&] { return s->pending.empty() || s->pending.front().seq > target; });
+    Status err = s->error;
+    s->error = Status::OK();
+    return err;
+  }
+
+  std::optional<uint64_t> PendingSize(InodeId ino) {
+    auto s = Find(ino);
+    if (!s) return std::nullopt;
+    std::lock_guard<std::mutex> g(s->mu);
+    if (!s->Buffered()) return std::nullopt;
+    return s->size;
+  }
+
+  void Truncated(InodeId ino, uint64_t size) {
+    auto s = Find(ino);
+    if (!s) return;
+    std::lock_guard<std::mutex> g(s->mu);
+    s->size = size;
+    s->size_stale = false;
+    s->chunks.reset();
+    ++s->commit_gen;
+    int64_t delta = 0;
+    for (auto it = s->dirty.begin(); it != s->dirty.end();) {
+      if (it->first >= size) {
+        delta -= static_cast<int64_t>(it->second.size());
+        it = s->dirty.erase(it);
+        continue;
+      }
+      if (it->first + it->second.size() > size) {
+        const uint64_t keep = size - it->first;
+        delta -= static_cast<int64_t>(it->second.size() - keep);
+        it->second.resize(keep);
+      }
+      ++it;
+    }
+    s->dirty_bytes = static_cast<uint64_t>(static_cast<int64_t>(s->dirty_bytes) + delta);
+    AddBuffered(delta);
+  }
+
+  void Invalidate(InodeId ino) {
+    auto s = Find(ino);
+    if (!s) return;
+    std::lock_guard<std::mutex> g(s->mu);
+    s->chunks.reset();
+    ++s->commit_gen;
+    if (!s->Buffered()) s->size_stale = true;
+  }
+
+  void InvalidateAll() {
+    std::vector<std::shared_ptr<OpenInode>> all;
+    {
+      std::lock_guard<std::mutex> g(map_mu_);
+      for (auto& [ino, s] : open_) all.push_back(s);
+    }
+    for (auto& s : all) Invalidate(s->ino);
+  }
+
+  StatusOr<std::string> Read(InodeId ino, uint64_t offset, uint64_t length) {
+    auto s = Find(ino);
+    std::vector<Chunk> chunks;
+    std::vector<std::pair<uint64_t, std::shared_ptr<const std::string>>> overlay;
+    uint64_t size = 0;
+    for (int attempt = 0;; ++attempt) {
+      overlay.clear();
+      if (!s) {
+        NEEDLEFS_ASSIGN_OR_RETURN(InodeAttr attr, WithErrno(meta_->GetAttr(ino), "getattr"));
+        size = attr.size;
+        if (offset >= size || length == 0) return std::string();
+        length = std::min(length, size - offset);
+        NEEDLEFS_ASSIGN_OR_RETURN(chunks,
+                                  WithErrno(meta_->ReadChunks(ino, offset, length), "chunks"));
+        break;
+      }
+      std::unique_lock<std::mutex> l(s->mu);
+      if (s->size_stale && !s->Buffered()) {
+        l.unlock();
+        NEEDLEFS_ASSIGN_OR_RETURN(InodeAttr attr, WithErrno(meta_->GetAttr(ino), "getattr"));
+        l.lock();
+        if (s->size_stale && !s->Buffered()) s->size = attr.size;
+        s->size_stale = false;
+      }
+      size = s->size;
+      if (offset >= size || length == 0) return std::string();
+      length = std::min(length, size - offset);
+      const uint64_t gen = s->commit_gen;
+      if (!s->chunks) {
+        l.unlock();
+        NEEDLEFS_ASSIGN_OR_RETURN(auto list,
+                                  WithErrno(meta_->ReadChunks(ino, 0, kMaxFileSize), "chunks"));
+        l.lock();
+        if (s->commit_gen != gen && attempt < 5) continue;  // a commit raced the fetch
+        s->chunks = std::move(list);
+      }
+      chunks.clear();
+      for (const Chunk& c : *s->chunks) {
+        if (c.offset < offset + length && c.offset + c.size > offset) chunks.push_back(c);
+      }
+      // What this client wrote and meta does not have yet, oldest first.
+      for (const PendingChunk& p : s->pending) {
+        if (p.offset < offset + length && p.offset + p.data->size() > offset) {
+          overlay.emplace_back(p.offset, p.data);
+        }
+      }
+      auto it = s->dirty.upper_bound(offset);
+      if (it != s->dirty.begin()) --it;
+      for (; it != s->dirty.end() && it->first < offset + length; ++it) {
+        if (it->first + it->second.size() <= offset) continue;
+        const uint64_t from = std::max(offset, it->first);
+        const uint64_t to = std::min(offset + length, it->first + it->second.size());
+        overlay.emplace_back(from, std::make_shared<const std::string>(
+                                       it->second.substr(from - it->first, to - from)));
+      }
+      if (offset == s->last_read_end || offset == 0) Prefetch(s, offset + length);
+      s->last_read_end = offset + length;
+      break;
+    }
+
+    std::string out(length, '\0');
+    for (const Chunk& c : chunks) {
+      auto blob = cache_.Get(c.file_id);
+      if (!blob.ok()) return Eio(blob.status(), "read blob " + c.file_id);
+      const uint64_t from = std::max(offset, c.offset);
+      const uint64_t to = std::min(offset + length, c.offset + c.size);
+      const uint64_t at = c.blob_offset + (from - c.offset);
+      if (at + (to - from) > (*blob)->size()) {
+        return Status::Posix(EIO, "blob " + c.file_id + " is shorter than its chunk");
+      }
+      std::memcpy(out.data() + (from - offset), (*blob)->data() + at, to - from);
+    }
+    for (const auto& [at, data] : overlay) {
+      const uint64_t from = std::max(offset, at);
+      const uint64_t to = std::min(offset + length, at + data->size());
+      if (from < to)
+        std::memcpy(out.data() + (from - offset), data->data() + (from - at), to - from);
+    }
+    return out;
+  }
+
+  uint64_t cached_bytes() const { return cache_.bytes(); }
+
+ private:
+  template <typename T>
+  static StatusOr<T> WithErrno(StatusOr<T> r, const std::string& what) {
+    if (r.ok()) return r;
+    return Eio(r.status(), what);
+  }
+
+  /// Merges [offset, offset+data) into s.dirty; returns the start of the
+  /// extent that now holds it; *delta = change of buffered bytes.
+  static uint64_t Merge(OpenInode& s, uint64_t offset, std::string_view data, int64_t* delta) {
+    const uint64_t end = offset + data.size();
+    auto it = s.dirty.upper_bound(offset);
+    // Fast path: appending to the extent just before, nothing after overlaps.
+    if (it != s.dirty.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second.size() == offset && (it == s.dirty.end() || it->first > end)) {
+        prev->second.append(data);
+        s.dirty_bytes += data.size();
+        *delta = static_cast<int64_t>(data.size());
+        return prev->first;
+      }
+      if (prev->first + prev->second.size() >= offset) it = prev;
+    }
+    uint64_t start = offset, stop = end;
+    std::string merged;
+    int64_t removed = 0;
+    std::vector<std::map<uint64_t, std::string>::iterator> covered;
+    for (; it != s.dirty.end() && it->first <= end; ++it) covered.push_back(it);
+    if (!covered.empty()) {
+      start = std::min(start, covered.front()->first);
+      auto& last = covered.back();
+      stop = std::max(stop, last->first + last->second.size());
+    }
+    merged.resize(stop - start);
+    for (auto& c : covered) {
+      std::memcpy(merged.data() + (c->first - start), c->second.data(), c->second.size());
+      removed += static_cast<int64_t>(c->second.size());
+    }
+    std::memcpy(merged.data() + (offset - start), data.data(), data.size());
+    for (auto& c : covered) s.dirty.erase(c);
+    *delta = static_cast<int64_t>(merged.size()) - removed;
+    s.dirty_bytes = static_cast<uint64_t>(static_cast<int64_t>(s.dirty_bytes) + *delta);
+    s.dirty.emplace(start, std::move(merged));
+    return start;
+  }
+
+  /// Queues every dirty extent for upload, cut at chunk boundaries.
+  void SubmitAllLocked(const std::shared_ptr<OpenInode>& s) {
+    while (!s->dirty.empty()) {
+      auto node = s->dirty.extract(s->dirty.begin());
+      s->dirty_bytes -= node.mapped().size();
+      uint64_t at = node.key();
+      std::string_view rest = node.mapped();
+      while (!rest.empty()) {
+        const uint64_t boundary = (at / options_.chunk_size + 1) * options_.chunk_size;
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(rest.size(), boundary - at));
+        SubmitLocked(s, at, std::string(rest.substr(0, n)));
+        at += n;
+        rest.remove_prefix(n);
+      }
+    }
+  }
+
+  /// Starts uploading `data` (file bytes at `offset`). REQUIRES: s->mu held;
+  /// the bytes were counted in buffered_ and dirty_bytes no longer has them.
+  void SubmitLocked(const std::shared_ptr<OpenInode>& s, uint64_t offset, std::string data) {
+    PendingChunk p;
+    p.seq = s->next_seq++;
+    p.offset = offset;
+    p.data = std::make_shared<const std::string>(std::move(data));
+    auto blob = p.data;
+    const uint64_t seq = p.seq;
+    s->pending.push_back(std::move(p));
+    uploads_.Submit([this, s, seq, blob] { UploadOne(s, seq, blob); });
+  }
+
+  void UploadOne(const std::shared_ptr<OpenInode>& s, uint64_t seq,
+                 const std::shared_ptr<const std::string>& data) {
+    UploadRequest req;
+    req.replication = options_.replication;
+    req.collection = options_.collection;
+    auto fid = blobs_->Upload(*data, req);
+    {
+      std::lock_guard<std::mutex> g(s->mu);
+      for (PendingChunk& p : s->pending) {
+        if (p.seq != seq) continue;
+        if (fid.ok()) {
+          p.state = PendingChunk::State::kUploaded;
+          p.fid = *fid;
+        } else {
+          p.state = PendingChunk::State::kFailed;
+          spdlog::warn("client.upload ino={} offset={} bytes={}: {}", s->ino.value, p.offset,
+                       data->size(), fid.status().ToString());
+          if (s->error.ok()) s->error = Eio(fid.status(), "upload");
+        }
+        break;
+      }
+    }
+    CommitReady(s);
+  }
+
+  /// Commits the uploaded chunks at the front of s->pending to meta, in
+  /// write order.
+  void CommitReady(const std::shared_ptr<OpenInode>& s) {
+    std::lock_guard<std::mutex> commit(s->commit_mu);
+    std::vector<Chunk> chunks;
+    size_t n = 0;
+    uint64_t bytes = 0, min_size = 0;
+    {
+      std::lock_guard<std::mutex> g(s->mu);
+      for (const PendingChunk& p : s->pending) {
+        if (p.state == PendingChunk::State::kUploading) break;
+        ++n;
+        bytes += p.data->size();
+        if (p.state == PendingChunk::State::kUploaded) {
+          chunks.push_back(Chunk{p.fid, p.offset, p.data->size(), 0});
+          min_size = std::max(min_size, p.offset + p.data->size());
+        }
+      }
+    }
+    if (n == 0) return;
+    Status st;
+    if (!chunks.empty()) {
+      auto r = meta_->AddChunks(s->ino, chunks, min_size);
+      if (!r.ok()) {
+        st = Eio(r.status(), "commit chunks");
+        spdlog::warn("client.commit ino={} chunks={}: {}", s->ino.value, chunks.size(),
+                     r.status().ToString());
+        for (const Chunk& c : chunks) (void)blobs_->Delete(c.file_id);  // unreferenced now
+      }
+    }
+    {
+      std::lock_guard<std::mutex> g(s->mu);
+      for (size_t i = 0; i < n; ++i) s->pending.pop_front();
+      if (!st.ok() && s->error.ok()) s->error = st;
+      ++s->commit_gen;
+      s->chunks.reset();
+    }
+    s->committed_cv.notify_all();
+    AddBuffered(-static_cast<int64_t>(bytes));
+  }
+
+  /// Fetches the blobs after `from` (up to readahead_chunks chunks) in the
+  /// background. REQUIRES: s->mu held and s->chunks set.
+  void Prefetch(const std::shared_ptr<OpenInode>& s, uint64_t from) {
+    if (options_.readahead_chunks <= 0 || !s->chunks) return;
+    const uint64_t until = from + options_.readahead_chunks * options_.chunk_size;
+    for (const Chunk& c : *s->chunks) {
+      if (c.offset + c.size <= from || c.offset >= until) continue;
+      if (cache_.Contains(c.file_id)) continue;
+      std::string fid = c.file_id;
+      readahead_.Submit([this, fid] { (void)cache_.Get(fid); });
+    }
+  }
+
+  void AddBuffered(int64_t delta) {
+    if (delta == 0) return;
+    {
+      std::lock_guard<std::mutex> g(buffer_mu_);
+      buffered_ = static_cast<uint64_t>(static_cast<int64_t>(buffered_) + delta);
+    }
+    if (delta < 0) buffer_cv_.notify_all();
+  }
+
+  /// Blocks while the buffers of all files are over the cap, first pushing
+  /// every file's dirty extents to the uploaders so the wait ends.
+  void WaitForBufferSpace() {
+    {
+      std::lock_guard<std::mutex> g(buffer_mu_);
+      if (buffered_ < options_.max_write_buffer_bytes) return;
+    }
+    std::vector<std::shared_ptr<OpenInode>> all;
+    {
+      std::lock_guard<std::mutex> g(map_mu_);
+      for (auto& [ino, s] : open_) all.push_back(s);
+    }
+    for (auto& s : all) {
+      std::lock_guard<std::mutex> g(s->mu);
+      SubmitAllLocked(s);
+    }
+    std::unique_lock<std::mutex> l(buffer_mu_);
+    buffer_cv_.wait(l, [&] { return buffered_ < options_.max_write_buffer_bytes; });
+  }
+
+  MetaClient* const meta_;
+  BlobClient* const blobs_;
+  FileClientOptions options_;
+  BlobCache cache_;
+  std::mutex map_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<OpenInode>> open_;  // GUARDED_BY(map_mu_)
+  std::mutex buffer_mu_;
+  std::condition_variable buffer_cv_;
+  uint64_t buffered_ = 0;  // GUARDED_BY(buffer_mu_): dirty + pending bytes, all files
+  // Last members: their threads stop (after draining) before the rest goes.
+  TaskPool uploads_;
+  TaskPool readahead_;
+};
+
+FileClient::FileClient(MetaClient* meta, BlobClient* blobs, FileClientOptions options)
+    : impl_(std::make_unique<Impl>(meta, blobs, std::move(options))) {}
+FileClient::~FileClient() = default;
+void FileClient::Open(const InodeAttr& attr) { impl_->Open(attr); }
+void FileClient::Release(InodeId ino) { impl_->Release(ino); }
+Status FileClient::Write(InodeId ino, uint64_t offset, std::string_view data) {
+  return impl_->Write(ino, offset, data);
+}
+StatusOr<std::string> FileClient::Read(InodeId ino, uint64_t offset, uint64_t length) {
+  return impl_->Read(ino, offset, length);
+}
+Status FileClient::Flush(InodeId ino) { return impl_->Flush(ino); }
+std::optional<uint64_t> FileClient::PendingSize(InodeId ino) { return impl_->PendingSize(ino); }
+void FileClient::Truncated(InodeId ino, uint64_t size) { impl_->Truncated(ino, size); }
+void FileClient::Invalidate(InodeId ino) { impl_->Invalidate(ino); }
+void FileClient::InvalidateAll() { impl_->InvalidateAll(); }
+uint64_t FileClient::cached_bytes() const { return impl_->cached_bytes(); }
+
+int ErrnoOf(const Status& s) {
+  if (s.ok()) return 0;
+  return s.posix_errno() != 0 ? s.posix_errno() : EIO;
+}
+
+}  // namespace needlefs

@@ -1,0 +1,67 @@
+// The FUSE front end: the namespace (through MetaClient) and file data
+// (through FileClient) served to the kernel with the libfuse3 low-level API
+// on a multi-threaded loop. Inode numbers are the namespace's (the mounted
+// subdirectory is FUSE's root, 1); errors are the namespace's errnos
+// unchanged.
+//
+// Caching: entry and attribute timeouts as options; the kernel page cache
+// with close-to-open consistency (kept across opens only while size and
+// mtime are unchanged); meta's change stream invalidates the kernel's
+// entries, attributes and pages at once when another client changes a file.
+// flock(2) and POSIX record locks are left to the kernel, which makes them
+// exact among the processes of one mount (not across mounts).
+//
+// The libfuse headers stay in fuse_mount.cc.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/file_client.h"
+#include "common/status.h"
+
+namespace needlefs {
+
+struct FuseMountOptions {
+  std::string meta;    ///< meta's gRPC "host:port"
+  std::string master;  ///< the master's HTTP "host:port"
+  std::string mountpoint;
+  std::string subdir = "/";  ///< namespace path served as the mount's root
+  bool read_only = false;
+  bool allow_other = false;
+  bool default_permissions = false;  ///< let the kernel check mode bits
+  double entry_timeout_s = 1.0;
+  double attr_timeout_s = 1.0;
+  int max_threads = 16;  ///< FUSE worker threads
+  FileClientOptions file;
+  /// Meta's change stream invalidates kernel caches (off only for tests of
+  /// timeouts).
+  bool invalidate_from_changes = true;
+};
+
+class FuseMount {
+ public:
+  /// Connects to meta and the master, resolves `subdir`, and mounts at
+  /// `mountpoint` (not yet serving: see Run). Errors: kUnavailable (meta
+  /// unreachable), kNotFound / kFailedPrecondition (subdir missing or not a
+  /// directory), kInternal (the kernel refused the mount; the message says
+  /// why: no /dev/fuse, not a directory, not empty, ...).
+  static StatusOr<std::unique_ptr<FuseMount>> Mount(const FuseMountOptions& options);
+  /// Unmounts (when still mounted) and flushes nothing: the kernel flushed
+  /// and released every file before the unmount reached us.
+  ~FuseMount();
+
+  /// Serves requests until the file system is unmounted (umount, fusermount3
+  /// -u) or Stop() is called; then unmounts. Returns OK on a clean end.
+  Status Run();
+  /// Makes Run() return soon: safe from any thread (a signal-waiting one).
+  void Stop();
+
+ private:
+  class Impl;
+  explicit FuseMount(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace needlefs

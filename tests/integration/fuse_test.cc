@@ -1,0 +1,503 @@
+// Integration tests of `needlefs mount` through the real kernel FUSE client:
+// a cluster of real processes on loopback (master, volume server, meta),
+// mounts started by the test, and ordinary programs (cp, rsync, tar, git,
+// sqlite3, stat, setfattr) as the users.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "integration/process.h"
+
+namespace needlefs::integration {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A running daemon and the "host:port" pairs of its ready line.
+struct Daemon {
+  std::unique_ptr<ChildProcess> process;
+  std::string http;
+  std::string grpc;
+};
+
+std::string Field(const std::string& line, const std::string& key) {
+  size_t at = line.find(key + "=");
+  if (at == std::string::npos) return "";
+  at += key.size() + 1;
+  return line.substr(at, line.find(' ', at) - at);
+}
+
+/// `cmd` run by /bin/sh; its stdout (and stderr, 2>&1) in *out.
+int Sh(const std::string& cmd, std::string* out = nullptr) {
+  return RunCommand("(" + cmd + ") 2>&1", out);
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// One cluster for the whole suite (master, one volume server, meta) and a
+/// main mount; each test works in its own directory of the mount.
+class FuseTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new TempDir("needlefs-fuse-test-");
+    const std::string dir = tmp_->path();
+    master_ = Start(
+        {"master", "-mdir", dir + "/master", "-port", "0", "-grpcPort", "0", "-log.level", "warn"},
+        "needlefs master ready");
+    ASSERT_FALSE(master_.http.empty());
+    volume_ = Start({"volume", "-dir", dir + "/volume", "-port", "0", "-grpcPort", "0", "-max",
+                     "16", "-mserver", master_.http, "-mserverGrpcPort",
+                     master_.grpc.substr(master_.grpc.rfind(':') + 1), "-log.level", "warn"},
+                    "needlefs volume ready");
+    ASSERT_FALSE(volume_.http.empty());
+    meta_ = Start({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers", volume_.http,
+                   "-log.level", "warn"},
+                  "needlefs meta ready");
+    ASSERT_FALSE(meta_.grpc.empty());
+    // Small chunks so modest files cross many chunk boundaries.
+    mount_ = StartMount(dir + "/mnt", {"-chunkSizeMB", "1"});
+    ASSERT_TRUE(mount_ != nullptr);
+  }
+
+  static void TearDownTestSuite() {
+    StopMount(std::move(mount_), tmp_->path() + "/mnt");
+    master_.process.reset();
+    volume_.process.reset();
+    meta_.process.reset();
+    delete tmp_;
+    tmp_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(mount_ != nullptr) << "the suite's mount did not start";
+    name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    work_ = mnt() + "/" + name_;
+    std::error_code ec;
+    std::filesystem::create_directory(work_, ec);
+    ASSERT_FALSE(ec) << work_ << ": " << ec.message();
+  }
+
+  static std::string mnt() { return tmp_->path() + "/mnt"; }
+
+  static Daemon Start(const std::vector<std::string>& args, const std::string& ready) {
+    Daemon d;
+    std::vector<std::string> argv{NeedlefsBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    d.process = std::make_unique<ChildProcess>(argv, tmp_->path());
+    std::string error;
+    if (!d.process->Start(&error)) {
+      ADD_FAILURE() << error;
+      return d;
+    }
+    auto line = d.process->WaitForLine(ready, 15'000);
+    if (!line) {
+      ADD_FAILURE() << args[0] << " did not start: " << d.process->LogTail();
+      return d;
+    }
+    d.http = Field(*line, "http");
+    d.grpc = Field(*line, "grpc");
+    return d;
+  }
+
+  /// `needlefs mount -f` on `mountpoint` (created), ready when it returns.
+  static std::unique_ptr<ChildProcess> StartMount(const std::string& mountpoint,
+                                                  const std::vector<std::string>& extra = {}) {
+    std::filesystem::create_directories(mountpoint);
+    std::vector<std::string> argv{NeedlefsBinary(), "mount",      "-f",         "-meta", meta_.grpc,
+                                  "-master",        master_.http, "-log.level", "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(mountpoint);
+    auto p = std::make_unique<ChildProcess>(argv, tmp_->path());
+    std::string error;
+    if (!p->Start(&error)) {
+      ADD_FAILURE() << error;
+      return nullptr;
+    }
+    if (!p->WaitForLine("needlefs mount ready", 15'000)) {
+      ADD_FAILURE() << "mount did not start: " << p->LogTail();
+      return nullptr;
+    }
+    return p;
+  }
+
+  /// SIGTERM (the clean way), then SIGKILL if it hangs; a lazy unmount
+  /// cleans up whatever is left.
+  static void StopMount(std::unique_ptr<ChildProcess> p, const std::string& mountpoint) {
+    if (p && p->running()) {
+      p->Kill(SIGTERM);
+      if (!p->WaitFor(15'000)) {
+        ADD_FAILURE() << "mount did not stop on SIGTERM";
+        p->Kill(SIGKILL);
+        p->Wait();
+      }
+    }
+    Sh("umount -l " + ShellQuote(mountpoint) + " 2>/dev/null");
+  }
+
+  static TempDir* tmp_;
+  static Daemon master_, volume_, meta_;
+  static std::unique_ptr<ChildProcess> mount_;
+  std::string name_;
+  std::string work_;  // this test's directory inside the mount
+};
+
+TempDir* FuseTest::tmp_ = nullptr;
+Daemon FuseTest::master_, FuseTest::volume_, FuseTest::meta_;
+std::unique_ptr<ChildProcess> FuseTest::mount_;
+
+TEST_F(FuseTest, CopyRealTreeInAndDiff) {
+  std::string out;
+  // /usr/share/doc: thousands of files, symlinks, gzip, modes and times.
+  ASSERT_EQ(Sh("cp -a /usr/share/doc " + ShellQuote(work_ + "/doc"), &out), 0) << out;
+  ASSERT_EQ(Sh("diff -r --no-dereference /usr/share/doc " + ShellQuote(work_ + "/doc"), &out), 0)
+      << out.substr(0, 4000);
+  // cp -a kept modes, owners and mtimes: find's listing matches.
+  // (Directory sizes differ by design: ext4 reports blocks, we entries.)
+  std::string a, b;
+  const std::string fmt =
+      " \\( -type d -printf '%P %M %u %g %T@\\n' \\) -o -printf '%P %M %u %g %s %T@ %l\\n' | sort";
+  ASSERT_EQ(Sh("cd /usr/share/doc && find ." + fmt, &a), 0);
+  ASSERT_EQ(Sh("cd " + ShellQuote(work_ + "/doc") + " && find ." + fmt, &b), 0);
+  EXPECT_GT(a.size(), 100'000u);
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(FuseTest, RsyncInAndOutThenNothingToTransfer) {
+  const std::string src = "/usr/include/linux";  // ~1,000 headers in subdirectories
+  std::string out;
+  ASSERT_EQ(Sh("rsync -a " + src + "/ " + ShellQuote(work_ + "/inc/"), &out), 0) << out;
+  ASSERT_EQ(Sh("diff -r --no-dereference " + src + " " + ShellQuote(work_ + "/inc"), &out), 0)
+      << out.substr(0, 4000);
+  // A second run finds nothing to do: sizes and mtimes all match.
+  ASSERT_EQ(Sh("rsync -a --itemize-changes " + src + "/ " + ShellQuote(work_ + "/inc/"), &out), 0);
+  EXPECT_EQ(out, "") << "rsync wanted to transfer again";
+  // And out of the mount again.
+  TempDir local("needlefs-fuse-rsync-");
+  ASSERT_EQ(
+      Sh("rsync -a " + ShellQuote(work_ + "/inc/") + " " + ShellQuote(local.path() + "/"), &out), 0)
+      << out;
+  ASSERT_EQ(Sh("diff -r --no-dereference " + src + " " + ShellQuote(local.path()), &out), 0)
+      << out.substr(0, 4000);
+}
+
+TEST_F(FuseTest, TarThroughTheMount) {
+  std::string out;
+  ASSERT_EQ(
+      Sh("tar -C /usr/share -cf - doc/bash doc/git | tar -C " + ShellQuote(work_) + " -xf -", &out),
+      0)
+      << out;
+  ASSERT_EQ(Sh("tar -C " + ShellQuote(work_) + " -cf - doc | tar -tf - | sort > /dev/null", &out),
+            0)
+      << out;
+  ASSERT_EQ(
+      Sh("diff -r --no-dereference /usr/share/doc/git " + ShellQuote(work_ + "/doc/git"), &out), 0)
+      << out.substr(0, 4000);
+}
+
+TEST_F(FuseTest, GitRepositoryInsideTheMount) {
+  std::string out;
+  const std::string repo = ShellQuote(work_ + "/repo");
+  ASSERT_EQ(
+      Sh("mkdir " + repo + " && cd " + repo +
+             " && git init -q && cp -a /usr/share/doc/git/RelNotes . && " +
+             "git add -A && git -c user.name=t -c user.email=t@example.com commit -qm one && " +
+             "echo change >> RelNotes/1.5.0.txt && git -c user.name=t -c user.email=t@example.com "
+             "commit -qam two && " +
+             "git gc -q && git fsck --strict && git log --oneline | wc -l",
+         &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("2"), std::string::npos) << out;
+}
+
+TEST_F(FuseTest, OneGiBFileInAndOutWithSameSha256) {
+  TempDir local("needlefs-fuse-big-");
+  const std::string src = local.path() + "/big";
+  std::string out;
+  ASSERT_EQ(Sh("head -c 1073741824 /dev/urandom > " + src), 0);
+  ASSERT_EQ(
+      Sh("dd if=" + src + " of=" + ShellQuote(work_ + "/big") + " bs=1M conv=fsync status=none",
+         &out),
+      0)
+      << out;
+  struct stat st;
+  ASSERT_EQ(::stat((work_ + "/big").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 1073741824);
+  std::string a, b;
+  ASSERT_EQ(Sh("sha256sum < " + src, &a), 0);
+  ASSERT_EQ(Sh("echo 3 > /proc/sys/vm/drop_caches; sha256sum < " + ShellQuote(work_ + "/big"), &b),
+            0);
+  EXPECT_EQ(a, b);
+}
+
+/// The same random sequence of writes, truncates and appends on a local
+/// file and on a file in the mount, compared byte for byte as it goes.
+TEST_F(FuseTest, RandomOverwriteTruncateAppendMatchesLocalDisk) {
+  TempDir local("needlefs-fuse-random-");
+  const std::string paths[2] = {local.path() + "/f", work_ + "/f"};
+  std::mt19937_64 rng(20261121);
+  auto rand = [&](uint64_t n) { return n == 0 ? 0 : rng() % n; };
+  int fds[2], afds[2];
+  auto reopen = [&](int flags) {
+    for (int i = 0; i < 2; ++i) {
+      fds[i] = ::open(paths[i].c_str(), O_RDWR | O_CREAT | flags, 0644);
+      afds[i] = ::open(paths[i].c_str(), O_WRONLY | O_APPEND);
+      ASSERT_GE(fds[i], 0) << paths[i];
+      ASSERT_GE(afds[i], 0) << paths[i];
+    }
+  };
+  auto close_all = [&] {
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(::close(fds[i]), 0);
+      EXPECT_EQ(::close(afds[i]), 0);
+    }
+  };
+  auto compare = [&](const std::string& when) {
+    const std::string a = Slurp(paths[0]), b = Slurp(paths[1]);
+    ASSERT_EQ(a.size(), b.size()) << when;
+    if (a != b) {
+      size_t at = 0;
+      while (a[at] == b[at]) ++at;
+      FAIL() << when << ": first difference at byte " << at;
+    }
+  };
+  reopen(O_TRUNC);
+  std::string buf;
+  for (int step = 0; step < 300; ++step) {
+    const uint64_t size = static_cast<uint64_t>(::lseek(fds[0], 0, SEEK_END));
+    const int op = static_cast<int>(rand(100));
+    if (op < 45) {  // overwrite or extend, sometimes far past the end (a hole)
+      const uint64_t off = op < 5 ? size + rand(3 << 20) : rand(size + 1);
+      buf.resize(1 + rand(op < 30 ? 64 << 10 : 3 << 20));
+      for (auto& c : buf) c = static_cast<char>(rng());
+      for (int i = 0; i < 2; ++i) {
+        ASSERT_EQ(::pwrite(fds[i], buf.data(), buf.size(), static_cast<off_t>(off)),
+                  static_cast<ssize_t>(buf.size()));
+      }
+    } else if (op < 60) {  // append through O_APPEND
+      buf.assign(1 + rand(200 << 10), static_cast<char>('a' + step % 26));
+      for (int i = 0; i < 2; ++i) {
+        ASSERT_EQ(::write(afds[i], buf.data(), buf.size()), static_cast<ssize_t>(buf.size()));
+      }
+    } else if (op < 72) {  // truncate down or up
+      const uint64_t to = rand(size + (2 << 20));
+      for (int i = 0; i < 2; ++i) ASSERT_EQ(::ftruncate(fds[i], static_cast<off_t>(to)), 0);
+    } else if (op < 90) {  // read back a range through the open descriptors
+      const uint64_t off = rand(size + 1), len = 1 + rand(2 << 20);
+      std::string a(len, '\0'), b(len, '\0');
+      ssize_t na = ::pread(fds[0], a.data(), len, static_cast<off_t>(off));
+      ssize_t nb = ::pread(fds[1], b.data(), len, static_cast<off_t>(off));
+      ASSERT_EQ(na, nb) << "step " << step;
+      ASSERT_TRUE(std::equal(a.begin(), a.begin() + na, b.begin())) << "step " << step;
+    } else if (op < 95) {
+      ASSERT_EQ(::fsync(fds[1]), 0);
+    } else {  // close, compare whole files, reopen
+      close_all();
+      ASSERT_NO_FATAL_FAILURE(compare("step " + std::to_string(step)));
+      reopen(0);
+    }
+    struct stat a, b;
+    ASSERT_EQ(::fstat(fds[0], &a), 0);
+    ASSERT_EQ(::fstat(fds[1], &b), 0);
+    ASSERT_EQ(a.st_size, b.st_size) << "step " << step;
+  }
+  close_all();
+  compare("end");
+}
+
+TEST_F(FuseTest, ExclusiveCreateTruncateAndAppendFromTwoProcesses) {
+  const std::string f = work_ + "/f";
+  int fd = ::open(f.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "hello world", 11), 11);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(::open(f.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600), -1);
+  EXPECT_EQ(errno, EEXIST);
+  fd = ::open(f.c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "x", 1), 1);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(Slurp(f), "x");
+  // Two processes append 500 lines each: every line arrives whole.
+  std::string out;
+  const std::string q = ShellQuote(work_ + "/log");
+  ASSERT_EQ(Sh("for p in a b; do (for i in $(seq 1 500); do echo \"$p $i\" >> " + q +
+                   "; done) & done; wait; wc -l < " + q + "; sort " + q + " | uniq | wc -l",
+               &out),
+            0);
+  EXPECT_EQ(out, "1000\n1000\n");
+}
+
+TEST_F(FuseTest, AttributesChangedByToolsShowInStat) {
+  const std::string f = work_ + "/f", d = work_ + "/d";
+  std::string out;
+  ASSERT_EQ(
+      Sh("cd " + ShellQuote(work_) + " && echo data > f && mkdir d && echo x > d/inner && " +
+             "chmod 640 f && chown 1234:5678 f && TZ=UTC touch -d '2001-02-03 04:05:06.5' f && " +
+             "ln f hard && ln -s f soft && mkfifo fifo && " +
+             "setfattr -n user.color -v blue f && getfattr --only-values -n user.color f",
+         &out),
+      0)
+      << out;
+  EXPECT_EQ(out, "blue");
+  struct stat st;
+  ASSERT_EQ(::stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_gid, 5678u);
+  EXPECT_EQ(st.st_mtim.tv_sec, 981173106);  // 2001-02-03 04:05:06 UTC
+  EXPECT_EQ(st.st_mtim.tv_nsec, 500'000'000);
+  EXPECT_EQ(st.st_nlink, 2u);
+  struct stat hard;
+  ASSERT_EQ(::stat((work_ + "/hard").c_str(), &hard), 0);
+  EXPECT_EQ(hard.st_ino, st.st_ino);
+  ASSERT_EQ(::lstat((work_ + "/soft").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  char target[64] = {};
+  EXPECT_EQ(::readlink((work_ + "/soft").c_str(), target, sizeof(target)), 1);
+  EXPECT_STREQ(target, "f");
+  ASSERT_EQ(::stat((work_ + "/fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+
+  // mv over an existing file, and over an existing empty directory.
+  ASSERT_EQ(Sh("cd " + ShellQuote(work_) + " && echo new > g && mv g f && cat f && " +
+                   "mkdir e && mv d e2 && mkdir empty && mv -T e2 empty && ls empty",
+               &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "new\ninner\n");
+  ASSERT_EQ(::stat((work_ + "/hard").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u) << "the replaced file lost a link";
+  EXPECT_EQ(Slurp(work_ + "/hard"), "data\n");
+  // mv of a directory over a non-empty one fails, as on ext4.
+  EXPECT_NE(Sh("cd " + ShellQuote(work_) + " && mkdir x && mv -T e empty", &out), 0);
+
+  struct statvfs vfs;
+  ASSERT_EQ(::statvfs(mnt().c_str(), &vfs), 0);
+  EXPECT_GT(vfs.f_blocks, 0u);
+  EXPECT_EQ(vfs.f_namemax, 255u);
+  ASSERT_EQ(Sh("df -P " + ShellQuote(mnt()) + " | tail -1", &out), 0);
+  EXPECT_NE(out.find("needlefs"), std::string::npos) << out;
+}
+
+TEST_F(FuseTest, HardLinksReadTheSameData) {
+  const std::string a = work_ + "/a", b = work_ + "/b";
+  std::string data(3 << 20, 'z');
+  for (size_t i = 0; i < data.size(); i += 4096) data[i] = static_cast<char>(i / 4096);
+  { std::ofstream(a, std::ios::binary) << data; }
+  ASSERT_EQ(::link(a.c_str(), b.c_str()), 0);
+  EXPECT_EQ(Slurp(b), data);
+  ASSERT_EQ(::unlink(a.c_str()), 0);
+  EXPECT_EQ(Slurp(b), data);
+}
+
+TEST_F(FuseTest, UnlinkedOpenFileKeepsItsData) {
+  const std::string f = work_ + "/f";
+  { std::ofstream(f) << "still here"; }
+  int fd = ::open(f.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::unlink(f.c_str()), 0);
+  struct stat st;
+  EXPECT_EQ(::stat(f.c_str(), &st), -1);
+  char buf[32] = {};
+  EXPECT_EQ(::pread(fd, buf, sizeof(buf), 0), 10);
+  EXPECT_STREQ(buf, "still here");
+  ASSERT_EQ(::pwrite(fd, "STILL", 5, 0), 5);
+  ASSERT_EQ(::fsync(fd), 0);
+  EXPECT_EQ(::pread(fd, buf, sizeof(buf), 0), 10);
+  EXPECT_STREQ(buf, "STILL here");
+  EXPECT_EQ(::close(fd), 0);
+}
+
+TEST_F(FuseTest, TwoMountsSeeEachOthersChanges) {
+  const std::string mnt2 = tmp_->path() + "/mnt2";
+  auto second = StartMount(mnt2);
+  ASSERT_TRUE(second != nullptr);
+  const std::string here = work_, there = mnt2 + "/" + name_;
+  { std::ofstream(here + "/a") << "version 1"; }
+  EXPECT_EQ(Slurp(there + "/a"), "version 1");
+  // Overwritten in the first mount: the second reads the new data after close.
+  { std::ofstream(here + "/a") << "version two"; }
+  EXPECT_EQ(Slurp(there + "/a"), "version two");
+  // A rename in one is seen by the other at once (the change stream).
+  ASSERT_EQ(::rename((here + "/a").c_str(), (here + "/b").c_str()), 0);
+  struct stat st;
+  EXPECT_EQ(::stat((there + "/a").c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(Slurp(there + "/b"), "version two");
+  // And the other way round.
+  { std::ofstream(there + "/c") << "from two"; }
+  EXPECT_EQ(Slurp(here + "/c"), "from two");
+  StopMount(std::move(second), mnt2);
+}
+
+TEST_F(FuseTest, SqliteFromTwoProcessesLosesNoRow) {
+  const std::string db = ShellQuote(work_ + "/t.db");
+  std::string out;
+  ASSERT_EQ(Sh("sqlite3 " + db + " 'CREATE TABLE t(p TEXT, i INTEGER)'", &out), 0) << out;
+  // Two writers at once; each row its own transaction; locks keep them apart.
+  const std::string writer =
+      "(echo '.timeout 20000'; for i in $(seq 1 150); do echo \"INSERT INTO t VALUES('$P', $i);\"; "
+      "done) | sqlite3 " +
+      db;
+  ASSERT_EQ(Sh("P=a; " + writer + " & P=b; " + writer + " & wait", &out), 0) << out;
+  ASSERT_EQ(Sh("sqlite3 " + db +
+                   " 'PRAGMA integrity_check' 'SELECT count(*), count(DISTINCT p||i) FROM t'",
+               &out),
+            0);
+  EXPECT_EQ(out, "ok\n300|300\n");
+}
+
+TEST_F(FuseTest, KillNineOfTheMountThenRemountKeepsFsyncedData) {
+  const std::string mnt3 = tmp_->path() + "/mnt3";
+  auto m = StartMount(mnt3);
+  ASSERT_TRUE(m != nullptr);
+  const std::string f = mnt3 + "/" + name_ + "/synced";
+  std::string out;
+  ASSERT_EQ(Sh("head -c 5000000 /dev/urandom > " + ShellQuote(tmp_->path() + "/synced") +
+                   " && dd if=" + ShellQuote(tmp_->path() + "/synced") + " of=" + ShellQuote(f) +
+                   " bs=64k conv=fsync status=none",
+               &out),
+            0)
+      << out;
+  ASSERT_TRUE(m->Kill(SIGKILL));
+  m->Wait();
+  struct stat st;
+  EXPECT_EQ(::stat(f.c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOTCONN) << "a dead mount reports 'Transport endpoint is not connected'";
+  ASSERT_EQ(Sh("umount -l " + ShellQuote(mnt3), &out), 0) << out;
+  m = StartMount(mnt3);
+  ASSERT_TRUE(m != nullptr);
+  EXPECT_EQ(Slurp(f), Slurp(tmp_->path() + "/synced"));
+  StopMount(std::move(m), mnt3);
+}
+
+TEST_F(FuseTest, ReadOnlyMountAndSubdirectoryRoot) {
+  { std::ofstream(work_ + "/inside") << "sub"; }
+  const std::string mnt4 = tmp_->path() + "/mnt4";
+  auto m = StartMount(mnt4, {"-o", "ro,subdir=/" + name_});
+  ASSERT_TRUE(m != nullptr);
+  EXPECT_EQ(Slurp(mnt4 + "/inside"), "sub");
+  EXPECT_EQ(::open((mnt4 + "/new").c_str(), O_CREAT | O_WRONLY, 0644), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::unlink((mnt4 + "/inside").c_str()), -1);
+  EXPECT_EQ(errno, EROFS);
+  struct stat st;
+  ASSERT_EQ(::stat(mnt4.c_str(), &st), 0);
+  EXPECT_EQ(st.st_ino, 1u);
+  StopMount(std::move(m), mnt4);
+}
+
+}  // namespace
+}  // namespace needlefs::integration
