@@ -34,6 +34,7 @@ struct MountFlags {
   std::string collection;
   int threads = 16;
   std::string log_file;
+  std::string pid_file;
   LogOptions log;
 };
 
@@ -76,6 +77,8 @@ Status ApplyMountOptions(MountFlags& f, FuseMountOptions& o) {
           o.file.replication = value;
         } else if (key == "collection") {
           o.file.collection = value;
+        } else if (key == "pidfile") {
+          f.pid_file = value;
         } else if (key == "defaults" || key == "_netdev" || key == "auto" || key == "noauto" ||
                    key == "user" || key == "nouser" || key == "users" || key == "nofail" ||
                    key == "exec" || key == "noexec" || key == "suid" || key == "nosuid" ||
@@ -192,9 +195,17 @@ int RunMount(MountFlags f) {
                 o.meta.c_str(), o.master.c_str());
     std::fflush(stdout);
   }
+  if (!f.pid_file.empty()) {
+    FILE* pf = std::fopen(f.pid_file.c_str(), "w");
+    if (pf) {
+      std::fprintf(pf, "%d\n", static_cast<int>(getpid()));
+      std::fclose(pf);
+    }
+  }
   report("ok");
   Status s = (*mount)->Run();
   mount->reset();
+  if (!f.pid_file.empty()) ::unlink(f.pid_file.c_str());
   if (!s.ok()) {
     spdlog::error("mount.exit error=\"{}\"", s.ToString());
     return 1;
@@ -212,7 +223,7 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--master", f->master, "Master host:port (HTTP; default: meta's host, 9333)");
   cmd->add_option("-o", f->options,
                   "Mount options: ro, allow_other, default_permissions, subdir=/x, master=h:p, "
-                  "entry_timeout=s, attr_timeout=s, cache_mb=N, replication=xyz");
+                  "entry_timeout=s, attr_timeout=s, cache_mb=N, replication=xyz, pidfile=PATH");
   cmd->add_flag("-f,--foreground", f->foreground, "Stay in the foreground");
   cmd->add_option("--subdir", f->subdir, "Namespace directory to mount as the root")
       ->capture_default_str();
@@ -229,6 +240,7 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--collection", f->collection, "Collection of new data");
   cmd->add_option("--threads", f->threads, "FUSE worker threads")->capture_default_str();
   cmd->add_option("--logFile", f->log_file, "Log file of the daemon (default: none)");
+  cmd->add_option("--pidFile", f->pid_file, "Write the mount process's pid here (-o pidfile=)");
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();
   cmd->callback([f, exit_code] { *exit_code = RunMount(*f); });

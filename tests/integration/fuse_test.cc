@@ -499,5 +499,42 @@ TEST_F(FuseTest, ReadOnlyMountAndSubdirectoryRoot) {
   StopMount(std::move(m), mnt4);
 }
 
+/// mount-tools/mount.needlefs as mount(8) runs it: it daemonizes, returns
+/// once the mount works, and `umount` ends the daemon cleanly.
+TEST_F(FuseTest, MountHelperDaemonizesAndUmountStopsIt) {
+  { std::ofstream(work_ + "/hello") << "via helper"; }
+  const std::string mp = tmp_->path() + "/mnt5", pidfile = tmp_->path() + "/mnt5.pid";
+  std::filesystem::create_directories(mp);
+  std::string out;
+  const std::string helper = std::string(NEEDLEFS_SOURCE_DIR) + "/mount-tools/mount.needlefs";
+  ASSERT_EQ(Sh("NEEDLEFS_BIN=" + ShellQuote(NeedlefsBinary()) + " " + helper + " " +
+                   ShellQuote(meta_.grpc + ":/" + name_) + " " + ShellQuote(mp) +
+                   " -o _netdev,master=" + master_.http + ",pidfile=" + ShellQuote(pidfile),
+               &out),
+            0)
+      << out;
+  // Usable as soon as the helper returned.
+  EXPECT_EQ(Slurp(mp + "/hello"), "via helper");
+  const pid_t pid = static_cast<pid_t>(std::atoi(Slurp(pidfile).c_str()));
+  ASSERT_GT(pid, 1);
+  ASSERT_EQ(Sh("umount " + ShellQuote(mp), &out), 0) << out;
+  bool exited = false;
+  for (int i = 0; i < 100 && !exited; ++i) {
+    exited = ::kill(pid, 0) != 0;
+    if (!exited) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(exited) << "the mount daemon outlived umount";
+  if (!exited) ::kill(pid, SIGKILL);
+  struct stat st;
+  EXPECT_NE(::stat(pidfile.c_str(), &st), 0) << "pid file left behind";
+  // A bad spec fails with a message, and nothing is mounted.
+  EXPECT_NE(Sh("NEEDLEFS_BIN=" + ShellQuote(NeedlefsBinary()) + " " + helper + " " +
+                   ShellQuote(meta_.grpc + ":/no-such-dir") + " " + ShellQuote(mp) +
+                   " -o master=" + master_.http,
+               &out),
+            0);
+  EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace needlefs::integration
