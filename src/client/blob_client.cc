@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace needlefs {
 namespace {
@@ -106,10 +107,12 @@ void BlobClient::DropAssignPool(const UploadRequest& req) {
 StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRequest& req) {
   if (options_.master.empty()) return Status::InvalidArgument("upload needs a master");
   Status last = Status::Unavailable("no attempt");
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  // Up to 5 tries, 0.1 + 0.2 + 0.4 + 0.8 s apart: rides out a volume server
+  // that is still joining (no writable volume yet) or one that just failed.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50 << attempt));
     auto a = Assign(req);
     if (!a.ok()) {
-      if (a.status().code() == StatusCode::kFailedPrecondition) return a.status();
       last = a.status();
       continue;
     }

@@ -49,7 +49,8 @@ class BlobClient {
   /// Convenience: no master, a static list of volume servers.
   explicit BlobClient(std::vector<std::string> volume_servers, int timeout_ms = 10'000);
 
-  /// Stores `data` and returns its file id. Tries up to 3 assignments.
+  /// Stores `data` and returns its file id. Tries up to 5 assignments over
+  /// about 1.5 s (a volume server may still be joining the master).
   /// Errors: kFailedPrecondition (the master cannot place the replication,
   /// message from it), kUnavailable, kInvalidArgument (no master).
   StatusOr<std::string> Upload(const std::string& data, const UploadRequest& req = {});

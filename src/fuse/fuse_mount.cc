@@ -185,6 +185,32 @@ class FuseMount::Impl {
 
   static void ReplyErr(fuse_req_t req, const Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
 
+  /// Remembers that this mount made `parent`/`name` point to `ino`, so the
+  /// change stream's echo of it does not invalidate the kernel's dentry (an
+  /// invalidated dentry that is some process's cwd makes getcwd fail).
+  void RecordOwnEntry(InodeId parent, const std::string& name, InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    if (own_entries_.size() > 100'000) own_entries_.clear();
+    own_entries_[EntryKey(parent, name)] = ino.value;
+  }
+  /// True (and forgotten) when the event only echoes RecordOwnEntry.
+  bool IsOwnEntry(const ChangeEvent& e) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    auto it = own_entries_.find(EntryKey(e.parent, e.name));
+    if (it == own_entries_.end() || it->second != e.ino.value) return false;
+    own_entries_.erase(it);
+    return true;
+  }
+  static std::string EntryKey(InodeId parent, const std::string& name) {
+    return std::to_string(parent.value) + "/" + name;
+  }
+
+  void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name,
+                     const StatusOr<InodeAttr>& a) {
+    if (a.ok()) RecordOwnEntry(FromFuse(parent), name, a->ino);
+    ReplyEntry(req, a);
+  }
+
   void ReplyEntry(fuse_req_t req, const StatusOr<InodeAttr>& a) {
     if (!a.ok()) return ReplyErr(req, a.status());
     fuse_entry_param e;
@@ -294,20 +320,24 @@ class FuseMount::Impl {
     const uint32_t perm = mode & 07777;
     switch (mode & S_IFMT) {
       case S_IFREG:
-        return s->ReplyEntry(req, s->meta_->Create(s->Ctx(req), p, name, perm, true));
+        return s->ReplyNewEntry(req, parent, name,
+                                s->meta_->Create(s->Ctx(req), p, name, perm, true));
       case S_IFDIR:
-        return s->ReplyEntry(req, s->meta_->Mkdir(s->Ctx(req), p, name, perm));
+        return s->ReplyNewEntry(req, parent, name, s->meta_->Mkdir(s->Ctx(req), p, name, perm));
       case S_IFIFO:
-        return s->ReplyEntry(req, s->meta_->Mknod(s->Ctx(req), p, name, FileType::kFifo, perm, 0));
+        return s->ReplyNewEntry(req, parent, name,
+                                s->meta_->Mknod(s->Ctx(req), p, name, FileType::kFifo, perm, 0));
       case S_IFSOCK:
-        return s->ReplyEntry(req,
-                             s->meta_->Mknod(s->Ctx(req), p, name, FileType::kSocket, perm, 0));
+        return s->ReplyNewEntry(req, parent, name,
+                                s->meta_->Mknod(s->Ctx(req), p, name, FileType::kSocket, perm, 0));
       case S_IFCHR:
-        return s->ReplyEntry(
-            req, s->meta_->Mknod(s->Ctx(req), p, name, FileType::kCharDevice, perm, rdev));
+        return s->ReplyNewEntry(
+            req, parent, name,
+            s->meta_->Mknod(s->Ctx(req), p, name, FileType::kCharDevice, perm, rdev));
       case S_IFBLK:
-        return s->ReplyEntry(
-            req, s->meta_->Mknod(s->Ctx(req), p, name, FileType::kBlockDevice, perm, rdev));
+        return s->ReplyNewEntry(
+            req, parent, name,
+            s->meta_->Mknod(s->Ctx(req), p, name, FileType::kBlockDevice, perm, rdev));
       default:
         fuse_reply_err(req, EINVAL);
     }
@@ -316,7 +346,8 @@ class FuseMount::Impl {
   static void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
-    s->ReplyEntry(req, s->meta_->Mkdir(s->Ctx(req), s->FromFuse(parent), name, mode & 07777));
+    s->ReplyNewEntry(req, parent, name,
+                     s->meta_->Mkdir(s->Ctx(req), s->FromFuse(parent), name, mode & 07777));
   }
 
   static void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -336,7 +367,8 @@ class FuseMount::Impl {
   static void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
-    s->ReplyEntry(req, s->meta_->Symlink(s->Ctx(req), s->FromFuse(parent), name, link));
+    s->ReplyNewEntry(req, parent, name,
+                     s->meta_->Symlink(s->Ctx(req), s->FromFuse(parent), name, link));
   }
 
   static void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
@@ -351,15 +383,22 @@ class FuseMount::Impl {
     }
     RequestContext ctx = s->Ctx(req);
     if (!(f & kRenameExchange)) s->HoldIfOpen(ctx, s->FromFuse(newparent), newname);
-    fuse_reply_err(req, ErrnoOf(s->meta_->Rename(ctx, s->FromFuse(parent), name,
-                                                 s->FromFuse(newparent), newname, f)));
+    Status st =
+        s->meta_->Rename(ctx, s->FromFuse(parent), name, s->FromFuse(newparent), newname, f);
+    if (st.ok() && !(f & kRenameExchange)) {
+      // The kernel moved its dentry already; the echo must not unhash it.
+      auto moved = s->meta_->Lookup(ctx, s->FromFuse(newparent), newname);
+      if (moved.ok()) s->RecordOwnEntry(s->FromFuse(newparent), newname, moved->ino);
+    }
+    fuse_reply_err(req, ErrnoOf(st));
   }
 
   static void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
-    s->ReplyEntry(req,
-                  s->meta_->Link(s->Ctx(req), s->FromFuse(ino), s->FromFuse(newparent), newname));
+    s->ReplyNewEntry(
+        req, newparent, newname,
+        s->meta_->Link(s->Ctx(req), s->FromFuse(ino), s->FromFuse(newparent), newname));
   }
 
   /// Sets up I/O on an opened regular file and decides about the page cache.
@@ -422,7 +461,10 @@ class FuseMount::Impl {
       if (!a.ok()) return ReplyErr(req, a.status());
       s->files_->Truncated(a->ino, 0);
     }
-    if (created) s->SetNoCapability(a->ino, true);  // a new file has no xattrs
+    if (created) {
+      s->SetNoCapability(a->ino, true);  // a new file has no xattrs
+      s->RecordOwnEntry(s->FromFuse(parent), name, a->ino);
+    }
     s->OpenFile(*a, fi);
     fuse_entry_param e;
     s->FillEntry(*a, &e);
@@ -812,7 +854,7 @@ class FuseMount::Impl {
           files_->Invalidate(e.ino);
           SetNoCapability(e.ino, false);
           fuse_lowlevel_notify_inval_inode(se_, ToFuse(e.ino), 0, 0);
-        } else {
+        } else if (!IsOwnEntry(e)) {
           fuse_lowlevel_notify_inval_entry(se_, ToFuse(e.parent), e.name.data(), e.name.size());
           fuse_lowlevel_notify_inval_inode(se_, ToFuse(e.ino), -1, 0);
         }
@@ -843,6 +885,9 @@ class FuseMount::Impl {
   std::unordered_map<uint64_t, int> open_count_;  // GUARDED_BY(open_mu_): opens per inode
   std::unordered_map<uint64_t, std::pair<int64_t, uint64_t>> seen_;  // (mtime, size) at open
   std::set<uint64_t> held_;  // GUARDED_BY(open_mu_): inodes meta holds open for us
+
+  std::mutex own_mu_;
+  std::unordered_map<std::string, uint64_t> own_entries_;  // GUARDED_BY(own_mu_)
 
   std::mutex nocap_mu_;
   std::unordered_set<uint64_t> no_capability_;  // GUARDED_BY(nocap_mu_)

@@ -8,7 +8,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -497,6 +499,71 @@ TEST_F(FuseTest, ReadOnlyMountAndSubdirectoryRoot) {
   ASSERT_EQ(::stat(mnt4.c_str(), &st), 0);
   EXPECT_EQ(st.st_ino, 1u);
   StopMount(std::move(m), mnt4);
+}
+
+/// Resident memory of process `pid`, bytes (0 when unreadable).
+uint64_t RssBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+/// 200,000 small files written in by 8 threads: the mount's memory stays
+/// under its cap, 640 MiB = read cache (256 MiB) + write buffer (256 MiB) +
+/// 128 MiB for the rest, and does not grow with the number of files (nothing
+/// is kept per file once it is closed). Earlier tests of the suite may have
+/// filled the caches already; the growth is measured from there.
+TEST_F(FuseTest, MemoryStaysBoundedWhileCopyingInSmallFiles) {
+  constexpr int kThreads = 8, kPerThread = 25'000;
+  constexpr uint64_t kCapBytes = 640ull << 20;
+  const pid_t pid = mount_->pid();
+  const uint64_t before = RssBytes(pid);
+  ASSERT_GT(before, 0u);
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> peak{before};
+  std::thread sampler([&] {
+    while (!done) {
+      uint64_t r = RssBytes(pid);
+      uint64_t p = peak.load();
+      while (r > p && !peak.compare_exchange_weak(p, r)) {
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      const std::string dir = work_ + "/t" + std::to_string(t);
+      if (::mkdir(dir.c_str(), 0755) != 0) {
+        ++failures;
+        return;
+      }
+      std::string data(1000, static_cast<char>('a' + t));
+      for (int i = 0; i < kPerThread && failures < 10; ++i) {
+        const std::string f = dir + "/" + std::to_string(i);
+        int fd = ::open(f.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        if (fd < 0 || ::write(fd, data.data(), data.size()) != 1000 || ::close(fd) != 0) ++failures;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  done = true;
+  sampler.join();
+  ASSERT_EQ(failures.load(), 0);
+  std::string out;
+  ASSERT_EQ(Sh("find " + ShellQuote(work_) + " -type f | wc -l", &out), 0);
+  EXPECT_EQ(out, std::to_string(kThreads * kPerThread) + "\n");
+  RecordProperty("mount_rss_peak_mib", static_cast<int>(peak.load() >> 20));
+  std::printf("mount RSS: %llu MiB before, %llu MiB peak while writing %d files\n",
+              static_cast<unsigned long long>(before >> 20),
+              static_cast<unsigned long long>(peak.load() >> 20), kThreads * kPerThread);
+  EXPECT_LT(peak.load(), kCapBytes);
+  // Small files fill neither cache: nothing may grow with the file count.
+  EXPECT_LT(peak.load() - before, 64ull << 20) << "memory grew with the number of files";
 }
 
 /// mount-tools/mount.needlefs as mount(8) runs it: it daemonizes, returns
