@@ -23,19 +23,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// A running daemon and the "host:port" pairs of its ready line.
-struct Daemon {
-  std::unique_ptr<ChildProcess> process;
-  std::string http;
-  std::string grpc;
-};
-
-std::string Field(const std::string& line, const std::string& key) {
-  size_t at = line.find(key + "=");
-  if (at == std::string::npos) return "";
-  at += key.size() + 1;
-  return line.substr(at, line.find(' ', at) - at);
-}
+/// "127.0.0.1:<port>", where every daemon of the test listens.
+std::string Addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
 /// `cmd` run by /bin/sh; its stdout (and stderr, 2>&1) in *out.
 int Sh(const std::string& cmd, std::string* out = nullptr) {
@@ -57,16 +46,16 @@ class FuseTest : public ::testing::Test {
     master_ = Start(
         {"master", "-mdir", dir + "/master", "-port", "0", "-grpcPort", "0", "-log.level", "warn"},
         "needlefs master ready");
-    ASSERT_FALSE(master_.http.empty());
+    ASSERT_NE(master_.http_port, 0);
     volume_ = Start({"volume", "-dir", dir + "/volume", "-port", "0", "-grpcPort", "0", "-max",
-                     "16", "-mserver", master_.http, "-mserverGrpcPort",
-                     master_.grpc.substr(master_.grpc.rfind(':') + 1), "-log.level", "warn"},
+                     "16", "-mserver", Addr(master_.http_port), "-mserverGrpcPort",
+                     std::to_string(master_.grpc_port), "-log.level", "warn"},
                     "needlefs volume ready");
-    ASSERT_FALSE(volume_.http.empty());
-    meta_ = Start({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers", volume_.http,
-                   "-log.level", "warn"},
+    ASSERT_NE(volume_.http_port, 0);
+    meta_ = Start({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers",
+                   Addr(volume_.http_port), "-log.level", "warn"},
                   "needlefs meta ready");
-    ASSERT_FALSE(meta_.grpc.empty());
+    ASSERT_NE(meta_.grpc_port, 0);
     // Small chunks so modest files cross many chunk boundaries.
     mount_ = StartMount(dir + "/mnt", {"-chunkSizeMB", "1"});
     ASSERT_TRUE(mount_ != nullptr);
@@ -92,32 +81,23 @@ class FuseTest : public ::testing::Test {
 
   static std::string mnt() { return tmp_->path() + "/mnt"; }
 
-  static Daemon Start(const std::vector<std::string>& args, const std::string& ready) {
-    Daemon d;
-    std::vector<std::string> argv{NeedlefsBinary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    d.process = std::make_unique<ChildProcess>(argv, tmp_->path());
+  static DaemonProcess Start(const std::vector<std::string>& args, const std::string& ready) {
     std::string error;
-    if (!d.process->Start(&error)) {
+    auto d = StartDaemon(args, ready, tmp_->path(), &error, 15'000);
+    if (!d) {
       ADD_FAILURE() << error;
-      return d;
+      return {};
     }
-    auto line = d.process->WaitForLine(ready, 15'000);
-    if (!line) {
-      ADD_FAILURE() << args[0] << " did not start: " << d.process->LogTail();
-      return d;
-    }
-    d.http = Field(*line, "http");
-    d.grpc = Field(*line, "grpc");
-    return d;
+    return std::move(*d);
   }
 
   /// `needlefs mount -f` on `mountpoint` (created), ready when it returns.
   static std::unique_ptr<ChildProcess> StartMount(const std::string& mountpoint,
                                                   const std::vector<std::string>& extra = {}) {
     std::filesystem::create_directories(mountpoint);
-    std::vector<std::string> argv{NeedlefsBinary(), "mount",      "-f",         "-meta", meta_.grpc,
-                                  "-master",        master_.http, "-log.level", "warn"};
+    std::vector<std::string> argv{
+        NeedlefsBinary(),        "mount",      "-f",  "-meta", Addr(meta_.grpc_port), "-master",
+        Addr(master_.http_port), "-log.level", "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(mountpoint);
     auto p = std::make_unique<ChildProcess>(argv, tmp_->path());
@@ -148,14 +128,14 @@ class FuseTest : public ::testing::Test {
   }
 
   static TempDir* tmp_;
-  static Daemon master_, volume_, meta_;
+  static DaemonProcess master_, volume_, meta_;
   static std::unique_ptr<ChildProcess> mount_;
   std::string name_;
   std::string work_;  // this test's directory inside the mount
 };
 
 TempDir* FuseTest::tmp_ = nullptr;
-Daemon FuseTest::master_, FuseTest::volume_, FuseTest::meta_;
+DaemonProcess FuseTest::master_, FuseTest::volume_, FuseTest::meta_;
 std::unique_ptr<ChildProcess> FuseTest::mount_;
 
 TEST_F(FuseTest, CopyRealTreeInAndDiff) {
@@ -574,11 +554,12 @@ TEST_F(FuseTest, MountHelperDaemonizesAndUmountStopsIt) {
   std::filesystem::create_directories(mp);
   std::string out;
   const std::string helper = std::string(NEEDLEFS_SOURCE_DIR) + "/mount-tools/mount.needlefs";
-  ASSERT_EQ(Sh("NEEDLEFS_BIN=" + ShellQuote(NeedlefsBinary()) + " " + helper + " " +
-                   ShellQuote(meta_.grpc + ":/" + name_) + " " + ShellQuote(mp) +
-                   " -o _netdev,master=" + master_.http + ",pidfile=" + ShellQuote(pidfile),
-               &out),
-            0)
+  ASSERT_EQ(
+      Sh("NEEDLEFS_BIN=" + ShellQuote(NeedlefsBinary()) + " " + helper + " " +
+             ShellQuote(Addr(meta_.grpc_port) + ":/" + name_) + " " + ShellQuote(mp) +
+             " -o _netdev,master=" + Addr(master_.http_port) + ",pidfile=" + ShellQuote(pidfile),
+         &out),
+      0)
       << out;
   // Usable as soon as the helper returned.
   EXPECT_EQ(Slurp(mp + "/hello"), "via helper");
@@ -596,8 +577,8 @@ TEST_F(FuseTest, MountHelperDaemonizesAndUmountStopsIt) {
   EXPECT_NE(::stat(pidfile.c_str(), &st), 0) << "pid file left behind";
   // A bad spec fails with a message, and nothing is mounted.
   EXPECT_NE(Sh("NEEDLEFS_BIN=" + ShellQuote(NeedlefsBinary()) + " " + helper + " " +
-                   ShellQuote(meta_.grpc + ":/no-such-dir") + " " + ShellQuote(mp) +
-                   " -o master=" + master_.http,
+                   ShellQuote(Addr(meta_.grpc_port) + ":/no-such-dir") + " " + ShellQuote(mp) +
+                   " -o master=" + Addr(master_.http_port),
                &out),
             0);
   EXPECT_NE(out.find("does not exist"), std::string::npos) << out;

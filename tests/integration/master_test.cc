@@ -25,26 +25,13 @@ struct Proc {
 
 class MasterTest : public ::testing::Test {
  protected:
-  /// Starts a process and parses "http=IP:PORT grpc=IP:PORT" from its ready line.
+  /// Starts a process and takes the ports from its ready line.
   Proc StartProc(const std::vector<std::string>& args, const std::string& ready) {
-    Proc p;
-    std::vector<std::string> argv{NeedlefsBinary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    p.process = std::make_unique<ChildProcess>(argv, tmp_.path());
     std::string error;
-    EXPECT_TRUE(p.process->Start(&error)) << error;
-    auto line = p.process->WaitForLine(ready, 10'000);
-    EXPECT_TRUE(line.has_value()) << p.process->LogTail();
-    if (!line) return p;
-    auto port_after = [&](const std::string& key) -> uint16_t {
-      size_t at = line->find(key);
-      if (at == std::string::npos) return 0;
-      size_t colon = line->find(':', at);
-      return static_cast<uint16_t>(std::stoi(line->substr(colon + 1)));
-    };
-    p.http = port_after("http=");
-    p.grpc = port_after("grpc=");
-    return p;
+    auto d = StartDaemon(args, ready, tmp_.path(), &error);
+    EXPECT_TRUE(d.has_value()) << error;
+    if (!d) return {};
+    return Proc{std::move(d->process), d->http_port, d->grpc_port};
   }
   void StartMaster() {
     master_ = StartProc({"master", "-mdir", tmp_.path() + "/master", "-port", "0", "-grpcPort", "0",

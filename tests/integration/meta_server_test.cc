@@ -21,17 +21,15 @@ class MetaServerTest : public ::testing::Test {
 
   /// Starts `needlefs meta` on the test's data dir (again after a kill).
   void Start() {
-    std::vector<std::string> argv{NeedlefsBinary(), "meta", "-dir",       tmp_.path() + "/meta",
-                                  "-port",          "0",    "-log.level", "warn"};
-    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
-    process_ = std::make_unique<ChildProcess>(argv, tmp_.path());
+    std::vector<std::string> args{"meta",       "-dir", tmp_.path() + "/meta", "-port", "0",
+                                  "-log.level", "warn"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     std::string error;
-    ASSERT_TRUE(process_->Start(&error)) << error;
-    auto line = process_->WaitForLine("needlefs meta ready", 10'000);
-    ASSERT_TRUE(line.has_value()) << process_->LogTail();
-    size_t at = line->find("grpc=");
-    ASSERT_NE(at, std::string::npos) << *line;
-    addr_ = line->substr(at + 5, line->find(' ', at) - at - 5);
+    auto d = StartDaemon(args, "needlefs meta ready", tmp_.path(), &error);
+    ASSERT_TRUE(d.has_value()) << error;
+    ASSERT_NE(d->grpc_port, 0);
+    process_ = std::move(d->process);
+    addr_ = "127.0.0.1:" + std::to_string(d->grpc_port);
     auto c = MetaClient::Create(addr_, 10'000);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     client_ = std::move(c).value();

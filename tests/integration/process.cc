@@ -276,36 +276,49 @@ std::string NeedlefsBinary() {
 #endif
 }
 
+std::optional<DaemonProcess> StartDaemon(const std::vector<std::string>& args,
+                                         const std::string& ready_prefix,
+                                         const std::string& log_dir, std::string* error,
+                                         int timeout_ms) {
+  std::vector<std::string> argv{NeedlefsBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  DaemonProcess d;
+  d.process = std::make_unique<ChildProcess>(argv, log_dir);
+  std::string err;
+  if (!d.process->Start(&err)) {
+    if (error) *error = err;
+    return std::nullopt;
+  }
+  auto line = d.process->WaitForLine(ready_prefix, timeout_ms);
+  if (!line) {
+    d.process->Kill(SIGKILL);
+    const int code = d.process->Wait();
+    if (error) {
+      std::string what = code == 128 + SIGKILL
+                             ? "no ready line within " + std::to_string(timeout_ms) + " ms"
+                             : "exited with " + std::to_string(code) + " before its ready line";
+      *error = args.front() + ": " + what + "; stderr tail:\n" + d.process->LogTail();
+    }
+    return std::nullopt;
+  }
+  d.http_port = PortFromToken(*line, "http");
+  d.grpc_port = PortFromToken(*line, "grpc");
+  return d;
+}
+
 std::optional<VolumeServerProcess> StartVolumeServer(const std::string& data_dir,
                                                      const std::string& log_dir,
                                                      const std::vector<std::string>& extra_args,
                                                      std::string* error, int timeout_ms) {
-  std::vector<std::string> argv = {NeedlefsBinary(), "volume", "-dir",        data_dir,
-                                   "-port",          "0",      "-grpcPort",   "0",
-                                   "-allocate",      "2",      "-durability", "group"};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  VolumeServerProcess server;
-  server.process = std::make_unique<ChildProcess>(argv, log_dir);
-  std::string err;
-  if (!server.process->Start(&err)) {
-    if (error) *error = err;
-    return std::nullopt;
-  }
-  auto line = server.process->WaitForLine("needlefs volume ready ", timeout_ms);
-  if (line) {
-    server.http_port = PortFromToken(*line, "http");
-    server.grpc_port = PortFromToken(*line, "grpc");
-  }
-  if (!line || server.http_port == 0 || server.grpc_port == 0) {
-    server.process->Kill(SIGKILL);
-    const int code = server.process->Wait();
-    if (error) {
-      std::string what = line ? "bad ready line: " + *line
-                         : code == 128 + SIGKILL
-                             ? "no ready line within " + std::to_string(timeout_ms) + " ms"
-                             : "exited with " + std::to_string(code) + " before its ready line";
-      *error = what + "; stderr tail:\n" + server.process->LogTail();
-    }
+  std::vector<std::string> args = {"volume", "-dir",        data_dir, "-port",
+                                   "0",      "-grpcPort",   "0",      "-allocate",
+                                   "2",      "-durability", "group"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  auto server = StartDaemon(args, "needlefs volume ready ", log_dir, error, timeout_ms);
+  if (server && (server->http_port == 0 || server->grpc_port == 0)) {
+    server->process->Kill(SIGKILL);
+    server->process->Wait();
+    if (error) *error = "bad ready line; stderr tail:\n" + server->process->LogTail();
     return std::nullopt;
   }
   return server;

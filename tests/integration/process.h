@@ -90,12 +90,24 @@ uint16_t PickFreePort();
 /// NEEDLEFS_BINARY macro the build defines.
 std::string NeedlefsBinary();
 
-/// A running `needlefs volume` and the ports from its ready line.
-struct VolumeServerProcess {
+/// A running `needlefs` daemon and the ports of its ready line
+/// ("... http=IP:PORT grpc=IP:PORT ..."; 0 for a port the line does not name).
+struct DaemonProcess {
   std::unique_ptr<ChildProcess> process;
   uint16_t http_port = 0;
   uint16_t grpc_port = 0;
 };
+/// A running `needlefs volume`.
+using VolumeServerProcess = DaemonProcess;
+
+/// Starts `needlefs <args...>` with its stderr log in `log_dir` and waits
+/// (up to `timeout_ms`) for a stdout line starting with `ready_prefix`.
+/// Returns nullopt, with *error set when non-null (including the log tail),
+/// when it does not come up; the process is then killed.
+std::optional<DaemonProcess> StartDaemon(const std::vector<std::string>& args,
+                                         const std::string& ready_prefix,
+                                         const std::string& log_dir, std::string* error = nullptr,
+                                         int timeout_ms = 10'000);
 
 /// Starts `needlefs volume -dir <data_dir> -port 0 -grpcPort 0 -allocate 2
 /// -durability group <extra_args...>` with its stderr log in `log_dir`, and
