@@ -15,8 +15,8 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "client/blob_client.h"
+#include "common/file_id.h"
 #include "common/http.h"
-#include "objstore/file_id.h"
 
 namespace needlefs::cli {
 namespace {

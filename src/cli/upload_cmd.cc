@@ -12,7 +12,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
-#include "objstore/file_id.h"
+#include "common/file_id.h"
 
 namespace needlefs::cli {
 namespace {

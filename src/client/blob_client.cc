@@ -1,8 +1,6 @@
 #include "client/blob_client.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -46,14 +44,6 @@ std::string LayoutOf(const UploadRequest& req) {
   return req.replication + "|" + req.collection + "|" + req.ttl;
 }
 
-std::string KeyHex(uint64_t key) {
-  char buf[20];
-  int n = std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(key));
-  std::string k(buf, static_cast<size_t>(n));
-  if (k.size() % 2) k.insert(k.begin(), '0');
-  return k;
-}
-
 }  // namespace
 
 StatusOr<BlobClient::Assignment> BlobClient::Assign(const UploadRequest& req) {
@@ -64,7 +54,9 @@ StatusOr<BlobClient::Assignment> BlobClient::Assign(const UploadRequest& req) {
     if (it != assign_pools_.end() && it->second.remaining > 0) {
       AssignPool& p = it->second;
       --p.remaining;
-      return Assignment{p.volume + "," + KeyHex(p.next_key++) + p.cookie, p.url};
+      Assignment a{p.next.ToString(), p.url};
+      p.next.key = NeedleKey(p.next.key.value + 1);
+      return a;
     }
   }
   const int count = std::max(1, options_.assign_batch);
@@ -82,19 +74,14 @@ StatusOr<BlobClient::Assignment> BlobClient::Assign(const UploadRequest& req) {
     return Status::Unavailable("assign answered " + std::to_string(a->status) + ": " + msg);
   }
   const std::string fid = j["fid"], url = j["url"];
-  // "<volume>,<key hex><cookie 8 hex>": keys fid.key .. fid.key+count-1 are ours.
-  size_t comma = fid.find(',');
-  if (comma == std::string::npos || fid.size() - comma - 1 <= 8) {
-    return Status::Unavailable("assign answered a malformed fid: " + fid);
-  }
-  const std::string key_cookie = fid.substr(comma + 1);
-  const std::string key_hex = key_cookie.substr(0, key_cookie.size() - 8);
-  uint64_t key = std::strtoull(key_hex.c_str(), nullptr, 16);
+  // Keys fid.key .. fid.key+count-1 (same volume and cookie) are ours.
+  auto parsed = FileId::Parse(fid);
+  if (!parsed.ok()) return Status::Unavailable("assign answered a malformed fid: " + fid);
   if (count > 1) {
+    FileId next = *parsed;
+    next.key = NeedleKey(next.key.value + 1);
     std::lock_guard<std::mutex> g(assign_mu_);
-    assign_pools_[layout] =
-        AssignPool{fid.substr(0, comma), key + 1, static_cast<uint64_t>(count - 1),
-                   key_cookie.substr(key_cookie.size() - 8), url};
+    assign_pools_[layout] = AssignPool{next, static_cast<uint64_t>(count - 1), url};
   }
   return Assignment{fid, url};
 }

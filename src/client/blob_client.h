@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "client/volume_locator.h"
+#include "common/file_id.h"
 #include "common/http.h"
 #include "common/status.h"
 
@@ -77,10 +78,8 @@ class BlobClient {
   /// Keys left from the last /dir/assign of one (replication, collection,
   /// ttl) layout.
   struct AssignPool {
-    std::string volume;  // decimal volume id
-    uint64_t next_key = 0;
+    FileId next;  // the next unused key, with the batch's volume and cookie
     uint64_t remaining = 0;
-    std::string cookie;  // 8 hex digits
     std::string url;
   };
   /// A file id from the pool of `req`'s layout, asking the master for a new

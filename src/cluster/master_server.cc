@@ -14,10 +14,10 @@
 #include "cluster/master_grpc_service.h"
 #include "cluster/master_state.h"
 #include "cluster/topology.h"
+#include "common/file_id.h"
 #include "common/http.h"
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "objstore/file_id.h"
 #include "objstore/needle.h"
 
 namespace needlefs {

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crc32c.h"
+#include "common/file_id.h"
 #include "common/http.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "objstore/compression.h"
-#include "objstore/file_id.h"
 #include "objstore/replication.h"
 #include "objstore/volume_grpc_service.h"
 

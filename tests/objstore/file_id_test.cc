@@ -1,4 +1,4 @@
-#include "objstore/file_id.h"
+#include "common/file_id.h"
 
 #include <gtest/gtest.h>
 
