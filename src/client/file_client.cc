@@ -207,6 +207,14 @@ class FileClient::Impl {
     options_.chunk_size = std::max<uint64_t>(options_.chunk_size, 4096);
   }
 
+  /// Every open inode's state, as of now.
+  std::vector<std::shared_ptr<OpenInode>> OpenInodes() {
+    std::lock_guard<std::mutex> g(map_mu_);
+    std::vector<std::shared_ptr<OpenInode>> all;
+    for (auto& [ino, s] : open_) all.push_back(s);
+    return all;
+  }
+
   std::shared_ptr<OpenInode> Find(InodeId ino) {
     std::lock_guard<std::mutex> g(map_mu_);
     auto it = open_.find(ino.value);
@@ -333,12 +341,7 @@ class FileClient::Impl {
   }
 
   void InvalidateAll() {
-    std::vector<std::shared_ptr<OpenInode>> all;
-    {
-      std::lock_guard<std::mutex> g(map_mu_);
-      for (auto& [ino, s] : open_) all.push_back(s);
-    }
-    for (auto& s : all) Invalidate(s->ino);
+    for (auto& s : OpenInodes()) Invalidate(s->ino);
   }
 
   StatusOr<std::string> Read(InodeId ino, uint64_t offset, uint64_t length) {
@@ -595,12 +598,7 @@ class FileClient::Impl {
       std::lock_guard<std::mutex> g(buffer_mu_);
       if (buffered_ < options_.max_write_buffer_bytes) return;
     }
-    std::vector<std::shared_ptr<OpenInode>> all;
-    {
-      std::lock_guard<std::mutex> g(map_mu_);
-      for (auto& [ino, s] : open_) all.push_back(s);
-    }
-    for (auto& s : all) {
+    for (auto& s : OpenInodes()) {
       std::lock_guard<std::mutex> g(s->mu);
       SubmitAllLocked(s);
     }

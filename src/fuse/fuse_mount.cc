@@ -26,7 +26,20 @@ namespace needlefs {
 namespace {
 
 constexpr int64_t kSessionLeaseMs = 60'000;
+/// RecordOwnEntry's inode for "whatever this operation puts there" (a
+/// rename target, marked before the rename; no inode is numbered 0).
+constexpr uint64_t kAnyInode = 0;
 constexpr uint32_t kBlockSize = 1u << 20;  // st_blksize: cp and friends use 1 MiB buffers
+
+/// The signals that end the mount (libfuse's handlers catch them).
+sigset_t TerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
 
 /// Remembered groups of a calling process, so permission checks do not
 /// read /proc for every request.
@@ -94,11 +107,7 @@ class FuseMount::Impl {
 
   Status Run() {
     // Only this thread takes SIGINT/SIGTERM: libfuse's handlers end the loop.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    const sigset_t set = TerminationSignals();
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     if (fuse_set_signal_handlers(se_) != 0) return Status::Internal("cannot set signal handlers");
     struct fuse_loop_config* cfg = fuse_loop_cfg_create();
@@ -193,11 +202,18 @@ class FuseMount::Impl {
     if (own_entries_.size() > 100'000) own_entries_.clear();
     own_entries_[EntryKey(parent, name)] = ino.value;
   }
-  /// True (and forgotten) when the event only echoes RecordOwnEntry.
+  void ForgetOwnEntry(InodeId parent, const std::string& name) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    own_entries_.erase(EntryKey(parent, name));
+  }
+  /// True (and forgotten) when the event only echoes RecordOwnEntry (an
+  /// entry recorded with kAnyInode matches whatever inode the event names).
   bool IsOwnEntry(const ChangeEvent& e) {
     std::lock_guard<std::mutex> g(own_mu_);
     auto it = own_entries_.find(EntryKey(e.parent, e.name));
-    if (it == own_entries_.end() || it->second != e.ino.value) return false;
+    if (it == own_entries_.end() || (it->second != kAnyInode && it->second != e.ino.value)) {
+      return false;
+    }
     own_entries_.erase(it);
     return true;
   }
@@ -272,6 +288,19 @@ class FuseMount::Impl {
   static void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     Impl* s = Self(req);
     s->ReplyAttr(req, s->meta_->GetAttr(s->FromFuse(ino)));
+  }
+
+  /// Sets regular file `ino`'s size (truncate or extend): buffered writes
+  /// are committed first so none lands after it, then meta changes the size,
+  /// then the file client drops what lies past it. Errors: as
+  /// FileClient::Flush and Namespace::SetAttr.
+  StatusOr<InodeAttr> Resize(const RequestContext& ctx, InodeId ino, uint64_t size) {
+    NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
+    SetAttrRequest r;
+    r.size = size;
+    auto a = meta_->SetAttr(ctx, ino, r);
+    if (a.ok()) files_->Truncated(ino, size);
+    return a;
   }
 
   static void OpSetattr(fuse_req_t req, fuse_ino_t fino, struct stat* attr, int to_set,
@@ -382,14 +411,16 @@ class FuseMount::Impl {
       return (void)fuse_reply_err(req, EINVAL);  // RENAME_WHITEOUT: overlayfs only
     }
     RequestContext ctx = s->Ctx(req);
-    if (!(f & kRenameExchange)) s->HoldIfOpen(ctx, s->FromFuse(newparent), newname);
+    const bool move = !(f & kRenameExchange);
+    if (move) {
+      s->HoldIfOpen(ctx, s->FromFuse(newparent), newname);
+      // The kernel moves its dentry itself; the echo must not unhash it.
+      // Marked before the call, so an echo that beats the reply is caught.
+      s->RecordOwnEntry(s->FromFuse(newparent), newname, InodeId{kAnyInode});
+    }
     Status st =
         s->meta_->Rename(ctx, s->FromFuse(parent), name, s->FromFuse(newparent), newname, f);
-    if (st.ok() && !(f & kRenameExchange)) {
-      // The kernel moved its dentry already; the echo must not unhash it.
-      auto moved = s->meta_->Lookup(ctx, s->FromFuse(newparent), newname);
-      if (moved.ok()) s->RecordOwnEntry(s->FromFuse(newparent), newname, moved->ino);
-    }
+    if (move && !st.ok()) s->ForgetOwnEntry(s->FromFuse(newparent), newname);
     fuse_reply_err(req, ErrnoOf(st));
   }
 
@@ -433,13 +464,8 @@ class FuseMount::Impl {
     }
     if ((fi->flags & O_TRUNC) && a->size != 0) {
       // FUSE_CAP_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
-      Status f = s->files_->Flush(ino);
-      if (!f.ok()) return ReplyErr(req, f);
-      SetAttrRequest r;
-      r.size = 0;
-      a = s->meta_->SetAttr(s->Ctx(req), ino, r);
+      a = s->Resize(s->Ctx(req), ino, 0);
       if (!a.ok()) return ReplyErr(req, a.status());
-      s->files_->Truncated(ino, 0);
     }
     s->OpenFile(*a, fi);
     fuse_reply_open(req, fi);
@@ -455,11 +481,8 @@ class FuseMount::Impl {
                               (fi->flags & O_EXCL) != 0, &created);
     if (!a.ok()) return ReplyErr(req, a.status());
     if (!created && (fi->flags & O_TRUNC) && a->size != 0) {
-      SetAttrRequest r;
-      r.size = 0;
-      a = s->meta_->SetAttr(ctx, a->ino, r);
+      a = s->Resize(ctx, a->ino, 0);
       if (!a.ok()) return ReplyErr(req, a.status());
-      s->files_->Truncated(a->ino, 0);
     }
     if (created) {
       s->SetNoCapability(a->ino, true);  // a new file has no xattrs
@@ -711,11 +734,8 @@ class FuseMount::Impl {
     if (!a.ok()) return ReplyErr(req, a.status());
     if (a->type != FileType::kRegular) return (void)fuse_reply_err(req, ENODEV);
     if (a->size < end) {
-      SetAttrRequest r;
-      r.size = end;
-      auto b = s->meta_->SetAttr(s->Ctx(req), ino, r);
+      auto b = s->Resize(s->Ctx(req), ino, end);
       if (!b.ok()) return ReplyErr(req, b.status());
-      s->files_->Truncated(ino, end);
     }
     fuse_reply_err(req, 0);
   }
@@ -905,11 +925,7 @@ FuseMount::~FuseMount() = default;
 StatusOr<std::unique_ptr<FuseMount>> FuseMount::Mount(const FuseMountOptions& options) {
   // Threads made from here on (gRPC, uploads, change stream) leave
   // termination signals to the thread that runs the FUSE loop.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  const sigset_t set = TerminationSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   auto impl = std::make_unique<Impl>(options);
   NEEDLEFS_RETURN_IF_ERROR(impl->Init());
