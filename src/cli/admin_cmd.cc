@@ -1,8 +1,10 @@
-// `needlefs admin <command>`: operator commands. Until the master exists the
-// volume.* commands talk to one volume server's gRPC admin port (-server
-// host:grpcPort); fsck opens a stopped meta server's store.
+// `needlefs admin <command>`: operator commands. The volume.* commands act
+// on every volume server the master knows (-master host:port) or on one
+// (-server host:grpcPort); fsck opens a stopped meta server's store.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -10,6 +12,7 @@
 #include "common/http.h"
 #include "metadata/fsck.h"
 #include "metadata/kv_store.h"
+#include "objstore/superblock.h"
 
 namespace needlefs::cli {
 namespace {
@@ -85,7 +88,8 @@ int RunFsck(const FsckFlags& f) {
 }
 
 struct AdminFlags {
-  std::string server = "127.0.0.1:18080";
+  std::string server;  // one volume server's gRPC host:port; "" = every server via the master
+  std::string master = "127.0.0.1:9333";
   uint32_t volume_id = 0;
   std::string collection;
   std::string replication = "000";
@@ -97,62 +101,119 @@ struct AdminFlags {
 
 double MiB(uint64_t b) { return static_cast<double>(b) / (1 << 20); }
 
-void ProgressBar(uint32_t vid, uint64_t done, uint64_t total) {
+void ProgressBar(const std::string& server, uint32_t vid, uint64_t done, uint64_t total) {
   const int width = 30;
   int filled = total ? static_cast<int>(width * done / total) : width;
-  std::fprintf(stderr, "\r  volume %u [%.*s%*s] %3d%% (%lu/%lu needles)", vid, filled,
-               "##############################", width - filled, "",
+  std::fprintf(stderr, "\r  %s volume %u [%.*s%*s] %3d%% (%lu/%lu needles)", server.c_str(), vid,
+               filled, "##############################", width - filled, "",
                total ? static_cast<int>(100 * done / total) : 100, static_cast<unsigned long>(done),
                static_cast<unsigned long>(total));
   std::fflush(stderr);
 }
 
-int RunList(VolumeAdminClient& c) {
-  auto vols = c.VolumeStatus(VolumeId(0));
-  if (!vols.ok()) return Fail("volume.list", vols.status());
-  std::printf("%6s %-12s %10s %10s %8s %6s %5s %-4s %s\n", "id", "collection", "needles",
-              "size MiB", "garbage", "repl", "ttl", "ro", "reason");
-  for (const auto& v : *vols) {
-    double ratio = v.data_bytes ? static_cast<double>(v.garbage_bytes) / v.data_bytes : 0;
-    std::printf("%6u %-12s %10lu %10.1f %7.1f%% %6s %5s %-4s %s\n", v.id.value,
-                v.collection.empty() ? "-" : v.collection.c_str(),
-                static_cast<unsigned long>(v.needle_count), MiB(v.data_bytes), ratio * 100,
-                v.replication.c_str(), v.ttl.empty() ? "-" : v.ttl.c_str(),
-                v.read_only ? "yes" : "no", v.read_only_reason.c_str());
+/// One volume server the command acts on.
+struct Target {
+  std::string label;  ///< "ip:port (dc/rack)" or the gRPC address given
+  std::string grpc;   ///< its gRPC admin "host:port"
+  std::vector<VolumeId> holds;  ///< volumes the master says it holds
+};
+
+/// The master's /vol/status as JSON. Errors: kUnavailable.
+StatusOr<nlohmann::json> MasterVolumeStatus(const std::string& master) {
+  std::string host;
+  uint16_t port;
+  NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(master, &host, &port));
+  HttpClient c(host, port, 10'000);
+  NEEDLEFS_ASSIGN_OR_RETURN(auto r, c.Request("GET", "/vol/status"));
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status != 200 || !j.is_object() || !j["Nodes"].is_array()) {
+    return Status::Unavailable("master " + master + " answered " + std::to_string(r.status) +
+                               " to /vol/status");
   }
-  std::printf("%zu volumes\n", vols->size());
+  return j;
+}
+
+/// -server names one volume server; otherwise every server the master knows.
+StatusOr<std::vector<Target>> ResolveTargets(const AdminFlags& f) {
+  if (!f.server.empty()) return std::vector<Target>{{f.server, f.server, {}}};
+  NEEDLEFS_ASSIGN_OR_RETURN(nlohmann::json j, MasterVolumeStatus(f.master));
+  std::vector<Target> out;
+  for (const auto& n : j["Nodes"]) {
+    std::string url = n.value("url", "");
+    Target t;
+    t.label = url + " (" + n.value("dataCenter", "") + "/" + n.value("rack", "") + ")";
+    t.grpc = url.substr(0, url.rfind(':')) + ":" + std::to_string(n.value("grpcPort", 0));
+    for (const auto& v : n["volumes"]) t.holds.push_back(VolumeId(v.value("id", 0u)));
+    out.push_back(std::move(t));
+  }
+  if (out.empty()) return Status::Unavailable("the master knows no volume server");
+  return out;
+}
+
+int RunList(const std::vector<Target>& targets) {
+  size_t total = 0;
+  for (const auto& t : targets) {
+    auto client = VolumeAdminClient::Create(t.grpc);
+    if (!client.ok()) return Fail("volume.list", client.status());
+    auto vols = (*client)->VolumeStatus(VolumeId(0));
+    if (!vols.ok()) return Fail("volume.list", vols.status().WithContext(t.label));
+    std::printf("volume server %s\n", t.label.c_str());
+    std::printf("%6s %-12s %10s %10s %8s %6s %5s %-4s %s\n", "id", "collection", "needles",
+                "size MiB", "garbage", "repl", "ttl", "ro", "reason");
+    for (const auto& v : *vols) {
+      double ratio = v.data_bytes ? static_cast<double>(v.garbage_bytes) / v.data_bytes : 0;
+      std::printf("%6u %-12s %10lu %10.1f %7.1f%% %6s %5s %-4s %s\n", v.id.value,
+                  v.collection.empty() ? "-" : v.collection.c_str(),
+                  static_cast<unsigned long>(v.needle_count), MiB(v.data_bytes), ratio * 100,
+                  v.replication.c_str(), v.ttl.empty() ? "-" : v.ttl.c_str(),
+                  v.read_only ? "yes" : "no", v.read_only_reason.c_str());
+    }
+    total += vols->size();
+  }
+  std::printf("%zu volume replicas on %zu servers\n", total, targets.size());
   return 0;
 }
 
-int RunVacuum(VolumeAdminClient& c, const AdminFlags& f) {
-  std::vector<VolumeId> ids;
-  if (f.volume_id) {
-    ids.push_back(VolumeId(f.volume_id));
-  } else {
-    auto vols = c.VolumeStatus(VolumeId(0));
-    if (!vols.ok()) return Fail("volume.vacuum", vols.status());
-    for (const auto& v : *vols) ids.push_back(v.id);
-  }
+int RunVacuum(const std::vector<Target>& targets, const AdminFlags& f) {
   uint64_t before = 0, after = 0;
   int vacuumed = 0, skipped = 0, failed = 0;
-  for (VolumeId id : ids) {
-    auto r = c.Compact(id, f.garbage_threshold,
-                       [&](uint64_t done, uint64_t total) { ProgressBar(id.value, done, total); });
-    if (!r.ok()) {
-      std::fprintf(stderr, "\n  volume %u: %s\n", id.value, r.status().ToString().c_str());
-      ++failed;
-      continue;
-    }
-    before += r->bytes_before;
-    after += r->bytes_after;
-    if (r->skipped) {
-      ++skipped;
-      std::fprintf(stderr, "  volume %u: garbage below %.0f%%, skipped\n", id.value,
-                   f.garbage_threshold * 100);
+  for (const auto& t : targets) {
+    auto client = VolumeAdminClient::Create(t.grpc);
+    if (!client.ok()) return Fail("volume.vacuum", client.status());
+    VolumeAdminClient& c = **client;
+    std::vector<VolumeId> ids;
+    if (f.volume_id) {
+      ids.push_back(VolumeId(f.volume_id));
     } else {
-      ++vacuumed;
-      std::fprintf(stderr, "\n  volume %u: %.1f MiB -> %.1f MiB\n", id.value, MiB(r->bytes_before),
-                   MiB(r->bytes_after));
+      auto vols = c.VolumeStatus(VolumeId(0));
+      if (!vols.ok()) return Fail("volume.vacuum", vols.status().WithContext(t.label));
+      for (const auto& v : *vols) ids.push_back(v.id);
+    }
+    for (VolumeId id : ids) {
+      if (f.volume_id && f.server.empty() &&
+          std::find(t.holds.begin(), t.holds.end(), id) == t.holds.end()) {
+        continue;  // the master says this server has no replica of it
+      }
+      auto r = c.Compact(id, f.garbage_threshold, [&](uint64_t done, uint64_t total) {
+        ProgressBar(t.label, id.value, done, total);
+      });
+      if (!r.ok()) {
+        std::fprintf(stderr, "\n  %s volume %u: %s\n", t.label.c_str(), id.value,
+                     r.status().ToString().c_str());
+        ++failed;
+        continue;
+      }
+      before += r->bytes_before;
+      after += r->bytes_after;
+      if (r->skipped) {
+        ++skipped;
+        std::fprintf(stderr, "  %s volume %u: garbage below %.0f%%, skipped\n", t.label.c_str(),
+                     id.value, f.garbage_threshold * 100);
+      } else {
+        ++vacuumed;
+        std::fprintf(stderr, "\n  %s volume %u: %.1f MiB -> %.1f MiB\n", t.label.c_str(), id.value,
+                     MiB(r->bytes_before), MiB(r->bytes_after));
+      }
     }
   }
   std::printf("vacuum: %d vacuumed, %d skipped, %d failed; %.1f MiB -> %.1f MiB (%.1f MiB freed)\n",
@@ -160,36 +221,110 @@ int RunVacuum(VolumeAdminClient& c, const AdminFlags& f) {
   return failed ? 1 : 0;
 }
 
+/// `volume.check`: compares the replicas of every volume as the volume
+/// servers report them (live needles, garbage, size, read-only) and lists
+/// the volumes with missing or differing replicas. Exit 1 when any.
+int RunCheck(const AdminFlags& f) {
+  auto j = MasterVolumeStatus(f.master);
+  if (!j.ok()) return Fail("volume.check", j.status());
+  struct Replica {
+    std::string server;
+    VolumeInfo info;
+  };
+  std::map<uint32_t, std::vector<Replica>> replicas;
+  size_t servers = 0;
+  for (const auto& n : (*j)["Nodes"]) {
+    std::string url = n.value("url", "");
+    std::string grpc = url.substr(0, url.rfind(':')) + ":" + std::to_string(n.value("grpcPort", 0));
+    auto client = VolumeAdminClient::Create(grpc);
+    if (!client.ok()) return Fail("volume.check", client.status());
+    auto vols = (*client)->VolumeStatus(VolumeId(0));
+    if (!vols.ok()) return Fail("volume.check", vols.status().WithContext(url));
+    for (const auto& v : *vols) replicas[v.id.value].push_back({url, v});
+    ++servers;
+    std::fprintf(stderr, "\r  asked %zu/%zu volume servers", servers, (*j)["Nodes"].size());
+  }
+  std::fprintf(stderr, "\n");
+  int problems = 0;
+  for (const auto& [vid, reps] : replicas) {
+    if (f.volume_id && vid != f.volume_id) continue;
+    auto rp = ReplicaPlacement::Parse(reps[0].info.replication);
+    size_t want = rp.ok() ? static_cast<size_t>(rp->CopyCount()) : 1;
+    if (reps.size() < want) {
+      std::printf("volume %u: %zu of %zu replicas (on", vid, reps.size(), want);
+      for (const auto& r : reps) std::printf(" %s", r.server.c_str());
+      std::printf(")\n");
+      ++problems;
+    }
+    for (const auto& r : reps) {
+      if (r.info.needle_count != reps[0].info.needle_count ||
+          r.info.live_bytes != reps[0].info.live_bytes) {
+        std::printf("volume %u: replicas differ: %s has %lu needles (%lu bytes), %s has %lu "
+                    "(%lu bytes)\n",
+                    vid, reps[0].server.c_str(),
+                    static_cast<unsigned long>(reps[0].info.needle_count),
+                    static_cast<unsigned long>(reps[0].info.live_bytes), r.server.c_str(),
+                    static_cast<unsigned long>(r.info.needle_count),
+                    static_cast<unsigned long>(r.info.live_bytes));
+        ++problems;
+        break;
+      }
+    }
+  }
+  std::printf("volume.check: %zu volumes on %zu servers, %d problems\n", replicas.size(), servers,
+              problems);
+  return problems ? 1 : 0;
+}
+
 int RunAdmin(const std::string& cmd, const AdminFlags& f) {
-  auto client = VolumeAdminClient::Create(f.server);
-  if (!client.ok()) return Fail(cmd.c_str(), client.status());
-  VolumeAdminClient& c = **client;
-  if (cmd == "volume.list") return RunList(c);
-  if (cmd == "volume.vacuum") return RunVacuum(c, f);
+  if (cmd == "volume.check") return RunCheck(f);
+  auto targets = ResolveTargets(f);
+  if (!targets.ok()) return Fail(cmd.c_str(), targets.status());
+  if (cmd == "volume.list") return RunList(*targets);
+  if (cmd == "volume.vacuum") return RunVacuum(*targets, f);
   if (f.volume_id == 0) {
     return Fail(cmd.c_str(), Status::InvalidArgument("-volumeId is required"));
   }
   VolumeId id(f.volume_id);
-  Status s;
-  if (cmd == "volume.allocate") {
-    s = c.AllocateVolume(id, f.collection, f.replication, f.ttl);
-  } else if (cmd == "volume.mark") {
-    if (f.readonly == f.writable) {
-      return Fail(cmd.c_str(), Status::InvalidArgument("give exactly one of -readonly, -writable"));
-    }
-    s = c.MarkReadonly(id, f.readonly);
-  } else if (cmd == "volume.delete") {
-    s = c.DeleteVolume(id);
+  if (cmd == "volume.allocate" && f.server.empty()) {
+    return Fail(cmd.c_str(), Status::InvalidArgument(
+                                 "-server is required (with a master, volumes grow by "
+                                 "themselves or through /vol/grow)"));
   }
-  if (!s.ok()) return Fail(cmd.c_str(), s);
-  std::printf("%s volume %u: ok\n", cmd.c_str(), id.value);
+  if (cmd == "volume.mark" && f.readonly == f.writable) {
+    return Fail(cmd.c_str(), Status::InvalidArgument("give exactly one of -readonly, -writable"));
+  }
+  int done = 0;
+  for (const auto& t : *targets) {
+    if (f.server.empty() && std::find(t.holds.begin(), t.holds.end(), id) == t.holds.end()) {
+      continue;
+    }
+    auto client = VolumeAdminClient::Create(t.grpc);
+    if (!client.ok()) return Fail(cmd.c_str(), client.status());
+    VolumeAdminClient& c = **client;
+    Status s;
+    if (cmd == "volume.allocate") {
+      s = c.AllocateVolume(id, f.collection, f.replication, f.ttl);
+    } else if (cmd == "volume.mark") {
+      s = c.MarkReadonly(id, f.readonly);
+    } else if (cmd == "volume.delete") {
+      s = c.DeleteVolume(id);
+    }
+    if (!s.ok()) return Fail(cmd.c_str(), s.WithContext(t.label));
+    std::printf("%s volume %u on %s: ok\n", cmd.c_str(), id.value, t.label.c_str());
+    ++done;
+  }
+  if (done == 0) {
+    return Fail(cmd.c_str(), Status::NotFound("no volume server holds volume " +
+                                              std::to_string(id.value)));
+  }
   return 0;
 }
 
 }  // namespace
 
 void AddAdminCommand(CLI::App& app, int* exit_code) {
-  auto* admin = app.add_subcommand("admin", "Operator commands against a volume server");
+  auto* admin = app.add_subcommand("admin", "Operator commands: the cluster and the namespace");
   admin->require_subcommand(1);
   auto f = std::make_shared<AdminFlags>();
   struct Cmd {
@@ -197,16 +332,24 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
     const char* help;
   };
   for (Cmd c : {Cmd{"volume.list", "List the volumes and their garbage"},
+                Cmd{"volume.check", "Compare the replicas of every volume (via the master)"},
                 Cmd{"volume.allocate", "Create a volume"},
                 Cmd{"volume.vacuum", "Compact volumes above a garbage threshold"},
                 Cmd{"volume.mark", "Mark a volume -readonly or -writable"},
                 Cmd{"volume.delete", "Delete a volume and its files"}}) {
     auto* sub = admin->add_subcommand(c.name, c.help);
     std::string name = c.name;
-    sub->add_option("--server", f->server, "Volume server gRPC host:port")->capture_default_str();
+    sub->add_option("--master", f->master, "Master HTTP host:port (acts on every volume server)")
+        ->capture_default_str();
+    if (name != "volume.check") {
+      sub->add_option("--server", f->server,
+                      "Only this volume server (its gRPC host:port), no master needed");
+    }
     if (name != "volume.list") {
       sub->add_option("--volumeId", f->volume_id,
-                      name == "volume.vacuum" ? "Volume to vacuum (default: all)" : "Volume id");
+                      name == "volume.vacuum" || name == "volume.check"
+                          ? "Only this volume (default: all)"
+                          : "Volume id");
     }
     if (name == "volume.allocate") {
       sub->add_option("--collection", f->collection, "Collection name");

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   CLI::App app{"NeedleFS: a distributed file and object store (NFSv3, FUSE, S3)"};
   app.require_subcommand(1);
   int exit_code = 0;
+  needlefs::cli::AddServerCommand(app, &exit_code);
   needlefs::cli::AddMasterCommand(app, &exit_code);
   needlefs::cli::AddMountCommand(app, &exit_code);
   needlefs::cli::AddVolumeCommand(app, &exit_code);

@@ -4,11 +4,8 @@
 
 #include "cli/commands.h"
 #include "common/config.h"
-#include "common/http.h"
 #include "common/logging.h"
-#include "objstore/heartbeat.h"
-#include "objstore/store.h"
-#include "objstore/volume_server.h"
+#include "objstore/volume_node.h"
 
 namespace needlefs::cli {
 namespace {
@@ -45,62 +42,38 @@ int RunVolume(const VolumeFlags& f) {
     std::fprintf(stderr, "needlefs volume: %s\n", s.ToString().c_str());
     return 1;
   };
-  StoreOptions so;
-  so.dir = f.dir;
-  so.max_volumes = f.max;
+  VolumeNodeOptions o;
+  o.store.dir = f.dir;
+  o.store.max_volumes = f.max;
   auto durability = ParseDurability(f.durability);
   if (!durability.ok()) return fail(durability.status());
-  so.durability = *durability;
+  o.store.durability = *durability;
   auto index = ParseIndexMode(f.index);
   if (!index.ok()) return fail(index.status());
-  so.index_mode = *index;
-  so.volume_size_limit_bytes = f.volume_size_limit_mb << 20;
-  auto placement = ReplicaPlacement::Parse(f.replication);
-  if (!placement.ok()) return fail(placement.status());
-
-  auto store = Store::Open(so);
-  if (!store.ok()) return fail(store.status());
-  for (uint32_t id = 1; id <= f.allocate; ++id) {
-    if (Status s = (*store)->AllocateVolume(VolumeId(id), "", *placement, 0); !s.ok()) {
-      return fail(s.WithContext("allocate volume " + std::to_string(id)));
-    }
-  }
-  VolumeServerOptions vo;
-  vo.ip = f.ip;
-  vo.port = f.port;
-  vo.grpc_port =
+  o.store.index_mode = *index;
+  o.store.volume_size_limit_bytes = f.volume_size_limit_mb << 20;
+  o.server.ip = f.ip;
+  o.server.port = f.port;
+  o.server.grpc_port =
       static_cast<uint16_t>(f.grpc_port >= 0 ? f.grpc_port : (f.port ? f.port + 10000 : 0));
-  vo.max_file_size_bytes = f.file_size_limit_mb << 20;
-  vo.compress = f.compress;
-  vo.master = f.mserver;
-  auto server = VolumeServer::Start(vo, store->get());
-  if (!server.ok()) return fail(server.status());
+  o.server.max_file_size_bytes = f.file_size_limit_mb << 20;
+  o.server.compress = f.compress;
+  o.server.master = f.mserver;
+  o.master_grpc_port = static_cast<uint16_t>(f.mserver_grpc_port >= 0 ? f.mserver_grpc_port : 0);
+  o.public_url = f.public_url;
+  o.data_center = f.data_center;
+  o.rack = f.rack;
+  o.allocate = f.allocate;
+  o.allocate_replication = f.replication;
+  auto node = VolumeNode::Start(o);
+  if (!node.ok()) return fail(node.status());
   std::printf("needlefs volume ready http=%s:%u grpc=%s:%u dir=%s durability=%s\n", f.ip.c_str(),
-              (*server)->http_port(), f.ip.c_str(), (*server)->grpc_port(), f.dir.c_str(),
+              (*node)->http_port(), f.ip.c_str(), (*node)->grpc_port(), f.dir.c_str(),
               f.durability.c_str());
   std::fflush(stdout);
-  std::unique_ptr<Heartbeater> heartbeat;
-  if (!f.mserver.empty()) {
-    std::string mhost;
-    uint16_t mport;
-    if (Status s = SplitHostPort(f.mserver, &mhost, &mport); !s.ok()) return fail(s);
-    HeartbeatOptions ho;
-    int grpc = f.mserver_grpc_port >= 0 ? f.mserver_grpc_port : mport + 10000;
-    ho.master = JoinHostPort(mhost, static_cast<uint16_t>(grpc));
-    ho.ip = f.ip;
-    ho.http_port = (*server)->http_port();
-    ho.grpc_port = (*server)->grpc_port();
-    ho.public_url = f.public_url;
-    ho.data_center = f.data_center;
-    ho.rack = f.rack;
-    heartbeat = Heartbeater::Start(ho, store->get());
-  }
   int sig = WaitForTerminationSignal();
   spdlog::info("volume.stop signal={}", sig);
-  if (heartbeat) heartbeat->Stop();
-  (*server)->Stop();
-  Status s = (*store)->SyncAll();
-  if (!s.ok()) return fail(s);
+  if (Status s = (*node)->Stop(); !s.ok()) return fail(s);
   return 0;
 }
 

@@ -38,6 +38,8 @@ class Service final : public pb::Master::Service {
       if (!hb.data_center().empty()) node.data_center = hb.data_center();
       if (!hb.rack().empty()) node.rack = hb.rack();
       node.max_volumes = static_cast<int>(hb.max_volumes());
+      node.disk_free_bytes = hb.disk_free_bytes();
+      node.disk_total_bytes = hb.disk_total_bytes();
       std::vector<VolumeReport> vols;
       for (const auto& v : hb.volumes()) {
         VolumeReport r;
@@ -48,6 +50,8 @@ class Service final : public pb::Master::Service {
         r.ttl = static_cast<uint16_t>(v.ttl());
         r.size_bytes = v.size();
         r.read_only = v.read_only();
+        r.file_count = v.file_count();
+        r.garbage_bytes = v.garbage_bytes();
         vols.push_back(std::move(r));
       }
       if (node_id.empty()) {

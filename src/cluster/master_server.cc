@@ -13,6 +13,7 @@
 #include "client/volume_admin_client.h"
 #include "cluster/master_grpc_service.h"
 #include "cluster/master_state.h"
+#include "cluster/status_page.h"
 #include "cluster/topology.h"
 #include "common/file_id.h"
 #include "common/http.h"
@@ -63,6 +64,9 @@ struct MasterServer::Impl {
   HttpResponse Assign(HttpRequest& req);
   HttpResponse Lookup(HttpRequest& req);
   HttpResponse ClusterStatus();
+  HttpResponse VolumeStatus();
+  HttpResponse GrowRequest(HttpRequest& req);
+  HttpResponse StatusPage();
   /// Allocates one new volume of `layout` on nodes chosen by placement.
   Status Grow(const LayoutKey& layout, const ReplicaPlacement& rp, const std::string& dc,
               const std::string& rack);
@@ -178,9 +182,78 @@ HttpResponse MasterServer::Impl::ClusterStatus() {
   return HttpResponse::Json(200, j.dump(2));
 }
 
+HttpResponse MasterServer::Impl::VolumeStatus() {
+  nlohmann::json nodes = nlohmann::json::array();
+  const int64_t now = NowMs();
+  for (const auto& n : topology->Snapshot()) {
+    nlohmann::json vols = nlohmann::json::array();
+    for (const auto& v : n.volumes) {
+      vols.push_back({{"id", v.id.value},
+                      {"collection", v.collection},
+                      {"replication", v.replica_placement.ToString()},
+                      {"ttl", Ttl::ToString(v.ttl)},
+                      {"size", v.size_bytes},
+                      {"fileCount", v.file_count},
+                      {"garbageBytes", v.garbage_bytes},
+                      {"readOnly", v.read_only}});
+    }
+    nodes.push_back({{"url", n.info.id},
+                     {"publicUrl", n.info.public_url},
+                     {"grpcPort", n.info.grpc_port},
+                     {"dataCenter", n.info.data_center},
+                     {"rack", n.info.rack},
+                     {"maxVolumes", n.info.max_volumes},
+                     {"diskFreeBytes", n.info.disk_free_bytes},
+                     {"diskTotalBytes", n.info.disk_total_bytes},
+                     {"lastHeartbeatMsAgo", std::max<int64_t>(0, now - n.last_seen_ms)},
+                     {"volumes", vols}});
+  }
+  return HttpResponse::Json(200, nlohmann::json{{"Nodes", nodes}}.dump(2));
+}
+
+HttpResponse MasterServer::Impl::GrowRequest(HttpRequest& req) {
+  std::string c = req.QueryParam("count", "1");
+  if (c.empty() || c.size() > 3 || c.find_first_not_of("0123456789") != std::string::npos ||
+      c == "0") {
+    return HttpResponse::Error(400, "count must be 1..999");
+  }
+  auto rp = ReplicaPlacement::Parse(req.QueryParam("replication", options.default_replication));
+  if (!rp.ok()) return HttpResponse::Error(400, rp.status().message());
+  auto ttl = Ttl::Parse(req.QueryParam("ttl"));
+  if (!ttl.ok()) return HttpResponse::Error(400, ttl.status().message());
+  LayoutKey layout{req.QueryParam("collection"), rp->ToByte(), *ttl};
+  std::lock_guard<std::mutex> g(grow_mu);
+  int grown = 0;
+  for (int i = 0; i < std::stoi(c); ++i) {
+    Status s = Grow(layout, *rp, req.QueryParam("dataCenter"), req.QueryParam("rack"));
+    if (!s.ok()) {
+      return HttpResponse::Json(ToHttpStatus(s),
+                                nlohmann::json{{"count", grown}, {"error", s.message()}}.dump());
+    }
+    ++grown;
+  }
+  return HttpResponse::Json(200, nlohmann::json{{"count", grown}}.dump());
+}
+
+HttpResponse MasterServer::Impl::StatusPage() {
+  StatusPageInfo info;
+  info.leader = options.ip + ":" + std::to_string(http->port());
+  info.max_volume_id = state->max_volume_id().value;
+  info.default_replication = options.default_replication;
+  info.volume_size_limit_bytes = options.volume_size_limit_bytes;
+  info.now_ms = NowMs();
+  HttpResponse r;
+  r.body = RenderStatusPage(topology->Snapshot(), topology->UnderReplicated(), info);
+  r.headers["Content-Type"] = "text/html; charset=utf-8";
+  return r;
+}
+
 HttpResponse MasterServer::Impl::Handle(HttpRequest& req) {
   if (req.path == "/dir/assign") return Assign(req);
   if (req.path == "/dir/lookup") return Lookup(req);
+  if (req.path == "/vol/status") return VolumeStatus();
+  if (req.path == "/vol/grow") return GrowRequest(req);
+  if (req.path == "/" || req.path == "/ui/index.html") return StatusPage();
   if (req.path == "/cluster/status" || req.path == "/dir/status" || req.path == "/status") {
     return ClusterStatus();
   }
@@ -234,6 +307,7 @@ StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(const MasterOptions&
 
 uint16_t MasterServer::http_port() const { return impl_->http->port(); }
 uint16_t MasterServer::grpc_port() const { return impl_->grpc->port(); }
+size_t MasterServer::node_count() const { return impl_->topology->Snapshot().size(); }
 
 void MasterServer::Stop() {
   if (!impl_) return;

@@ -5,13 +5,18 @@
 //        -> {"fid","url","publicUrl","count"}; grows the layout when it has
 //           no writable volume (placement per the replication code)
 //   GET /dir/lookup?volumeId=3 (or fileId=3,01...) -> {"volumeId","locations":[...]}
+//   GET /vol/status -> every volume server with its volumes (JSON)
+//   GET|POST /vol/grow?count=&replication=&collection=&ttl=&dataCenter=&rack=
+//        -> {"count"}: allocates volumes now
 //   GET /dir/status, /cluster/status (JSON), /metrics
+//   GET / -> the HTML status page (servers, volumes, free space, health)
 // Errors are JSON {"error": ...}: 400 bad arguments, 404 unknown volume, 503
 // when no volume can be placed (the message says why).
 //
 // Thread-safe; Stop() is idempotent and called by the destructor.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,6 +48,8 @@ class MasterServer {
   MasterServer& operator=(const MasterServer&) = delete;
   uint16_t http_port() const;
   uint16_t grpc_port() const;
+  /// Volume servers currently known (alive).
+  size_t node_count() const;
   void Stop();
 
   struct Impl;

@@ -237,6 +237,21 @@ std::map<std::string, std::map<std::string, std::vector<std::string>>> Topology:
   return out;
 }
 
+std::vector<NodeSnapshot> Topology::Snapshot() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<NodeSnapshot> out;
+  for (const auto& [id, n] : nodes_) {
+    NodeSnapshot s{n.info, {}, n.last_seen_ms};
+    for (const auto& [vid, v] : n.volumes) s.volumes.push_back(v);
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(), [](const NodeSnapshot& a, const NodeSnapshot& b) {
+    return std::tie(a.info.data_center, a.info.rack, a.info.id) <
+           std::tie(b.info.data_center, b.info.rack, b.info.id);
+  });
+  return out;
+}
+
 std::optional<NodeInfo> Topology::GetNode(const std::string& node_id) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(node_id);

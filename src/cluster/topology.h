@@ -28,6 +28,8 @@ struct NodeInfo {
   std::string data_center = "DefaultDataCenter";
   std::string rack = "DefaultRack";
   int max_volumes = 8;  ///< volume slots
+  uint64_t disk_free_bytes = 0;   ///< of the data directory's file system
+  uint64_t disk_total_bytes = 0;
 };
 
 /// One volume as a node reports it.
@@ -38,6 +40,15 @@ struct VolumeReport {
   uint16_t ttl = 0;
   uint64_t size_bytes = 0;
   bool read_only = false;
+  uint64_t file_count = 0;     ///< live needles
+  uint64_t garbage_bytes = 0;  ///< dead needles and tombstones
+};
+
+/// A node as the master sees it, for status pages and admin listings.
+struct NodeSnapshot {
+  NodeInfo info;
+  std::vector<VolumeReport> volumes;  ///< by id
+  int64_t last_seen_ms = 0;           ///< master clock of the last heartbeat
 };
 
 /// A (collection, replica placement, TTL) triple: volumes of one layout are
@@ -105,6 +116,8 @@ class Topology {
   std::map<std::string, std::map<std::string, std::vector<std::string>>> Tree() const;
   /// A node's info as last reported; nullopt when unknown.
   std::optional<NodeInfo> GetNode(const std::string& node_id) const;
+  /// Every node with its volumes, by data center, rack and id.
+  std::vector<NodeSnapshot> Snapshot() const;
   /// Free slots of a node (max - volumes held); -1 when unknown.
   int FreeSlots(const std::string& node_id) const;
 

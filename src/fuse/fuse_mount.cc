@@ -58,7 +58,7 @@ class FuseMount::Impl {
     StopBackground();
     if (se_) {
       Unmount();
-      fuse_remove_signal_handlers(se_);
+      if (options_.handle_signals) fuse_remove_signal_handlers(se_);
       fuse_session_destroy(se_);
     }
     if (session_ != 0 && meta_) (void)meta_->CloseSession(session_);
@@ -107,9 +107,13 @@ class FuseMount::Impl {
 
   Status Run() {
     // Only this thread takes SIGINT/SIGTERM: libfuse's handlers end the loop.
-    const sigset_t set = TerminationSignals();
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-    if (fuse_set_signal_handlers(se_) != 0) return Status::Internal("cannot set signal handlers");
+    if (options_.handle_signals) {
+      const sigset_t set = TerminationSignals();
+      pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+      if (fuse_set_signal_handlers(se_) != 0) {
+        return Status::Internal("cannot set signal handlers");
+      }
+    }
     struct fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(std::max(2, options_.max_threads)));
     fuse_loop_cfg_set_idle_threads(cfg, 4);

@@ -38,6 +38,10 @@ struct FuseMountOptions {
   /// Meta's change stream invalidates kernel caches (off only for tests of
   /// timeouts).
   bool invalidate_from_changes = true;
+  /// Run() takes SIGINT/SIGTERM/SIGHUP (libfuse's handlers end the loop).
+  /// false when the mount is embedded in a process that waits for signals
+  /// itself and calls Stop().
+  bool handle_signals = true;
 };
 
 class FuseMount {

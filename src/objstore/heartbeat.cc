@@ -1,6 +1,8 @@
 // gRPC transport of the volume server's heartbeat to the master.
 #include "objstore/heartbeat.h"
 
+#include <sys/statvfs.h>
+
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
@@ -44,6 +46,11 @@ class GrpcHeartbeater final : public Heartbeater {
     hb.set_data_center(options_.data_center);
     hb.set_rack(options_.rack);
     hb.set_max_volumes(static_cast<uint32_t>(store_->options().max_volumes));
+    struct statvfs fs {};
+    if (statvfs(store_->options().dir.c_str(), &fs) == 0) {
+      hb.set_disk_free_bytes(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize);
+      hb.set_disk_total_bytes(static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize);
+    }
     for (const auto& st : store_->Stats()) {
       auto* v = hb.add_volumes();
       v->set_id(st.id.value);
@@ -52,6 +59,8 @@ class GrpcHeartbeater final : public Heartbeater {
       v->set_ttl(st.ttl);
       v->set_size(st.data_bytes);
       v->set_read_only(st.read_only);
+      v->set_file_count(st.needle_count);
+      v->set_garbage_bytes(st.garbage_bytes);
     }
     return hb;
   }
