@@ -13,3 +13,9 @@ needlefs_setup() {
   # Two cores: one build at a time, two jobs.
   cmake --build "$build_dir" -j 2
 }
+
+# pid_alive PID: the process runs (a killed one not yet reaped, a zombie,
+# does not count: orphans wait for their reaper).
+pid_alive() {
+  kill -0 "$1" 2>/dev/null && ! grep -qs '^State:.*Z' "/proc/$1/status"
+}

@@ -113,8 +113,8 @@ void ProgressBar(const std::string& server, uint32_t vid, uint64_t done, uint64_
 
 /// One volume server the command acts on.
 struct Target {
-  std::string label;  ///< "ip:port (dc/rack)" or the gRPC address given
-  std::string grpc;   ///< its gRPC admin "host:port"
+  std::string label;            ///< "ip:port (dc/rack)" or the gRPC address given
+  std::string grpc;             ///< its gRPC admin "host:port"
   std::vector<VolumeId> holds;  ///< volumes the master says it holds
 };
 
@@ -259,13 +259,13 @@ int RunCheck(const AdminFlags& f) {
     for (const auto& r : reps) {
       if (r.info.needle_count != reps[0].info.needle_count ||
           r.info.live_bytes != reps[0].info.live_bytes) {
-        std::printf("volume %u: replicas differ: %s has %lu needles (%lu bytes), %s has %lu "
-                    "(%lu bytes)\n",
-                    vid, reps[0].server.c_str(),
-                    static_cast<unsigned long>(reps[0].info.needle_count),
-                    static_cast<unsigned long>(reps[0].info.live_bytes), r.server.c_str(),
-                    static_cast<unsigned long>(r.info.needle_count),
-                    static_cast<unsigned long>(r.info.live_bytes));
+        std::printf(
+            "volume %u: replicas differ: %s has %lu needles (%lu bytes), %s has %lu "
+            "(%lu bytes)\n",
+            vid, reps[0].server.c_str(), static_cast<unsigned long>(reps[0].info.needle_count),
+            static_cast<unsigned long>(reps[0].info.live_bytes), r.server.c_str(),
+            static_cast<unsigned long>(r.info.needle_count),
+            static_cast<unsigned long>(r.info.live_bytes));
         ++problems;
         break;
       }
@@ -287,9 +287,9 @@ int RunAdmin(const std::string& cmd, const AdminFlags& f) {
   }
   VolumeId id(f.volume_id);
   if (cmd == "volume.allocate" && f.server.empty()) {
-    return Fail(cmd.c_str(), Status::InvalidArgument(
-                                 "-server is required (with a master, volumes grow by "
-                                 "themselves or through /vol/grow)"));
+    return Fail(cmd.c_str(),
+                Status::InvalidArgument("-server is required (with a master, volumes grow by "
+                                        "themselves or through /vol/grow)"));
   }
   if (cmd == "volume.mark" && f.readonly == f.writable) {
     return Fail(cmd.c_str(), Status::InvalidArgument("give exactly one of -readonly, -writable"));
@@ -315,8 +315,8 @@ int RunAdmin(const std::string& cmd, const AdminFlags& f) {
     ++done;
   }
   if (done == 0) {
-    return Fail(cmd.c_str(), Status::NotFound("no volume server holds volume " +
-                                              std::to_string(id.value)));
+    return Fail(cmd.c_str(),
+                Status::NotFound("no volume server holds volume " + std::to_string(id.value)));
   }
   return 0;
 }

@@ -157,11 +157,11 @@ int RunServer(ServerFlags f) {
 
   std::string vols;
   for (const auto& a : volume_addrs) vols += (vols.empty() ? "" : ",") + a;
-  std::printf("needlefs server ready master=%s volumes=%s meta=%s meta_http=%s:%u mount=%s "
-              "dir=%s replication=%s\n",
-              master_addr.c_str(), vols.c_str(), meta_addr.c_str(), f.ip.c_str(),
-              (*meta)->http_port(), f.mount.empty() ? "-" : f.mount.c_str(), f.dir.c_str(),
-              f.replication.c_str());
+  std::printf(
+      "needlefs server ready master=%s volumes=%s meta=%s meta_http=%s:%u mount=%s "
+      "dir=%s replication=%s\n",
+      master_addr.c_str(), vols.c_str(), meta_addr.c_str(), f.ip.c_str(), (*meta)->http_port(),
+      f.mount.empty() ? "-" : f.mount.c_str(), f.dir.c_str(), f.replication.c_str());
   std::printf("\n  master      http://%s  (status page: http://%s/)\n", master_addr.c_str(),
               master_addr.c_str());
   for (size_t i = 0; i < volume_addrs.size(); ++i) {
@@ -175,8 +175,9 @@ int RunServer(ServerFlags f) {
   std::printf("  curl 'http://%s/dir/assign'\n", master_addr.c_str());
   std::printf("  mkdir -p /mnt/needlefs && needlefs mount -meta %s -master %s /mnt/needlefs\n",
               meta_addr.c_str(), master_addr.c_str());
-  std::printf("  mount -t needlefs %s /mnt/needlefs   (with mount-tools/mount.needlefs installed)\n",
-              meta_addr.c_str());
+  std::printf(
+      "  mount -t needlefs %s /mnt/needlefs   (with mount-tools/mount.needlefs installed)\n",
+      meta_addr.c_str());
   std::printf("  needlefs admin cluster.status -master %s\n", master_addr.c_str());
   std::printf("Stop: Ctrl-C or kill %d\n\n", static_cast<int>(getpid()));
   std::fflush(stdout);

@@ -35,12 +35,23 @@ std::string HtmlEscape(const std::string& s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -93,9 +104,9 @@ std::string RenderStatusPage(const std::vector<NodeSnapshot>& nodes,
   h += fmt::format("<span><b>{}</b> volumes, {} of {} slots free</span>", volumes.size(),
                    slots - used, slots);
   h += fmt::format("<span>disk <b>{}</b> free of {}</span>", Bytes(disk_free), Bytes(disk_total));
-  h += under.empty() ? std::string("<span class=\"ok\">replication healthy</span>")
-                     : fmt::format("<span class=\"bad\">{} volumes under-replicated</span>",
-                                   under.size());
+  h += under.empty()
+           ? std::string("<span class=\"ok\">replication healthy</span>")
+           : fmt::format("<span class=\"bad\">{} volumes under-replicated</span>", under.size());
   h += "</p>\n<p>";
   h += fmt::format("max volume id {}, default replication {}, volume size limit {}",
                    info.max_volume_id, HtmlEscape(info.default_replication),

@@ -15,7 +15,7 @@ namespace needlefs {
 
 /// What the page shows besides the topology.
 struct StatusPageInfo {
-  std::string leader;              ///< the master's "host:port"
+  std::string leader;  ///< the master's "host:port"
   uint32_t max_volume_id = 0;
   std::string default_replication;
   uint64_t volume_size_limit_bytes = 0;

@@ -27,8 +27,8 @@ struct NodeInfo {
   uint16_t grpc_port = 0;
   std::string data_center = "DefaultDataCenter";
   std::string rack = "DefaultRack";
-  int max_volumes = 8;  ///< volume slots
-  uint64_t disk_free_bytes = 0;   ///< of the data directory's file system
+  int max_volumes = 8;           ///< volume slots
+  uint64_t disk_free_bytes = 0;  ///< of the data directory's file system
   uint64_t disk_total_bytes = 0;
 };
 

@@ -1,9 +1,8 @@
 // gRPC transport of the volume server's heartbeat to the master.
 #include "objstore/heartbeat.h"
 
-#include <sys/statvfs.h>
-
 #include <grpcpp/grpcpp.h>
+#include <sys/statvfs.h>
 
 #include <condition_variable>
 #include <mutex>

@@ -33,9 +33,9 @@ StatusOr<std::unique_ptr<VolumeNode>> VolumeNode::Start(const VolumeNodeOptions&
   NEEDLEFS_ASSIGN_OR_RETURN(impl->server, VolumeServer::Start(options.server, impl->store.get()));
   if (!options.server.master.empty()) {
     HeartbeatOptions ho;
-    ho.master = JoinHostPort(
-        mhost, options.master_grpc_port ? options.master_grpc_port
-                                        : static_cast<uint16_t>(mport + 10000));
+    ho.master =
+        JoinHostPort(mhost, options.master_grpc_port ? options.master_grpc_port
+                                                     : static_cast<uint16_t>(mport + 10000));
     ho.ip = options.server.ip;
     ho.http_port = impl->server->http_port();
     ho.grpc_port = impl->server->grpc_port();
