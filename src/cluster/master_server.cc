@@ -257,12 +257,7 @@ HttpResponse MasterServer::Impl::Handle(HttpRequest& req) {
   if (req.path == "/cluster/status" || req.path == "/dir/status" || req.path == "/status") {
     return ClusterStatus();
   }
-  if (req.path == "/metrics") {
-    HttpResponse r;
-    r.body = Metrics::Global().RenderText();
-    r.headers["Content-Type"] = "text/plain; version=0.0.4";
-    return r;
-  }
+  if (req.path == "/metrics") return Metrics::Global().HttpExposition();
   return HttpResponse::Error(404, "unknown path " + req.path);
 }
 

@@ -6,6 +6,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "common/http.h"
+
 namespace needlefs {
 
 Metrics& Metrics::Global() {
@@ -43,6 +45,13 @@ std::string Metrics::RenderText() const {
 std::vector<double> Metrics::LatencyBuckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
           0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+}
+
+HttpResponse Metrics::HttpExposition() const {
+  HttpResponse r;
+  r.body = RenderText();
+  r.headers["Content-Type"] = "text/plain; version=0.0.4";
+  return r;
 }
 
 }  // namespace needlefs

@@ -21,6 +21,8 @@ class Histogram;
 
 namespace needlefs {
 
+struct HttpResponse;
+
 using MetricLabels = std::map<std::string, std::string>;
 
 class Metrics {
@@ -41,6 +43,9 @@ class Metrics {
                                    const MetricLabels& labels, const std::vector<double>& buckets);
   /// The Prometheus text exposition format (version 0.0.4) of all metrics.
   std::string RenderText() const;
+  /// The answer to GET /metrics on every role: RenderText() with the
+  /// Prometheus text Content-Type.
+  HttpResponse HttpExposition() const;
 
   /// Default latency buckets in seconds: 100 us .. 10 s.
   static std::vector<double> LatencyBuckets();

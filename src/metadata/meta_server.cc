@@ -52,12 +52,7 @@ struct MetaServer::Impl {
   }
 
   HttpResponse Handle(HttpRequest& req) {
-    if (req.path == "/metrics") {
-      HttpResponse r;
-      r.body = Metrics::Global().RenderText();
-      r.headers["Content-Type"] = "text/plain; version=0.0.4";
-      return r;
-    }
+    if (req.path == "/metrics") return Metrics::Global().HttpExposition();
     if (req.path == "/status") {
       nlohmann::json j{{"Role", "meta"},
                        {"Dir", options.dir},

@@ -205,8 +205,7 @@ HttpResponse VolumeServer::Impl::Handle(HttpRequest& req) {
   if (req.path == "/status") {
     resp = HandleStatus();
   } else if (req.path == "/metrics") {
-    resp.body = Metrics::Global().RenderText();
-    resp.headers["Content-Type"] = "text/plain; version=0.0.4";
+    resp = Metrics::Global().HttpExposition();
   } else if (req.path == "/healthz") {
     resp.body = "ok\n";
   } else {
