@@ -10,6 +10,12 @@
 
 namespace needlefs::cli {
 
+uint16_t GrpcPortFor(int http_port) {
+  return static_cast<uint16_t>(http_port ? http_port + 10000 : 0);
+}
+
+int MetaHttpPortFor(int grpc_port) { return grpc_port > 10000 ? grpc_port - 10000 : 0; }
+
 bool ParseBytes(std::string s, uint64_t* out) {
   size_t i = 0;
   while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;

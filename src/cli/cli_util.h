@@ -1,4 +1,5 @@
-// Helpers shared by the client-side subcommands (bench, upload).
+// Helpers shared by the subcommands: port conventions of the roles, and the
+// load helpers of the client-side ones (bench, upload).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,13 @@
 #include "common/status.h"
 
 namespace needlefs::cli {
+
+/// The gRPC port of a role whose HTTP port is `http_port` (ARCHITECTURE.md:
+/// HTTP + 10000); 0 (any free port) stays 0.
+uint16_t GrpcPortFor(int http_port);
+/// Meta's HTTP port (/metrics, /status) for its gRPC port `grpc_port`:
+/// gRPC - 10000, or 0 (any free port) when that is no port.
+int MetaHttpPortFor(int grpc_port);
 
 /// "1024", "1KiB", "4k", "16MiB", "1G" -> bytes (binary units).
 bool ParseBytes(std::string s, uint64_t* out);

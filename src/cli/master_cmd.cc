@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cluster/master_server.h"
 #include "common/config.h"
@@ -24,8 +25,8 @@ int RunMaster(MasterFlags f) {
     return 2;
   }
   f.options.volume_size_limit_bytes = f.volume_size_limit_mb << 20;
-  f.options.grpc_port = static_cast<uint16_t>(
-      f.grpc_port >= 0 ? f.grpc_port : (f.options.port ? f.options.port + 10000 : 0));
+  f.options.grpc_port =
+      f.grpc_port >= 0 ? static_cast<uint16_t>(f.grpc_port) : GrpcPortFor(f.options.port);
   auto server = MasterServer::Start(f.options);
   if (!server.ok()) {
     std::fprintf(stderr, "needlefs master: %s\n", server.status().ToString().c_str());

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "client/blob_client.h"
 #include "common/config.h"
@@ -31,8 +32,7 @@ int RunMeta(MetaFlags f) {
     std::fprintf(stderr, "needlefs meta: %s\n", s.ToString().c_str());
     return 1;
   };
-  uint16_t grpc = f.options.grpc_port;
-  f.options.http_port = f.http_port != -2 ? f.http_port : (grpc > 10000 ? grpc - 10000 : 0);
+  f.options.http_port = f.http_port != -2 ? f.http_port : MetaHttpPortFor(f.options.grpc_port);
   // Blobs of deleted and truncated data are deleted in the background.
   std::unique_ptr<BlobClient> blobs;
   if (!f.master.empty() || !f.volume_servers.empty()) {

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "client/blob_client.h"
 #include "cluster/master_server.h"
@@ -43,10 +44,6 @@ struct ServerFlags {
   bool allow_other = false;
   LogOptions log;
 };
-
-/// gRPC port of a role whose HTTP port is `http` (ARCHITECTURE.md: +10000;
-/// 0 stays 0, any free port).
-uint16_t GrpcPortFor(int http) { return static_cast<uint16_t>(http ? http + 10000 : 0); }
 
 int RunServer(ServerFlags f) {
   BlockTerminationSignals();
@@ -125,7 +122,7 @@ int RunServer(ServerFlags f) {
   meo.dir = f.dir + "/meta";
   meo.ip = f.ip;
   meo.grpc_port = static_cast<uint16_t>(f.meta_port);
-  meo.http_port = f.meta_port > 10000 ? f.meta_port - 10000 : 0;
+  meo.http_port = MetaHttpPortFor(f.meta_port);
   meo.delete_blob = [&blobs](const std::string& fid) { return blobs.Delete(fid); };
   auto meta = MetaServer::Start(meo);
   if (!meta.ok()) return fail(meta.status().WithContext("meta"));

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/config.h"
 #include "common/logging.h"
@@ -54,8 +55,7 @@ int RunVolume(const VolumeFlags& f) {
   o.store.volume_size_limit_bytes = f.volume_size_limit_mb << 20;
   o.server.ip = f.ip;
   o.server.port = f.port;
-  o.server.grpc_port =
-      static_cast<uint16_t>(f.grpc_port >= 0 ? f.grpc_port : (f.port ? f.port + 10000 : 0));
+  o.server.grpc_port = f.grpc_port >= 0 ? static_cast<uint16_t>(f.grpc_port) : GrpcPortFor(f.port);
   o.server.max_file_size_bytes = f.file_size_limit_mb << 20;
   o.server.compress = f.compress;
   o.server.master = f.mserver;
