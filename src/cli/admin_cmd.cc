@@ -113,6 +113,7 @@ void ProgressBar(const std::string& server, uint32_t vid, uint64_t done, uint64_
 
 /// One volume server the command acts on.
 struct Target {
+  std::string url;              ///< its HTTP "ip:port" (the gRPC address with -server)
   std::string label;            ///< "ip:port (dc/rack)" or the gRPC address given
   std::string grpc;             ///< its gRPC admin "host:port"
   std::vector<VolumeId> holds;  ///< volumes the master says it holds
@@ -133,19 +134,27 @@ StatusOr<nlohmann::json> MasterVolumeStatus(const std::string& master) {
   return j;
 }
 
-/// -server names one volume server; otherwise every server the master knows.
-StatusOr<std::vector<Target>> ResolveTargets(const AdminFlags& f) {
-  if (!f.server.empty()) return std::vector<Target>{{f.server, f.server, {}}};
-  NEEDLEFS_ASSIGN_OR_RETURN(nlohmann::json j, MasterVolumeStatus(f.master));
+/// Every volume server the master knows (none when it knows none).
+StatusOr<std::vector<Target>> MasterTargets(const std::string& master) {
+  NEEDLEFS_ASSIGN_OR_RETURN(nlohmann::json j, MasterVolumeStatus(master));
   std::vector<Target> out;
   for (const auto& n : j["Nodes"]) {
     std::string url = n.value("url", "");
     Target t;
+    t.url = url;
     t.label = url + " (" + n.value("dataCenter", "") + "/" + n.value("rack", "") + ")";
     t.grpc = url.substr(0, url.rfind(':')) + ":" + std::to_string(n.value("grpcPort", 0));
     for (const auto& v : n["volumes"]) t.holds.push_back(VolumeId(v.value("id", 0u)));
     out.push_back(std::move(t));
   }
+  return out;
+}
+
+/// -server names one volume server; otherwise every server the master knows
+/// (kUnavailable when it knows none).
+StatusOr<std::vector<Target>> ResolveTargets(const AdminFlags& f) {
+  if (!f.server.empty()) return std::vector<Target>{{f.server, f.server, f.server, {}}};
+  NEEDLEFS_ASSIGN_OR_RETURN(std::vector<Target> out, MasterTargets(f.master));
   if (out.empty()) return Status::Unavailable("the master knows no volume server");
   return out;
 }
@@ -225,24 +234,22 @@ int RunVacuum(const std::vector<Target>& targets, const AdminFlags& f) {
 /// servers report them (live needles, garbage, size, read-only) and lists
 /// the volumes with missing or differing replicas. Exit 1 when any.
 int RunCheck(const AdminFlags& f) {
-  auto j = MasterVolumeStatus(f.master);
-  if (!j.ok()) return Fail("volume.check", j.status());
+  auto targets = MasterTargets(f.master);
+  if (!targets.ok()) return Fail("volume.check", targets.status());
   struct Replica {
     std::string server;
     VolumeInfo info;
   };
   std::map<uint32_t, std::vector<Replica>> replicas;
   size_t servers = 0;
-  for (const auto& n : (*j)["Nodes"]) {
-    std::string url = n.value("url", "");
-    std::string grpc = url.substr(0, url.rfind(':')) + ":" + std::to_string(n.value("grpcPort", 0));
-    auto client = VolumeAdminClient::Create(grpc);
+  for (const auto& t : *targets) {
+    auto client = VolumeAdminClient::Create(t.grpc);
     if (!client.ok()) return Fail("volume.check", client.status());
     auto vols = (*client)->VolumeStatus(VolumeId(0));
-    if (!vols.ok()) return Fail("volume.check", vols.status().WithContext(url));
-    for (const auto& v : *vols) replicas[v.id.value].push_back({url, v});
+    if (!vols.ok()) return Fail("volume.check", vols.status().WithContext(t.url));
+    for (const auto& v : *vols) replicas[v.id.value].push_back({t.url, v});
     ++servers;
-    std::fprintf(stderr, "\r  asked %zu/%zu volume servers", servers, (*j)["Nodes"].size());
+    std::fprintf(stderr, "\r  asked %zu/%zu volume servers", servers, targets->size());
   }
   std::fprintf(stderr, "\n");
   int problems = 0;
