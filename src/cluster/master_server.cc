@@ -302,7 +302,7 @@ StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(const MasterOptions&
 
 uint16_t MasterServer::http_port() const { return impl_->http->port(); }
 uint16_t MasterServer::grpc_port() const { return impl_->grpc->port(); }
-size_t MasterServer::node_count() const { return impl_->topology->Snapshot().size(); }
+size_t MasterServer::node_count() const { return impl_->topology->NodeCount(); }
 
 void MasterServer::Stop() {
   if (!impl_) return;

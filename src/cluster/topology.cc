@@ -237,6 +237,11 @@ std::map<std::string, std::map<std::string, std::vector<std::string>>> Topology:
   return out;
 }
 
+size_t Topology::NodeCount() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return nodes_.size();
+}
+
 std::vector<NodeSnapshot> Topology::Snapshot() const {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<NodeSnapshot> out;

@@ -116,6 +116,8 @@ class Topology {
   std::map<std::string, std::map<std::string, std::vector<std::string>>> Tree() const;
   /// A node's info as last reported; nullopt when unknown.
   std::optional<NodeInfo> GetNode(const std::string& node_id) const;
+  /// Number of nodes (volume servers) known.
+  size_t NodeCount() const;
   /// Every node with its volumes, by data center, rack and id.
   std::vector<NodeSnapshot> Snapshot() const;
   /// Free slots of a node (max - volumes held); -1 when unknown.

@@ -30,8 +30,7 @@ struct MetaServer::Impl {
   std::unique_ptr<GarbageCollector> gc;
   std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;  // GUARDED_BY(mu)
-  bool stopped = false;   // GUARDED_BY(mu)
+  bool stopping = false;  // GUARDED_BY(mu); set once by Stop()
   std::thread expiry;
 
   void ExpiryLoop() {
@@ -122,8 +121,8 @@ uint16_t MetaServer::http_port() const { return impl_->http ? impl_->http->port(
 Status MetaServer::Stop() {
   {
     std::lock_guard<std::mutex> l(impl_->mu);
-    if (impl_->stopped) return Status::OK();
-    impl_->stopped = impl_->stopping = true;
+    if (impl_->stopping) return Status::OK();
+    impl_->stopping = true;
   }
   impl_->cv.notify_all();
   impl_->expiry.join();
