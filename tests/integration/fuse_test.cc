@@ -26,11 +26,6 @@ using namespace std::chrono_literals;
 /// "127.0.0.1:<port>", where every daemon of the test listens.
 std::string Addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
-/// `cmd` run by /bin/sh; its stdout (and stderr, 2>&1) in *out.
-int Sh(const std::string& cmd, std::string* out = nullptr) {
-  return RunCommand("(" + cmd + ") 2>&1", out);
-}
-
 std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

@@ -236,6 +236,8 @@ int RunCommand(const std::string& shell_cmd, std::string* out) {
   return -1;
 }
 
+int Sh(const std::string& cmd, std::string* out) { return RunCommand("(" + cmd + ") 2>&1", out); }
+
 std::string ShellQuote(const std::string& s) {
   std::string q = "'";
   for (char c : s) {

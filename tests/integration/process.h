@@ -79,6 +79,10 @@ class ChildProcess {
 /// it, or -1 when the shell could not be started.
 int RunCommand(const std::string& shell_cmd, std::string* out);
 
+/// RunCommand with stderr joined to stdout (`(cmd) 2>&1`), so a failing
+/// command's message lands in *out for the assertion.
+int Sh(const std::string& cmd, std::string* out = nullptr);
+
 /// Quotes `s` for /bin/sh (single quotes).
 std::string ShellQuote(const std::string& s);
 

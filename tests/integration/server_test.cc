@@ -17,11 +17,6 @@
 namespace needlefs::integration {
 namespace {
 
-/// `cmd` run by /bin/sh; stdout and stderr in *out.
-int Sh(const std::string& cmd, std::string* out = nullptr) {
-  return RunCommand("(" + cmd + ") 2>&1", out);
-}
-
 std::string Script(const std::string& name) {
   return ShellQuote(std::string(NEEDLEFS_SOURCE_DIR) + "/scripts/" + name);
 }
