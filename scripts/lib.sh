@@ -19,3 +19,9 @@ needlefs_setup() {
 pid_alive() {
   kill -0 "$1" 2>/dev/null && ! grep -qs '^State:.*Z' "/proc/$1/status"
 }
+
+# wait_exit PID: waits up to 10 s for the process to end; false if it runs on.
+wait_exit() {
+  for _ in $(seq 100); do pid_alive "$1" || return 0; sleep 0.1; done
+  return 1
+}
