@@ -97,6 +97,8 @@ struct AdminFlags {
   double garbage_threshold = 0.3;
   bool readonly = false;
   bool writable = false;
+  bool dry_run = false;  // volume.fix.replication -n
+  bool force = false;    // volume.balance -force: make the moves
 };
 
 double MiB(uint64_t b) { return static_cast<double>(b) / (1 << 20); }
@@ -283,8 +285,130 @@ int RunCheck(const AdminFlags& f) {
   return problems ? 1 : 0;
 }
 
+/// A JSON request to the master. Errors: kUnavailable, or the master's
+/// {"error"} message with the code of its HTTP status.
+StatusOr<nlohmann::json> MasterJson(const std::string& master, const std::string& method,
+                                    const std::string& target) {
+  std::string host;
+  uint16_t port;
+  NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(master, &host, &port));
+  HttpClient c(host, port, 24 * 3600 * 1000);  // a copy takes as long as the volume needs
+  NEEDLEFS_ASSIGN_OR_RETURN(auto r, c.Request(method, target));
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_object()) {
+    return Status::Unavailable("master " + master + " answered " + std::to_string(r.status));
+  }
+  if (r.status != 200) {
+    const std::string msg = j.value("error", "HTTP " + std::to_string(r.status));
+    return r.status == 404 ? Status::NotFound(msg) : Status::FailedPrecondition(msg);
+  }
+  return j;
+}
+
+/// `admin volume.fix.replication`: every under-replicated volume (or
+/// -volumeId) gets its missing replicas; -n only shows the plan.
+int RunFixReplication(const AdminFlags& f) {
+  const char* cmd = "volume.fix.replication";
+  auto plan = MasterJson(f.master, "GET", "/vol/fix_replication");
+  if (!plan.ok()) return Fail(cmd, plan.status());
+  std::vector<nlohmann::json> todo;
+  for (const auto& v : (*plan)["volumes"]) {
+    if (f.volume_id == 0 || v.value("volumeId", 0u) == f.volume_id) todo.push_back(v);
+  }
+  if (todo.empty()) {
+    std::printf("volume.fix.replication: every volume has all its replicas\n");
+    return 0;
+  }
+  int fixed = 0, failed = 0;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const auto& v = todo[i];
+    const uint32_t id = v.value("volumeId", 0u);
+    std::printf("[%zu/%zu] volume %u (replication %s): %d of %d replicas", i + 1, todo.size(), id,
+                v.value("replication", "").c_str(), v.value("replicas", 0), v.value("copies", 0));
+    if (f.dry_run) {
+      if (v.contains("target")) {
+        std::printf(", would copy to %s\n", v.value("target", "").c_str());
+      } else {
+        std::printf(", cannot be fixed: %s\n", v.value("error", "").c_str());
+        ++failed;
+      }
+      continue;
+    }
+    std::printf(", copying...");
+    std::fflush(stdout);
+    auto r = MasterJson(f.master, "POST", "/vol/fix_replication?volumeId=" + std::to_string(id));
+    if (!r.ok()) {
+      std::printf(" failed: %s\n", std::string(r.status().message()).c_str());
+      ++failed;
+      continue;
+    }
+    for (const auto& c : (*r)["copies"]) {
+      std::printf(" %s -> %s (%.1f MiB)", c.value("source", "").c_str(),
+                  c.value("target", "").c_str(), MiB(c.value("bytes", uint64_t{0})));
+      bytes += c.value("bytes", uint64_t{0});
+    }
+    std::printf(" done\n");
+    ++fixed;
+  }
+  if (f.dry_run) {
+    std::printf("volume.fix.replication -n: %zu volumes under-replicated, %d cannot be fixed\n",
+                todo.size(), failed);
+  } else {
+    std::printf("volume.fix.replication: %d volumes fixed, %d failed, %.1f MiB copied\n", fixed,
+                failed, MiB(bytes));
+  }
+  return failed ? 1 : 0;
+}
+
+/// `admin volume.balance`: shows the moves that even out volumes per server;
+/// -force makes them.
+int RunBalance(const AdminFlags& f) {
+  const char* cmd = "volume.balance";
+  auto plan = MasterJson(f.master, "GET", "/vol/balance");
+  if (!plan.ok()) return Fail(cmd, plan.status());
+  const auto& moves = (*plan)["moves"];
+  if (moves.empty()) {
+    std::printf("volume.balance: balanced, nothing to move\n");
+    return 0;
+  }
+  int moved = 0, failed = 0;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < moves.size(); ++i) {
+    const auto& m = moves[i];
+    const uint32_t id = m.value("volumeId", 0u);
+    const std::string from = m.value("from", ""), to = m.value("to", "");
+    std::printf("[%zu/%zu] volume %u: %s -> %s", i + 1, moves.size(), id, from.c_str(), to.c_str());
+    if (!f.force) {
+      std::printf(" (planned)\n");
+      continue;
+    }
+    std::fflush(stdout);
+    auto r = MasterJson(f.master, "POST",
+                        "/vol/move?volumeId=" + std::to_string(id) + "&from=" + PercentEncode(from) +
+                            "&to=" + PercentEncode(to));
+    if (!r.ok()) {
+      std::printf(" failed: %s\n", std::string(r.status().message()).c_str());
+      ++failed;
+      continue;
+    }
+    bytes += r->value("bytes", uint64_t{0});
+    std::printf(" moved (%.1f MiB)\n", MiB(r->value("bytes", uint64_t{0})));
+    ++moved;
+  }
+  if (!f.force) {
+    std::printf("volume.balance: %zu moves planned; run with -force to make them\n", moves.size());
+    return 0;
+  }
+  std::printf("volume.balance: %d volumes moved, %d failed, %.1f MiB copied\n", moved, failed,
+              MiB(bytes));
+  return failed ? 1 : 0;
+}
+
 int RunAdmin(const std::string& cmd, const AdminFlags& f) {
   if (cmd == "volume.check") return RunCheck(f);
+  if (cmd == "volume.fix.replication") return RunFixReplication(f);
+  if (cmd == "volume.balance") return RunBalance(f);
   auto targets = ResolveTargets(f);
   if (!targets.ok()) return Fail(cmd.c_str(), targets.status());
   if (cmd == "volume.list") return RunList(*targets);
@@ -340,6 +464,10 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
   };
   for (Cmd c : {Cmd{"volume.list", "List the volumes and their garbage"},
                 Cmd{"volume.check", "Compare the replicas of every volume (via the master)"},
+                Cmd{"volume.fix.replication",
+                    "Copy the missing replicas of under-replicated volumes (via the master)"},
+                Cmd{"volume.balance",
+                    "Even out the volumes per server without breaking placement (-force moves)"},
                 Cmd{"volume.allocate", "Create a volume"},
                 Cmd{"volume.vacuum", "Compact volumes above a garbage threshold"},
                 Cmd{"volume.mark", "Mark a volume -readonly or -writable"},
@@ -348,13 +476,16 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
     std::string name = c.name;
     sub->add_option("--master", f->master, "Master HTTP host:port (acts on every volume server)")
         ->capture_default_str();
-    if (name != "volume.check") {
+    const bool master_only = name == "volume.check" || name == "volume.fix.replication" ||
+                             name == "volume.balance";
+    if (!master_only) {
       sub->add_option("--server", f->server,
                       "Only this volume server (its gRPC host:port), no master needed");
     }
-    if (name != "volume.list") {
+    if (name != "volume.list" && name != "volume.balance") {
       sub->add_option("--volumeId", f->volume_id,
-                      name == "volume.vacuum" || name == "volume.check"
+                      name == "volume.vacuum" || name == "volume.check" ||
+                              name == "volume.fix.replication"
                           ? "Only this volume (default: all)"
                           : "Volume id");
     }
@@ -368,6 +499,12 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
       sub->add_option("--garbageThreshold", f->garbage_threshold,
                       "Vacuum only volumes with at least this garbage ratio")
           ->capture_default_str();
+    }
+    if (name == "volume.fix.replication") {
+      sub->add_flag("-n", f->dry_run, "Only show what would be copied where");
+    }
+    if (name == "volume.balance") {
+      sub->add_flag("--force", f->force, "Make the moves (default: only show them)");
     }
     if (name == "volume.mark") {
       sub->add_flag("--readonly", f->readonly, "Refuse writes");

@@ -63,6 +63,10 @@ void AddMasterCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--deadNodeTimeoutMs", f->options.dead_node_timeout_ms,
                   "A volume server silent this long is dead")
       ->capture_default_str();
+  cmd->add_option("--replicationGraceMs", f->options.replication_grace_ms,
+                  "Copy the missing replicas of a volume under-replicated this long (-1 = only "
+                  "on `admin volume.fix.replication`)")
+      ->capture_default_str();
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();
   cmd->add_option("--log.format", f->log.format, "text|json")->capture_default_str();

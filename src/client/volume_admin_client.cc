@@ -100,6 +100,24 @@ class GrpcVolumeAdminClient final : public VolumeAdminClient {
     return FromGrpc(stub_->DeleteVolume(&ctx, req, &resp), "DeleteVolume");
   }
 
+  StatusOr<CopyVolumeResult> CopyVolume(VolumeId id, const std::string& collection,
+                                        const std::string& source, bool final) override {
+    pb::CopyVolumeRequest req;
+    req.set_volume_id(id.value);
+    req.set_collection(collection);
+    req.set_source(source);
+    req.set_final(final);
+    pb::CopyVolumeResponse resp;
+    grpc::ClientContext ctx;
+    NEEDLEFS_RETURN_IF_ERROR(FromGrpc(stub_->CopyVolume(&ctx, req, &resp), "CopyVolume"));
+    CopyVolumeResult r;
+    r.entries = resp.entries();
+    r.bytes = resp.bytes();
+    r.behind = resp.behind();
+    r.imported = resp.imported();
+    return r;
+  }
+
  private:
   void SetDeadline(grpc::ClientContext* ctx) const {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));

@@ -39,6 +39,14 @@ struct CompactResult {
   uint64_t bytes_after = 0;
 };
 
+/// What one CopyVolume call did (see objstore/volume_copier.h).
+struct CopyVolumeResult {
+  uint64_t entries = 0;  ///< log entries in the copy so far
+  uint64_t bytes = 0;    ///< record bytes copied by this call
+  uint64_t behind = 0;   ///< entries the source had beyond the copy at the end
+  bool imported = false;
+};
+
 class VolumeAdminClient {
  public:
   /// A client for "host:port" (the volume server's gRPC port). Connects
@@ -61,6 +69,12 @@ class VolumeAdminClient {
       const std::function<void(uint64_t, uint64_t)>& progress) = 0;
   virtual Status MarkReadonly(VolumeId id, bool read_only) = 0;
   virtual Status DeleteVolume(VolumeId id) = 0;
+  /// Asks this server to copy volume `id` in from `source` (gRPC
+  /// "host:port"): without `final` until nearly caught up, with `final` to
+  /// the end, then serve it. No timeout. Errors as the server returns them
+  /// (kAlreadyExists, kResourceExhausted, kAborted, kNotFound at the source).
+  virtual StatusOr<CopyVolumeResult> CopyVolume(VolumeId id, const std::string& collection,
+                                                const std::string& source, bool final) = 0;
 };
 
 }  // namespace needlefs

@@ -13,6 +13,7 @@
 #include "client/volume_admin_client.h"
 #include "cluster/master_grpc_service.h"
 #include "cluster/master_state.h"
+#include "cluster/replica_ops.h"
 #include "cluster/status_page.h"
 #include "cluster/topology.h"
 #include "common/file_id.h"
@@ -59,6 +60,16 @@ struct MasterServer::Impl {
   std::condition_variable sweep_cv;
   bool stopping = false;  // GUARDED_BY(sweep_mu)
   std::thread sweeper;
+  std::unique_ptr<ReplicaOps> replicas;
+  std::thread repairer;
+  std::map<VolumeId, int64_t> under_since;  // repairer thread only
+
+  HttpResponse FixReplication(HttpRequest& req);
+  HttpResponse Balance();
+  HttpResponse MoveReplica(HttpRequest& req);
+  /// One pass of the automatic repair: volumes under-replicated for longer
+  /// than the grace period get their replicas back.
+  void RepairPass();
 
   HttpResponse Handle(HttpRequest& req);
   HttpResponse Assign(HttpRequest& req);
@@ -248,11 +259,107 @@ HttpResponse MasterServer::Impl::StatusPage() {
   return r;
 }
 
+namespace {
+
+nlohmann::json CopyJson(const ReplicaCopy& c) {
+  return {{"volumeId", c.volume.value}, {"source", c.source}, {"target", c.target},
+          {"removed", c.removed},        {"bytes", c.bytes}};
+}
+
+/// The volumeId query parameter. Errors: kInvalidArgument.
+StatusOr<VolumeId> VolumeIdParam(HttpRequest& req) {
+  const std::string v = req.QueryParam("volumeId");
+  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::InvalidArgument("volumeId must be a volume number");
+  }
+  return VolumeId(static_cast<uint32_t>(std::stoull(v)));
+}
+
+}  // namespace
+
+HttpResponse MasterServer::Impl::FixReplication(HttpRequest& req) {
+  if (req.method == "POST") {
+    auto id = VolumeIdParam(req);
+    if (!id.ok()) return HttpResponse::Error(400, id.status().message());
+    auto done = replicas->Repair(*id);
+    if (!done.ok()) return HttpResponse::Error(ToHttpStatus(done.status()), done.status().message());
+    nlohmann::json copies = nlohmann::json::array();
+    for (const auto& c : *done) copies.push_back(CopyJson(c));
+    return HttpResponse::Json(200, nlohmann::json{{"volumeId", id->value}, {"copies", copies}}.dump());
+  }
+  nlohmann::json vols = nlohmann::json::array();
+  for (const auto& [vid, holders] : topology->UnderReplicated()) {
+    auto v = topology->GetVolume(vid);
+    nlohmann::json j{{"volumeId", vid.value},
+                     {"replication", v ? v->replica_placement.ToString() : ""},
+                     {"replicas", holders.size()},
+                     {"copies", v ? v->replica_placement.CopyCount() : 0},
+                     {"holders", holders}};
+    auto target = topology->PlaceReplica(vid);
+    if (target.ok()) {
+      j["target"] = *target;
+    } else {
+      j["error"] = target.status().message();
+    }
+    vols.push_back(std::move(j));
+  }
+  return HttpResponse::Json(200, nlohmann::json{{"volumes", vols}}.dump());
+}
+
+HttpResponse MasterServer::Impl::Balance() {
+  nlohmann::json moves = nlohmann::json::array();
+  for (const auto& m : topology->PlanBalance()) {
+    moves.push_back({{"volumeId", m.volume.value}, {"from", m.from}, {"to", m.to}});
+  }
+  return HttpResponse::Json(200, nlohmann::json{{"moves", moves}}.dump());
+}
+
+HttpResponse MasterServer::Impl::MoveReplica(HttpRequest& req) {
+  if (req.method != "POST") return HttpResponse::Error(405, "POST /vol/move?volumeId=&from=&to=");
+  auto id = VolumeIdParam(req);
+  if (!id.ok()) return HttpResponse::Error(400, id.status().message());
+  const std::string from = req.QueryParam("from"), to = req.QueryParam("to");
+  if (from.empty() || to.empty()) return HttpResponse::Error(400, "from and to are required");
+  auto c = replicas->Move(*id, from, to);
+  if (!c.ok()) return HttpResponse::Error(ToHttpStatus(c.status()), c.status().message());
+  return HttpResponse::Json(200, CopyJson(*c).dump());
+}
+
+void MasterServer::Impl::RepairPass() {
+  const int64_t now = NowMs();
+  auto under = topology->UnderReplicated();
+  for (auto it = under_since.begin(); it != under_since.end();) {
+    it = under.count(it->first) ? std::next(it) : under_since.erase(it);
+  }
+  for (const auto& [vid, holders] : under) {
+    auto [it, fresh] = under_since.emplace(vid, now);
+    if (fresh) {
+      spdlog::warn("master.under_replicated volume={} replicas={} (repair in {} ms)", vid.value,
+                   holders.size(), options.replication_grace_ms);
+    }
+    if (now - it->second < options.replication_grace_ms) continue;
+    {
+      std::lock_guard<std::mutex> l(sweep_mu);
+      if (stopping) return;
+    }
+    auto done = replicas->Repair(vid);
+    if (done.ok()) {
+      under_since.erase(it);
+    } else {
+      it->second = now;  // try again after another grace period
+      spdlog::error("master.repair volume={} failed: {}", vid.value, done.status().ToString());
+    }
+  }
+}
+
 HttpResponse MasterServer::Impl::Handle(HttpRequest& req) {
   if (req.path == "/dir/assign") return Assign(req);
   if (req.path == "/dir/lookup") return Lookup(req);
   if (req.path == "/vol/status") return VolumeStatus();
   if (req.path == "/vol/grow") return GrowRequest(req);
+  if (req.path == "/vol/fix_replication") return FixReplication(req);
+  if (req.path == "/vol/balance") return Balance();
+  if (req.path == "/vol/move") return MoveReplica(req);
   if (req.path == "/" || req.path == "/ui/index.html") return StatusPage();
   if (req.path == "/cluster/status" || req.path == "/dir/status" || req.path == "/status") {
     return ClusterStatus();
@@ -285,6 +392,17 @@ StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(const MasterOptions&
   NEEDLEFS_ASSIGN_OR_RETURN(
       impl->grpc, MasterGrpcServer::Start(impl->topology.get(), options.volume_size_limit_bytes,
                                           options.ip, options.grpc_port));
+  impl->replicas = std::make_unique<ReplicaOps>(impl->topology.get());
+  if (options.replication_grace_ms >= 0) {
+    impl->repairer = std::thread([raw] {
+      std::unique_lock<std::mutex> l(raw->sweep_mu);
+      while (!raw->sweep_cv.wait_for(l, std::chrono::seconds(2), [raw] { return raw->stopping; })) {
+        l.unlock();
+        raw->RepairPass();
+        l.lock();
+      }
+    });
+  }
   impl->sweeper = std::thread([raw] {
     std::unique_lock<std::mutex> l(raw->sweep_mu);
     while (!raw->sweep_cv.wait_for(l, std::chrono::seconds(1), [raw] { return raw->stopping; })) {
@@ -313,6 +431,7 @@ void MasterServer::Stop() {
   }
   impl_->sweep_cv.notify_all();
   if (impl_->sweeper.joinable()) impl_->sweeper.join();
+  if (impl_->repairer.joinable()) impl_->repairer.join();
   impl_->http->Stop();
   impl_->grpc->Shutdown();
 }

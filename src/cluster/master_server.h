@@ -8,6 +8,10 @@
 //   GET /vol/status -> every volume server with its volumes (JSON)
 //   GET|POST /vol/grow?count=&replication=&collection=&ttl=&dataCenter=&rack=
 //        -> {"count"}: allocates volumes now
+//   GET /vol/fix_replication -> the under-replicated volumes and where a
+//        missing replica would go; POST ?volumeId= repairs one now
+//   GET /vol/balance -> the moves that even out volumes per server;
+//        POST /vol/move?volumeId=&from=&to= makes one (cluster/replica_ops.h)
 //   GET /dir/status, /cluster/status (JSON), /metrics
 //   GET / -> the HTML status page (servers, volumes, free space, health)
 // Errors are JSON {"error": ...}: 400 bad arguments, 404 unknown volume, 503
@@ -37,6 +41,10 @@ struct MasterOptions {
   uint64_t volume_size_limit_bytes = 30ull << 30;
   /// A volume server silent this long is dead. Default: 10 s.
   int dead_node_timeout_ms = 10'000;
+  /// A volume under-replicated this long (its server died) gets its
+  /// missing replicas copied to other servers. < 0 = never by itself (only
+  /// on /vol/fix_replication). Default: 30 s.
+  int replication_grace_ms = 30'000;
 };
 
 class MasterServer {

@@ -211,6 +211,128 @@ void Topology::AddVolume(const VolumeReport& v, const std::vector<std::string>& 
   }
 }
 
+bool PlacementFits(const ReplicaPlacement& rp, const std::vector<ReplicaSite>& sites, bool exact) {
+  if (sites.empty()) return !exact;
+  for (const ReplicaSite& main : sites) {
+    int same_rack = -1;  // the main copy itself is counted here
+    std::set<std::string> other_racks, other_dcs;
+    int in_other_racks = 0, in_other_dcs = 0;
+    for (const ReplicaSite& s : sites) {
+      if (s.data_center != main.data_center) {
+        ++in_other_dcs;
+        other_dcs.insert(s.data_center);
+      } else if (s.rack != main.rack) {
+        ++in_other_racks;
+        other_racks.insert(s.rack);
+      } else {
+        ++same_rack;
+      }
+    }
+    // Each extra copy in another data center (rack) is in a different one.
+    if (static_cast<int>(other_dcs.size()) != in_other_dcs) continue;
+    if (static_cast<int>(other_racks.size()) != in_other_racks) continue;
+    const bool fits = exact ? (in_other_dcs == rp.diff_dc && in_other_racks == rp.diff_rack &&
+                               same_rack == rp.same_rack)
+                            : (in_other_dcs <= rp.diff_dc && in_other_racks <= rp.diff_rack &&
+                               same_rack <= rp.same_rack);
+    if (fits) return true;
+  }
+  return false;
+}
+
+std::optional<VolumeReport> Topology::GetVolume(VolumeId id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto holders = HoldersLocked(id);
+  if (holders.empty()) return std::nullopt;
+  return holders.front()->volumes.at(id);
+}
+
+StatusOr<std::string> Topology::PlaceReplica(VolumeId id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto holders = HoldersLocked(id);
+  if (holders.empty()) return Status::NotFound("volume " + std::to_string(id.value));
+  const ReplicaPlacement rp = holders.front()->volumes.at(id).replica_placement;
+  std::vector<ReplicaSite> sites;
+  for (const Node* n : holders) sites.push_back({n->info.data_center, n->info.rack});
+  const Node* best = nullptr;
+  for (const auto& [node_id, n] : nodes_) {
+    if (n.free() <= 0 || n.volumes.count(id)) continue;
+    sites.push_back({n.info.data_center, n.info.rack});
+    const bool fits = PlacementFits(rp, sites, false);
+    sites.pop_back();
+    if (fits && (!best || n.free() > best->free())) best = &n;
+  }
+  if (!best) {
+    return Status::FailedPrecondition(
+        "no volume server with a free slot fits one more replica of volume " +
+        std::to_string(id.value) + " (replication " + rp.ToString() + ", " +
+        std::to_string(holders.size()) + " of " + std::to_string(rp.CopyCount()) +
+        " replicas left)");
+  }
+  return best->info.id;
+}
+
+void Topology::RemoveVolumeFrom(const std::string& node_id, VolumeId id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(node_id);
+  if (it != nodes_.end()) it->second.volumes.erase(id);
+  auto vn = volume_nodes_.find(id);
+  if (vn != volume_nodes_.end()) {
+    vn->second.erase(node_id);
+    if (vn->second.empty()) volume_nodes_.erase(vn);
+  }
+}
+
+std::vector<ReplicaMove> Topology::PlanBalance(size_t max_moves) const {
+  std::lock_guard<std::mutex> l(mu_);
+  // A scratch copy: node -> volumes held, updated as moves are planned.
+  std::map<std::string, std::set<VolumeId>> held;
+  std::map<std::string, const Node*> node_of;
+  for (const auto& [id, n] : nodes_) {
+    node_of[id] = &n;
+    for (const auto& [vid, v] : n.volumes) held[id].insert(vid);
+    held[id];  // nodes without volumes take part too
+  }
+  std::map<VolumeId, ReplicaPlacement> rps;
+  for (const auto& [id, n] : nodes_) {
+    for (const auto& [vid, v] : n.volumes) rps[vid] = v.replica_placement;
+  }
+  std::vector<ReplicaMove> moves;
+  while (moves.size() < max_moves) {
+    // Fullest and emptiest by volume count (relative to slots would favour
+    // big servers; SeaweedFS balances counts too).
+    const std::string* from = nullptr;
+    const std::string* to = nullptr;
+    for (const auto& [id, vols] : held) {
+      if (!from || vols.size() > held[*from].size()) from = &id;
+      const int free = node_of[id]->info.max_volumes - static_cast<int>(vols.size());
+      if (free > 0 && (!to || vols.size() < held[*to].size())) to = &id;
+    }
+    if (!from || !to || held[*from].size() <= held[*to].size() + 1) break;
+    bool moved = false;
+    for (VolumeId vid : held[*from]) {
+      if (held[*to].count(vid)) continue;
+      std::vector<ReplicaSite> sites;
+      for (const auto& [id, vols] : held) {
+        if (id == *from || !vols.count(vid)) continue;
+        sites.push_back({node_of[id]->info.data_center, node_of[id]->info.rack});
+      }
+      sites.push_back({node_of[*to]->info.data_center, node_of[*to]->info.rack});
+      const ReplicaPlacement& rp = rps[vid];
+      if (static_cast<int>(sites.size()) != rp.CopyCount() || !PlacementFits(rp, sites, true)) {
+        continue;
+      }
+      moves.push_back({vid, *from, *to});
+      held[*from].erase(vid);
+      held[*to].insert(vid);
+      moved = true;
+      break;
+    }
+    if (!moved) break;  // the fullest node has nothing that may move there
+  }
+  return moves;
+}
+
 std::map<VolumeId, std::vector<std::string>> Topology::UnderReplicated() const {
   std::lock_guard<std::mutex> l(mu_);
   std::map<VolumeId, std::vector<std::string>> out;

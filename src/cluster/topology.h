@@ -68,6 +68,26 @@ struct VolumeLocation {
   std::string rack;
 };
 
+/// Where one replica sits, for placement checks.
+struct ReplicaSite {
+  std::string data_center;
+  std::string rack;
+};
+
+/// Whether replicas at `sites` fit placement `rp`: one of them can be the
+/// main copy with the others at most x in other data centers (each in a
+/// different one), y in other racks of its data center (each in a different
+/// rack) and z more in its own rack. With `exact`, there must be exactly
+/// x, y and z of them (a complete, correctly placed replica set).
+bool PlacementFits(const ReplicaPlacement& rp, const std::vector<ReplicaSite>& sites, bool exact);
+
+/// One replica move of a balance plan.
+struct ReplicaMove {
+  VolumeId volume;
+  std::string from;  ///< node id
+  std::string to;    ///< node id
+};
+
 class Topology {
  public:
   /// Volumes at or above this size are not writable. Default: 30 GiB.
@@ -106,6 +126,21 @@ class Topology {
   /// Records that a new volume was allocated on these nodes (before their
   /// next heartbeat reports it), so placement and assignment see it.
   void AddVolume(const VolumeReport& v, const std::vector<std::string>& node_ids);
+
+  /// A node for one more replica of `id`: alive, with a free slot, not
+  /// holding it, and keeping the replica set placeable (PlacementFits);
+  /// the one with most free slots. Errors: kNotFound (unknown volume),
+  /// kFailedPrecondition (no node fits, saying what the volume needs).
+  StatusOr<std::string> PlaceReplica(VolumeId id) const;
+  /// The volume as one of its holders reported it; nullopt when unknown.
+  std::optional<VolumeReport> GetVolume(VolumeId id) const;
+  /// Forgets that `node_id` holds volume `id` (after it was deleted there).
+  void RemoveVolumeFrom(const std::string& node_id, VolumeId id);
+  /// Moves that even out the number of volumes per node (until the fullest
+  /// and the emptiest differ by at most one), each keeping its volume's
+  /// replica set exactly placed and going to a node with a free slot that
+  /// does not hold the volume yet. At most `max_moves`.
+  std::vector<ReplicaMove> PlanBalance(size_t max_moves = 1000) const;
 
   /// Volumes whose replica count is below what their code asks for, with
   /// the nodes that still hold a copy.

@@ -1,3 +1,4 @@
+#include "common/file.h"
 #include "objstore/store.h"
 
 #include <filesystem>
@@ -7,6 +8,11 @@
 namespace needlefs {
 
 namespace fs = std::filesystem;
+
+namespace {
+/// Subdirectory of the staging copies of volumes being copied in.
+constexpr const char* kIncomingDir = ".incoming";
+}  // namespace
 
 VolumeOptions Store::MakeVolumeOptions(VolumeId id, const std::string& collection) const {
   VolumeOptions o;
@@ -26,6 +32,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   fs::create_directories(options.dir, ec);
   if (ec) return Status::IOError("create " + options.dir, ec.value());
   std::unique_ptr<Store> store(new Store(options));
+  fs::remove_all(fs::path(options.dir) / kIncomingDir, ec);  // copies cut short by a crash
   for (const auto& entry : fs::directory_iterator(options.dir, ec)) {
     if (entry.path().extension() != ".dat") continue;
     std::string stem = entry.path().stem().string();
@@ -83,6 +90,68 @@ Status Store::AllocateVolume(VolumeId id, const std::string& collection, Replica
   NEEDLEFS_ASSIGN_OR_RETURN(auto v, Volume::Open(o, /*create=*/true));
   volumes_[id] = std::shared_ptr<Volume>(std::move(v));
   return Status::OK();
+}
+
+StatusOr<std::unique_ptr<Volume>> Store::OpenIncoming(VolumeId id, const std::string& collection,
+                                                      ReplicaPlacement placement, uint16_t ttl) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (volumes_.count(id)) {
+      return Status::AlreadyExists("volume " + std::to_string(id.value) + " is already here");
+    }
+    if (static_cast<int>(volumes_.size()) >= options_.max_volumes) {
+      return Status::ResourceExhausted("no free volume slot (max " +
+                                       std::to_string(options_.max_volumes) + ")");
+    }
+  }
+  VolumeOptions o = MakeVolumeOptions(id, collection);
+  o.dir = (fs::path(options_.dir) / kIncomingDir).string();
+  o.replica_placement = placement;
+  o.ttl = ttl;
+  std::error_code ec;
+  fs::create_directories(o.dir, ec);
+  if (ec) return Status::IOError("create " + o.dir, ec.value());
+  return Volume::Open(o, /*create=*/true);
+}
+
+Status Store::ImportIncoming(VolumeId id, const std::string& collection) {
+  const fs::path incoming = fs::path(options_.dir) / kIncomingDir;
+  // The file names of a volume: "<prefix>.dat", ".idx", ".vif", ".ldb".
+  const std::string prefix =
+      (collection.empty() ? "" : collection + "_") + std::to_string(id.value) + ".";
+  std::lock_guard<std::mutex> l(mu_);
+  if (volumes_.count(id)) {
+    return Status::AlreadyExists("volume " + std::to_string(id.value) + " is already here");
+  }
+  if (static_cast<int>(volumes_.size()) >= options_.max_volumes) {
+    return Status::ResourceExhausted("no free volume slot (max " +
+                                     std::to_string(options_.max_volumes) + ")");
+  }
+  std::error_code ec;
+  if (!fs::exists(incoming / (prefix + "dat"), ec)) {
+    return Status::NotFound("no staging copy of volume " + std::to_string(id.value));
+  }
+  // The data file last: until it is in place, a crash leaves nothing the
+  // store would load (the staging directory is cleared at open).
+  for (const char* ext : {"idx", "vif", "ldb", "dat"}) {
+    const fs::path from = incoming / (prefix + ext);
+    if (!fs::exists(from, ec)) continue;
+    fs::rename(from, fs::path(options_.dir) / (prefix + ext), ec);
+    if (ec) return Status::IOError("move " + from.string(), ec.value());
+  }
+  NEEDLEFS_RETURN_IF_ERROR(SyncDir(options_.dir));
+  NEEDLEFS_ASSIGN_OR_RETURN(auto v, Volume::Open(MakeVolumeOptions(id, collection), false));
+  volumes_[id] = std::shared_ptr<Volume>(std::move(v));
+  spdlog::info("store.import volume={} collection={}", id.value, collection);
+  return Status::OK();
+}
+
+void Store::DropIncoming(VolumeId id, const std::string& collection) {
+  const fs::path incoming = fs::path(options_.dir) / kIncomingDir;
+  const std::string prefix =
+      (collection.empty() ? "" : collection + "_") + std::to_string(id.value) + ".";
+  std::error_code ec;
+  for (const char* ext : {"dat", "idx", "vif", "ldb"}) fs::remove_all(incoming / (prefix + ext), ec);
 }
 
 std::shared_ptr<Volume> Store::GetVolume(VolumeId id) const {

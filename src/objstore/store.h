@@ -41,6 +41,19 @@ class Store {
   /// existing volume of the same collection succeeds and changes nothing.
   Status AllocateVolume(VolumeId id, const std::string& collection, ReplicaPlacement placement,
                         uint16_t ttl);
+  /// Opens the staging copy of volume `id` in DIR/.incoming/ (created when
+  /// absent), where a copy from another server is built before ImportIncoming
+  /// serves it. Staging copies do not count as volumes and are removed when
+  /// the store opens. Errors: kAlreadyExists (the store serves the volume),
+  /// kResourceExhausted (no free slot), IOError.
+  StatusOr<std::unique_ptr<Volume>> OpenIncoming(VolumeId id, const std::string& collection,
+                                                 ReplicaPlacement placement, uint16_t ttl);
+  /// Moves the finished staging copy of `id` (closed by the caller) into the
+  /// store and serves it. Errors: kAlreadyExists, kResourceExhausted,
+  /// kNotFound (no staging copy), IOError (the staging copy stays).
+  Status ImportIncoming(VolumeId id, const std::string& collection);
+  /// Removes the staging copy of `id`, if any.
+  void DropIncoming(VolumeId id, const std::string& collection);
   /// The volume, or nullptr.
   std::shared_ptr<Volume> GetVolume(VolumeId id) const;
   /// Removes the volume and its files. Errors: kNotFound.

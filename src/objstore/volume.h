@@ -21,6 +21,8 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/file.h"
 #include "common/status.h"
@@ -78,6 +80,19 @@ struct WriteResult {
   uint32_t data_crc = 0;
 };
 
+/// A stretch of a volume's append log (its index log entries and their raw
+/// records), read to copy the volume to another server. Records are in log
+/// order; replaying them with AppendRecord rebuilds an identical data file.
+struct TailBatch {
+  uint16_t compaction_revision = 0;  ///< of the files read; a compaction restarts a copy
+  ReplicaPlacement replica_placement;
+  uint16_t ttl = 0;
+  uint64_t next_entry = 0;           ///< the log entry after the last record returned
+  uint64_t end_entry = 0;            ///< entries in the log when read (lag = end - next)
+  uint64_t bytes = 0;                ///< sum of the records' sizes
+  std::vector<std::string> records;  ///< raw needle records (tombstones included)
+};
+
 /// Progress of a compaction: `done` of `total` live needles copied.
 using CompactProgress = std::function<void(uint64_t done, uint64_t total)>;
 
@@ -125,6 +140,24 @@ class Volume {
   /// kAborted (a compaction is already running), IOError (the old files stay
   /// in use and the partial new files are removed).
   Status Compact(const CompactProgress& progress = nullptr);
+
+  /// Reads the records of log entries [from_entry, ...) as logged when called,
+  /// about `max_bytes` of them (at least one when any). `revision` < 0 accepts
+  /// any compaction revision; otherwise it must match the files (a compaction
+  /// rewrote the log: the copy starts over). Errors: kAborted (revision
+  /// changed), kOutOfRange (from_entry past the end), IOError.
+  Status ReadTail(uint64_t from_entry, int revision, size_t max_bytes, TailBatch* out) const;
+
+  /// Appends a raw record read from another replica by ReadTail, as it is
+  /// (its append time and cookie kept; a tombstone deletes the key), after
+  /// verifying its checksums. Durable per the durability mode when it
+  /// returns. Errors: kCorruption (bad record), kFailedPrecondition
+  /// (read-only), IOError.
+  Status AppendRecord(std::string_view record);
+
+  /// Number of entries in the index log (= records appended since creation
+  /// or the last compaction).
+  uint64_t log_entries() const;
 
   /// Marks the volume read-only (persisted in the .vif file) or writable
   /// again. A full volume can't be made writable. Errors: IOError,

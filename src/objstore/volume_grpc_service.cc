@@ -5,7 +5,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/grpc_server.h"
+#include "common/http.h"
 #include "common/logging.h"
+#include "objstore/volume_copier.h"
 #include "volume_server.grpc.pb.h"
 
 namespace needlefs {
@@ -28,9 +30,36 @@ void FillInfo(const VolumeStats& st, pb::VolumeInfo* out) {
   out->set_ttl(Ttl::ToString(st.ttl));
 }
 
+/// Reads batches of a volume's log from the source server of a copy.
+TailFetcher GrpcTailFetcher(const std::string& source, VolumeId id) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // one record may be as large as a blob
+  auto channel = grpc::CreateCustomChannel(source, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<pb::VolumeServer::Stub> stub = pb::VolumeServer::NewStub(channel);
+  return [stub, id](uint64_t from, int revision, TailBatch* out) -> Status {
+    pb::ReadVolumeTailRequest req;
+    req.set_volume_id(id.value);
+    req.set_from_entry(from);
+    req.set_compaction_revision(revision);
+    pb::ReadVolumeTailResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    NEEDLEFS_RETURN_IF_ERROR(FromGrpc(stub->ReadVolumeTail(&ctx, req, &resp), "ReadVolumeTail"));
+    auto rp = ReplicaPlacement::Parse(resp.replication());
+    if (!rp.ok()) return rp.status();
+    out->compaction_revision = static_cast<uint16_t>(resp.compaction_revision());
+    out->replica_placement = *rp;
+    out->ttl = static_cast<uint16_t>(resp.ttl());
+    out->next_entry = resp.next_entry();
+    out->end_entry = resp.end_entry();
+    out->records.assign(resp.records().begin(), resp.records().end());
+    return Status::OK();
+  };
+}
+
 class Service final : public pb::VolumeServer::Service {
  public:
-  explicit Service(Store* store) : store_(store) {}
+  explicit Service(Store* store) : store_(store), copier_(store) {}
 
   grpc::Status AllocateVolume(grpc::ServerContext*, const pb::AllocateVolumeRequest* req,
                               pb::AllocateVolumeResponse*) override {
@@ -94,8 +123,42 @@ class Service final : public pb::VolumeServer::Service {
     return ToGrpc(store_->DeleteVolume(VolumeId(req->volume_id())));
   }
 
+  grpc::Status ReadVolumeTail(grpc::ServerContext*, const pb::ReadVolumeTailRequest* req,
+                              pb::ReadVolumeTailResponse* resp) override {
+    auto v = store_->GetVolume(VolumeId(req->volume_id()));
+    if (!v) return ToGrpc(Status::NotFound("volume " + std::to_string(req->volume_id())));
+    TailBatch b;
+    const size_t max = req->max_bytes() ? req->max_bytes() : (4u << 20);
+    Status s = v->ReadTail(req->from_entry(), req->compaction_revision(), max, &b);
+    if (!s.ok()) return ToGrpc(s);
+    resp->set_compaction_revision(b.compaction_revision);
+    resp->set_replication(b.replica_placement.ToString());
+    resp->set_ttl(b.ttl);
+    resp->set_next_entry(b.next_entry);
+    resp->set_end_entry(b.end_entry);
+    for (auto& r : b.records) resp->add_records(std::move(r));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CopyVolume(grpc::ServerContext*, const pb::CopyVolumeRequest* req,
+                          pb::CopyVolumeResponse* resp) override {
+    std::string host;
+    uint16_t port;
+    Status s = SplitHostPort(req->source(), &host, &port);
+    if (!s.ok()) return ToGrpc(s);
+    const VolumeId id(req->volume_id());
+    auto r = copier_.Copy(id, req->collection(), GrpcTailFetcher(req->source(), id), req->final());
+    if (!r.ok()) return ToGrpc(r.status());
+    resp->set_entries(r->entries);
+    resp->set_bytes(r->bytes);
+    resp->set_behind(r->behind);
+    resp->set_imported(r->imported);
+    return grpc::Status::OK;
+  }
+
  private:
   Store* store_;
+  VolumeCopier copier_;
 };
 
 }  // namespace
