@@ -133,26 +133,33 @@ StatusOr<std::string> BlobClient::Read(const std::string& fid) {
               ? Status::Unavailable(s + " answered " + std::to_string(r->status) + ": " + r->body)
               : r.status().WithContext(s);
     }
-    if (!any_error) return Status::NotFound("blob " + fid + " not found");
+    // Every replica said 404: sure only with fresh locations (the volume
+    // may have moved to other servers since they were cached).
+    if (!any_error && attempt > 0) return Status::NotFound("blob " + fid + " not found");
   }
   return last;
 }
 
 Status BlobClient::Delete(const std::string& fid) {
   if (!ValidFid(fid)) return Status::InvalidArgument("bad file id: " + fid);
-  NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(fid, false));
   Status unreachable;
-  for (const auto& server : servers) {
-    auto r = Call(server, "DELETE", "/" + fid);
-    if (!r.ok()) {
-      unreachable = r.status().WithContext(server);  // try another replica
-      continue;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(fid, attempt > 0));
+    unreachable = Status::OK();
+    for (const auto& server : servers) {
+      auto r = Call(server, "DELETE", "/" + fid);
+      if (!r.ok()) {
+        unreachable = r.status().WithContext(server);  // try another replica
+        continue;
+      }
+      if (r->status == 202) return Status::OK();  // the server deletes the other replicas
+      if (r->status == 404) continue;             // not on this server (or already gone)
+      return Status::Internal(server + " answered " + std::to_string(r->status) + ": " + r->body);
     }
-    if (r->status == 202) return Status::OK();  // the server deletes the other replicas
-    if (r->status == 404) continue;             // not on this server (or already gone)
-    return Status::Internal(server + " answered " + std::to_string(r->status) + ": " + r->body);
+    if (!unreachable.ok()) return unreachable;
+    // Every replica said 404: ask the master again in case the volume moved.
   }
-  return unreachable;  // OK when every server said it is gone
+  return Status::OK();  // gone everywhere
 }
 
 }  // namespace needlefs

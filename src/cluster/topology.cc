@@ -298,37 +298,48 @@ std::vector<ReplicaMove> Topology::PlanBalance(size_t max_moves) const {
     for (const auto& [vid, v] : n.volumes) rps[vid] = v.replica_placement;
   }
   std::vector<ReplicaMove> moves;
-  while (moves.size() < max_moves) {
-    // Fullest and emptiest by volume count (relative to slots would favour
-    // big servers; SeaweedFS balances counts too).
-    const std::string* from = nullptr;
-    const std::string* to = nullptr;
-    for (const auto& [id, vols] : held) {
-      if (!from || vols.size() > held[*from].size()) from = &id;
-      const int free = node_of[id]->info.max_volumes - static_cast<int>(vols.size());
-      if (free > 0 && (!to || vols.size() < held[*to].size())) to = &id;
-    }
-    if (!from || !to || held[*from].size() <= held[*to].size() + 1) break;
-    bool moved = false;
-    for (VolumeId vid : held[*from]) {
-      if (held[*to].count(vid)) continue;
+  // A volume on `from` that may move to `to` (nullopt when none).
+  auto movable = [&](const std::string& from, const std::string& to) -> std::optional<VolumeId> {
+    for (VolumeId vid : held[from]) {
+      if (held[to].count(vid)) continue;
       std::vector<ReplicaSite> sites;
       for (const auto& [id, vols] : held) {
-        if (id == *from || !vols.count(vid)) continue;
+        if (id == from || !vols.count(vid)) continue;
         sites.push_back({node_of[id]->info.data_center, node_of[id]->info.rack});
       }
-      sites.push_back({node_of[*to]->info.data_center, node_of[*to]->info.rack});
+      sites.push_back({node_of[to]->info.data_center, node_of[to]->info.rack});
       const ReplicaPlacement& rp = rps[vid];
-      if (static_cast<int>(sites.size()) != rp.CopyCount() || !PlacementFits(rp, sites, true)) {
-        continue;
+      if (static_cast<int>(sites.size()) == rp.CopyCount() && PlacementFits(rp, sites, true)) {
+        return vid;
       }
-      moves.push_back({vid, *from, *to});
-      held[*from].erase(vid);
-      held[*to].insert(vid);
-      moved = true;
-      break;
     }
-    if (!moved) break;  // the fullest node has nothing that may move there
+    return std::nullopt;
+  };
+  while (moves.size() < max_moves) {
+    // The fullest node that can give a volume to a node with at least two
+    // fewer (and a free slot), emptiest receiver first. Counts, not bytes,
+    // as SeaweedFS balances.
+    std::vector<std::string> order;
+    for (const auto& [id, vols] : held) order.push_back(id);
+    std::stable_sort(order.begin(), order.end(), [&](const std::string& x, const std::string& y) {
+      return held[x].size() > held[y].size();
+    });
+    bool moved = false;
+    for (size_t i = 0; i < order.size() && !moved; ++i) {
+      for (size_t j = order.size(); j-- > i + 1 && !moved;) {
+        const std::string& from = order[i];
+        const std::string& to = order[j];
+        if (held[from].size() <= held[to].size() + 1) continue;
+        if (node_of[to]->info.max_volumes <= static_cast<int>(held[to].size())) continue;
+        if (auto vid = movable(from, to)) {
+          moves.push_back({*vid, from, to});
+          held[from].erase(*vid);
+          held[to].insert(*vid);
+          moved = true;
+        }
+      }
+    }
+    if (!moved) break;
   }
   return moves;
 }

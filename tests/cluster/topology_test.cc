@@ -138,5 +138,66 @@ TEST_F(TopologyTest, DeadNodesAreRemovedAfterTheTimeout) {
   EXPECT_EQ(topo_.FreeSlots("b:1"), -1);
 }
 
+TEST(PlacementFitsTest, CountsCopiesPerDataCenterRackAndServer) {
+  auto rp = [](const char* c) { return *ReplicaPlacement::Parse(c); };
+  const ReplicaSite a{"dc1", "r1"}, a2{"dc1", "r1"}, c{"dc1", "r2"}, c2{"dc1", "r3"}, d{"dc2", "r1"};
+  EXPECT_TRUE(PlacementFits(rp("000"), {a}, true));
+  EXPECT_FALSE(PlacementFits(rp("000"), {a, a2}, false));
+  EXPECT_TRUE(PlacementFits(rp("001"), {a, a2}, true));
+  EXPECT_FALSE(PlacementFits(rp("001"), {a, c}, false)) << "001 wants the same rack";
+  EXPECT_TRUE(PlacementFits(rp("010"), {a, c}, true));
+  EXPECT_TRUE(PlacementFits(rp("010"), {c}, false)) << "one copy can still grow into 010";
+  EXPECT_FALSE(PlacementFits(rp("010"), {c}, true));
+  EXPECT_TRUE(PlacementFits(rp("020"), {a, c, c2}, true));
+  EXPECT_FALSE(PlacementFits(rp("020"), {a, c, c}, false)) << "y copies in different racks";
+  EXPECT_TRUE(PlacementFits(rp("100"), {d, a}, true)) << "any replica may be the main one";
+  EXPECT_TRUE(PlacementFits(rp("110"), {a, c, d}, true));
+  EXPECT_FALSE(PlacementFits(rp("110"), {a, a2, d}, false));
+}
+
+TEST_F(TopologyTest, PlaceReplicaKeepsThePlacementAndPrefersFreeSlots) {
+  // Volume 1 (010) lost its copy in r2: only c (dc1/r2) fits.
+  topo_.UpdateNode(Node("a:1", "dc1", "r1"), {Vol(1, "010")}, 0);
+  auto t = topo_.PlaceReplica(VolumeId(1));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(*t, "c:1");
+  // Volume 2 (001) on a: b is the only other server of rack r1.
+  topo_.UpdateNode(Node("a:1", "dc1", "r1"), {Vol(1, "010"), Vol(2, "001")}, 0);
+  EXPECT_EQ(*topo_.PlaceReplica(VolumeId(2)), "b:1");
+  // Volume 3 (100) on d: a, b or c; the emptiest (b and c have 4 free, a 2) wins.
+  topo_.UpdateNode(Node("d:1", "dc2", "r1"), {Vol(3, "100")}, 0);
+  auto t3 = topo_.PlaceReplica(VolumeId(3));
+  ASSERT_TRUE(t3.ok());
+  EXPECT_TRUE(*t3 == "b:1" || *t3 == "c:1") << *t3;
+  // Nothing fits (d is alone in dc2): a clear error naming the volume and its code.
+  topo_.UpdateNode(Node("d:1", "dc2", "r1"), {Vol(3, "100"), Vol(4, "001")}, 0);
+  auto none = topo_.PlaceReplica(VolumeId(4));
+  ASSERT_EQ(none.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("volume 4"), std::string::npos);
+  EXPECT_NE(none.status().message().find("001"), std::string::npos);
+  EXPECT_EQ(topo_.PlaceReplica(VolumeId(99)).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(TopologyTest, PlanBalanceEvensCountsWithoutBreakingPlacement) {
+  // Four 001 volumes on a and b (rack r1); c (r2) and d (dc2) are empty but
+  // may not take them (001 keeps both copies in one rack): nothing to move.
+  std::vector<VolumeReport> vols{Vol(1, "001"), Vol(2, "001"), Vol(3, "001"), Vol(4, "001")};
+  topo_.UpdateNode(Node("a:1", "dc1", "r1", 8), vols, 0);
+  topo_.UpdateNode(Node("b:1", "dc1", "r1", 8), vols, 0);
+  EXPECT_TRUE(topo_.PlanBalance().empty());
+  // A third server in r1: it takes volumes from a and b until even (3/3/2).
+  topo_.UpdateNode(Node("e:1", "dc1", "r1", 8), {}, 0);
+  auto moves = topo_.PlanBalance();
+  ASSERT_EQ(moves.size(), 2u);
+  std::set<std::string> from;
+  for (const auto& m : moves) {
+    EXPECT_EQ(m.to, "e:1");
+    from.insert(m.from);
+  }
+  EXPECT_EQ(from, (std::set<std::string>{"a:1", "b:1"}));
+  EXPECT_NE(moves[0].volume, moves[1].volume) << "never two copies on one server";
+  EXPECT_EQ(topo_.PlanBalance(1).size(), 1u);
+}
+
 }  // namespace
 }  // namespace needlefs

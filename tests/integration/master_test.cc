@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -33,14 +34,18 @@ class MasterTest : public ::testing::Test {
     if (!d) return {};
     return Proc{std::move(d->process), d->http_port, d->grpc_port};
   }
-  void StartMaster() {
+  /// `grace_ms`: the master's -replicationGraceMs (-1 = no automatic repair).
+  void StartMaster(int grace_ms = -1) {
     master_ = StartProc({"master", "-mdir", tmp_.path() + "/master", "-port", "0", "-grpcPort", "0",
-                         "-deadNodeTimeoutMs", "3000", "-log.level", "warn"},
+                         "-deadNodeTimeoutMs", "3000", "-replicationGraceMs",
+                         std::to_string(grace_ms), "-log.level", "warn"},
                         "needlefs master ready");
   }
-  Proc StartVolume(const std::string& name, const std::string& dc, const std::string& rack) {
+  Proc StartVolume(const std::string& name, const std::string& dc, const std::string& rack,
+                   int max_volumes = 4) {
     return StartProc(
-        {"volume", "-dir", tmp_.path() + "/" + name, "-port", "0", "-grpcPort", "0", "-max", "4",
+        {"volume", "-dir", tmp_.path() + "/" + name, "-port", "0", "-grpcPort", "0", "-max",
+         std::to_string(max_volumes),
          "-mserver", "127.0.0.1:" + std::to_string(master_.http), "-mserverGrpcPort",
          std::to_string(master_.grpc), "-dataCenter", dc, "-rack", rack, "-log.level", "warn"},
         "needlefs volume ready");
@@ -292,6 +297,193 @@ TEST_F(MasterTest, ACorruptReplicaIsRepairedFromAnotherOnRead) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->status, 200) << got->body;
   EXPECT_EQ(got->body, data);
+}
+
+/// Volume id -> node ids holding it, from the master's /vol/status.
+std::map<uint32_t, std::set<std::string>> Holders(const nlohmann::json& vol_status) {
+  std::map<uint32_t, std::set<std::string>> out;
+  for (const auto& n : vol_status["Nodes"]) {
+    for (const auto& v : n["volumes"]) out[v.value("id", 0u)].insert(n.value("url", ""));
+  }
+  return out;
+}
+
+/// Uploads `n` blobs with replication 001, deletes every tenth; returns
+/// fid -> data ("" for the deleted ones).
+std::map<std::string, std::string> UploadBlobs(BlobClient& client, int n) {
+  std::map<std::string, std::string> blobs;
+  UploadRequest up;
+  up.replication = "001";
+  for (int i = 0; i < n; ++i) {
+    std::string data = "blob " + std::to_string(i) + std::string(static_cast<size_t>(i) * 37, 'q');
+    auto fid = client.Upload(data, up);
+    EXPECT_TRUE(fid.ok()) << fid.status().ToString();
+    if (!fid.ok()) continue;
+    if (i % 10 == 0) {
+      EXPECT_TRUE(client.Delete(*fid).ok());
+      data.clear();
+    }
+    blobs[*fid] = data;
+  }
+  return blobs;
+}
+
+/// Every blob reads as uploaded; deleted ones stay deleted.
+void ExpectBlobs(BlobClient& client, const std::map<std::string, std::string>& blobs) {
+  for (const auto& [fid, data] : blobs) {
+    auto got = client.Read(fid);
+    if (data.empty()) {
+      // NotFound, or Unavailable while a replica that could have it is down.
+      EXPECT_TRUE(got.status().code() == StatusCode::kNotFound ||
+                  got.status().code() == StatusCode::kUnavailable)
+          << fid << " came back: " << got.status().ToString();
+    } else {
+      ASSERT_TRUE(got.ok()) << fid << ": " << got.status().ToString();
+      EXPECT_EQ(*got, data) << fid;
+    }
+  }
+}
+
+// A volume server dies: after the grace period the master copies each of its
+// volumes from the surviving replica to the third server, so the data
+// survives the loss of the survivor too.
+TEST_F(MasterTest, AKilledServersVolumesAreCopiedToAnotherServerAfterTheGracePeriod) {
+  StartMaster(/*grace_ms=*/1000);
+  std::map<std::string, Proc> servers;
+  for (const char* name : {"a", "b", "c"}) servers[name] = StartVolume(name, "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(3));
+  BlobClientOptions o;
+  o.master = "127.0.0.1:" + std::to_string(master_.http);
+  BlobClient client(o);
+  auto blobs = UploadBlobs(client, 60);
+  auto holders = Holders(Get("/vol/status"));
+  ASSERT_FALSE(holders.empty());
+  const uint32_t vid = holders.begin()->first;
+  ASSERT_EQ(holders[vid].size(), 2u);
+  // Kill one holder of the first volume.
+  const std::string victim_url = *holders[vid].begin();
+  Proc* victim = nullptr;
+  Proc* survivor = nullptr;
+  for (auto& [name, p] : servers) {
+    if ("127.0.0.1:" + std::to_string(p.http) == victim_url) victim = &p;
+  }
+  ASSERT_NE(victim, nullptr);
+  ASSERT_TRUE(victim->process->Kill(SIGKILL));
+  victim->process->Wait();
+  // Dead after 3 s, repaired 1 s later: every volume back to two replicas,
+  // none on the dead server.
+  bool repaired = false;
+  nlohmann::json st;
+  for (int i = 0; i < 150 && !repaired; ++i) {
+    std::this_thread::sleep_for(200ms);
+    st = Get("/vol/status");
+    auto now = Holders(st);
+    repaired = st["Nodes"].size() == 2 && !now.empty();
+    for (const auto& [v, nodes] : now) {
+      if (nodes.size() != 2 || nodes.count(victim_url)) repaired = false;
+    }
+  }
+  ASSERT_TRUE(repaired) << st;
+  EXPECT_TRUE(Get("/vol/fix_replication")["volumes"].empty());
+  // Every blob on the new replica: kill the original survivor of volume vid.
+  const std::string survivor_url = *std::next(holders[vid].begin());
+  for (auto& [name, p] : servers) {
+    if ("127.0.0.1:" + std::to_string(p.http) == survivor_url) survivor = &p;
+  }
+  ASSERT_NE(survivor, nullptr);
+  // Reads fall back to the new replica once the survivor is gone.
+  ASSERT_TRUE(survivor->process->Kill(SIGKILL));
+  survivor->process->Wait();
+  std::map<std::string, std::string> of_vid;
+  for (const auto& [fid, data] : blobs) {
+    if (fid.rfind(std::to_string(vid) + ",", 0) == 0) of_vid[fid] = data;
+  }
+  ASSERT_FALSE(of_vid.empty());
+  ExpectBlobs(client, of_vid);
+}
+
+// Operators repair and balance by hand: volume.fix.replication (with -n for
+// the plan) and volume.balance (-force to move), data intact throughout.
+TEST_F(MasterTest, AdminFixReplicationAndBalanceMoveReplicasKeepingTheData) {
+  StartMaster(/*grace_ms=*/-1);
+  Proc a = StartVolume("a", "dc1", "r1", 8), b = StartVolume("b", "dc1", "r1", 8);
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  BlobClientOptions o;
+  o.master = "127.0.0.1:" + std::to_string(master_.http);
+  BlobClient client(o);
+  auto blobs = UploadBlobs(client, 40);
+  const std::string admin =
+      ShellQuote(NeedlefsBinary()) + " admin %s -master 127.0.0.1:" + std::to_string(master_.http);
+  auto run = [&](const std::string& args, std::string* out) {
+    std::string cmd = admin;
+    cmd.replace(cmd.find("%s"), 2, args);
+    return RunCommand(cmd + " 2>&1", out);
+  };
+  std::string out;
+  ASSERT_EQ(run("volume.fix.replication", &out), 0) << out;
+  EXPECT_NE(out.find("every volume has all its replicas"), std::string::npos) << out;
+
+  // b dies; c joins. Nothing happens by itself (no grace period set).
+  Proc c = StartVolume("c", "dc1", "r1", 8);
+  ASSERT_TRUE(b.process->Kill(SIGKILL));
+  b.process->Wait();
+  const std::string b_url = "127.0.0.1:" + std::to_string(b.http);
+  const std::string c_url = "127.0.0.1:" + std::to_string(c.http);
+  auto nodes = [&] {
+    std::set<std::string> out;
+    const auto st = Get("/vol/status");
+    for (const auto& n : st["Nodes"]) out.insert(n.value("url", ""));
+    return out;
+  };
+  for (int i = 0; i < 100 && nodes().count(b_url); ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(nodes().size(), 2u);
+  ASSERT_TRUE(nodes().count(c_url));
+  ASSERT_EQ(run("volume.fix.replication -n", &out), 0) << out;
+  EXPECT_NE(out.find("would copy to " + c_url), std::string::npos) << out;
+  EXPECT_FALSE(Get("/vol/fix_replication")["volumes"].empty()) << "-n changed nothing";
+  ASSERT_EQ(run("volume.fix.replication", &out), 0) << out;
+  EXPECT_NE(out.find("volumes fixed, 0 failed"), std::string::npos) << out;
+  EXPECT_NE(out.find("-> " + c_url), std::string::npos) << out;
+  EXPECT_TRUE(Get("/vol/fix_replication")["volumes"].empty());
+  {
+    SCOPED_TRACE("after volume.fix.replication");
+    ExpectBlobs(client, blobs);
+  }
+
+  // More volumes on a and c, then two empty servers join: balance plans
+  // moves, -force makes them, and the counts even out.
+  int status = 0;
+  auto grown = Get("/vol/grow?count=3&replication=001", &status);
+  ASSERT_EQ(status, 200) << grown;
+  Proc d = StartVolume("d", "dc1", "r1", 8), e = StartVolume("e", "dc1", "r1", 8);
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(4));
+  ASSERT_EQ(run("volume.balance", &out), 0) << out;
+  EXPECT_NE(out.find("moves planned; run with -force"), std::string::npos) << out;
+  ASSERT_EQ(run("volume.balance -force", &out), 0) << out;
+  EXPECT_NE(out.find("0 failed"), std::string::npos) << out;
+  std::map<std::string, int> per_node;
+  const auto balanced = Get("/vol/status");
+  for (const auto& n : balanced["Nodes"]) {
+    per_node[n.value("url", "")] = static_cast<int>(n["volumes"].size());
+  }
+  ASSERT_EQ(per_node.size(), 4u);
+  int lo = 1 << 30, hi = 0;
+  for (const auto& [url, count] : per_node) {
+    lo = std::min(lo, count);
+    hi = std::max(hi, count);
+  }
+  EXPECT_LE(hi - lo, 1) << Get("/vol/status");
+  for (const auto& [v, nodes] : Holders(Get("/vol/status"))) EXPECT_EQ(nodes.size(), 2u) << v;
+  ASSERT_EQ(run("volume.balance", &out), 0) << out;
+  EXPECT_NE(out.find("balanced, nothing to move"), std::string::npos) << out;
+  SCOPED_TRACE("after volume.balance");
+  ExpectBlobs(client, blobs);
+  // New writes reach both replicas of the moved volumes.
+  auto more = UploadBlobs(client, 20);
+  ExpectBlobs(client, more);
+  (void)a;
+  (void)d;
+  (void)e;
 }
 
 }  // namespace
