@@ -385,8 +385,8 @@ int RunBalance(const AdminFlags& f) {
     }
     std::fflush(stdout);
     auto r = MasterJson(f.master, "POST",
-                        "/vol/move?volumeId=" + std::to_string(id) + "&from=" + PercentEncode(from) +
-                            "&to=" + PercentEncode(to));
+                        "/vol/move?volumeId=" + std::to_string(id) +
+                            "&from=" + PercentEncode(from) + "&to=" + PercentEncode(to));
     if (!r.ok()) {
       std::printf(" failed: %s\n", std::string(r.status().message()).c_str());
       ++failed;
@@ -476,18 +476,18 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
     std::string name = c.name;
     sub->add_option("--master", f->master, "Master HTTP host:port (acts on every volume server)")
         ->capture_default_str();
-    const bool master_only = name == "volume.check" || name == "volume.fix.replication" ||
-                             name == "volume.balance";
+    const bool master_only =
+        name == "volume.check" || name == "volume.fix.replication" || name == "volume.balance";
     if (!master_only) {
       sub->add_option("--server", f->server,
                       "Only this volume server (its gRPC host:port), no master needed");
     }
     if (name != "volume.list" && name != "volume.balance") {
-      sub->add_option("--volumeId", f->volume_id,
-                      name == "volume.vacuum" || name == "volume.check" ||
-                              name == "volume.fix.replication"
-                          ? "Only this volume (default: all)"
-                          : "Volume id");
+      sub->add_option(
+          "--volumeId", f->volume_id,
+          name == "volume.vacuum" || name == "volume.check" || name == "volume.fix.replication"
+              ? "Only this volume (default: all)"
+              : "Volume id");
     }
     if (name == "volume.allocate") {
       sub->add_option("--collection", f->collection, "Collection name");

@@ -262,8 +262,11 @@ HttpResponse MasterServer::Impl::StatusPage() {
 namespace {
 
 nlohmann::json CopyJson(const ReplicaCopy& c) {
-  return {{"volumeId", c.volume.value}, {"source", c.source}, {"target", c.target},
-          {"removed", c.removed},        {"bytes", c.bytes}};
+  return {{"volumeId", c.volume.value},
+          {"source", c.source},
+          {"target", c.target},
+          {"removed", c.removed},
+          {"bytes", c.bytes}};
 }
 
 /// The volumeId query parameter. Errors: kInvalidArgument.
@@ -282,10 +285,12 @@ HttpResponse MasterServer::Impl::FixReplication(HttpRequest& req) {
     auto id = VolumeIdParam(req);
     if (!id.ok()) return HttpResponse::Error(400, id.status().message());
     auto done = replicas->Repair(*id);
-    if (!done.ok()) return HttpResponse::Error(ToHttpStatus(done.status()), done.status().message());
+    if (!done.ok())
+      return HttpResponse::Error(ToHttpStatus(done.status()), done.status().message());
     nlohmann::json copies = nlohmann::json::array();
     for (const auto& c : *done) copies.push_back(CopyJson(c));
-    return HttpResponse::Json(200, nlohmann::json{{"volumeId", id->value}, {"copies", copies}}.dump());
+    return HttpResponse::Json(200,
+                              nlohmann::json{{"volumeId", id->value}, {"copies", copies}}.dump());
   }
   nlohmann::json vols = nlohmann::json::array();
   for (const auto& [vid, holders] : topology->UnderReplicated()) {

@@ -17,7 +17,8 @@ StatusOr<ReplicaCopy> ReplicaOps::AddReplicaLocked(VolumeId id, const std::strin
   if (!vol) return Status::NotFound("volume " + std::to_string(id.value) + " is not known");
   std::vector<std::string> holders;
   for (const auto& loc : topology_->Lookup(id)) holders.push_back(loc.node_id);
-  if (holders.empty()) return Status::NotFound("volume " + std::to_string(id.value) + " has no replica");
+  if (holders.empty())
+    return Status::NotFound("volume " + std::to_string(id.value) + " has no replica");
   // The source: the node being moved away from, else any holder.
   const std::string source = drop_from.empty() ? holders.front() : drop_from;
   ReplicaCopy result{id, source, target, "", 0};
@@ -87,8 +88,8 @@ StatusOr<ReplicaCopy> ReplicaOps::AddReplicaLocked(VolumeId id, const std::strin
   }
   // 5. Writes resume.
   thaw();
-  spdlog::info("master.replica volume={} source={} target={} removed={} bytes={}", id.value,
-               source, target, result.removed, result.bytes);
+  spdlog::info("master.replica volume={} source={} target={} removed={} bytes={}", id.value, source,
+               target, result.removed, result.bytes);
   return result;
 }
 
@@ -136,8 +137,7 @@ StatusOr<ReplicaCopy> ReplicaOps::Move(VolumeId id, const std::string& from,
   sites.push_back({to_info->data_center, to_info->rack});
   if (!PlacementFits(vol->replica_placement, sites, false)) {
     return Status::FailedPrecondition("moving volume " + std::to_string(id.value) + " to " + to +
-                                      " breaks its placement " +
-                                      vol->replica_placement.ToString());
+                                      " breaks its placement " + vol->replica_placement.ToString());
   }
   return AddReplicaLocked(id, to, from);
 }

@@ -26,6 +26,8 @@ namespace needlefs {
 namespace {
 
 constexpr int64_t kSessionLeaseMs = 60'000;
+/// Deadline of one meta call from the mount.
+constexpr int kMetaCallTimeoutMs = 60'000;
 /// RecordOwnEntry's inode for "whatever this operation puts there" (a
 /// rename target, marked before the rename; no inode is numbered 0).
 constexpr uint64_t kAnyInode = 0;
@@ -65,7 +67,9 @@ class FuseMount::Impl {
   }
 
   Status Init() {
-    auto m = MetaClient::Create(options_.meta, 10'000);
+    // A slow meta (a stalled disk sync under load) makes a file operation
+    // wait, as a hard NFS mount does, rather than fail with EIO at once.
+    auto m = MetaClient::Create(options_.meta, kMetaCallTimeoutMs);
     if (!m.ok()) return m.status();
     meta_ = std::move(m).value();
     BlobClientOptions bo;

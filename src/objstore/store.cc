@@ -1,8 +1,8 @@
-#include "common/file.h"
 #include "objstore/store.h"
 
 #include <filesystem>
 
+#include "common/file.h"
 #include "common/logging.h"
 
 namespace needlefs {
@@ -151,7 +151,8 @@ void Store::DropIncoming(VolumeId id, const std::string& collection) {
   const std::string prefix =
       (collection.empty() ? "" : collection + "_") + std::to_string(id.value) + ".";
   std::error_code ec;
-  for (const char* ext : {"dat", "idx", "vif", "ldb"}) fs::remove_all(incoming / (prefix + ext), ec);
+  for (const char* ext : {"dat", "idx", "vif", "ldb"})
+    fs::remove_all(incoming / (prefix + ext), ec);
 }
 
 std::shared_ptr<Volume> Store::GetVolume(VolumeId id) const {

@@ -20,8 +20,7 @@ VolumeCopier::~VolumeCopier() {
   }
 }
 
-Status VolumeCopier::Replay(Staged* st, const TailFetcher& fetch, bool final,
-                            VolumeCopyResult* r) {
+Status VolumeCopier::Replay(Staged* st, const TailFetcher& fetch, bool final, VolumeCopyResult* r) {
   TailBatch batch;
   for (;;) {
     const uint64_t from = st->volume->log_entries();
@@ -34,8 +33,8 @@ Status VolumeCopier::Replay(Staged* st, const TailFetcher& fetch, bool final,
     r->entries = st->volume->log_entries();
     if (r->entries != batch.next_entry) {
       return Status::Internal("copy of volume " + std::to_string(st->volume->id().value) +
-                              " is at entry " + std::to_string(r->entries) + ", source sent up to " +
-                              std::to_string(batch.next_entry));
+                              " is at entry " + std::to_string(r->entries) +
+                              ", source sent up to " + std::to_string(batch.next_entry));
     }
     r->behind = batch.end_entry - batch.next_entry;
     if (final ? r->behind == 0 : r->behind < kCaughtUpEntries) return Status::OK();

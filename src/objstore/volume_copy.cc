@@ -14,8 +14,7 @@ namespace needlefs {
 
 uint64_t Volume::log_entries() const { return files()->index_entries.load(); }
 
-Status Volume::ReadTail(uint64_t from_entry, int revision, size_t max_bytes,
-                        TailBatch* out) const {
+Status Volume::ReadTail(uint64_t from_entry, int revision, size_t max_bytes, TailBatch* out) const {
   std::shared_ptr<VolumeFiles> f;
   {
     std::shared_lock l(mu_);
@@ -60,8 +59,8 @@ Status Volume::AppendRecord(std::string_view record) {
   if (record.size() < kNeedleHeaderSize) return Status::Corruption("record shorter than a header");
   NEEDLEFS_ASSIGN_OR_RETURN(Needle n, DecodeNeedle(record));
   const NeedleHeader h = DecodeNeedleHeader(record.data());
-  const std::string padded(record.substr(0, std::min<size_t>(record.size(),
-                                                             NeedleRecordSize(h.body_size))));
+  const std::string padded(
+      record.substr(0, std::min<size_t>(record.size(), NeedleRecordSize(h.body_size))));
   if (padded.size() != NeedleRecordSize(h.body_size)) {
     return Status::Corruption("record of needle " + std::to_string(h.key.value) + " is short");
   }

@@ -140,7 +140,8 @@ TEST_F(TopologyTest, DeadNodesAreRemovedAfterTheTimeout) {
 
 TEST(PlacementFitsTest, CountsCopiesPerDataCenterRackAndServer) {
   auto rp = [](const char* c) { return *ReplicaPlacement::Parse(c); };
-  const ReplicaSite a{"dc1", "r1"}, a2{"dc1", "r1"}, c{"dc1", "r2"}, c2{"dc1", "r3"}, d{"dc2", "r1"};
+  const ReplicaSite a{"dc1", "r1"}, a2{"dc1", "r1"}, c{"dc1", "r2"}, c2{"dc1", "r3"},
+      d{"dc2", "r1"};
   EXPECT_TRUE(PlacementFits(rp("000"), {a}, true));
   EXPECT_FALSE(PlacementFits(rp("000"), {a, a2}, false));
   EXPECT_TRUE(PlacementFits(rp("001"), {a, a2}, true));

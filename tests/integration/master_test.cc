@@ -45,9 +45,9 @@ class MasterTest : public ::testing::Test {
                    int max_volumes = 4) {
     return StartProc(
         {"volume", "-dir", tmp_.path() + "/" + name, "-port", "0", "-grpcPort", "0", "-max",
-         std::to_string(max_volumes),
-         "-mserver", "127.0.0.1:" + std::to_string(master_.http), "-mserverGrpcPort",
-         std::to_string(master_.grpc), "-dataCenter", dc, "-rack", rack, "-log.level", "warn"},
+         std::to_string(max_volumes), "-mserver", "127.0.0.1:" + std::to_string(master_.http),
+         "-mserverGrpcPort", std::to_string(master_.grpc), "-dataCenter", dc, "-rack", rack,
+         "-log.level", "warn"},
         "needlefs volume ready");
   }
   nlohmann::json Get(const std::string& target, int* status = nullptr) {

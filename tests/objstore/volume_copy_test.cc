@@ -161,8 +161,7 @@ TEST_F(VolumeCopyTest, BadInputLeavesNothingBehind) {
   auto rp = ReplicaPlacement::Parse("000");
   ASSERT_TRUE(dst_->AllocateVolume(VolumeId(1), "", *rp, 0).ok());
   ASSERT_TRUE(dst_->AllocateVolume(VolumeId(2), "", *rp, 0).ok());
-  EXPECT_EQ(copier.Copy(kVid, "", Fetcher(), true).status().code(),
-            StatusCode::kResourceExhausted);
+  EXPECT_EQ(copier.Copy(kVid, "", Fetcher(), true).status().code(), StatusCode::kResourceExhausted);
   // Then the good copy works.
   ASSERT_TRUE(dst_->DeleteVolume(VolumeId(2)).ok());
   ASSERT_TRUE(copier.Copy(kVid, "", Fetcher(), true).ok());
