@@ -97,7 +97,7 @@ struct AdminFlags {
   double garbage_threshold = 0.3;
   bool readonly = false;
   bool writable = false;
-  bool dry_run = false;  // volume.fix.replication -n
+  bool dry_run = false;  // volume.fix.replication -n, volume.check -n
   bool force = false;    // volume.balance -force: make the moves
 };
 
@@ -232,56 +232,120 @@ int RunVacuum(const std::vector<Target>& targets, const AdminFlags& f) {
   return failed ? 1 : 0;
 }
 
-/// `volume.check`: compares the replicas of every volume as the volume
-/// servers report them (live needles, garbage, size, read-only) and lists
-/// the volumes with missing or differing replicas. Exit 1 when any.
-int RunCheck(const AdminFlags& f) {
-  auto targets = MasterTargets(f.master);
-  if (!targets.ok()) return Fail("volume.check", targets.status());
-  struct Replica {
-    std::string server;
-    VolumeInfo info;
-  };
-  std::map<uint32_t, std::vector<Replica>> replicas;
-  size_t servers = 0;
-  for (const auto& t : *targets) {
-    auto client = VolumeAdminClient::Create(t.grpc);
-    if (!client.ok()) return Fail("volume.check", client.status());
-    auto vols = (*client)->VolumeStatus(VolumeId(0));
-    if (!vols.ok()) return Fail("volume.check", vols.status().WithContext(t.url));
-    for (const auto& v : *vols) replicas[v.id.value].push_back({t.url, v});
-    ++servers;
-    std::fprintf(stderr, "\r  asked %zu/%zu volume servers", servers, targets->size());
+/// The replicas of every volume as their servers report them.
+struct Replica {
+  std::string server;  ///< HTTP url
+  std::string grpc;
+  VolumeInfo info;
+};
+using ReplicaMap = std::map<uint32_t, std::vector<Replica>>;
+
+StatusOr<ReplicaMap> GatherReplicas(const std::vector<Target>& targets) {
+  ReplicaMap replicas;
+  size_t asked = 0;
+  for (const auto& t : targets) {
+    NEEDLEFS_ASSIGN_OR_RETURN(auto client, VolumeAdminClient::Create(t.grpc));
+    auto vols = client->VolumeStatus(VolumeId(0));
+    if (!vols.ok()) return vols.status().WithContext(t.url);
+    for (const auto& v : *vols) replicas[v.id.value].push_back({t.url, t.grpc, v});
+    std::fprintf(stderr, "\r  asked %zu/%zu volume servers", ++asked, targets.size());
   }
   std::fprintf(stderr, "\n");
-  int problems = 0;
-  for (const auto& [vid, reps] : replicas) {
+  return replicas;
+}
+
+/// Whether the replicas of one volume report different live contents.
+bool ReplicasDiffer(const std::vector<Replica>& reps) {
+  for (const auto& r : reps) {
+    if (r.info.needle_count != reps[0].info.needle_count ||
+        r.info.live_bytes != reps[0].info.live_bytes) {
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t WantedCopies(const std::vector<Replica>& reps) {
+  auto rp = ReplicaPlacement::Parse(reps[0].info.replication);
+  return rp.ok() ? static_cast<size_t>(rp->CopyCount()) : 1;
+}
+
+/// `volume.check`: lists volumes with missing replicas, then has every
+/// replica of each replicated volume pull what it lacks from the others
+/// (anti-entropy, objstore/anti_entropy.h) and reports what was pulled and
+/// what still differs. With -n it only compares the replicas' counters.
+/// Exit 1 when a volume is under-replicated or its replicas still differ.
+int RunCheck(const AdminFlags& f) {
+  const char* cmd = "volume.check";
+  auto targets = MasterTargets(f.master);
+  if (!targets.ok()) return Fail(cmd, targets.status());
+  auto replicas = GatherReplicas(*targets);
+  if (!replicas.ok()) return Fail(cmd, replicas.status());
+  int problems = 0, reconciled = 0;
+  uint64_t pulled = 0, pulled_bytes = 0;
+  std::vector<uint32_t> compare;
+  for (const auto& [vid, reps] : *replicas) {
     if (f.volume_id && vid != f.volume_id) continue;
-    auto rp = ReplicaPlacement::Parse(reps[0].info.replication);
-    size_t want = rp.ok() ? static_cast<size_t>(rp->CopyCount()) : 1;
-    if (reps.size() < want) {
-      std::printf("volume %u: %zu of %zu replicas (on", vid, reps.size(), want);
+    if (reps.size() < WantedCopies(reps)) {
+      std::printf("volume %u: %zu of %zu replicas (on", vid, reps.size(), WantedCopies(reps));
       for (const auto& r : reps) std::printf(" %s", r.server.c_str());
       std::printf(")\n");
       ++problems;
     }
-    for (const auto& r : reps) {
-      if (r.info.needle_count != reps[0].info.needle_count ||
-          r.info.live_bytes != reps[0].info.live_bytes) {
-        std::printf(
-            "volume %u: replicas differ: %s has %lu needles (%lu bytes), %s has %lu "
-            "(%lu bytes)\n",
-            vid, reps[0].server.c_str(), static_cast<unsigned long>(reps[0].info.needle_count),
-            static_cast<unsigned long>(reps[0].info.live_bytes), r.server.c_str(),
-            static_cast<unsigned long>(r.info.needle_count),
-            static_cast<unsigned long>(r.info.live_bytes));
-        ++problems;
-        break;
-      }
-    }
+    if (reps.size() > 1) compare.push_back(vid);
   }
-  std::printf("volume.check: %zu volumes on %zu servers, %d problems\n", replicas.size(), servers,
-              problems);
+  for (size_t i = 0; i < compare.size() && !f.dry_run; ++i) {
+    const uint32_t vid = compare[i];
+    std::fprintf(stderr, "\r  [%zu/%zu] reconciling volume %u", i + 1, compare.size(), vid);
+    SyncVolumeResult sum;
+    for (const auto& r : (*replicas)[vid]) {
+      if (r.info.read_only) continue;  // takes no writes, so no pulls either
+      auto client = VolumeAdminClient::Create(r.grpc);
+      if (!client.ok()) return Fail(cmd, client.status());
+      auto res = (*client)->SyncVolume(VolumeId(vid));
+      if (!res.ok()) {
+        std::printf("\nvolume %u: %s could not pull from the other replicas: %s\n", vid,
+                    r.server.c_str(), res.status().ToString().c_str());
+        ++sum.errors;
+        continue;
+      }
+      sum.needles += res->needles;
+      sum.tombstones += res->tombstones;
+      sum.bytes += res->bytes;
+      sum.errors += res->errors;
+    }
+    if (sum.needles + sum.tombstones > 0) {
+      std::printf("\nvolume %u: reconciled: %lu needles and %lu deletes copied between replicas "
+                  "(%.1f KiB)\n",
+                  vid, static_cast<unsigned long>(sum.needles),
+                  static_cast<unsigned long>(sum.tombstones), static_cast<double>(sum.bytes) / 1024);
+      ++reconciled;
+      pulled += sum.needles + sum.tombstones;
+      pulled_bytes += sum.bytes;
+    }
+    if (sum.errors) ++problems;
+  }
+  if (!compare.empty() && !f.dry_run) {
+    std::fprintf(stderr, "\n");
+    replicas = GatherReplicas(*targets);  // what the replicas hold now
+    if (!replicas.ok()) return Fail(cmd, replicas.status());
+  }
+  for (uint32_t vid : compare) {
+    const auto& reps = (*replicas)[vid];
+    if (!ReplicasDiffer(reps)) continue;
+    std::printf("volume %u: replicas differ:", vid);
+    for (const auto& r : reps) {
+      std::printf(" %s has %lu needles (%lu bytes);", r.server.c_str(),
+                  static_cast<unsigned long>(r.info.needle_count),
+                  static_cast<unsigned long>(r.info.live_bytes));
+    }
+    std::printf("\n");
+    ++problems;
+  }
+  std::printf("volume.check: %zu volumes on %zu servers, %d reconciled (%lu records, %.1f KiB "
+              "copied), %d problems\n",
+              replicas->size(), targets->size(), reconciled, static_cast<unsigned long>(pulled),
+              static_cast<double>(pulled_bytes) / 1024, problems);
   return problems ? 1 : 0;
 }
 
@@ -463,7 +527,8 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
     const char* help;
   };
   for (Cmd c : {Cmd{"volume.list", "List the volumes and their garbage"},
-                Cmd{"volume.check", "Compare the replicas of every volume (via the master)"},
+                Cmd{"volume.check",
+                    "Compare the replicas of every volume and reconcile them (via the master)"},
                 Cmd{"volume.fix.replication",
                     "Copy the missing replicas of under-replicated volumes (via the master)"},
                 Cmd{"volume.balance",
@@ -502,6 +567,9 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
     }
     if (name == "volume.fix.replication") {
       sub->add_flag("-n", f->dry_run, "Only show what would be copied where");
+    }
+    if (name == "volume.check") {
+      sub->add_flag("-n", f->dry_run, "Only compare the replicas' counters, copy nothing");
     }
     if (name == "volume.balance") {
       sub->add_flag("--force", f->force, "Make the moves (default: only show them)");

@@ -26,6 +26,7 @@ struct VolumeFlags {
   bool compress = true;
   std::string mserver;
   int mserver_grpc_port = -1;
+  int anti_entropy_interval_ms = 600'000;
   std::string data_center = "DefaultDataCenter";
   std::string rack = "DefaultRack";
   std::string public_url;
@@ -59,6 +60,10 @@ int RunVolume(const VolumeFlags& f) {
   o.server.max_file_size_bytes = f.file_size_limit_mb << 20;
   o.server.compress = f.compress;
   o.server.master = f.mserver;
+  if (f.anti_entropy_interval_ms < 0) {
+    return fail(Status::InvalidArgument("-antiEntropyIntervalMs must be >= 0"));
+  }
+  o.server.anti_entropy_interval_ms = f.anti_entropy_interval_ms;
   o.master_grpc_port = static_cast<uint16_t>(f.mserver_grpc_port >= 0 ? f.mserver_grpc_port : 0);
   o.public_url = f.public_url;
   o.data_center = f.data_center;
@@ -104,6 +109,10 @@ void AddVolumeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--mserver", f->mserver, "Master host:port (HTTP) to send heartbeats to");
   cmd->add_option("--mserverGrpcPort", f->mserver_grpc_port,
                   "The master's gRPC port (default: its HTTP port + 10000)");
+  cmd->add_option("--antiEntropyIntervalMs", f->anti_entropy_interval_ms,
+                  "Time between rounds that pull what replicated volumes lack from their other "
+                  "replicas (0 = only on admin volume.check)")
+      ->capture_default_str();
   cmd->add_option("--dataCenter", f->data_center, "Data center of this server")
       ->capture_default_str();
   cmd->add_option("--rack", f->rack, "Rack of this server")->capture_default_str();

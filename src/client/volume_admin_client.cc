@@ -118,6 +118,23 @@ class GrpcVolumeAdminClient final : public VolumeAdminClient {
     return r;
   }
 
+  StatusOr<SyncVolumeResult> SyncVolume(VolumeId id) override {
+    pb::SyncVolumeRequest req;
+    req.set_volume_id(id.value);
+    pb::SyncVolumeResponse resp;
+    grpc::ClientContext ctx;
+    NEEDLEFS_RETURN_IF_ERROR(FromGrpc(stub_->SyncVolume(&ctx, req, &resp), "SyncVolume"));
+    SyncVolumeResult r;
+    r.volumes = resp.volumes();
+    r.compared = resp.compared();
+    r.needles = resp.needles();
+    r.tombstones = resp.tombstones();
+    r.bytes = resp.bytes();
+    r.changed_meanwhile = resp.changed_meanwhile();
+    r.errors = resp.errors();
+    return r;
+  }
+
  private:
   void SetDeadline(grpc::ClientContext* ctx) const {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));

@@ -47,6 +47,17 @@ struct CopyVolumeResult {
   bool imported = false;
 };
 
+/// What one SyncVolume call pulled (see objstore/anti_entropy.h).
+struct SyncVolumeResult {
+  uint64_t volumes = 0;            ///< volumes compared
+  uint64_t compared = 0;           ///< keys in the other replicas' digests
+  uint64_t needles = 0;            ///< needles pulled
+  uint64_t tombstones = 0;         ///< deletes pulled
+  uint64_t bytes = 0;              ///< record bytes pulled
+  uint64_t changed_meanwhile = 0;  ///< keys skipped: written during the round
+  uint64_t errors = 0;             ///< records, peers or volumes that failed
+};
+
 class VolumeAdminClient {
  public:
   /// A client for "host:port" (the volume server's gRPC port). Connects
@@ -75,6 +86,11 @@ class VolumeAdminClient {
   /// (kAlreadyExists, kResourceExhausted, kAborted, kNotFound at the source).
   virtual StatusOr<CopyVolumeResult> CopyVolume(VolumeId id, const std::string& collection,
                                                 const std::string& source, bool final) = 0;
+  /// Asks this server to pull volume `id` (0 = every replicated volume it
+  /// holds) from the volume's other replicas now (anti-entropy). No
+  /// timeout. Errors: kNotFound, kFailedPrecondition (read-only, single
+  /// copy, or a server without a master), the pull's errors.
+  virtual StatusOr<SyncVolumeResult> SyncVolume(VolumeId id) = 0;
 };
 
 }  // namespace needlefs

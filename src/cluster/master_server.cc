@@ -164,8 +164,12 @@ HttpResponse MasterServer::Impl::Lookup(HttpRequest& req) {
   }
   nlohmann::json locs = nlohmann::json::array();
   for (const auto& l : locations) {
+    std::string host;
+    uint16_t http_port = 0;
+    if (!SplitHostPort(l.node_id, &host, &http_port).ok()) host = l.node_id;
     locs.push_back({{"url", l.node_id},
                     {"publicUrl", l.public_url},
+                    {"grpcUrl", JoinHostPort(host, l.grpc_port)},
                     {"dataCenter", l.data_center},
                     {"rack", l.rack}});
   }

@@ -68,7 +68,8 @@ std::vector<VolumeLocation> Topology::Lookup(VolumeId id) const {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<VolumeLocation> out;
   for (const Node* n : HoldersLocked(id)) {
-    out.push_back({n->info.id, n->info.public_url, n->info.data_center, n->info.rack});
+    out.push_back(
+        {n->info.id, n->info.public_url, n->info.grpc_port, n->info.data_center, n->info.rack});
   }
   return out;
 }

@@ -64,6 +64,7 @@ struct LayoutKey {
 struct VolumeLocation {
   std::string node_id;
   std::string public_url;
+  uint16_t grpc_port = 0;  ///< the node's gRPC admin port
   std::string data_center;
   std::string rack;
 };

@@ -93,6 +93,30 @@ struct TailBatch {
   std::vector<std::string> records;  ///< raw needle records (tombstones included)
 };
 
+/// One key's latest record in a volume's log (a needle or a tombstone), as
+/// anti-entropy compares replicas (see objstore/anti_entropy.h). Offsets are
+/// the holder's own: replicas lay out records differently.
+struct DigestEntry {
+  NeedleKey key;
+  uint32_t offset_units = 0;  ///< record offset in 8-byte units
+  uint32_t size = 0;          ///< body size; kIndexTombstoneSize for a tombstone
+  uint32_t data_crc = 0;      ///< CRC32C of the stored data (0 for a tombstone)
+  uint64_t append_at_ns = 0;  ///< when the record was first appended (kept by copies)
+  bool tombstone() const { return size == 0xFFFFFFFFu; }
+  /// Same content: both tombstones, or needles of equal body size and CRC.
+  bool SameContent(const DigestEntry& o) const {
+    return tombstone() == o.tombstone() &&
+           (tombstone() || (size == o.size && data_crc == o.data_crc));
+  }
+};
+
+/// Every key's latest record in a volume's log at one moment.
+struct VolumeDigest {
+  uint16_t compaction_revision = 0;  ///< of the files read
+  uint64_t log_entries = 0;          ///< log entries covered: [0, log_entries)
+  std::vector<DigestEntry> entries;  ///< sorted by key, one per key
+};
+
 /// Progress of a compaction: `done` of `total` live needles copied.
 using CompactProgress = std::function<void(uint64_t done, uint64_t total)>;
 
@@ -155,6 +179,28 @@ class Volume {
   /// (read-only), IOError.
   Status AppendRecord(std::string_view record);
 
+  /// Anti-entropy, holder side: the latest record of every key in the log
+  /// (tombstones since the last compaction included). Costs one pass over
+  /// the index log and one 12-byte pread per key; memory 24 bytes per log
+  /// entry while it runs. Errors: IOError, kCorruption (an index entry
+  /// points past the data).
+  Status Digest(VolumeDigest* out) const;
+
+  /// Anti-entropy, holder side: the raw record of `key` at `offset_units`
+  /// (from a Digest of compaction revision `revision`) into `*out`.
+  /// Errors: kAborted (the volume was compacted since), kNotFound (no
+  /// record of that key there), IOError.
+  Status ReadRecordAt(NeedleKey key, uint32_t offset_units, int revision, std::string* out) const;
+
+  /// Anti-entropy, receiving side: AppendRecord, but only when this
+  /// volume's log has not touched the record's key since entry
+  /// `seen_entries` of compaction revision `revision` (the local Digest the
+  /// caller compared against). Returns true when appended, false when the
+  /// key changed meanwhile (nothing written; the next round decides again).
+  /// Errors: as AppendRecord, kAborted (compacted since the digest).
+  StatusOr<bool> AppendRecordIfUnchanged(std::string_view record, int revision,
+                                         uint64_t seen_entries);
+
   /// Number of entries in the index log (= records appended since creation
   /// or the last compaction).
   uint64_t log_entries() const;
@@ -192,6 +238,8 @@ class Volume {
   Status RecoverTail(Files* f, uint64_t start, uint64_t data_size);
   Status ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool count_stats);
   Status AppendLocked(Files* f, const std::string& record, const IndexEntry& e);
+  /// AppendRecord and AppendRecordIfUnchanged (revision < 0: unconditional).
+  StatusOr<bool> AppendRaw(std::string_view record, int revision, uint64_t seen_entries);
   /// After an append (append lock held): numbers the write for group
   /// commit, or syncs now in `always` mode. Returns the sequence number.
   StatusOr<uint64_t> IssueLocked(Files* f);

@@ -56,6 +56,16 @@ Status Volume::ReadTail(uint64_t from_entry, int revision, size_t max_bytes, Tai
 }
 
 Status Volume::AppendRecord(std::string_view record) {
+  return AppendRaw(record, -1, 0).status();
+}
+
+StatusOr<bool> Volume::AppendRecordIfUnchanged(std::string_view record, int revision,
+                                               uint64_t seen_entries) {
+  if (revision < 0) return Status::InvalidArgument("AppendRecordIfUnchanged needs a revision");
+  return AppendRaw(record, revision, seen_entries);
+}
+
+StatusOr<bool> Volume::AppendRaw(std::string_view record, int revision, uint64_t seen_entries) {
   if (record.size() < kNeedleHeaderSize) return Status::Corruption("record shorter than a header");
   NEEDLEFS_ASSIGN_OR_RETURN(Needle n, DecodeNeedle(record));
   const NeedleHeader h = DecodeNeedleHeader(record.data());
@@ -73,12 +83,38 @@ Status Volume::AppendRecord(std::string_view record) {
                                         " is read-only: " + read_only_reason_);
     }
     auto f = files();
+    if (revision >= 0) {
+      // Compaction swaps files under the append lock: the revision and the
+      // log cannot change under us from here on.
+      uint16_t current;
+      {
+        std::shared_lock l(mu_);
+        current = super_block_.compaction_revision;
+      }
+      if (current != revision) {
+        return Status::Aborted("volume " + std::to_string(options_.id.value) +
+                               " was compacted since the digest");
+      }
+      const uint64_t end = f->index_entries.load();
+      if (seen_entries > end) return Status::OutOfRange("digest is past the log end");
+      std::string ebuf;
+      for (uint64_t next = seen_entries; next < end;) {
+        const uint64_t count = std::min<uint64_t>(end - next, 1024);
+        ebuf.resize(count * kIndexEntrySize);
+        NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(next * kIndexEntrySize, ebuf.data(), ebuf.size()));
+        for (uint64_t i = 0; i < count; ++i) {
+          if (DecodeIndexEntry(ebuf.data() + i * kIndexEntrySize).key == h.key) return false;
+        }
+        next += count;
+      }
+    }
     IndexEntry e{h.key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment),
                  n.deleted() ? kIndexTombstoneSize : h.body_size};
     NEEDLEFS_RETURN_IF_ERROR(AppendLocked(f.get(), padded, e));
     NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
-  return WaitDurable(seq);
+  NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
+  return true;
 }
 
 }  // namespace needlefs

@@ -7,6 +7,8 @@
 #include "common/grpc_server.h"
 #include "common/http.h"
 #include "common/logging.h"
+#include "objstore/anti_entropy.h"
+#include "objstore/internal/anti_entropy_wire.h"
 #include "objstore/volume_copier.h"
 #include "volume_server.grpc.pb.h"
 
@@ -59,7 +61,8 @@ TailFetcher GrpcTailFetcher(const std::string& source, VolumeId id) {
 
 class Service final : public pb::VolumeServer::Service {
  public:
-  explicit Service(Store* store) : store_(store), copier_(store) {}
+  Service(Store* store, AntiEntropy* anti_entropy)
+      : store_(store), anti_entropy_(anti_entropy), copier_(store) {}
 
   grpc::Status AllocateVolume(grpc::ServerContext*, const pb::AllocateVolumeRequest* req,
                               pb::AllocateVolumeResponse*) override {
@@ -156,17 +159,71 @@ class Service final : public pb::VolumeServer::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status VolumeDigest(grpc::ServerContext*, const pb::VolumeDigestRequest* req,
+                            grpc::ServerWriter<pb::VolumeDigestChunk>* writer) override {
+    auto v = store_->GetVolume(VolumeId(req->volume_id()));
+    if (!v) return ToGrpc(Status::NotFound("volume " + std::to_string(req->volume_id())));
+    ::needlefs::VolumeDigest d;
+    if (Status s = v->Digest(&d); !s.ok()) return ToGrpc(s);
+    constexpr size_t kPerChunk = 65536;  // 1.8 MB messages
+    size_t at = 0;
+    do {
+      const size_t n = std::min(kPerChunk, d.entries.size() - at);
+      pb::VolumeDigestChunk chunk;
+      chunk.set_compaction_revision(d.compaction_revision);
+      chunk.set_log_entries(d.log_entries);
+      EncodeDigestEntries(d.entries.data() + at, n, chunk.mutable_entries());
+      if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "client left");
+      at += n;
+    } while (at < d.entries.size());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReadRecords(grpc::ServerContext*, const pb::ReadRecordsRequest* req,
+                           pb::ReadRecordsResponse* resp) override {
+    if (req->keys_size() != req->offset_units_size()) {
+      return ToGrpc(Status::InvalidArgument("keys and offset_units differ in length"));
+    }
+    auto v = store_->GetVolume(VolumeId(req->volume_id()));
+    if (!v) return ToGrpc(Status::NotFound("volume " + std::to_string(req->volume_id())));
+    for (int i = 0; i < req->keys_size(); ++i) {
+      Status s = v->ReadRecordAt(NeedleKey(req->keys(i)), req->offset_units(i),
+                                 req->compaction_revision(), resp->add_records());
+      if (!s.ok()) return ToGrpc(s);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SyncVolume(grpc::ServerContext*, const pb::SyncVolumeRequest* req,
+                          pb::SyncVolumeResponse* resp) override {
+    if (!anti_entropy_) {
+      return ToGrpc(Status::FailedPrecondition("this volume server has no master: no replicas"));
+    }
+    auto r = anti_entropy_->SyncVolume(VolumeId(req->volume_id()));
+    if (!r.ok()) return ToGrpc(r.status());
+    resp->set_volumes(r->volumes);
+    resp->set_compared(r->compared);
+    resp->set_needles(r->needles);
+    resp->set_tombstones(r->tombstones);
+    resp->set_bytes(r->bytes);
+    resp->set_changed_meanwhile(r->changed_meanwhile);
+    resp->set_errors(r->errors);
+    return grpc::Status::OK;
+  }
+
  private:
   Store* store_;
+  AntiEntropy* anti_entropy_;  // null without a master
   VolumeCopier copier_;
 };
 
 }  // namespace
 
 StatusOr<std::unique_ptr<VolumeGrpcServer>> VolumeGrpcServer::Start(Store* store,
+                                                                    AntiEntropy* anti_entropy,
                                                                     const std::string& ip,
                                                                     uint16_t port) {
-  auto service = std::make_unique<Service>(store);
+  auto service = std::make_unique<Service>(store, anti_entropy);
   NEEDLEFS_ASSIGN_OR_RETURN(auto server, GrpcServer::Start({service.get()}, ip, port));
   return std::unique_ptr<VolumeGrpcServer>(
       new GrpcServiceHost<VolumeGrpcServer, Service>(std::move(service), std::move(server)));

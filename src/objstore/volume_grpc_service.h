@@ -11,13 +11,17 @@
 
 namespace needlefs {
 
+class AntiEntropy;
+
 /// A running gRPC server; Shutdown() (also in the destructor) stops it.
 class VolumeGrpcServer {
  public:
   /// Serves the VolumeServer service for `store` on ip:port (0 = any free
-  /// port). Errors: kUnavailable when the port cannot be bound.
-  static StatusOr<std::unique_ptr<VolumeGrpcServer>> Start(Store* store, const std::string& ip,
-                                                           uint16_t port);
+  /// port). `anti_entropy` (may be null: SyncVolume is then refused) and
+  /// `store` are not owned and must outlive the server. Errors:
+  /// kUnavailable when the port cannot be bound.
+  static StatusOr<std::unique_ptr<VolumeGrpcServer>> Start(Store* store, AntiEntropy* anti_entropy,
+                                                           const std::string& ip, uint16_t port);
   virtual ~VolumeGrpcServer() = default;
   virtual uint16_t port() const = 0;
   virtual void Shutdown() = 0;

@@ -14,6 +14,7 @@
 #include "common/http.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "objstore/anti_entropy.h"
 #include "objstore/compression.h"
 #include "objstore/replication.h"
 #include "objstore/volume_grpc_service.h"
@@ -176,6 +177,7 @@ struct VolumeServer::Impl {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<VolumeGrpcServer> grpc;
   std::unique_ptr<ReplicaForwarder> forwarder;  // null without a master
+  std::unique_ptr<AntiEntropy> anti_entropy;    // null without a master
   prometheus::Histogram* latency[4];            // GET, PUT, DELETE, other
 
   HttpResponse Handle(HttpRequest& req);
@@ -519,12 +521,17 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
   Impl* raw = impl.get();
   NEEDLEFS_ASSIGN_OR_RETURN(
       impl->http, HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
-  NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc,
-                            VolumeGrpcServer::Start(store, options.ip, options.grpc_port));
   if (!options.master.empty()) {
-    impl->forwarder = std::make_unique<ReplicaForwarder>(
-        options.master, JoinHostPort(options.ip, impl->http->port()));
+    const std::string self = JoinHostPort(options.ip, impl->http->port());
+    impl->forwarder = std::make_unique<ReplicaForwarder>(options.master, self);
+    AntiEntropyOptions ae;
+    ae.interval_ms = options.anti_entropy_interval_ms;
+    impl->anti_entropy =
+        std::make_unique<AntiEntropy>(store, MasterReplicaFinder(options.master, self), ae);
   }
+  NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc, VolumeGrpcServer::Start(store, impl->anti_entropy.get(),
+                                                                options.ip, options.grpc_port));
+  if (impl->anti_entropy) impl->anti_entropy->Start();
   spdlog::info("volume_server.start http={}:{} grpc={}:{}", options.ip, impl->http->port(),
                options.ip, impl->grpc->port());
   return std::unique_ptr<VolumeServer>(new VolumeServer(std::move(impl)));
@@ -536,6 +543,7 @@ uint16_t VolumeServer::grpc_port() const { return impl_->grpc->port(); }
 void VolumeServer::Stop() {
   if (!impl_) return;
   if (impl_->http) impl_->http->Stop();
+  if (impl_->anti_entropy) impl_->anti_entropy->Stop();
   if (impl_->grpc) impl_->grpc->Shutdown();
 }
 

@@ -38,6 +38,11 @@ struct VolumeServerOptions {
   /// copy are forwarded to the other replicas it lists. "" = no master (no
   /// replication).
   std::string master;
+  /// Time between anti-entropy rounds, in which this server pulls what its
+  /// replicated volumes lack from their other replicas (see
+  /// objstore/anti_entropy.h); 0 = only when asked (admin volume.check).
+  /// Needs `master`. Default: 600,000 ms (10 minutes).
+  int anti_entropy_interval_ms = 600'000;
 };
 
 class VolumeServer {

@@ -11,78 +11,12 @@
 
 #include "client/blob_client.h"
 #include "common/http.h"
-#include "integration/process.h"
+#include "integration/cluster_fixture.h"
 
 namespace needlefs::integration {
 namespace {
 
-using namespace std::chrono_literals;
-
-struct Proc {
-  std::unique_ptr<ChildProcess> process;
-  uint16_t http = 0;
-  uint16_t grpc = 0;
-};
-
-class MasterTest : public ::testing::Test {
- protected:
-  /// Starts a process and takes the ports from its ready line.
-  Proc StartProc(const std::vector<std::string>& args, const std::string& ready) {
-    std::string error;
-    auto d = StartDaemon(args, ready, tmp_.path(), &error);
-    EXPECT_TRUE(d.has_value()) << error;
-    if (!d) return {};
-    return Proc{std::move(d->process), d->http_port, d->grpc_port};
-  }
-  /// `grace_ms`: the master's -replicationGraceMs (-1 = no automatic repair).
-  void StartMaster(int grace_ms = -1) {
-    master_ = StartProc({"master", "-mdir", tmp_.path() + "/master", "-port", "0", "-grpcPort", "0",
-                         "-deadNodeTimeoutMs", "3000", "-replicationGraceMs",
-                         std::to_string(grace_ms), "-log.level", "warn"},
-                        "needlefs master ready");
-  }
-  Proc StartVolume(const std::string& name, const std::string& dc, const std::string& rack,
-                   int max_volumes = 4) {
-    return StartProc(
-        {"volume", "-dir", tmp_.path() + "/" + name, "-port", "0", "-grpcPort", "0", "-max",
-         std::to_string(max_volumes), "-mserver", "127.0.0.1:" + std::to_string(master_.http),
-         "-mserverGrpcPort", std::to_string(master_.grpc), "-dataCenter", dc, "-rack", rack,
-         "-log.level", "warn"},
-        "needlefs volume ready");
-  }
-  nlohmann::json Get(const std::string& target, int* status = nullptr) {
-    HttpClient c("127.0.0.1", master_.http);
-    auto r = c.Request("GET", target);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (!r.ok()) return {};
-    if (status) *status = r->status;
-    return nlohmann::json::parse(r->body, nullptr, false);
-  }
-  /// Waits until the master knows `n` volume servers.
-  void WaitForNodes(size_t n) {
-    for (int i = 0; i < 100; ++i) {
-      auto j = Get("/cluster/status");
-      size_t count = 0;
-      for (auto& [dc, racks] : j["Topology"].items()) {
-        for (auto& [rack, nodes] : racks.items()) count += nodes.size();
-      }
-      if (count == n) return;
-      std::this_thread::sleep_for(100ms);
-    }
-    FAIL() << "the master did not see " << n << " volume servers: " << Get("/cluster/status");
-  }
-
-  /// A master and two volume servers in dc1/r1, both joined.
-  void StartTwoServers(Proc* a, Proc* b) {
-    StartMaster();
-    *a = StartVolume("a", "dc1", "r1");
-    *b = StartVolume("b", "dc1", "r1");
-    ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
-  }
-
-  TempDir tmp_{"needlefs-master-test-"};
-  Proc master_;
-};
+class MasterTest : public ClusterFixture {};
 
 TEST_F(MasterTest, AssignUploadLookupAndGrowthFollowPlacement) {
   Proc a, b;
@@ -299,51 +233,6 @@ TEST_F(MasterTest, ACorruptReplicaIsRepairedFromAnotherOnRead) {
   EXPECT_EQ(got->body, data);
 }
 
-/// Volume id -> node ids holding it, from the master's /vol/status.
-std::map<uint32_t, std::set<std::string>> Holders(const nlohmann::json& vol_status) {
-  std::map<uint32_t, std::set<std::string>> out;
-  for (const auto& n : vol_status["Nodes"]) {
-    for (const auto& v : n["volumes"]) out[v.value("id", 0u)].insert(n.value("url", ""));
-  }
-  return out;
-}
-
-/// Uploads `n` blobs with replication 001, deletes every tenth; returns
-/// fid -> data ("" for the deleted ones).
-std::map<std::string, std::string> UploadBlobs(BlobClient& client, int n) {
-  std::map<std::string, std::string> blobs;
-  UploadRequest up;
-  up.replication = "001";
-  for (int i = 0; i < n; ++i) {
-    std::string data = "blob " + std::to_string(i) + std::string(static_cast<size_t>(i) * 37, 'q');
-    auto fid = client.Upload(data, up);
-    EXPECT_TRUE(fid.ok()) << fid.status().ToString();
-    if (!fid.ok()) continue;
-    if (i % 10 == 0) {
-      EXPECT_TRUE(client.Delete(*fid).ok());
-      data.clear();
-    }
-    blobs[*fid] = data;
-  }
-  return blobs;
-}
-
-/// Every blob reads as uploaded; deleted ones stay deleted.
-void ExpectBlobs(BlobClient& client, const std::map<std::string, std::string>& blobs) {
-  for (const auto& [fid, data] : blobs) {
-    auto got = client.Read(fid);
-    if (data.empty()) {
-      // NotFound, or Unavailable while a replica that could have it is down.
-      EXPECT_TRUE(got.status().code() == StatusCode::kNotFound ||
-                  got.status().code() == StatusCode::kUnavailable)
-          << fid << " came back: " << got.status().ToString();
-    } else {
-      ASSERT_TRUE(got.ok()) << fid << ": " << got.status().ToString();
-      EXPECT_EQ(*got, data) << fid;
-    }
-  }
-}
-
 // A volume server dies: after the grace period the master copies each of its
 // volumes from the surviving replica to the third server, so the data
 // survives the loss of the survivor too.
@@ -412,13 +301,7 @@ TEST_F(MasterTest, AdminFixReplicationAndBalanceMoveReplicasKeepingTheData) {
   o.master = "127.0.0.1:" + std::to_string(master_.http);
   BlobClient client(o);
   auto blobs = UploadBlobs(client, 40);
-  const std::string admin =
-      ShellQuote(NeedlefsBinary()) + " admin %s -master 127.0.0.1:" + std::to_string(master_.http);
-  auto run = [&](const std::string& args, std::string* out) {
-    std::string cmd = admin;
-    cmd.replace(cmd.find("%s"), 2, args);
-    return RunCommand(cmd + " 2>&1", out);
-  };
+  auto run = [&](const std::string& args, std::string* out) { return Admin(args, out); };
   std::string out;
   ASSERT_EQ(run("volume.fix.replication", &out), 0) << out;
   EXPECT_NE(out.find("every volume has all its replicas"), std::string::npos) << out;

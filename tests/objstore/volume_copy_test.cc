@@ -95,8 +95,10 @@ TEST_F(VolumeCopyTest, TwoStepCopyHasEveryNeedleDeleteAndOverwrite) {
   dst_ = std::move(Store::Open(o)).value();
   ASSERT_NE(dst_->GetVolume(kVid), nullptr);
   EXPECT_EQ(dst_->GetVolume(kVid)->Read(NeedleKey(500), Cookie(0x42))->data, "on the copy");
-  // A second copy of a volume the store serves is refused.
-  EXPECT_EQ(copier.Copy(kVid, "", Fetcher(), true).status().code(), StatusCode::kAlreadyExists);
+  // A second copy of a volume the store serves is refused (a new copier: the
+  // first one borrowed the store that was just closed).
+  VolumeCopier again(dst_.get());
+  EXPECT_EQ(again.Copy(kVid, "", Fetcher(), true).status().code(), StatusCode::kAlreadyExists);
 }
 
 TEST_F(VolumeCopyTest, WritesDuringTheCopyAndACompactionOfTheSource) {
