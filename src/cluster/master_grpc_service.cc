@@ -52,6 +52,7 @@ class Service final : public pb::Master::Service {
         r.read_only = v.read_only();
         r.file_count = v.file_count();
         r.garbage_bytes = v.garbage_bytes();
+        r.max_file_key = v.max_file_key();
         vols.push_back(std::move(r));
       }
       if (node_id.empty()) {

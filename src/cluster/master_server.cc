@@ -137,7 +137,7 @@ HttpResponse MasterServer::Impl::Assign(HttpRequest& req) {
   if (!vid) return HttpResponse::Error(503, "no writable volume after growth");
   auto locations = topology->Lookup(*vid);
   if (locations.empty()) return HttpResponse::Error(503, "volume has no location");
-  auto key = state->NextFileKeys(count);
+  auto key = state->NextFileKeys(count, topology->MaxFileKey());
   if (!key.ok()) return HttpResponse::Error(500, key.status().message());
   static thread_local std::mt19937 rng(std::random_device{}());
   FileId fid{*vid, NeedleKey(*key), Cookie(static_cast<uint32_t>(rng()))};

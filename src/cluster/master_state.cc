@@ -50,9 +50,13 @@ Status MasterState::SaveLocked() {
   return storage_->Save(j.dump());
 }
 
-StatusOr<uint64_t> MasterState::NextFileKeys(uint64_t count) {
+StatusOr<uint64_t> MasterState::NextFileKeys(uint64_t count, uint64_t seen_max) {
   if (count == 0) return Status::InvalidArgument("count must be positive");
   std::lock_guard<std::mutex> l(mu_);
+  if (seen_max >= next_key_) {
+    next_key_ = seen_max + 1;
+    if (key_ceiling_ < next_key_) key_ceiling_ = next_key_;  // saved below, before use
+  }
   if (next_key_ + count > key_ceiling_) {
     const uint64_t old = key_ceiling_;
     key_ceiling_ = next_key_ + std::max(count, key_batch_);

@@ -38,9 +38,11 @@ class MasterState {
   static StatusOr<std::unique_ptr<MasterState>> Open(std::unique_ptr<StateStorage> storage,
                                                      uint64_t key_batch = 10000);
 
-  /// Reserves `count` consecutive file keys; returns the first. Errors:
-  /// the storage's (nothing is handed out then).
-  StatusOr<uint64_t> NextFileKeys(uint64_t count = 1);
+  /// Reserves `count` consecutive file keys above `seen_max` (the largest
+  /// key the volume servers report, so a master whose state was lost never
+  /// repeats a stored key); returns the first. Errors: the storage's
+  /// (nothing is handed out then).
+  StatusOr<uint64_t> NextFileKeys(uint64_t count = 1, uint64_t seen_max = 0);
   /// A new volume id above every id seen: the saved maximum and
   /// `seen_max` (from the topology). Saved before it is returned.
   StatusOr<VolumeId> NextVolumeId(VolumeId seen_max);

@@ -22,6 +22,7 @@ void Topology::UpdateNode(const NodeInfo& node, const std::vector<VolumeReport>&
   for (const auto& v : volumes) {
     n.volumes[v.id] = v;
     volume_nodes_[v.id].insert(node.id);
+    max_file_key_ = std::max(max_file_key_, v.max_file_key);
   }
   n.last_seen_ms = now_ms;
 }
@@ -357,6 +358,11 @@ std::map<VolumeId, std::vector<std::string>> Topology::UnderReplicated() const {
     }
   }
   return out;
+}
+
+uint64_t Topology::MaxFileKey() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return max_file_key_;
 }
 
 VolumeId Topology::MaxVolumeId() const {

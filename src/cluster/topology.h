@@ -42,6 +42,7 @@ struct VolumeReport {
   bool read_only = false;
   uint64_t file_count = 0;     ///< live needles
   uint64_t garbage_bytes = 0;  ///< dead needles and tombstones
+  uint64_t max_file_key = 0;   ///< largest needle key the volume has held
 };
 
 /// A node as the master sees it, for status pages and admin listings.
@@ -148,6 +149,9 @@ class Topology {
   std::map<VolumeId, std::vector<std::string>> UnderReplicated() const;
   /// The largest volume id any node reported (0 when none).
   VolumeId MaxVolumeId() const;
+  /// The largest needle key any volume server has reported (kept after the
+  /// server leaves): file keys handed out must be above it.
+  uint64_t MaxFileKey() const;
   /// Node ids by data center and rack, for status pages.
   std::map<std::string, std::map<std::string, std::vector<std::string>>> Tree() const;
   /// A node's info as last reported; nullopt when unknown.
@@ -176,6 +180,7 @@ class Topology {
   mutable std::mutex mu_;
   std::map<std::string, Node> nodes_;                       // GUARDED_BY(mu_)
   std::map<VolumeId, std::set<std::string>> volume_nodes_;  // GUARDED_BY(mu_)
+  uint64_t max_file_key_ = 0;                               // GUARDED_BY(mu_)
 };
 
 }  // namespace needlefs

@@ -60,6 +60,7 @@ class GrpcHeartbeater final : public Heartbeater {
       v->set_read_only(st.read_only);
       v->set_file_count(st.needle_count);
       v->set_garbage_bytes(st.garbage_bytes);
+      v->set_max_file_key(st.max_key);
     }
     return hb;
   }

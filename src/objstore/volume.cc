@@ -285,6 +285,7 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
       uint64_t end =
           e.offset_bytes() + NeedleRecordSize(e.tombstone() ? kTombstoneBodySize : e.size);
       if (i + j >= applied) NEEDLEFS_RETURN_IF_ERROR(ApplyEntry(f, e, i + j + 1, true));
+      NoteKey(e.key);
       *max_end = std::max(*max_end, end);
       last = e;
     }
@@ -434,6 +435,7 @@ VolumeStats Volume::Stats() const {
   std::shared_lock l(mu_);
   st.data_bytes = files_->data_end.load();
   st.needle_count = files_->map->Count();
+  st.max_key = max_key_.load();
   st.live_bytes = live_bytes_;
   st.garbage_bytes = garbage_bytes_;
   st.deleted_count = deleted_count_;

@@ -69,6 +69,9 @@ struct VolumeStats {
   ReplicaPlacement replica_placement;
   uint16_t ttl = 0;
   uint64_t index_memory_bytes = 0;
+  /// Largest needle key the log has held since open (deleted ones
+  /// included): a master that lost its state hands out keys above it.
+  uint64_t max_key = 0;
   double garbage_ratio() const {
     return data_bytes ? static_cast<double>(garbage_bytes) / static_cast<double>(data_bytes) : 0;
   }
@@ -266,6 +269,12 @@ class Volume {
   std::atomic<bool> full_{false};
   std::string read_only_reason_;  // GUARDED_BY(mu_)
   std::atomic<bool> compacting_{false};
+  std::atomic<uint64_t> max_key_{0};  // see VolumeStats::max_key
+  void NoteKey(NeedleKey k) {
+    uint64_t cur = max_key_.load();
+    while (k.value > cur && !max_key_.compare_exchange_weak(cur, k.value)) {
+    }
+  }
   std::atomic<uint64_t> write_seq_{0};
   std::unique_ptr<GroupCommitter> committer_;
 };

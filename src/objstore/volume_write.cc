@@ -50,6 +50,7 @@ Status Volume::AppendLocked(Files* f, const std::string& record, const IndexEntr
   }
   f->data_end = offset + record.size();
   f->index_entries = idx + 1;
+  NoteKey(entry.key);
   return Status::OK();
 }
 

@@ -52,6 +52,18 @@ TEST_F(MasterStateTest, VolumeIdsGrowPastWhatTheTopologySaw) {
   EXPECT_EQ(*(*st)->NextVolumeId(VolumeId(0)), VolumeId(13));
 }
 
+TEST_F(MasterStateTest, KeysGrowPastWhatTheVolumeServersHold) {
+  {
+    auto st = MasterState::Open(NewFileStateStorage(path_), 100);
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(*(*st)->NextFileKeys(1, 5000), 5001u) << "a lost state: keys start above the servers'";
+    EXPECT_EQ(*(*st)->NextFileKeys(1, 10), 5002u) << "a smaller report changes nothing";
+    EXPECT_EQ(*(*st)->NextFileKeys(3, 0), 5003u);
+  }
+  auto st = MasterState::Open(NewFileStateStorage(path_), 100);
+  EXPECT_GT(*(*st)->NextFileKeys(1), 5005u) << "the raised position was saved before use";
+}
+
 TEST_F(MasterStateTest, CorruptStateIsRefused) {
   std::ofstream(path_) << "{not json";
   EXPECT_TRUE(MasterState::Open(NewFileStateStorage(path_)).status().IsCorruption());

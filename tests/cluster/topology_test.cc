@@ -138,6 +138,17 @@ TEST_F(TopologyTest, DeadNodesAreRemovedAfterTheTimeout) {
   EXPECT_EQ(topo_.FreeSlots("b:1"), -1);
 }
 
+TEST_F(TopologyTest, RemembersTheLargestReportedFileKey) {
+  VolumeReport v = Vol(4, "000");
+  v.max_file_key = 700;
+  topo_.UpdateNode(Node("a:1", "dc1", "r1"), {v}, 0);
+  v.max_file_key = 90;
+  topo_.UpdateNode(Node("b:1", "dc1", "r1"), {v}, 0);
+  EXPECT_EQ(topo_.MaxFileKey(), 700u);
+  EXPECT_TRUE(topo_.RemoveNode("a:1"));
+  EXPECT_EQ(topo_.MaxFileKey(), 700u) << "a departed server's keys stay taken";
+}
+
 TEST(PlacementFitsTest, CountsCopiesPerDataCenterRackAndServer) {
   auto rp = [](const char* c) { return *ReplicaPlacement::Parse(c); };
   const ReplicaSite a{"dc1", "r1"}, a2{"dc1", "r1"}, c{"dc1", "r2"}, c2{"dc1", "r3"},

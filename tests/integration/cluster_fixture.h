@@ -36,8 +36,9 @@ class ClusterFixture : public ::testing::Test {
     return Proc{std::move(d->process), d->http_port, d->grpc_port};
   }
   /// `grace_ms`: the master's -replicationGraceMs (-1 = no automatic repair).
-  void StartMaster(int grace_ms = -1) {
-    master_ = StartProc({"master", "-mdir", tmp_.path() + "/master", "-port", "0", "-grpcPort", "0",
+  /// `mdir`: the master's directory under the test's.
+  void StartMaster(int grace_ms = -1, const std::string& mdir = "master") {
+    master_ = StartProc({"master", "-mdir", tmp_.path() + "/" + mdir, "-port", "0", "-grpcPort", "0",
                          "-deadNodeTimeoutMs", "3000", "-replicationGraceMs",
                          std::to_string(grace_ms), "-log.level", "warn"},
                         "needlefs master ready");

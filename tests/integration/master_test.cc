@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "client/blob_client.h"
+#include "common/file_id.h"
 #include "common/http.h"
 #include "integration/cluster_fixture.h"
 
@@ -79,6 +80,28 @@ TEST_F(MasterTest, FileIdsStayUniqueAcrossAMasterRestart) {
         fids.insert(std::string(j["fid"]).substr(0, std::string(j["fid"]).size() - 8)).second)
         << "key reused after restart: " << j["fid"];
   }
+  // A master whose state is lost (a new -mdir) learns the largest stored
+  // key from the heartbeats and hands out keys above it.
+  auto last = Get("/dir/assign");
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitHostPort(std::string(last["url"]), &host, &port).ok());
+  const std::string stored = last["fid"];
+  HttpClient vc(host, port);
+  ASSERT_EQ(vc.Request("PUT", "/" + stored, "the newest key")->status, 201);
+  auto stored_id = FileId::Parse(stored);
+  ASSERT_TRUE(stored_id.ok());
+  ASSERT_TRUE(master_.process->Kill(SIGKILL));
+  master_.process->Wait();
+  ASSERT_TRUE(a.process->Kill(SIGTERM));
+  a.process->Wait();
+  StartMaster(-1, "master-new");
+  a = StartVolume("a", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(1));
+  auto fresh = Get("/dir/assign");
+  auto fresh_id = FileId::Parse(std::string(fresh.value("fid", "")));
+  ASSERT_TRUE(fresh_id.ok()) << fresh;
+  EXPECT_GT(fresh_id->key.value, stored_id->key.value) << "a key at or below a stored one";
 }
 
 TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated) {
