@@ -36,9 +36,12 @@ class ClusterFixture : public ::testing::Test {
     return Proc{std::move(d->process), d->http_port, d->grpc_port};
   }
   /// `grace_ms`: the master's -replicationGraceMs (-1 = no automatic repair).
-  /// `mdir`: the master's directory under the test's.
-  void StartMaster(int grace_ms = -1, const std::string& mdir = "master") {
-    master_ = StartProc({"master", "-mdir", tmp_.path() + "/" + mdir, "-port", "0", "-grpcPort", "0",
+  /// `mdir`: the master's directory under the test's. `port`/`grpc_port`:
+  /// 0 = any free one (a restarted master passes its old ones).
+  void StartMaster(int grace_ms = -1, const std::string& mdir = "master", uint16_t port = 0,
+                   uint16_t grpc_port = 0) {
+    master_ = StartProc({"master", "-mdir", tmp_.path() + "/" + mdir, "-port", std::to_string(port),
+                         "-grpcPort", std::to_string(grpc_port),
                          "-deadNodeTimeoutMs", "3000", "-replicationGraceMs",
                          std::to_string(grace_ms), "-log.level", "warn"},
                         "needlefs master ready");
