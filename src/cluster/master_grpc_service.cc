@@ -55,14 +55,23 @@ class Service final : public pb::Master::Service {
         r.max_file_key = v.max_file_key();
         vols.push_back(std::move(r));
       }
-      if (node_id.empty()) {
-        spdlog::info("master.node_joined node={} dc={} rack={} volumes={}", node.id,
-                     node.data_center, node.rack, vols.size());
-      }
-      node_id = node.id;
-      topology_->UpdateNode(node, vols, NowMs());
       pb::HeartbeatResponse resp;
       resp.set_volume_size_limit(limit_);
+      if (hb.delta()) {
+        std::vector<VolumeId> deleted;
+        for (uint32_t id : hb.deleted_volume_ids()) deleted.push_back(VolumeId(id));
+        if (!topology_->ApplyDelta(node, vols, deleted, NowMs())) {
+          spdlog::info("master.node_unknown node={}: asking for its full state", node.id);
+          resp.set_send_full_state(true);
+        }
+      } else {
+        if (node_id.empty()) {
+          spdlog::info("master.node_joined node={} dc={} rack={} volumes={}", node.id,
+                       node.data_center, node.rack, vols.size());
+        }
+        topology_->UpdateNode(node, vols, NowMs());
+      }
+      node_id = node.id;
       if (!stream->Write(resp)) break;
     }
     (void)ctx;

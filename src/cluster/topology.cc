@@ -27,6 +27,31 @@ void Topology::UpdateNode(const NodeInfo& node, const std::vector<VolumeReport>&
   n.last_seen_ms = now_ms;
 }
 
+bool Topology::ApplyDelta(const NodeInfo& node, const std::vector<VolumeReport>& changed,
+                          const std::vector<VolumeId>& deleted, int64_t now_ms) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(node.id);
+  if (it == nodes_.end()) return false;
+  Node& n = it->second;
+  n.info = node;
+  if (n.info.public_url.empty()) n.info.public_url = node.id;
+  for (VolumeId vid : deleted) {
+    n.volumes.erase(vid);
+    auto vn = volume_nodes_.find(vid);
+    if (vn != volume_nodes_.end()) {
+      vn->second.erase(node.id);
+      if (vn->second.empty()) volume_nodes_.erase(vn);
+    }
+  }
+  for (const auto& v : changed) {
+    n.volumes[v.id] = v;
+    volume_nodes_[v.id].insert(node.id);
+    max_file_key_ = std::max(max_file_key_, v.max_file_key);
+  }
+  n.last_seen_ms = now_ms;
+  return true;
+}
+
 bool Topology::RemoveNode(const std::string& node_id) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(node_id);

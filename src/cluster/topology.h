@@ -99,6 +99,12 @@ class Topology {
   /// Registers `node` (or refreshes it) and replaces its volume list: a
   /// full heartbeat. `now_ms` is the master's clock (ms).
   void UpdateNode(const NodeInfo& node, const std::vector<VolumeReport>& volumes, int64_t now_ms);
+  /// A delta heartbeat: refreshes a known `node`, replaces the reports of
+  /// `changed` volumes (adding new ones) and drops `deleted` ones. Returns
+  /// false, changing nothing, when the node is unknown (dropped as dead):
+  /// the master then asks for the full state.
+  bool ApplyDelta(const NodeInfo& node, const std::vector<VolumeReport>& changed,
+                  const std::vector<VolumeId>& deleted, int64_t now_ms);
   /// Drops a node and its volume replicas (its volumes become
   /// under-replicated). Returns false when unknown.
   bool RemoveNode(const std::string& node_id);

@@ -4,7 +4,10 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -65,6 +68,44 @@ class GrpcHeartbeater final : public Heartbeater {
     return hb;
   }
 
+  /// Which volumes exist and which are read-only: a change of these is
+  /// reported at once, the rest (sizes, counts) with the next pulse.
+  std::string Shape() const {
+    std::string s;
+    for (const auto& st : store_->Stats()) {
+      s += std::to_string(st.id.value) + (st.read_only ? "r," : "w,");
+    }
+    return s;
+  }
+
+  /// Turns the full heartbeat `hb` into a delta against `sent` (volume id
+  /// -> the serialized report last sent): only changed volumes stay, and
+  /// the ids of vanished ones are listed.
+  static void MakeDelta(pb::Heartbeat* hb, const std::map<uint32_t, std::string>& sent,
+                        const std::map<uint32_t, std::string>& now) {
+    pb::Heartbeat full = *hb;
+    hb->clear_volumes();
+    hb->set_delta(true);
+    for (const auto& v : full.volumes()) {
+      auto it = sent.find(v.id());
+      if (it == sent.end() || it->second != now.at(v.id())) *hb->add_volumes() = v;
+    }
+    for (const auto& [id, report] : sent) {
+      if (!now.count(id)) hb->add_deleted_volume_ids(id);
+    }
+  }
+
+  /// Waits up to `ms`, returning early when the volume shape changes from
+  /// `shape`; returns false when stopping.
+  bool WaitForPulse(int ms, const std::string& shape) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until) {
+      if (!Sleep(std::min(ms, 250))) return false;
+      if (Shape() != shape) return true;
+    }
+    return true;
+  }
+
   /// Waits `ms` or until Stop; returns false when stopping.
   bool Sleep(int ms) {
     std::unique_lock<std::mutex> l(mu_);
@@ -82,16 +123,26 @@ class GrpcHeartbeater final : public Heartbeater {
         ctx_ = std::make_unique<grpc::ClientContext>();
       }
       auto stream = stub->SendHeartbeat(ctx_.get());
+      // The full state on connect (and when the master asks), then deltas.
+      std::map<uint32_t, std::string> sent;
+      bool full = true;
       bool ok = true;
       while (ok) {
-        ok = stream->Write(Snapshot());
+        const std::string shape = Shape();
+        pb::Heartbeat hb = Snapshot();
+        std::map<uint32_t, std::string> now;
+        for (const auto& v : hb.volumes()) now[v.id()] = v.SerializeAsString();
+        if (!full) MakeDelta(&hb, sent, now);
+        sent = std::move(now);
+        ok = stream->Write(hb);
         pb::HeartbeatResponse resp;
         if (ok) ok = stream->Read(&resp);
+        full = ok && resp.send_full_state();
         if (ok && !connected_logged) {
           spdlog::info("volume.heartbeat connected master={}", options_.master);
           connected_logged = true;
         }
-        if (ok && !Sleep(options_.pulse_ms)) {
+        if (ok && !WaitForPulse(options_.pulse_ms, shape)) {
           stream->WritesDone();
           stream->Finish();
           return;

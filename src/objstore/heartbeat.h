@@ -1,6 +1,10 @@
 // The volume server's side of the master heartbeat: a background stream to
-// the master carrying this server's identity and full volume list, every
-// `pulse_ms` and on reconnect. gRPC stays in heartbeat.cc.
+// the master carrying this server's identity and its volumes: the full list
+// when the stream opens (and when the master asks for it), then every
+// `pulse_ms` only the volumes whose report changed and the ids of those
+// gone. A new or deleted volume, or one turning read-only or writable, is
+// reported within 250 ms instead of waiting for the pulse. gRPC stays in
+// heartbeat.cc.
 //
 // Thread-safe; Stop() (also the destructor) ends the stream and joins.
 #pragma once

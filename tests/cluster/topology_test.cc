@@ -138,6 +138,21 @@ TEST_F(TopologyTest, DeadNodesAreRemovedAfterTheTimeout) {
   EXPECT_EQ(topo_.FreeSlots("b:1"), -1);
 }
 
+TEST_F(TopologyTest, DeltaHeartbeatsChangeOnlyWhatTheyName) {
+  topo_.UpdateNode(Node("a:1", "dc1", "r1"), {Vol(1, "000"), Vol(2, "000"), Vol(3, "000")}, 0);
+  EXPECT_TRUE(topo_.ApplyDelta(Node("a:1", "dc1", "r1"), {Vol(2, "000", 0, /*ro=*/true), Vol(4, "000")},
+                               {VolumeId(3)}, 5));
+  EXPECT_EQ(topo_.Lookup(VolumeId(1)).size(), 1u) << "unnamed volumes stay";
+  EXPECT_TRUE(topo_.Lookup(VolumeId(3)).empty()) << "deleted";
+  EXPECT_EQ(topo_.Lookup(VolumeId(4)).size(), 1u) << "added";
+  const LayoutKey layout{"", ReplicaPlacement::Parse("000")->ToByte(), 0};
+  EXPECT_EQ(topo_.WritableCount(layout), 2u) << "volume 2 turned read-only";
+  // A node dropped as dead is not revived by a delta: it must send it all.
+  EXPECT_TRUE(topo_.RemoveNode("a:1"));
+  EXPECT_FALSE(topo_.ApplyDelta(Node("a:1", "dc1", "r1"), {Vol(5, "000")}, {}, 9));
+  EXPECT_TRUE(topo_.Lookup(VolumeId(5)).empty());
+}
+
 TEST_F(TopologyTest, RemembersTheLargestReportedFileKey) {
   VolumeReport v = Vol(4, "000");
   v.max_file_key = 700;

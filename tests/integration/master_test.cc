@@ -125,6 +125,38 @@ TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated
   (void)a;
 }
 
+// Heartbeats send the full volume list on connect, then only changes. A
+// server frozen past the dead-node timeout keeps its stream; when it wakes,
+// its next (delta) heartbeat names a node the master dropped, so the master
+// asks for the full state and the server's volumes are back.
+TEST_F(MasterTest, AServerDeclaredDeadThenBackResendsItsFullState) {
+  Proc a, b;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(&a, &b));
+  int status = 0;
+  auto grown = Get("/vol/grow?count=2&replication=001", &status);
+  ASSERT_EQ(status, 200) << grown;
+  const std::string b_url = "127.0.0.1:" + std::to_string(b.http);
+  auto volumes_of = [&](const std::string& url) {
+    const auto st = Get("/vol/status");
+    for (const auto& n : st["Nodes"]) {
+      if (n.value("url", "") == url) return n["volumes"].size();
+    }
+    return size_t{0};
+  };
+  ASSERT_EQ(volumes_of(b_url), 2u);
+  ASSERT_TRUE(b.process->Kill(SIGSTOP));
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(1));  // after the 3 s dead-node timeout
+  ASSERT_TRUE(b.process->Kill(SIGCONT));
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  bool back = false;
+  for (int i = 0; i < 50 && !back; ++i) {
+    back = volumes_of(b_url) == 2;
+    if (!back) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(back) << Get("/vol/status");
+  EXPECT_TRUE(Get("/cluster/status")["UnderReplicated"].empty()) << Get("/cluster/status");
+}
+
 TEST_F(MasterTest, ReplicatedWritesReachEveryReplicaOrFailLoudly) {
   Proc a, b;
   ASSERT_NO_FATAL_FAILURE(StartTwoServers(&a, &b));
