@@ -23,7 +23,41 @@ int64_t NowMs() {
 
 class Service final : public pb::Master::Service {
  public:
-  Service(Topology* topology, uint64_t limit) : topology_(topology), limit_(limit) {}
+  Service(Topology* topology, MasterOps* ops, uint64_t limit)
+      : topology_(topology), ops_(ops), limit_(limit) {}
+
+  grpc::Status Assign(grpc::ServerContext*, const pb::AssignRequest* req,
+                      pb::AssignResponse* resp) override {
+    AssignRequest a;
+    a.count = req->count() ? req->count() : 1;
+    a.replication = req->replication();
+    a.collection = req->collection();
+    a.ttl = req->ttl();
+    a.data_center = req->data_center();
+    a.rack = req->rack();
+    auto r = ops_->Assign(a);
+    if (!r.ok()) return ToGrpc(r.status());
+    resp->set_fid(r->fid);
+    resp->set_url(r->url);
+    resp->set_public_url(r->public_url);
+    resp->set_count(r->count);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status LookupVolume(grpc::ServerContext*, const pb::LookupVolumeRequest* req,
+                            pb::LookupVolumeResponse* resp) override {
+    auto r = ops_->Lookup(VolumeId(req->volume_id()));
+    if (!r.ok()) return ToGrpc(r.status());
+    for (const auto& l : *r) {
+      auto* loc = resp->add_locations();
+      loc->set_url(l.node_id);
+      loc->set_public_url(l.public_url);
+      loc->set_grpc_port(l.grpc_port);
+      loc->set_data_center(l.data_center);
+      loc->set_rack(l.rack);
+    }
+    return grpc::Status::OK;
+  }
 
   grpc::Status SendHeartbeat(
       grpc::ServerContext* ctx,
@@ -82,6 +116,7 @@ class Service final : public pb::Master::Service {
 
  private:
   Topology* topology_;
+  MasterOps* ops_;
   uint64_t limit_;
   std::atomic<bool> stopping_{false};
 };
@@ -89,10 +124,11 @@ class Service final : public pb::Master::Service {
 }  // namespace
 
 StatusOr<std::unique_ptr<MasterGrpcServer>> MasterGrpcServer::Start(Topology* topology,
+                                                                    MasterOps* ops,
                                                                     uint64_t limit,
                                                                     const std::string& ip,
                                                                     uint16_t port) {
-  auto service = std::make_unique<Service>(topology, limit);
+  auto service = std::make_unique<Service>(topology, ops, limit);
   NEEDLEFS_ASSIGN_OR_RETURN(auto server, GrpcServer::Start({service.get()}, ip, port));
   return std::unique_ptr<MasterGrpcServer>(new GrpcServiceHost<MasterGrpcServer, Service>(
       std::move(service), std::move(server), [](Service& s) { s.Stop(); }));

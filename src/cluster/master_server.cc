@@ -49,7 +49,7 @@ int ToHttpStatus(const Status& s) {
 
 }  // namespace
 
-struct MasterServer::Impl {
+struct MasterServer::Impl final : public MasterOps {
   MasterOptions options;
   std::unique_ptr<Topology> topology;
   std::unique_ptr<MasterState> state;
@@ -72,8 +72,10 @@ struct MasterServer::Impl {
   void RepairPass();
 
   HttpResponse Handle(HttpRequest& req);
-  HttpResponse Assign(HttpRequest& req);
-  HttpResponse Lookup(HttpRequest& req);
+  StatusOr<AssignResult> Assign(const AssignRequest& req) override;
+  StatusOr<std::vector<VolumeLocation>> Lookup(VolumeId id) override;
+  HttpResponse AssignHttp(HttpRequest& req);
+  HttpResponse LookupHttp(HttpRequest& req);
   HttpResponse ClusterStatus();
   HttpResponse VolumeStatus();
   HttpResponse GrowRequest(HttpRequest& req);
@@ -109,46 +111,78 @@ Status MasterServer::Impl::Grow(const LayoutKey& layout, const ReplicaPlacement&
   return Status::OK();
 }
 
-HttpResponse MasterServer::Impl::Assign(HttpRequest& req) {
-  uint64_t count = 1;
+StatusOr<AssignResult> MasterServer::Impl::Assign(const AssignRequest& req) {
+  if (req.count == 0 || req.count > 999999) return Status::InvalidArgument("count must be 1..999999");
+  NEEDLEFS_ASSIGN_OR_RETURN(
+      ReplicaPlacement rp,
+      ReplicaPlacement::Parse(req.replication.empty() ? options.default_replication
+                                                      : req.replication));
+  NEEDLEFS_ASSIGN_OR_RETURN(uint16_t ttl, Ttl::Parse(req.ttl));
+  const LayoutKey layout{req.collection, rp.ToByte(), ttl};
+  auto pick = [&] { return topology->PickWritable(layout, req.data_center, req.rack); };
+  auto vid = pick();
+  if (!vid) {
+    std::lock_guard<std::mutex> g(grow_mu);
+    vid = pick();  // another request may have grown it
+    if (!vid) {
+      NEEDLEFS_RETURN_IF_ERROR(Grow(layout, rp, req.data_center, req.rack));
+      vid = pick();
+    }
+  }
+  if (!vid) return Status::Unavailable("no writable volume after growth");
+  auto locations = topology->Lookup(*vid);
+  if (locations.empty()) return Status::Unavailable("volume has no location");
+  NEEDLEFS_ASSIGN_OR_RETURN(uint64_t key, state->NextFileKeys(req.count, topology->MaxFileKey()));
+  static thread_local std::mt19937 rng(std::random_device{}());
+  // Prefer handing out a holder in the asked data center and rack.
+  size_t at = 0;
+  for (size_t i = 0; i < locations.size(); ++i) {
+    if ((req.data_center.empty() || locations[i].data_center == req.data_center) &&
+        (req.rack.empty() || locations[i].rack == req.rack)) {
+      at = i;
+      break;
+    }
+  }
+  AssignResult r;
+  r.fid = FileId{*vid, NeedleKey(key), Cookie(static_cast<uint32_t>(rng()))}.ToString();
+  r.url = locations[at].node_id;
+  r.public_url = locations[at].public_url;
+  r.count = req.count;
+  return r;
+}
+
+StatusOr<std::vector<VolumeLocation>> MasterServer::Impl::Lookup(VolumeId id) {
+  auto locations = topology->Lookup(id);
+  if (locations.empty()) {
+    return Status::NotFound("volume id " + std::to_string(id.value) + " not found");
+  }
+  return locations;
+}
+
+HttpResponse MasterServer::Impl::AssignHttp(HttpRequest& req) {
+  AssignRequest a;
   if (std::string c = req.QueryParam("count"); !c.empty()) {
     if (c.size() > 6 || c.find_first_not_of("0123456789") != std::string::npos || c == "0") {
       return HttpResponse::Error(400, "count must be 1..999999");
     }
-    count = std::stoull(c);
+    a.count = std::stoull(c);
   }
-  auto rp = ReplicaPlacement::Parse(req.QueryParam("replication", options.default_replication));
-  if (!rp.ok()) return HttpResponse::Error(400, rp.status().message());
-  auto ttl = Ttl::Parse(req.QueryParam("ttl"));
-  if (!ttl.ok()) return HttpResponse::Error(400, ttl.status().message());
-  LayoutKey layout{req.QueryParam("collection"), rp->ToByte(), *ttl};
-  const std::string dc = req.QueryParam("dataCenter"), rack = req.QueryParam("rack");
-
-  auto vid = topology->PickWritable(layout);
-  if (!vid) {
-    std::lock_guard<std::mutex> g(grow_mu);
-    vid = topology->PickWritable(layout);  // another request may have grown it
-    if (!vid) {
-      Status s = Grow(layout, *rp, dc, rack);
-      if (!s.ok()) return HttpResponse::Error(ToHttpStatus(s), s.message());
-      vid = topology->PickWritable(layout);
-    }
+  a.replication = req.QueryParam("replication");
+  a.collection = req.QueryParam("collection");
+  a.ttl = req.QueryParam("ttl");
+  a.data_center = req.QueryParam("dataCenter");
+  a.rack = req.QueryParam("rack");
+  auto r = Assign(a);
+  if (!r.ok()) {
+    const Status& s = r.status();
+    return HttpResponse::Error(ToHttpStatus(s), s.message());
   }
-  if (!vid) return HttpResponse::Error(503, "no writable volume after growth");
-  auto locations = topology->Lookup(*vid);
-  if (locations.empty()) return HttpResponse::Error(503, "volume has no location");
-  auto key = state->NextFileKeys(count, topology->MaxFileKey());
-  if (!key.ok()) return HttpResponse::Error(500, key.status().message());
-  static thread_local std::mt19937 rng(std::random_device{}());
-  FileId fid{*vid, NeedleKey(*key), Cookie(static_cast<uint32_t>(rng()))};
-  nlohmann::json j{{"fid", fid.ToString()},
-                   {"url", locations[0].node_id},
-                   {"publicUrl", locations[0].public_url},
-                   {"count", count}};
+  nlohmann::json j{
+      {"fid", r->fid}, {"url", r->url}, {"publicUrl", r->public_url}, {"count", r->count}};
   return HttpResponse::Json(200, j.dump());
 }
 
-HttpResponse MasterServer::Impl::Lookup(HttpRequest& req) {
+HttpResponse MasterServer::Impl::LookupHttp(HttpRequest& req) {
   std::string v = req.QueryParam("volumeId");
   if (v.empty()) {
     std::string f = req.QueryParam("fileId");
@@ -362,8 +396,8 @@ void MasterServer::Impl::RepairPass() {
 }
 
 HttpResponse MasterServer::Impl::Handle(HttpRequest& req) {
-  if (req.path == "/dir/assign") return Assign(req);
-  if (req.path == "/dir/lookup") return Lookup(req);
+  if (req.path == "/dir/assign") return AssignHttp(req);
+  if (req.path == "/dir/lookup") return LookupHttp(req);
   if (req.path == "/vol/status") return VolumeStatus();
   if (req.path == "/vol/grow") return GrowRequest(req);
   if (req.path == "/vol/fix_replication") return FixReplication(req);
@@ -399,7 +433,7 @@ StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(const MasterOptions&
   NEEDLEFS_ASSIGN_OR_RETURN(
       impl->http, HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
   NEEDLEFS_ASSIGN_OR_RETURN(
-      impl->grpc, MasterGrpcServer::Start(impl->topology.get(), options.volume_size_limit_bytes,
+      impl->grpc, MasterGrpcServer::Start(impl->topology.get(), raw, options.volume_size_limit_bytes,
                                           options.ip, options.grpc_port));
   impl->replicas = std::make_unique<ReplicaOps>(impl->topology.get());
   if (options.replication_grace_ms >= 0) {

@@ -121,9 +121,22 @@ std::vector<VolumeId> Topology::WritableVolumesLocked(const LayoutKey& layout) c
   return out;
 }
 
-std::optional<VolumeId> Topology::PickWritable(const LayoutKey& layout) const {
+std::optional<VolumeId> Topology::PickWritable(const LayoutKey& layout,
+                                               const std::string& data_center,
+                                               const std::string& rack) const {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<VolumeId> candidates = WritableVolumesLocked(layout);
+  if (!data_center.empty() || !rack.empty()) {
+    std::erase_if(candidates, [&](VolumeId vid) {
+      for (const Node* n : HoldersLocked(vid)) {
+        if ((data_center.empty() || n->info.data_center == data_center) &&
+            (rack.empty() || n->info.rack == rack)) {
+          return false;
+        }
+      }
+      return true;
+    });
+  }
   if (candidates.empty()) return std::nullopt;
   static thread_local std::minstd_rand rng(std::random_device{}());
   return candidates[rng() % candidates.size()];

@@ -117,7 +117,10 @@ class Topology {
   /// nullopt when the layout has none (the caller grows it). A volume is
   /// writable when every replica the code asks for is present, none is
   /// read-only and it is below the size limit.
-  std::optional<VolumeId> PickWritable(const LayoutKey& layout) const;
+  /// With `data_center` (and `rack`) given, only volumes with a copy there
+  /// qualify.
+  std::optional<VolumeId> PickWritable(const LayoutKey& layout, const std::string& data_center = "",
+                                       const std::string& rack = "") const;
   /// Number of writable volumes of the layout.
   size_t WritableCount(const LayoutKey& layout) const;
 

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <mutex>
 
+#include "client/master_client.h"
+#include "client/volume_admin_client.h"
 #include "common/file_id.h"
 #include "integration/cluster_fixture.h"
 
@@ -103,6 +105,66 @@ TEST_F(ClusterTest, EveryPlacementCodeLandsWhereItSaysOrIsRefusedWithTheReason) 
   EXPECT_FALSE(error.empty());
   s = sites_of("bad", &status, &error);
   EXPECT_EQ(status, 400) << error;
+}
+
+// The gRPC Assign and LookupVolume answer as /dir/assign and /dir/lookup
+// do, and both honour dataCenter and rack for volumes that exist already.
+TEST_F(ClusterTest, GrpcAssignAndLookupMatchTheHttpApi) {
+  ASSERT_NO_FATAL_FAILURE(StartFour());
+  auto master = MasterClient::Create("127.0.0.1:" + std::to_string(master_.grpc));
+  ASSERT_TRUE(master.ok());
+  MasterAssignRequest req;
+  req.replication = "100";
+  req.data_center = "dc2";
+  req.count = 5;
+  auto a = (*master)->Assign(req);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->url, Url(d_)) << "the holder in the data center asked for";
+  EXPECT_EQ(a->count, 5u);
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitHostPort(a->url, &host, &port).ok());
+  HttpClient vc(host, port);
+  auto put = vc.Request("PUT", "/" + a->fid, "assigned over gRPC");
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(put->status, 201) << put->body;
+
+  const auto fid = FileId::Parse(a->fid);
+  ASSERT_TRUE(fid.ok());
+  auto locs = (*master)->Lookup(fid->volume);
+  ASSERT_TRUE(locs.ok()) << locs.status().ToString();
+  ASSERT_EQ(locs->size(), 2u);
+  const auto http = Get("/dir/lookup?volumeId=" + std::to_string(fid->volume.value));
+  std::set<std::string> dcs, grpc_urls, http_grpc_urls;
+  for (const auto& l : *locs) {
+    dcs.insert(l.data_center);
+    grpc_urls.insert(l.grpc);
+    auto admin = VolumeAdminClient::Create(l.grpc);  // the gRPC address works
+    ASSERT_TRUE(admin.ok());
+    auto st = (*admin)->VolumeStatus(fid->volume);
+    ASSERT_TRUE(st.ok()) << l.grpc << ": " << st.status().ToString();
+    EXPECT_EQ(st->at(0).needle_count, 1u);
+  }
+  for (const auto& l : http["locations"]) http_grpc_urls.insert(l.value("grpcUrl", ""));
+  EXPECT_EQ(dcs, std::set<std::string>({"dc1", "dc2"}));
+  EXPECT_EQ(grpc_urls, http_grpc_urls);
+
+  // An existing writable volume outside the asked data center or rack is
+  // not used: one is grown where asked.
+  int status = 0;
+  auto any = Get("/dir/assign?replication=000&dataCenter=dc1&rack=r2", &status);
+  ASSERT_EQ(status, 200) << any;
+  EXPECT_EQ(any.value("url", ""), Url(c_));
+  auto in_dc2 = Get("/dir/assign?replication=000&dataCenter=dc2", &status);
+  ASSERT_EQ(status, 200) << in_dc2;
+  EXPECT_EQ(in_dc2.value("url", ""), Url(d_));
+
+  req = MasterAssignRequest();
+  req.replication = "9x9";
+  EXPECT_EQ((*master)->Assign(req).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*master)->Lookup(VolumeId(4242)).status().code(), StatusCode::kNotFound);
+  auto bad = Get("/dir/assign?replication=9x9", &status);
+  EXPECT_EQ(status, 400) << bad;
 }
 
 // kill -9 of a volume server while a bounded load writes: every blob whose
