@@ -2,6 +2,9 @@
 // its background dead-node sweep.
 #include "cluster/master_server.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -49,7 +52,35 @@ int ToHttpStatus(const Status& s) {
 
 }  // namespace
 
+/// The master's own metrics (gauges refreshed every second by the sweeper).
+struct MasterMetrics {
+  prometheus::Counter* assigns_ok = &Counter("ok");
+  prometheus::Counter* assigns_failed = &Counter("error");
+  prometheus::Counter* dead_nodes = &Metrics::Global().Counter(
+      "needlefs_master_dead_nodes_total", "Volume servers dropped for missing heartbeats");
+  prometheus::Counter* volumes_grown = &Metrics::Global().Counter(
+      "needlefs_master_volumes_grown_total", "Volumes allocated by growth");
+  prometheus::Gauge* nodes = &Metrics::Global().Gauge("needlefs_master_volume_servers",
+                                                      "Volume servers sending heartbeats");
+  prometheus::Gauge* volumes =
+      &Metrics::Global().Gauge("needlefs_master_volumes", "Volumes with at least one replica");
+  prometheus::Gauge* under_replicated = &Metrics::Global().Gauge(
+      "needlefs_master_under_replicated_volumes", "Volumes with fewer replicas than their code");
+
+  static prometheus::Counter& Counter(const char* result) {
+    return Metrics::Global().Counter("needlefs_master_assign_requests_total",
+                                     "File-id assignments (HTTP and gRPC) by result",
+                                     {{"result", result}});
+  }
+  void Refresh(const Topology& t) {
+    nodes->Set(static_cast<double>(t.NodeCount()));
+    volumes->Set(static_cast<double>(t.VolumeCount()));
+    under_replicated->Set(static_cast<double>(t.UnderReplicated().size()));
+  }
+};
+
 struct MasterServer::Impl final : public MasterOps {
+  MasterMetrics metrics;
   MasterOptions options;
   std::unique_ptr<Topology> topology;
   std::unique_ptr<MasterState> state;
@@ -73,6 +104,7 @@ struct MasterServer::Impl final : public MasterOps {
 
   HttpResponse Handle(HttpRequest& req);
   StatusOr<AssignResult> Assign(const AssignRequest& req) override;
+  StatusOr<AssignResult> DoAssign(const AssignRequest& req);
   StatusOr<std::vector<VolumeLocation>> Lookup(VolumeId id) override;
   HttpResponse AssignHttp(HttpRequest& req);
   HttpResponse LookupHttp(HttpRequest& req);
@@ -106,12 +138,19 @@ Status MasterServer::Impl::Grow(const LayoutKey& layout, const ReplicaPlacement&
   v.replica_placement = rp;
   v.ttl = layout.ttl;
   topology->AddVolume(v, nodes);
+  metrics.volumes_grown->Increment();
   spdlog::info("master.grow volume={} replication={} collection={} nodes={}", vid.value,
                rp.ToString(), layout.collection, nodes.size());
   return Status::OK();
 }
 
 StatusOr<AssignResult> MasterServer::Impl::Assign(const AssignRequest& req) {
+  auto r = DoAssign(req);
+  (r.ok() ? metrics.assigns_ok : metrics.assigns_failed)->Increment();
+  return r;
+}
+
+StatusOr<AssignResult> MasterServer::Impl::DoAssign(const AssignRequest& req) {
   if (req.count == 0 || req.count > 999999) return Status::InvalidArgument("count must be 1..999999");
   NEEDLEFS_ASSIGN_OR_RETURN(
       ReplicaPlacement rp,
@@ -453,7 +492,9 @@ StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(const MasterOptions&
            raw->topology->RemoveDeadNodes(NowMs(), raw->options.dead_node_timeout_ms)) {
         spdlog::warn("master.node_dead node={} (no heartbeat for {} ms)", n,
                      raw->options.dead_node_timeout_ms);
+        raw->metrics.dead_nodes->Increment();
       }
+      raw->metrics.Refresh(*raw->topology);
     }
   });
   spdlog::info("master.start http={}:{} grpc={}:{} dir={}", options.ip, impl->http->port(),

@@ -398,6 +398,11 @@ std::map<VolumeId, std::vector<std::string>> Topology::UnderReplicated() const {
   return out;
 }
 
+size_t Topology::VolumeCount() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return volume_nodes_.size();
+}
+
 uint64_t Topology::MaxFileKey() const {
   std::lock_guard<std::mutex> l(mu_);
   return max_file_key_;

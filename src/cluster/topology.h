@@ -167,6 +167,8 @@ class Topology {
   std::optional<NodeInfo> GetNode(const std::string& node_id) const;
   /// Number of nodes (volume servers) known.
   size_t NodeCount() const;
+  /// Number of volumes with at least one replica.
+  size_t VolumeCount() const;
   /// Every node with its volumes, by data center, rack and id.
   std::vector<NodeSnapshot> Snapshot() const;
   /// Free slots of a node (max - volumes held); -1 when unknown.

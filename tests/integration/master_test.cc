@@ -122,6 +122,20 @@ TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated
             0)
       << out;
   EXPECT_NE(out.find("1 volume servers, 1 under-replicated volumes"), std::string::npos) << out;
+  // The master's own metrics say the same (gauges refresh every second).
+  std::string metrics;
+  for (int i = 0; i < 30; ++i) {
+    metrics = HttpClient("127.0.0.1", master_.http).Request("GET", "/metrics")->body;
+    if (metrics.find("needlefs_master_volume_servers 1\n") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  for (const char* line : {"needlefs_master_volume_servers 1\n",
+                           "needlefs_master_under_replicated_volumes 1\n",
+                           "needlefs_master_dead_nodes_total 1\n",
+                           "needlefs_master_assign_requests_total{result=\"ok\"} 1\n",
+                           "needlefs_master_volumes_grown_total 1\n"}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line << metrics;
+  }
   (void)a;
 }
 
