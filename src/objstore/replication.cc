@@ -70,6 +70,113 @@ Status ReplicaForwarder::Forward(VolumeId volume, int copies, const std::string&
   return Status::Internal("unreachable");
 }
 
+/// At most this many record bytes per batch (a single larger record goes
+/// alone).
+constexpr size_t kMaxBatchBytes = 4u << 20;
+
+class ReplicaForwarder::Ticket {
+ public:
+  std::string record;
+  int copies = 0;
+  Sender* sender = nullptr;  // owned by the forwarder
+  bool done = false;         // GUARDED_BY(Sender::mu)
+  Status status;      // GUARDED_BY(Sender::mu)
+};
+
+struct ReplicaForwarder::Sender {
+  std::mutex mu;
+  std::condition_variable work_cv;  // records queued, or stop
+  std::condition_variable done_cv;  // a batch finished
+  std::vector<std::shared_ptr<Ticket>> queue;  // GUARDED_BY(mu)
+  bool stop = false;                           // GUARDED_BY(mu)
+  std::thread thread;
+};
+
+ReplicaForwarder::ReplicaForwarder(std::string master, std::string self)
+    : self_(std::move(self)), locator_(std::move(master), &pool_, 10'000) {}
+
+ReplicaForwarder::~ReplicaForwarder() {
+  std::lock_guard<std::mutex> l(senders_mu_);
+  for (auto& [vid, s] : senders_) {
+    {
+      std::lock_guard<std::mutex> sl(s->mu);
+      s->stop = true;
+    }
+    s->work_cv.notify_all();
+    if (s->thread.joinable()) s->thread.join();
+  }
+}
+
+ReplicaForwarder::Sender& ReplicaForwarder::SenderFor(VolumeId volume) {
+  std::lock_guard<std::mutex> l(senders_mu_);
+  auto& s = senders_[volume];
+  if (!s) {
+    s = std::make_unique<Sender>();
+    Sender* raw = s.get();
+    s->thread = std::thread([this, volume, raw] { SendLoop(volume, raw); });
+  }
+  return *s;
+}
+
+std::shared_ptr<ReplicaForwarder::Ticket> ReplicaForwarder::Enqueue(VolumeId volume, int copies,
+                                                                    std::string record) {
+  auto t = std::make_shared<Ticket>();
+  t->record = std::move(record);
+  t->copies = copies;
+  Sender& s = SenderFor(volume);
+  t->sender = &s;
+  {
+    std::lock_guard<std::mutex> l(s.mu);
+    s.queue.push_back(t);
+  }
+  s.work_cv.notify_one();
+  return t;
+}
+
+Status ReplicaForwarder::Wait(const std::shared_ptr<Ticket>& ticket) {
+  Sender* s = ticket->sender;
+  std::unique_lock<std::mutex> l(s->mu);
+  s->done_cv.wait(l, [&] { return ticket->done; });
+  return ticket->status;
+}
+
+void ReplicaForwarder::SendLoop(VolumeId volume, Sender* s) {
+  std::unique_lock<std::mutex> l(s->mu);
+  for (;;) {
+    s->work_cv.wait(l, [s] { return s->stop || !s->queue.empty(); });
+    if (s->stop) {
+      for (auto& t : s->queue) {
+        t->status = Status::Aborted("volume server stopping");
+        t->done = true;
+      }
+      s->queue.clear();
+      s->done_cv.notify_all();
+      return;
+    }
+    std::vector<std::shared_ptr<Ticket>> batch;
+    size_t bytes = 0, n = 0;
+    while (n < s->queue.size() &&
+           (batch.empty() || bytes + s->queue[n]->record.size() <= kMaxBatchBytes)) {
+      bytes += s->queue[n]->record.size();
+      batch.push_back(s->queue[n++]);
+    }
+    s->queue.erase(s->queue.begin(), s->queue.begin() + static_cast<std::ptrdiff_t>(n));
+    l.unlock();
+    std::string body;
+    body.reserve(bytes);
+    for (const auto& t : batch) body += t->record;
+    const Status st = Forward(volume, batch.front()->copies, "POST",
+                              "/admin/replicate?volume=" + std::to_string(volume.value), body, {},
+                              {200});
+    l.lock();
+    for (auto& t : batch) {
+      t->status = st;
+      t->done = true;
+    }
+    s->done_cv.notify_all();
+  }
+}
+
 StatusOr<HttpClientResponse> ReplicaForwarder::FetchFromReplica(VolumeId volume,
                                                                 const std::string& target,
                                                                 const HttpHeaders& headers) {

@@ -4,10 +4,19 @@
 // The client's request succeeds only when every replica succeeded.
 //
 // Forwarded requests carry `type=replicate` so the receiver does not forward
-// them again. Thread-safe.
+// them again. Writes travel as the records the primary stored
+// (ReplicateRecord), batched per volume: while one batch is on the wire, the
+// writes arriving meanwhile queue up and leave together in the next, so a
+// busy volume pays one request and one replica fsync per batch, not per
+// write. Thread-safe.
 #pragma once
 
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/volume_locator.h"
@@ -21,8 +30,11 @@ class ReplicaForwarder {
  public:
   /// `master`: the master's HTTP "host:port". `self`: this server's
   /// "ip:port" as the master knows it (excluded from the targets).
-  ReplicaForwarder(std::string master, std::string self)
-      : self_(std::move(self)), locator_(std::move(master), &pool_, 10'000) {}
+  ReplicaForwarder(std::string master, std::string self);
+  /// Stops the sender threads (records still queued fail with kAborted).
+  ~ReplicaForwarder();
+  ReplicaForwarder(const ReplicaForwarder&) = delete;
+  ReplicaForwarder& operator=(const ReplicaForwarder&) = delete;
 
   /// Sends `method target` with `body`/`headers` to every other replica of
   /// `volume` in parallel. A replica answering one of `ok_statuses` counts
@@ -33,6 +45,19 @@ class ReplicaForwarder {
                  const std::string& body, const HttpHeaders& headers,
                  const std::vector<int>& ok_statuses);
 
+  /// A record on its way to the other replicas (see Enqueue).
+  class Ticket;
+
+  /// Queues `record` (as Volume::Write is about to store it here) for every
+  /// other replica of `volume` and returns at once. The volume's sender
+  /// thread posts what is queued as one batch (POST /admin/replicate): one
+  /// request per replica, one durability wait there. Records of a volume
+  /// leave in the order they were queued. Does not block.
+  std::shared_ptr<Ticket> Enqueue(VolumeId volume, int copies, std::string record);
+  /// Waits until the batch holding the ticket's record is durable on every
+  /// replica. Errors: as Forward.
+  Status Wait(const std::shared_ptr<Ticket>& ticket);
+
   /// GETs `target` from the first other replica of `volume` that answers
   /// 200 (read repair). Errors: kNotFound (no replica has it), kUnavailable.
   StatusOr<HttpClientResponse> FetchFromReplica(VolumeId volume, const std::string& target,
@@ -41,8 +66,15 @@ class ReplicaForwarder {
  private:
   StatusOr<std::vector<std::string>> Locations(VolumeId volume, bool refresh);
 
+  /// One volume's queue of records and the thread that sends them.
+  struct Sender;
+  Sender& SenderFor(VolumeId volume);
+  void SendLoop(VolumeId volume, Sender* s);
+
   const std::string self_;
   HttpClientPool pool_{30'000};
+  std::mutex senders_mu_;
+  std::map<VolumeId, std::unique_ptr<Sender>> senders_;  // GUARDED_BY(senders_mu_)
   VolumeLocator locator_;  // the replicas, cached for 10 s
 };
 

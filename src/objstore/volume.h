@@ -146,8 +146,13 @@ class Volume {
   /// existing key requires its cookie. Errors: kFailedPrecondition (volume
   /// read-only or full; the write is not stored), kNotFound (cookie of the
   /// existing needle differs), kInvalidArgument (too large), IOError (the
-  /// volume turns read-only: state on disk is unknown).
-  StatusOr<WriteResult> Write(Needle n);
+  /// volume turns read-only: state on disk is unknown). `before_append`,
+  /// when given, sees the record exactly as it will be stored once every
+  /// check passed, under the append lock (so in append order), just before
+  /// the append: replication sends it to the other replicas while this
+  /// write waits for its own durability. It must not block.
+  using RecordHook = std::function<void(const std::string& record)>;
+  StatusOr<WriteResult> Write(Needle n, const RecordHook& before_append = nullptr);
 
   /// Appends a tombstone for `key` after checking `cookie`. Returns the
   /// stored data size of the deleted needle. Errors: kNotFound (absent or
@@ -181,6 +186,12 @@ class Volume {
   /// returns. Errors: kCorruption (bad record), kFailedPrecondition
   /// (read-only), IOError.
   Status AppendRecord(std::string_view record);
+
+  /// Replicated writes, replica side: appends `records` (as the primary's
+  /// Write stored them) in order, then waits once for durability. Errors:
+  /// as AppendRecord, for the first record that failed (the ones before it
+  /// are stored).
+  Status AppendRecords(const std::vector<std::string_view>& records);
 
   /// Anti-entropy, holder side: the latest record of every key in the log
   /// (tombstones since the last compaction included). Costs one pass over
@@ -243,6 +254,10 @@ class Volume {
   Status AppendLocked(Files* f, const std::string& record, const IndexEntry& e);
   /// AppendRecord and AppendRecordIfUnchanged (revision < 0: unconditional).
   StatusOr<bool> AppendRaw(std::string_view record, int revision, uint64_t seen_entries);
+  /// AppendRaw without the durability wait: `*seq` is what to wait for (0
+  /// when nothing was appended).
+  StatusOr<bool> AppendRawNoWait(std::string_view record, int revision, uint64_t seen_entries,
+                                 uint64_t* seq);
   /// After an append (append lock held): numbers the write for group
   /// commit, or syncs now in `always` mode. Returns the sequence number.
   StatusOr<uint64_t> IssueLocked(Files* f);

@@ -66,6 +66,33 @@ StatusOr<bool> Volume::AppendRecordIfUnchanged(std::string_view record, int revi
 }
 
 StatusOr<bool> Volume::AppendRaw(std::string_view record, int revision, uint64_t seen_entries) {
+  uint64_t seq = 0;
+  NEEDLEFS_ASSIGN_OR_RETURN(bool appended, AppendRawNoWait(record, revision, seen_entries, &seq));
+  if (appended) NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
+  return appended;
+}
+
+Status Volume::AppendRecords(const std::vector<std::string_view>& records) {
+  uint64_t last = 0;
+  Status first;
+  for (std::string_view r : records) {
+    uint64_t seq = 0;
+    auto appended = AppendRawNoWait(r, -1, 0, &seq);
+    if (!appended.ok()) {
+      first = appended.status();
+      break;
+    }
+    last = std::max(last, seq);
+  }
+  if (last) {
+    Status s = WaitDurable(last);
+    if (first.ok()) first = s;
+  }
+  return first;
+}
+
+StatusOr<bool> Volume::AppendRawNoWait(std::string_view record, int revision,
+                                       uint64_t seen_entries, uint64_t* seq_out) {
   if (record.size() < kNeedleHeaderSize) return Status::Corruption("record shorter than a header");
   NEEDLEFS_ASSIGN_OR_RETURN(Needle n, DecodeNeedle(record));
   const NeedleHeader h = DecodeNeedleHeader(record.data());
@@ -74,7 +101,6 @@ StatusOr<bool> Volume::AppendRaw(std::string_view record, int revision, uint64_t
   if (padded.size() != NeedleRecordSize(h.body_size)) {
     return Status::Corruption("record of needle " + std::to_string(h.key.value) + " is short");
   }
-  uint64_t seq;
   {
     std::lock_guard<std::mutex> al(append_mu_);
     if (read_only_) {
@@ -111,9 +137,8 @@ StatusOr<bool> Volume::AppendRaw(std::string_view record, int revision, uint64_t
     IndexEntry e{h.key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment),
                  n.deleted() ? kIndexTombstoneSize : h.body_size};
     NEEDLEFS_RETURN_IF_ERROR(AppendLocked(f.get(), padded, e));
-    NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
+    NEEDLEFS_ASSIGN_OR_RETURN(*seq_out, IssueLocked(f.get()));
   }
-  NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
   return true;
 }
 

@@ -185,6 +185,9 @@ struct VolumeServer::Impl {
   HttpResponse HandleRead(HttpRequest& req, const FileId& fid);
   HttpResponse HandleWrite(HttpRequest& req, const FileId& fid);
   HttpResponse HandleDelete(HttpRequest& req, const FileId& fid);
+  /// Replica side of replicated writes: POST /admin/replicate?volume=V with
+  /// records as the primary stored them, back to back.
+  HttpResponse HandleReplicate(HttpRequest& req);
   /// Read repair: fetches the needle from another replica after a local
   /// checksum failure, stores the good copy here and returns it.
   StatusOr<Needle> RepairFromReplica(const FileId& fid, Volume& vol);
@@ -210,6 +213,8 @@ HttpResponse VolumeServer::Impl::Handle(HttpRequest& req) {
     resp = Metrics::Global().HttpExposition();
   } else if (req.path == "/healthz") {
     resp.body = "ok\n";
+  } else if (req.path == "/admin/replicate") {
+    resp = HandleReplicate(req);
   } else {
     // "/3,01637037d6[.ext]" or "/3/01637037d6[/name]".
     std::string_view p(req.path);
@@ -397,14 +402,6 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   if (!vol)
     return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
   const int copies = ReplicasToForward(req, *vol);
-  std::string forward_body;
-  HttpHeaders forward_headers;
-  if (copies > 0) {
-    forward_body = req.body;  // the upload as received, for the replicas
-    for (const char* h : {"Content-Type", "Content-Encoding"}) {
-      if (!req.Header(h).empty()) forward_headers[h] = std::string(req.Header(h));
-    }
-  }
   Upload up;
   std::string_view ct = req.Header("Content-Type");
   if (ct.rfind("multipart/form-data", 0) == 0) {
@@ -466,22 +463,44 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   } else {
     n.data = std::move(up.data);
   }
-  const uint64_t last_modified = n.last_modified_s;
-  auto r = vol->Write(std::move(n));
+  // The replicas get the record exactly as it is stored here (same bytes,
+  // same append time), queued once every local check passed and batched
+  // with the other writes to this volume in flight; their durability waits
+  // overlap this one's.
+  std::shared_ptr<ReplicaForwarder::Ticket> replicated;
+  auto r = vol->Write(std::move(n), copies > 0 ? Volume::RecordHook([&](const std::string& rec) {
+    replicated = forwarder->Enqueue(fid.volume, copies, rec);
+  })
+                                               : Volume::RecordHook());
+  const Status fs = replicated ? forwarder->Wait(replicated) : Status::OK();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "write"), r.status().message());
-  if (copies > 0) {
-    std::string target = req.target;
-    if (req.QueryParam("ts").empty()) {
-      target = AddQueryParam(target, "ts", std::to_string(last_modified));  // same Last-Modified
-    }
-    Status s =
-        forwarder->Forward(fid.volume, copies, "PUT", target, forward_body, forward_headers, {201});
-    if (!s.ok()) return HttpResponse::Error(500, "stored here, but " + std::string(s.message()));
-  }
+  if (!fs.ok()) return HttpResponse::Error(500, "stored here, but " + std::string(fs.message()));
   nlohmann::json j{{"name", up.name}, {"size", original_size}, {"eTag", Hex32(r->data_crc)}};
   HttpResponse resp = HttpResponse::Json(201, j.dump());
   resp.headers["ETag"] = "\"" + Hex32(r->data_crc) + "\"";
   return resp;
+}
+
+HttpResponse VolumeServer::Impl::HandleReplicate(HttpRequest& req) {
+  if (req.method != "POST") return HttpResponse::Error(405, "POST records");
+  const std::string v = req.QueryParam("volume");
+  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return HttpResponse::Error(400, "volume is missing or malformed");
+  }
+  auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(std::stoull(v))));
+  if (!vol) return HttpResponse::Error(404, "volume " + v + " not found");
+  std::vector<std::string_view> records;
+  std::string_view body(req.body);
+  while (!body.empty()) {
+    if (body.size() < kNeedleHeaderSize) return HttpResponse::Error(400, "truncated record header");
+    const uint64_t size = NeedleRecordSize(DecodeNeedleHeader(body.data()).body_size);
+    if (size > body.size()) return HttpResponse::Error(400, "truncated record");
+    records.push_back(body.substr(0, size));
+    body.remove_prefix(size);
+  }
+  Status s = vol->AppendRecords(records);
+  if (!s.ok()) return HttpResponse::Error(ToHttpStatus(s, "replicate"), s.message());
+  return HttpResponse::Json(200, nlohmann::json{{"records", records.size()}}.dump());
 }
 
 HttpResponse VolumeServer::Impl::HandleDelete(HttpRequest& req, const FileId& fid) {

@@ -74,7 +74,7 @@ Status Volume::WaitDurable(uint64_t seq) {
   return s;
 }
 
-StatusOr<WriteResult> Volume::Write(Needle n) {
+StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& before_append) {
   auto refuse = [this]() {
     std::shared_lock l(mu_);
     return Status::FailedPrecondition("volume " + std::to_string(options_.id.value) +
@@ -115,6 +115,7 @@ StatusOr<WriteResult> Volume::Write(Needle n) {
       }
     }
     IndexEntry e{n.key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment), h.body_size};
+    if (before_append) before_append(record);
     NEEDLEFS_RETURN_IF_ERROR(AppendLocked(f.get(), record, e));
     NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
