@@ -315,10 +315,11 @@ int RunCheck(const AdminFlags& f) {
       sum.errors += res->errors;
     }
     if (sum.needles + sum.tombstones > 0) {
-      std::printf("\nvolume %u: reconciled: %lu needles and %lu deletes copied between replicas "
-                  "(%.1f KiB)\n",
-                  vid, static_cast<unsigned long>(sum.needles),
-                  static_cast<unsigned long>(sum.tombstones), static_cast<double>(sum.bytes) / 1024);
+      std::printf(
+          "\nvolume %u: reconciled: %lu needles and %lu deletes copied between replicas "
+          "(%.1f KiB)\n",
+          vid, static_cast<unsigned long>(sum.needles), static_cast<unsigned long>(sum.tombstones),
+          static_cast<double>(sum.bytes) / 1024);
       ++reconciled;
       pulled += sum.needles + sum.tombstones;
       pulled_bytes += sum.bytes;
@@ -342,10 +343,11 @@ int RunCheck(const AdminFlags& f) {
     std::printf("\n");
     ++problems;
   }
-  std::printf("volume.check: %zu volumes on %zu servers, %d reconciled (%lu records, %.1f KiB "
-              "copied), %d problems\n",
-              replicas->size(), targets->size(), reconciled, static_cast<unsigned long>(pulled),
-              static_cast<double>(pulled_bytes) / 1024, problems);
+  std::printf(
+      "volume.check: %zu volumes on %zu servers, %d reconciled (%lu records, %.1f KiB "
+      "copied), %d problems\n",
+      replicas->size(), targets->size(), reconciled, static_cast<unsigned long>(pulled),
+      static_cast<double>(pulled_bytes) / 1024, problems);
   return problems ? 1 : 0;
 }
 

@@ -124,8 +124,7 @@ class Service final : public pb::Master::Service {
 }  // namespace
 
 StatusOr<std::unique_ptr<MasterGrpcServer>> MasterGrpcServer::Start(Topology* topology,
-                                                                    MasterOps* ops,
-                                                                    uint64_t limit,
+                                                                    MasterOps* ops, uint64_t limit,
                                                                     const std::string& ip,
                                                                     uint16_t port) {
   auto service = std::make_unique<Service>(topology, ops, limit);

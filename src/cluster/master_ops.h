@@ -14,17 +14,17 @@ namespace needlefs {
 
 /// An assignment request, as SeaweedFS's /dir/assign takes it.
 struct AssignRequest {
-  uint64_t count = 1;        ///< consecutive keys reserved: 1..999999
-  std::string replication;   ///< "xyz"; "" = the master's default
+  uint64_t count = 1;       ///< consecutive keys reserved: 1..999999
+  std::string replication;  ///< "xyz"; "" = the master's default
   std::string collection;
-  std::string ttl;           ///< "3d" etc.; "" = none
-  std::string data_center;   ///< prefer a volume with a copy here ("" = any)
-  std::string rack;          ///< and in this rack of it ("" = any)
+  std::string ttl;          ///< "3d" etc.; "" = none
+  std::string data_center;  ///< prefer a volume with a copy here ("" = any)
+  std::string rack;         ///< and in this rack of it ("" = any)
 };
 
 struct AssignResult {
-  std::string fid;         ///< "<vid>,<key hex><cookie hex>"; keys fid..fid+count-1
-  std::string url;         ///< a volume server holding the volume ("ip:port")
+  std::string fid;  ///< "<vid>,<key hex><cookie hex>"; keys fid..fid+count-1
+  std::string url;  ///< a volume server holding the volume ("ip:port")
   std::string public_url;
   uint64_t count = 0;
 };

@@ -151,7 +151,8 @@ StatusOr<AssignResult> MasterServer::Impl::Assign(const AssignRequest& req) {
 }
 
 StatusOr<AssignResult> MasterServer::Impl::DoAssign(const AssignRequest& req) {
-  if (req.count == 0 || req.count > 999999) return Status::InvalidArgument("count must be 1..999999");
+  if (req.count == 0 || req.count > 999999)
+    return Status::InvalidArgument("count must be 1..999999");
   NEEDLEFS_ASSIGN_OR_RETURN(
       ReplicaPlacement rp,
       ReplicaPlacement::Parse(req.replication.empty() ? options.default_replication
@@ -471,9 +472,9 @@ StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(const MasterOptions&
   Impl* raw = impl.get();
   NEEDLEFS_ASSIGN_OR_RETURN(
       impl->http, HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
-  NEEDLEFS_ASSIGN_OR_RETURN(
-      impl->grpc, MasterGrpcServer::Start(impl->topology.get(), raw, options.volume_size_limit_bytes,
-                                          options.ip, options.grpc_port));
+  NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc, MasterGrpcServer::Start(impl->topology.get(), raw,
+                                                                options.volume_size_limit_bytes,
+                                                                options.ip, options.grpc_port));
   impl->replicas = std::make_unique<ReplicaOps>(impl->topology.get());
   if (options.replication_grace_ms >= 0) {
     impl->repairer = std::thread([raw] {

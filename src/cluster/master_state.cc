@@ -53,7 +53,9 @@ Status MasterState::SaveLocked() {
 StatusOr<uint64_t> MasterState::NextFileKeys(uint64_t count, uint64_t seen_max) {
   if (count == 0) return Status::InvalidArgument("count must be positive");
   std::lock_guard<std::mutex> l(mu_);
-  if (seen_max >= next_key_) {
+  // A client may PUT any key straight to a volume server: a key this high
+  // did not come from a master and would wrap the sequence. Ignore it.
+  if (seen_max >= next_key_ && seen_max < kMaxTrustedFileKey) {
     next_key_ = seen_max + 1;
     if (key_ceiling_ < next_key_) key_ceiling_ = next_key_;  // saved below, before use
   }

@@ -32,6 +32,9 @@ class StateStorage {
 /// State in one JSON file, replaced by write-temp, fsync, rename, fsync-dir.
 std::unique_ptr<StateStorage> NewFileStateStorage(const std::string& path);
 
+/// Keys reported by volume servers at or above this are not raised to.
+inline constexpr uint64_t kMaxTrustedFileKey = uint64_t{1} << 62;
+
 class MasterState {
  public:
   /// Loads the state. Errors: kCorruption (unreadable blob), IOError.
@@ -40,8 +43,9 @@ class MasterState {
 
   /// Reserves `count` consecutive file keys above `seen_max` (the largest
   /// key the volume servers report, so a master whose state was lost never
-  /// repeats a stored key); returns the first. Errors: the storage's
-  /// (nothing is handed out then).
+  /// repeats a stored key; a report at or above kMaxTrustedFileKey is
+  /// ignored, since clients can store any key); returns the first. Errors:
+  /// the storage's (nothing is handed out then).
   StatusOr<uint64_t> NextFileKeys(uint64_t count = 1, uint64_t seen_max = 0);
   /// A new volume id above every id seen: the saved maximum and
   /// `seen_max` (from the topology). Saved before it is returned.

@@ -62,28 +62,31 @@ StatusOr<SyncResult> PullFromReplica(Volume* volume, ReplicaPeer* peer) {
     }
   }
   std::vector<std::string> records;
+  Volume::UnchangedSince since;
+  since.scanned = local.log_entries;
   for (size_t i = 0; i < wanted.size();) {
     std::vector<DigestEntry> batch;
     uint64_t bytes = 0;
-    while (i < wanted.size() && batch.size() < kBatchRecords && (batch.empty() || bytes < kBatchBytes)) {
+    while (i < wanted.size() && batch.size() < kBatchRecords &&
+           (batch.empty() || bytes < kBatchBytes)) {
       bytes += NeedleRecordSize(wanted[i].tombstone() ? kTombstoneBodySize : wanted[i].size);
       batch.push_back(wanted[i++]);
     }
     records.clear();
-    NEEDLEFS_RETURN_IF_ERROR(peer->ReadRecords(volume->id(), remote.compaction_revision, batch,
-                                               &records)
-                                 .WithContext(peer->name()));
+    NEEDLEFS_RETURN_IF_ERROR(
+        peer->ReadRecords(volume->id(), remote.compaction_revision, batch, &records)
+            .WithContext(peer->name()));
     if (records.size() != batch.size()) {
       return Status::Unavailable(peer->name() + " returned " + std::to_string(records.size()) +
                                  " records for " + std::to_string(batch.size()));
     }
     for (size_t j = 0; j < batch.size(); ++j) {
-      auto appended = volume->AppendRecordIfUnchanged(records[j], local.compaction_revision,
-                                                      local.log_entries);
+      auto appended =
+          volume->AppendRecordIfUnchanged(records[j], local.compaction_revision, &since);
       if (!appended.ok()) {
         if (!appended.status().IsCorruption()) return appended.status();
         spdlog::warn("anti_entropy.bad_record volume={} key={} peer={}: {}", volume->id().value,
-                 batch[j].key.value, peer->name(), appended.status().ToString());
+                     batch[j].key.value, peer->name(), appended.status().ToString());
         ++r.errors;
         continue;
       }
@@ -139,7 +142,7 @@ StatusOr<SyncResult> AntiEntropy::SyncOne(Volume* v) {
     }
     ++total.errors;
     spdlog::warn("anti_entropy.pull_failed volume={} peer={}: {}", v->id().value, peer->name(),
-             r.status().ToString());
+                 r.status().ToString());
     if (first_error.ok()) first_error = r.status();
   }
   if (total.volumes == 0 && !first_error.ok()) return first_error;
@@ -174,14 +177,16 @@ StatusOr<SyncResult> AntiEntropy::SyncVolume(VolumeId id) {
 void AntiEntropy::Loop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_) {
-    if (cv_.wait_for(l, std::chrono::milliseconds(options_.interval_ms), [this] { return stop_; })) {
+    if (cv_.wait_for(l, std::chrono::milliseconds(options_.interval_ms),
+                     [this] { return stop_; })) {
       break;
     }
     l.unlock();
     auto r = SyncVolume(VolumeId(0));
     if (r.ok() && (r->pulled() || r->errors)) {
-      spdlog::info("anti_entropy.round volumes={} keys={} needles={} tombstones={} bytes={} errors={}",
-               r->volumes, r->compared, r->needles, r->tombstones, r->bytes, r->errors);
+      spdlog::info(
+          "anti_entropy.round volumes={} keys={} needles={} tombstones={} bytes={} errors={}",
+          r->volumes, r->compared, r->needles, r->tombstones, r->bytes, r->errors);
     }
     l.lock();
   }

@@ -80,13 +80,13 @@ class ReplicaForwarder::Ticket {
   int copies = 0;
   Sender* sender = nullptr;  // owned by the forwarder
   bool done = false;         // GUARDED_BY(Sender::mu)
-  Status status;      // GUARDED_BY(Sender::mu)
+  Status status;             // GUARDED_BY(Sender::mu)
 };
 
 struct ReplicaForwarder::Sender {
   std::mutex mu;
-  std::condition_variable work_cv;  // records queued, or stop
-  std::condition_variable done_cv;  // a batch finished
+  std::condition_variable work_cv;             // records queued, or stop
+  std::condition_variable done_cv;             // a batch finished
   std::vector<std::shared_ptr<Ticket>> queue;  // GUARDED_BY(mu)
   bool stop = false;                           // GUARDED_BY(mu)
   std::thread thread;
@@ -97,6 +97,7 @@ ReplicaForwarder::ReplicaForwarder(std::string master, std::string self)
 
 ReplicaForwarder::~ReplicaForwarder() {
   std::lock_guard<std::mutex> l(senders_mu_);
+  stopping_ = true;
   for (auto& [vid, s] : senders_) {
     {
       std::lock_guard<std::mutex> sl(s->mu);
@@ -107,15 +108,16 @@ ReplicaForwarder::~ReplicaForwarder() {
   }
 }
 
-ReplicaForwarder::Sender& ReplicaForwarder::SenderFor(VolumeId volume) {
+ReplicaForwarder::Sender* ReplicaForwarder::SenderFor(VolumeId volume) {
   std::lock_guard<std::mutex> l(senders_mu_);
-  auto& s = senders_[volume];
-  if (!s) {
-    s = std::make_unique<Sender>();
-    Sender* raw = s.get();
-    s->thread = std::thread([this, volume, raw] { SendLoop(volume, raw); });
-  }
-  return *s;
+  if (stopping_) return nullptr;
+  auto it = senders_.find(volume);
+  if (it != senders_.end()) return it->second.get();
+  auto s = std::make_unique<Sender>();
+  Sender* raw = s.get();
+  s->thread = std::thread([this, volume, raw] { SendLoop(volume, raw); });
+  senders_.emplace(volume, std::move(s));  // only once its thread runs
+  return raw;
 }
 
 std::shared_ptr<ReplicaForwarder::Ticket> ReplicaForwarder::Enqueue(VolumeId volume, int copies,
@@ -123,18 +125,29 @@ std::shared_ptr<ReplicaForwarder::Ticket> ReplicaForwarder::Enqueue(VolumeId vol
   auto t = std::make_shared<Ticket>();
   t->record = std::move(record);
   t->copies = copies;
-  Sender& s = SenderFor(volume);
-  t->sender = &s;
-  {
-    std::lock_guard<std::mutex> l(s.mu);
-    s.queue.push_back(t);
+  Sender* s = SenderFor(volume);
+  if (!s) {
+    t->status = Status::Aborted("volume server stopping");
+    t->done = true;
+    return t;
   }
-  s.work_cv.notify_one();
+  t->sender = s;
+  {
+    std::lock_guard<std::mutex> l(s->mu);
+    if (s->stop) {  // stopped between SenderFor and here: nobody would send it
+      t->status = Status::Aborted("volume server stopping");
+      t->done = true;
+      return t;
+    }
+    s->queue.push_back(t);
+  }
+  s->work_cv.notify_one();
   return t;
 }
 
 Status ReplicaForwarder::Wait(const std::shared_ptr<Ticket>& ticket) {
   Sender* s = ticket->sender;
+  if (!s) return ticket->status;  // refused by Enqueue
   std::unique_lock<std::mutex> l(s->mu);
   s->done_cv.wait(l, [&] { return ticket->done; });
   return ticket->status;
@@ -165,9 +178,9 @@ void ReplicaForwarder::SendLoop(VolumeId volume, Sender* s) {
     std::string body;
     body.reserve(bytes);
     for (const auto& t : batch) body += t->record;
-    const Status st = Forward(volume, batch.front()->copies, "POST",
-                              "/admin/replicate?volume=" + std::to_string(volume.value), body, {},
-                              {200});
+    const Status st =
+        Forward(volume, batch.front()->copies, "POST",
+                "/admin/replicate?volume=" + std::to_string(volume.value), body, {}, {200});
     l.lock();
     for (auto& t : batch) {
       t->status = st;

@@ -48,11 +48,13 @@ class ReplicaForwarder {
   /// A record on its way to the other replicas (see Enqueue).
   class Ticket;
 
-  /// Queues `record` (as Volume::Write is about to store it here) for every
+  /// Queues `record` (as Volume::Write or Delete stored it here) for every
   /// other replica of `volume` and returns at once. The volume's sender
-  /// thread posts what is queued as one batch (POST /admin/replicate): one
-  /// request per replica, one durability wait there. Records of a volume
-  /// leave in the order they were queued. Does not block.
+  /// thread (one per volume this server has replicated, kept until the
+  /// forwarder ends) posts what is queued as one batch (POST
+  /// /admin/replicate): one request per replica, one durability wait there.
+  /// Records of a volume leave in the order they were queued. Does not
+  /// block on the network.
   std::shared_ptr<Ticket> Enqueue(VolumeId volume, int copies, std::string record);
   /// Waits until the batch holding the ticket's record is durable on every
   /// replica. Errors: as Forward.
@@ -68,14 +70,16 @@ class ReplicaForwarder {
 
   /// One volume's queue of records and the thread that sends them.
   struct Sender;
-  Sender& SenderFor(VolumeId volume);
+  /// The volume's sender, started on first use; null once stopping.
+  Sender* SenderFor(VolumeId volume);
   void SendLoop(VolumeId volume, Sender* s);
 
   const std::string self_;
   HttpClientPool pool_{30'000};
   std::mutex senders_mu_;
   std::map<VolumeId, std::unique_ptr<Sender>> senders_;  // GUARDED_BY(senders_mu_)
-  VolumeLocator locator_;  // the replicas, cached for 10 s
+  bool stopping_ = false;                                // GUARDED_BY(senders_mu_)
+  VolumeLocator locator_;                                // the replicas, cached for 10 s
 };
 
 /// Appends `key=value` to a request target's query.

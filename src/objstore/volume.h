@@ -22,6 +22,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "common/file.h"
@@ -146,18 +147,19 @@ class Volume {
   /// existing key requires its cookie. Errors: kFailedPrecondition (volume
   /// read-only or full; the write is not stored), kNotFound (cookie of the
   /// existing needle differs), kInvalidArgument (too large), IOError (the
-  /// volume turns read-only: state on disk is unknown). `before_append`,
-  /// when given, sees the record exactly as it will be stored once every
-  /// check passed, under the append lock (so in append order), just before
-  /// the append: replication sends it to the other replicas while this
-  /// write waits for its own durability. It must not block.
+  /// volume turns read-only: state on disk is unknown). `appended`, when
+  /// given, sees the record exactly as stored right after it was appended,
+  /// under the append lock (so in append order), before the durability
+  /// wait: replication sends it to the other replicas while this write
+  /// waits for its own durability. It must not block.
   using RecordHook = std::function<void(const std::string& record)>;
-  StatusOr<WriteResult> Write(Needle n, const RecordHook& before_append = nullptr);
+  StatusOr<WriteResult> Write(Needle n, const RecordHook& appended = nullptr);
 
   /// Appends a tombstone for `key` after checking `cookie`. Returns the
-  /// stored data size of the deleted needle. Errors: kNotFound (absent or
-  /// cookie mismatch), kFailedPrecondition (read-only), IOError.
-  StatusOr<uint32_t> Delete(NeedleKey key, Cookie cookie);
+  /// stored data size of the deleted needle. `appended` sees the tombstone
+  /// record as Write's hook does. Errors: kNotFound (absent or cookie
+  /// mismatch), kFailedPrecondition (read-only), IOError.
+  StatusOr<uint32_t> Delete(NeedleKey key, Cookie cookie, const RecordHook& appended = nullptr);
 
   /// Reads and verifies the needle (one pread of the whole record; cookie,
   /// record CRC and data CRC checked). Errors: kNotFound (absent, deleted,
@@ -206,14 +208,24 @@ class Volume {
   /// record of that key there), IOError.
   Status ReadRecordAt(NeedleKey key, uint32_t offset_units, int revision, std::string* out) const;
 
+  /// What AppendRecordIfUnchanged has looked at during one round: the log
+  /// entries scanned so far and the keys they touched. Start it with
+  /// `scanned` = the digest's log_entries; each call scans only the entries
+  /// appended since the previous one.
+  struct UnchangedSince {
+    uint64_t scanned = 0;
+    std::unordered_set<uint64_t> touched;
+  };
+
   /// Anti-entropy, receiving side: AppendRecord, but only when this
   /// volume's log has not touched the record's key since entry
-  /// `seen_entries` of compaction revision `revision` (the local Digest the
-  /// caller compared against). Returns true when appended, false when the
-  /// key changed meanwhile (nothing written; the next round decides again).
-  /// Errors: as AppendRecord, kAborted (compacted since the digest).
+  /// `since->scanned` (initially the local Digest the caller compared
+  /// against) of compaction revision `revision`. Returns true when
+  /// appended, false when the key changed meanwhile (nothing written; the
+  /// next round decides again). Errors: as AppendRecord, kAborted
+  /// (compacted since the digest).
   StatusOr<bool> AppendRecordIfUnchanged(std::string_view record, int revision,
-                                         uint64_t seen_entries);
+                                         UnchangedSince* since);
 
   /// Number of entries in the index log (= records appended since creation
   /// or the last compaction).
@@ -252,11 +264,12 @@ class Volume {
   Status RecoverTail(Files* f, uint64_t start, uint64_t data_size);
   Status ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool count_stats);
   Status AppendLocked(Files* f, const std::string& record, const IndexEntry& e);
-  /// AppendRecord and AppendRecordIfUnchanged (revision < 0: unconditional).
-  StatusOr<bool> AppendRaw(std::string_view record, int revision, uint64_t seen_entries);
+  /// AppendRecord and AppendRecordIfUnchanged (`since` null:
+  /// unconditional).
+  StatusOr<bool> AppendRaw(std::string_view record, int revision, UnchangedSince* since);
   /// AppendRaw without the durability wait: `*seq` is what to wait for (0
   /// when nothing was appended).
-  StatusOr<bool> AppendRawNoWait(std::string_view record, int revision, uint64_t seen_entries,
+  StatusOr<bool> AppendRawNoWait(std::string_view record, int revision, UnchangedSince* since,
                                  uint64_t* seq);
   /// After an append (append lock held): numbers the write for group
   /// commit, or syncs now in `always` mode. Returns the sequence number.

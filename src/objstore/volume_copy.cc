@@ -56,18 +56,20 @@ Status Volume::ReadTail(uint64_t from_entry, int revision, size_t max_bytes, Tai
 }
 
 Status Volume::AppendRecord(std::string_view record) {
-  return AppendRaw(record, -1, 0).status();
+  return AppendRaw(record, -1, nullptr).status();
 }
 
 StatusOr<bool> Volume::AppendRecordIfUnchanged(std::string_view record, int revision,
-                                               uint64_t seen_entries) {
-  if (revision < 0) return Status::InvalidArgument("AppendRecordIfUnchanged needs a revision");
-  return AppendRaw(record, revision, seen_entries);
+                                               UnchangedSince* since) {
+  if (revision < 0 || !since) {
+    return Status::InvalidArgument("AppendRecordIfUnchanged needs a revision and a cursor");
+  }
+  return AppendRaw(record, revision, since);
 }
 
-StatusOr<bool> Volume::AppendRaw(std::string_view record, int revision, uint64_t seen_entries) {
+StatusOr<bool> Volume::AppendRaw(std::string_view record, int revision, UnchangedSince* since) {
   uint64_t seq = 0;
-  NEEDLEFS_ASSIGN_OR_RETURN(bool appended, AppendRawNoWait(record, revision, seen_entries, &seq));
+  NEEDLEFS_ASSIGN_OR_RETURN(bool appended, AppendRawNoWait(record, revision, since, &seq));
   if (appended) NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
   return appended;
 }
@@ -77,7 +79,7 @@ Status Volume::AppendRecords(const std::vector<std::string_view>& records) {
   Status first;
   for (std::string_view r : records) {
     uint64_t seq = 0;
-    auto appended = AppendRawNoWait(r, -1, 0, &seq);
+    auto appended = AppendRawNoWait(r, -1, nullptr, &seq);
     if (!appended.ok()) {
       first = appended.status();
       break;
@@ -91,8 +93,8 @@ Status Volume::AppendRecords(const std::vector<std::string_view>& records) {
   return first;
 }
 
-StatusOr<bool> Volume::AppendRawNoWait(std::string_view record, int revision,
-                                       uint64_t seen_entries, uint64_t* seq_out) {
+StatusOr<bool> Volume::AppendRawNoWait(std::string_view record, int revision, UnchangedSince* since,
+                                       uint64_t* seq_out) {
   if (record.size() < kNeedleHeaderSize) return Status::Corruption("record shorter than a header");
   NEEDLEFS_ASSIGN_OR_RETURN(Needle n, DecodeNeedle(record));
   const NeedleHeader h = DecodeNeedleHeader(record.data());
@@ -100,6 +102,12 @@ StatusOr<bool> Volume::AppendRawNoWait(std::string_view record, int revision,
       record.substr(0, std::min<size_t>(record.size(), NeedleRecordSize(h.body_size))));
   if (padded.size() != NeedleRecordSize(h.body_size)) {
     return Status::Corruption("record of needle " + std::to_string(h.key.value) + " is short");
+  }
+  if (n.deleted() && (h.body_size != kTombstoneBodySize || !n.data.empty())) {
+    // The index would record it as a tombstone of a different size than
+    // the data file holds.
+    return Status::Corruption("tombstone of needle " + std::to_string(h.key.value) +
+                              " has a body of " + std::to_string(h.body_size) + " bytes");
   }
   {
     std::lock_guard<std::mutex> al(append_mu_);
@@ -109,7 +117,12 @@ StatusOr<bool> Volume::AppendRawNoWait(std::string_view record, int revision,
                                         " is read-only: " + read_only_reason_);
     }
     auto f = files();
-    if (revision >= 0) {
+    if (f->data_end.load() + padded.size() > options_.size_limit_bytes) {
+      return Status::FailedPrecondition("volume " + std::to_string(options_.id.value) +
+                                        " has no room for a record of " +
+                                        std::to_string(padded.size()) + " bytes");
+    }
+    if (since) {
       // Compaction swaps files under the append lock: the revision and the
       // log cannot change under us from here on.
       uint16_t current;
@@ -121,18 +134,21 @@ StatusOr<bool> Volume::AppendRawNoWait(std::string_view record, int revision,
         return Status::Aborted("volume " + std::to_string(options_.id.value) +
                                " was compacted since the digest");
       }
+      // Only the entries appended since the previous call are read.
       const uint64_t end = f->index_entries.load();
-      if (seen_entries > end) return Status::OutOfRange("digest is past the log end");
+      if (since->scanned > end) return Status::OutOfRange("digest is past the log end");
       std::string ebuf;
-      for (uint64_t next = seen_entries; next < end;) {
-        const uint64_t count = std::min<uint64_t>(end - next, 1024);
+      while (since->scanned < end) {
+        const uint64_t count = std::min<uint64_t>(end - since->scanned, 1024);
         ebuf.resize(count * kIndexEntrySize);
-        NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(next * kIndexEntrySize, ebuf.data(), ebuf.size()));
+        NEEDLEFS_RETURN_IF_ERROR(
+            f->index.ReadAt(since->scanned * kIndexEntrySize, ebuf.data(), ebuf.size()));
         for (uint64_t i = 0; i < count; ++i) {
-          if (DecodeIndexEntry(ebuf.data() + i * kIndexEntrySize).key == h.key) return false;
+          since->touched.insert(DecodeIndexEntry(ebuf.data() + i * kIndexEntrySize).key.value);
         }
-        next += count;
+        since->scanned += count;
       }
+      if (since->touched.count(h.key.value)) return false;
     }
     IndexEntry e{h.key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment),
                  n.deleted() ? kIndexTombstoneSize : h.body_size};

@@ -469,8 +469,8 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   // overlap this one's.
   std::shared_ptr<ReplicaForwarder::Ticket> replicated;
   auto r = vol->Write(std::move(n), copies > 0 ? Volume::RecordHook([&](const std::string& rec) {
-    replicated = forwarder->Enqueue(fid.volume, copies, rec);
-  })
+                        replicated = forwarder->Enqueue(fid.volume, copies, rec);
+                      })
                                                : Volume::RecordHook());
   const Status fs = replicated ? forwarder->Wait(replicated) : Status::OK();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "write"), r.status().message());
@@ -484,7 +484,8 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
 HttpResponse VolumeServer::Impl::HandleReplicate(HttpRequest& req) {
   if (req.method != "POST") return HttpResponse::Error(405, "POST records");
   const std::string v = req.QueryParam("volume");
-  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos) {
+  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoull(v) > 0xFFFFFFFFull) {
     return HttpResponse::Error(400, "volume is missing or malformed");
   }
   auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(std::stoull(v))));
@@ -508,12 +509,17 @@ HttpResponse VolumeServer::Impl::HandleDelete(HttpRequest& req, const FileId& fi
   if (!vol)
     return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
   const int copies = ReplicasToForward(req, *vol);
-  auto r = vol->Delete(fid.key, fid.cookie);
+  // The tombstone travels like a write (same queue, so it never overtakes
+  // a write of the same needle still on its way).
+  std::shared_ptr<ReplicaForwarder::Ticket> replicated;
+  auto r = vol->Delete(fid.key, fid.cookie,
+                       copies > 0 ? Volume::RecordHook([&](const std::string& rec) {
+                         replicated = forwarder->Enqueue(fid.volume, copies, rec);
+                       })
+                                  : Volume::RecordHook());
+  const Status fs = replicated ? forwarder->Wait(replicated) : Status::OK();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "delete"), r.status().message());
-  if (copies > 0) {
-    Status s = forwarder->Forward(fid.volume, copies, "DELETE", req.target, "", {}, {202, 404});
-    if (!s.ok()) return HttpResponse::Error(500, "deleted here, but " + std::string(s.message()));
-  }
+  if (!fs.ok()) return HttpResponse::Error(500, "deleted here, but " + std::string(fs.message()));
   return HttpResponse::Json(202, nlohmann::json{{"size", *r}}.dump());
 }
 

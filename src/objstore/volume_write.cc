@@ -74,7 +74,7 @@ Status Volume::WaitDurable(uint64_t seq) {
   return s;
 }
 
-StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& before_append) {
+StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& appended) {
   auto refuse = [this]() {
     std::shared_lock l(mu_);
     return Status::FailedPrecondition("volume " + std::to_string(options_.id.value) +
@@ -115,15 +115,15 @@ StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& before_append) {
       }
     }
     IndexEntry e{n.key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment), h.body_size};
-    if (before_append) before_append(record);
     NEEDLEFS_RETURN_IF_ERROR(AppendLocked(f.get(), record, e));
+    if (appended) appended(record);
     NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
   NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
   return WriteResult{static_cast<uint32_t>(n.data.size()), n.data_crc};
 }
 
-StatusOr<uint32_t> Volume::Delete(NeedleKey key, Cookie cookie) {
+StatusOr<uint32_t> Volume::Delete(NeedleKey key, Cookie cookie, const RecordHook& appended) {
   uint64_t seq;
   uint32_t size;
   {
@@ -155,6 +155,7 @@ StatusOr<uint32_t> Volume::Delete(NeedleKey key, Cookie cookie) {
     IndexEntry e{key, static_cast<uint32_t>(f->data_end.load() / kNeedleAlignment),
                  kIndexTombstoneSize};
     NEEDLEFS_RETURN_IF_ERROR(AppendLocked(f.get(), record, e));
+    if (appended) appended(record);
     NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
   NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));

@@ -56,12 +56,16 @@ TEST_F(MasterStateTest, KeysGrowPastWhatTheVolumeServersHold) {
   {
     auto st = MasterState::Open(NewFileStateStorage(path_), 100);
     ASSERT_TRUE(st.ok());
-    EXPECT_EQ(*(*st)->NextFileKeys(1, 5000), 5001u) << "a lost state: keys start above the servers'";
+    EXPECT_EQ(*(*st)->NextFileKeys(1, 5000), 5001u)
+        << "a lost state: keys start above the servers'";
     EXPECT_EQ(*(*st)->NextFileKeys(1, 10), 5002u) << "a smaller report changes nothing";
     EXPECT_EQ(*(*st)->NextFileKeys(3, 0), 5003u);
+    // A client's PUT of key ffff...: no wrap to 0, no jump.
+    EXPECT_EQ(*(*st)->NextFileKeys(1, ~uint64_t{0}), 5006u);
+    EXPECT_EQ(*(*st)->NextFileKeys(1, kMaxTrustedFileKey), 5007u);
   }
   auto st = MasterState::Open(NewFileStateStorage(path_), 100);
-  EXPECT_GT(*(*st)->NextFileKeys(1), 5005u) << "the raised position was saved before use";
+  EXPECT_GT(*(*st)->NextFileKeys(1), 5007u) << "the raised position was saved before use";
 }
 
 TEST_F(MasterStateTest, CorruptStateIsRefused) {

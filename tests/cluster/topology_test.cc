@@ -140,8 +140,8 @@ TEST_F(TopologyTest, DeadNodesAreRemovedAfterTheTimeout) {
 
 TEST_F(TopologyTest, DeltaHeartbeatsChangeOnlyWhatTheyName) {
   topo_.UpdateNode(Node("a:1", "dc1", "r1"), {Vol(1, "000"), Vol(2, "000"), Vol(3, "000")}, 0);
-  EXPECT_TRUE(topo_.ApplyDelta(Node("a:1", "dc1", "r1"), {Vol(2, "000", 0, /*ro=*/true), Vol(4, "000")},
-                               {VolumeId(3)}, 5));
+  EXPECT_TRUE(topo_.ApplyDelta(Node("a:1", "dc1", "r1"),
+                               {Vol(2, "000", 0, /*ro=*/true), Vol(4, "000")}, {VolumeId(3)}, 5));
   EXPECT_EQ(topo_.Lookup(VolumeId(1)).size(), 1u) << "unnamed volumes stay";
   EXPECT_TRUE(topo_.Lookup(VolumeId(3)).empty()) << "deleted";
   EXPECT_EQ(topo_.Lookup(VolumeId(4)).size(), 1u) << "added";

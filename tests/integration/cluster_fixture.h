@@ -41,28 +41,41 @@ class ClusterFixture : public ::testing::Test {
   void StartMaster(int grace_ms = -1, const std::string& mdir = "master", uint16_t port = 0,
                    uint16_t grpc_port = 0) {
     master_ = StartProc({"master", "-mdir", tmp_.path() + "/" + mdir, "-port", std::to_string(port),
-                         "-grpcPort", std::to_string(grpc_port),
-                         "-deadNodeTimeoutMs", "3000", "-replicationGraceMs",
-                         std::to_string(grace_ms), "-log.level", "warn"},
+                         "-grpcPort", std::to_string(grpc_port), "-deadNodeTimeoutMs", "3000",
+                         "-replicationGraceMs", std::to_string(grace_ms), "-log.level", "warn"},
                         "needlefs master ready");
   }
   /// A volume server in `dc`/`rack` joining the master; `extra` flags are
   /// appended.
   Proc StartVolume(const std::string& name, const std::string& dc, const std::string& rack,
                    int max_volumes = 4, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {
-        "volume", "-dir", tmp_.path() + "/" + name, "-port", "0", "-grpcPort", "0", "-max",
-        std::to_string(max_volumes), "-mserver", "127.0.0.1:" + std::to_string(master_.http),
-        "-mserverGrpcPort", std::to_string(master_.grpc), "-dataCenter", dc, "-rack", rack,
-        "-log.level", "warn"};
+    std::vector<std::string> args = {"volume",
+                                     "-dir",
+                                     tmp_.path() + "/" + name,
+                                     "-port",
+                                     "0",
+                                     "-grpcPort",
+                                     "0",
+                                     "-max",
+                                     std::to_string(max_volumes),
+                                     "-mserver",
+                                     "127.0.0.1:" + std::to_string(master_.http),
+                                     "-mserverGrpcPort",
+                                     std::to_string(master_.grpc),
+                                     "-dataCenter",
+                                     dc,
+                                     "-rack",
+                                     rack,
+                                     "-log.level",
+                                     "warn"};
     args.insert(args.end(), extra.begin(), extra.end());
     return StartProc(args, "needlefs volume ready");
   }
   /// Runs `needlefs admin <args> -master <this master>`; returns the exit
   /// status with stdout and stderr in `*out`.
   int Admin(const std::string& args, std::string* out) {
-    return RunCommand(ShellQuote(NeedlefsBinary()) + " admin " + args + " -master 127.0.0.1:" +
-                          std::to_string(master_.http) + " 2>&1",
+    return RunCommand(ShellQuote(NeedlefsBinary()) + " admin " + args +
+                          " -master 127.0.0.1:" + std::to_string(master_.http) + " 2>&1",
                       out);
   }
   nlohmann::json Get(const std::string& target, int* status = nullptr) {

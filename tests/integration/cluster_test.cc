@@ -75,8 +75,7 @@ TEST_F(ClusterTest, EveryPlacementCodeLandsWhereItSaysOrIsRefusedWithTheReason) 
   s = sites_of("001", &status, &error);  // two servers of one rack: only dc1/r1 has two
   ASSERT_EQ(status, 200) << error;
   ASSERT_EQ(s.size(), 2u);
-  EXPECT_EQ(std::set<std::string>({s[0].url, s[1].url}),
-            std::set<std::string>({Url(a_), Url(b_)}));
+  EXPECT_EQ(std::set<std::string>({s[0].url, s[1].url}), std::set<std::string>({Url(a_), Url(b_)}));
 
   s = sites_of("010", &status, &error);  // two racks of one data center
   ASSERT_EQ(status, 200) << error;
@@ -269,14 +268,14 @@ TEST_F(ClusterTest, VacuumThroughTheMasterReturnsDiskSpace) {
   }
   for (const auto& fid : doomed) ASSERT_TRUE(client.Delete(fid).ok()) << fid;
   const std::string dir = tmp_.path();
-  const uint64_t before = DiskBytes(dir + "/a") + DiskBytes(dir + "/b") + DiskBytes(dir + "/c") +
-                          DiskBytes(dir + "/d");
+  const uint64_t before =
+      DiskBytes(dir + "/a") + DiskBytes(dir + "/b") + DiskBytes(dir + "/c") + DiskBytes(dir + "/d");
   std::string out;
   ASSERT_EQ(Admin("volume.vacuum -garbageThreshold 0.3", &out), 0) << out;
   EXPECT_NE(out.find("0 failed"), std::string::npos) << out;
   EXPECT_EQ(out.find(" 0 vacuumed"), std::string::npos) << out;
-  const uint64_t after = DiskBytes(dir + "/a") + DiskBytes(dir + "/b") + DiskBytes(dir + "/c") +
-                         DiskBytes(dir + "/d");
+  const uint64_t after =
+      DiskBytes(dir + "/a") + DiskBytes(dir + "/b") + DiskBytes(dir + "/c") + DiskBytes(dir + "/d");
   EXPECT_LT(after, before / 2) << "before " << before << " after " << after << "\n" << out;
   ExpectBlobs(client, kept);
 

@@ -129,11 +129,11 @@ TEST_F(MasterTest, ASilentVolumeServerIsDeclaredDeadAndItsVolumesUnderReplicated
     if (metrics.find("needlefs_master_volume_servers 1\n") != std::string::npos) break;
     std::this_thread::sleep_for(100ms);
   }
-  for (const char* line : {"needlefs_master_volume_servers 1\n",
-                           "needlefs_master_under_replicated_volumes 1\n",
-                           "needlefs_master_dead_nodes_total 1\n",
-                           "needlefs_master_assign_requests_total{result=\"ok\"} 1\n",
-                           "needlefs_master_volumes_grown_total 1\n"}) {
+  for (const char* line :
+       {"needlefs_master_volume_servers 1\n", "needlefs_master_under_replicated_volumes 1\n",
+        "needlefs_master_dead_nodes_total 1\n",
+        "needlefs_master_assign_requests_total{result=\"ok\"} 1\n",
+        "needlefs_master_volumes_grown_total 1\n"}) {
     EXPECT_NE(metrics.find(line), std::string::npos) << line << metrics;
   }
   (void)a;

@@ -76,6 +76,28 @@ TEST_F(ReplicaTest, DivergedReplicasAreReconciledByVolumeCheck) {
       << metrics;
 }
 
+// The replica side of replicated writes refuses malformed batches with a
+// clear error and stores nothing of a record that fails its checksum.
+TEST_F(ReplicaTest, MalformedReplicationBatchesAreRefused) {
+  StartMaster();
+  Proc a = StartVolume("a", "dc1", "r1");
+  Proc b = StartVolume("b", "dc1", "r1");
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  const std::string fid = Assign();
+  const std::string vid = fid.substr(0, fid.find(','));
+  EXPECT_EQ(Call(a.http, "POST", "/admin/replicate?volume=4294967299", "").first, 400);
+  EXPECT_EQ(Call(a.http, "POST", "/admin/replicate?volume=" + vid, "short").first, 400);
+  EXPECT_EQ(Call(a.http, "POST", "/admin/replicate?volume=99999", "").first, 404);
+  EXPECT_EQ(Call(a.http, "GET", "/admin/replicate?volume=" + vid).first, 405);
+  // A real record, then one byte of it flipped.
+  ASSERT_EQ(Call(a.http, "PUT", "/" + fid, "replicated bytes").first, 201);
+  ASSERT_EQ(Call(b.http, "GET", "/" + fid).second, "replicated bytes");
+  std::string header(16, '\0');  // cookie, key, body_size = 0: 32-byte record
+  auto bad = Call(a.http, "POST", "/admin/replicate?volume=" + vid, header + std::string(16, 'x'));
+  EXPECT_GE(bad.first, 400) << bad.second;
+  EXPECT_EQ(Call(a.http, "GET", "/" + fid).second, "replicated bytes");
+}
+
 // Without any operator: each server's background round pulls what it lacks.
 TEST_F(ReplicaTest, DivergedReplicasReconcileByThemselves) {
   StartMaster();

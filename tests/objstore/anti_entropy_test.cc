@@ -117,7 +117,7 @@ TEST_F(AntiEntropyTest, TheNewestRecordWinsForOverwritesAndDeletes) {
     Put(a_.get(), k, "v1");
     Put(b_.get(), k, "v1");
   }
-  Put(b_.get(), 1, "v2 on b");                              // an overwrite a missed
+  Put(b_.get(), 1, "v2 on b");                               // an overwrite a missed
   ASSERT_TRUE(a_->Delete(NeedleKey(2), Cookie(0x77)).ok());  // a delete b missed
   Put(a_.get(), 3, "v2 on a");
   Put(b_.get(), 3, "v3 on b, later");  // both changed it: the later wins on both
@@ -182,12 +182,15 @@ TEST_F(AntiEntropyTest, SyncVolumePullsFromEveryReplicaTheFinderNames) {
   Put(b_.get(), 5, "from b");
   AntiEntropyOptions o;
   o.interval_ms = 0;
-  AntiEntropy ae(stores_[0].get(), [this](VolumeId id) -> StatusOr<std::vector<std::unique_ptr<ReplicaPeer>>> {
-    EXPECT_EQ(id, kVid);
-    std::vector<std::unique_ptr<ReplicaPeer>> peers;
-    peers.push_back(std::make_unique<LocalPeer>(b_.get()));
-    return peers;
-  }, o);
+  AntiEntropy ae(
+      stores_[0].get(),
+      [this](VolumeId id) -> StatusOr<std::vector<std::unique_ptr<ReplicaPeer>>> {
+        EXPECT_EQ(id, kVid);
+        std::vector<std::unique_ptr<ReplicaPeer>> peers;
+        peers.push_back(std::make_unique<LocalPeer>(b_.get()));
+        return peers;
+      },
+      o);
   auto r = ae.SyncVolume(VolumeId(0));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->volumes, 1u);
@@ -196,6 +199,25 @@ TEST_F(AntiEntropyTest, SyncVolumePullsFromEveryReplicaTheFinderNames) {
   EXPECT_EQ(ae.SyncVolume(VolumeId(99)).status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(a_->SetReadOnly(true).ok());
   EXPECT_EQ(ae.SyncVolume(kVid).status().code(), StatusCode::kFailedPrecondition);
+}
+
+// Records from a replica (AppendRecords) are checked like any input: a
+// "tombstone" carrying data would desynchronize index and data file.
+TEST_F(AntiEntropyTest, AppendRecordsRefusesAForgedTombstoneAndKeepsTheVolumeSound) {
+  Needle n = Make(8, "payload");
+  n.flags = kFlagDeleted;
+  n.append_at_ns = 1;
+  auto forged = EncodeNeedle(n);
+  ASSERT_TRUE(forged.ok());
+  Put(b_.get(), 1, "fine");
+  std::string good;
+  ASSERT_TRUE(
+      b_->ReadRecordAt(NeedleKey(1), 2, 0, &good).ok());  // first record after the superblock
+  EXPECT_TRUE(a_->AppendRecords({good, *forged}).IsCorruption());
+  EXPECT_EQ(Get(a_.get(), 1), "fine") << "the records before the bad one are stored";
+  EXPECT_EQ(a_->log_entries(), 1u);
+  VolumeDigest d;
+  EXPECT_TRUE(a_->Digest(&d).ok());
 }
 
 TEST(DigestWireTest, EntriesRoundTripAndDisorderIsRefused) {
