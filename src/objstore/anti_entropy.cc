@@ -113,8 +113,57 @@ AntiEntropy::AntiEntropy(Store* store, ReplicaFinder finder, const AntiEntropyOp
 AntiEntropy::~AntiEntropy() { Stop(); }
 
 void AntiEntropy::Start() {
-  if (options_.interval_ms <= 0 || thread_.joinable()) return;
+  if (thread_.joinable()) return;
   thread_ = std::thread([this] { Loop(); });
+}
+
+void AntiEntropy::ReportForRepair(VolumeId id) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (reported_.count(id)) return;  // already queued; its backoff stands
+  reported_[id] = Reported{std::chrono::steady_clock::now() + std::chrono::seconds(1), 0};
+  kicked_ = true;
+  cv_.notify_all();
+}
+
+std::vector<VolumeId> AntiEntropy::NeedingRepair() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<VolumeId> out;
+  for (const auto& [id, r] : reported_) out.push_back(id);
+  return out;
+}
+
+void AntiEntropy::RepairReported() {
+  std::vector<VolumeId> due;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [id, r] : reported_) {
+      if (r.next_try <= now) due.push_back(id);
+    }
+  }
+  for (VolumeId id : due) {
+    auto v = store_->GetVolume(id);
+    Status s;
+    if (v) {
+      auto r = SyncOne(v.get(), /*ask_peers_to_pull=*/true);
+      s = !r.ok()     ? r.status()
+          : r->errors ? Status::Unavailable(std::to_string(r->errors) + " errors")
+                      : Status::OK();
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = reported_.find(id);
+    if (it == reported_.end()) continue;
+    if (s.ok()) {  // repaired, or the volume is gone from this server
+      spdlog::info("anti_entropy.repaired volume={}", id.value);
+      reported_.erase(it);
+      continue;
+    }
+    it->second.failures++;
+    const int backoff_s = std::min(60, 1 << std::min(it->second.failures, 6));
+    it->second.next_try = std::chrono::steady_clock::now() + std::chrono::seconds(backoff_s);
+    spdlog::warn("anti_entropy.repair_failed volume={} retry_in_s={}: {}", id.value, backoff_s,
+                 s.ToString());
+  }
 }
 
 void AntiEntropy::Stop() {
@@ -126,7 +175,7 @@ void AntiEntropy::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-StatusOr<SyncResult> AntiEntropy::SyncOne(Volume* v) {
+StatusOr<SyncResult> AntiEntropy::SyncOne(Volume* v, bool ask_peers_to_pull) {
   if (v->replica_placement().CopyCount() <= 1) {
     return Status::FailedPrecondition("volume " + std::to_string(v->id().value) +
                                       " has a single copy");
@@ -135,6 +184,14 @@ StatusOr<SyncResult> AntiEntropy::SyncOne(Volume* v) {
   SyncResult total;
   Status first_error;
   for (auto& peer : peers) {
+    if (ask_peers_to_pull) {
+      if (Status s = peer->RequestPull(v->id()); !s.ok()) {
+        ++total.errors;
+        spdlog::warn("anti_entropy.request_pull_failed volume={} peer={}: {}", v->id().value,
+                     peer->name(), s.ToString());
+        if (first_error.ok()) first_error = s;
+      }
+    }
     auto r = PullFromReplica(v, peer.get());
     if (r.ok()) {
       total += *r;
@@ -153,7 +210,7 @@ StatusOr<SyncResult> AntiEntropy::SyncVolume(VolumeId id) {
   if (id.value != 0) {
     auto v = store_->GetVolume(id);
     if (!v) return Status::NotFound("volume " + std::to_string(id.value) + " is not here");
-    return SyncOne(v.get());
+    return SyncOne(v.get(), /*ask_peers_to_pull=*/false);
   }
   SyncResult total;
   for (const VolumeStats& st : store_->Stats()) {
@@ -164,7 +221,7 @@ StatusOr<SyncResult> AntiEntropy::SyncVolume(VolumeId id) {
     }
     auto v = store_->GetVolume(st.id);
     if (!v) continue;
-    auto r = SyncOne(v.get());
+    auto r = SyncOne(v.get(), /*ask_peers_to_pull=*/false);
     if (r.ok()) {
       total += *r;
     } else {
@@ -175,18 +232,26 @@ StatusOr<SyncResult> AntiEntropy::SyncVolume(VolumeId id) {
 }
 
 void AntiEntropy::Loop() {
+  using Clock = std::chrono::steady_clock;
+  auto next_round = Clock::now() + std::chrono::milliseconds(options_.interval_ms);
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_) {
-    if (cv_.wait_for(l, std::chrono::milliseconds(options_.interval_ms),
-                     [this] { return stop_; })) {
-      break;
-    }
+    // Wake for the next round, or every second while volumes await repair.
+    auto wake = options_.interval_ms > 0 ? next_round : Clock::now() + std::chrono::hours(1);
+    if (!reported_.empty()) wake = std::min(wake, Clock::now() + std::chrono::seconds(1));
+    cv_.wait_until(l, wake, [&] { return stop_ || kicked_; });
+    if (stop_) break;
+    kicked_ = false;
     l.unlock();
-    auto r = SyncVolume(VolumeId(0));
-    if (r.ok() && (r->pulled() || r->errors)) {
-      spdlog::info(
-          "anti_entropy.round volumes={} keys={} needles={} tombstones={} bytes={} errors={}",
-          r->volumes, r->compared, r->needles, r->tombstones, r->bytes, r->errors);
+    RepairReported();
+    if (options_.interval_ms > 0 && Clock::now() >= next_round) {
+      auto r = SyncVolume(VolumeId(0));
+      if (r.ok() && (r->pulled() || r->errors)) {
+        spdlog::info(
+            "anti_entropy.round volumes={} keys={} needles={} tombstones={} bytes={} errors={}",
+            r->volumes, r->compared, r->needles, r->tombstones, r->bytes, r->errors);
+      }
+      next_round = Clock::now() + std::chrono::milliseconds(options_.interval_ms);
     }
     l.lock();
   }

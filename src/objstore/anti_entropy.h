@@ -22,9 +22,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +54,9 @@ class ReplicaPeer {
   /// peer compacted meanwhile), kNotFound, kUnavailable.
   virtual Status ReadRecords(VolumeId id, int revision, const std::vector<DigestEntry>& which,
                              std::vector<std::string>* out) = 0;
+  /// Asks the peer to pull volume `id` from its other replicas now (this
+  /// server among them). Errors: the peer's SyncVolume errors, kUnavailable.
+  virtual Status RequestPull(VolumeId id) = 0;
 };
 
 /// What a reconciliation pulled.
@@ -101,9 +106,18 @@ class AntiEntropy {
   AntiEntropy(const AntiEntropy&) = delete;
   AntiEntropy& operator=(const AntiEntropy&) = delete;
 
-  /// Starts the background loop (when interval_ms > 0).
+  /// Starts the background loop: the periodic rounds (when interval_ms >
+  /// 0) and the repair of reported volumes.
   void Start();
   void Stop();
+
+  /// Reports volume `id` for repair: a replicated write or delete reached
+  /// this replica but not every other one. Within about a second, and then
+  /// with a backoff up to a minute until it succeeds, the volume is pulled
+  /// from its other replicas and each of them is asked to pull from here.
+  void ReportForRepair(VolumeId id);
+  /// The volumes reported and not yet repaired.
+  std::vector<VolumeId> NeedingRepair() const;
 
   /// Pulls volume `id` from each of its other replicas now; `id` 0 = every
   /// replicated, writable volume of the store. Errors: kNotFound (no such
@@ -112,15 +126,24 @@ class AntiEntropy {
   StatusOr<SyncResult> SyncVolume(VolumeId id);
 
  private:
-  StatusOr<SyncResult> SyncOne(Volume* v);
+  StatusOr<SyncResult> SyncOne(Volume* v, bool ask_peers_to_pull);
+  /// One attempt at every reported volume whose backoff has passed.
+  void RepairReported();
   void Loop();
+
+  struct Reported {
+    std::chrono::steady_clock::time_point next_try;
+    int failures = 0;
+  };
 
   Store* const store_;
   const ReplicaFinder finder_;
   const AntiEntropyOptions options_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;  // GUARDED_BY(mu_)
+  bool stop_ = false;                      // GUARDED_BY(mu_)
+  bool kicked_ = false;                    // GUARDED_BY(mu_): a volume was reported
+  std::map<VolumeId, Reported> reported_;  // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

@@ -98,6 +98,20 @@ class GrpcReplicaPeer final : public ReplicaPeer {
     return Status::OK();
   }
 
+  Status RequestPull(VolumeId id) override {
+    pb::SyncVolumeRequest req;
+    req.set_volume_id(id.value);
+    pb::SyncVolumeResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    NEEDLEFS_RETURN_IF_ERROR(FromGrpc(stub_->SyncVolume(&ctx, req, &resp), "SyncVolume"));
+    if (resp.errors()) {
+      return Status::Unavailable(name_ + " pulled with " + std::to_string(resp.errors()) +
+                                 " errors");
+    }
+    return Status::OK();
+  }
+
  private:
   const std::string name_;
   std::unique_ptr<pb::VolumeServer::Stub> stub_;

@@ -271,6 +271,11 @@ HttpResponse VolumeServer::Impl::HandleStatus() {
                             {"index_memory_bytes", st.index_memory_bytes}});
   }
   j["failed_volumes"] = store->FailedVolumes();
+  j["volumes_needing_repair"] = nlohmann::json::array();
+  if (anti_entropy) {
+    for (VolumeId id : anti_entropy->NeedingRepair())
+      j["volumes_needing_repair"].push_back(id.value);
+  }
   return HttpResponse::Json(200, j.dump(2));
 }
 
@@ -474,7 +479,10 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
                                                : Volume::RecordHook());
   const Status fs = replicated ? forwarder->Wait(replicated) : Status::OK();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "write"), r.status().message());
-  if (!fs.ok()) return HttpResponse::Error(500, "stored here, but " + std::string(fs.message()));
+  if (!fs.ok()) {
+    if (anti_entropy) anti_entropy->ReportForRepair(fid.volume);
+    return HttpResponse::Error(500, "stored here, but " + std::string(fs.message()));
+  }
   nlohmann::json j{{"name", up.name}, {"size", original_size}, {"eTag", Hex32(r->data_crc)}};
   HttpResponse resp = HttpResponse::Json(201, j.dump());
   resp.headers["ETag"] = "\"" + Hex32(r->data_crc) + "\"";
@@ -519,7 +527,10 @@ HttpResponse VolumeServer::Impl::HandleDelete(HttpRequest& req, const FileId& fi
                                   : Volume::RecordHook());
   const Status fs = replicated ? forwarder->Wait(replicated) : Status::OK();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "delete"), r.status().message());
-  if (!fs.ok()) return HttpResponse::Error(500, "deleted here, but " + std::string(fs.message()));
+  if (!fs.ok()) {
+    if (anti_entropy) anti_entropy->ReportForRepair(fid.volume);
+    return HttpResponse::Error(500, "deleted here, but " + std::string(fs.message()));
+  }
   return HttpResponse::Json(202, nlohmann::json{{"size", *r}}.dump());
 }
 

@@ -76,6 +76,64 @@ TEST_F(ReplicaTest, DivergedReplicasAreReconciledByVolumeCheck) {
       << metrics;
 }
 
+// A write that reached a but not b (b was killed) fails for the client and
+// reports the volume for repair on a: once b is back, a has it pull the
+// write, with no periodic rounds and no operator.
+TEST_F(ReplicaTest, AFailedReplicatedWriteIsRepairedWhenTheReplicaReturns) {
+  StartMaster();
+  const std::vector<std::string> no_rounds = {"-antiEntropyIntervalMs", "0"};
+  Proc a = StartVolume("a", "dc1", "r1", 4, no_rounds);
+  const uint16_t b_port = PickFreePort(), b_grpc = PickFreePort();
+  ASSERT_TRUE(b_port && b_grpc);
+  auto start_b = [&] {
+    return StartProc({"volume",
+                      "-dir",
+                      tmp_.path() + "/b",
+                      "-port",
+                      std::to_string(b_port),
+                      "-grpcPort",
+                      std::to_string(b_grpc),
+                      "-max",
+                      "4",
+                      "-mserver",
+                      "127.0.0.1:" + std::to_string(master_.http),
+                      "-mserverGrpcPort",
+                      std::to_string(master_.grpc),
+                      "-dataCenter",
+                      "dc1",
+                      "-rack",
+                      "r1",
+                      "-antiEntropyIntervalMs",
+                      "0",
+                      "-log.level",
+                      "warn"},
+                     "needlefs volume ready");
+  };
+  Proc b = start_b();
+  ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
+  const std::string fid = Assign();
+  ASSERT_EQ(Call(a.http, "PUT", "/" + fid, "before").first, 201);
+  ASSERT_TRUE(b.process->Kill(SIGKILL));
+  b.process->Wait();
+  auto put = Call(a.http, "PUT", "/" + fid, "after, on a only");
+  EXPECT_EQ(put.first, 500) << put.second;
+  auto status = nlohmann::json::parse(Call(a.http, "GET", "/status").second, nullptr, false);
+  EXPECT_EQ(status["volumes_needing_repair"].size(), 1u) << status.dump();
+  b = start_b();
+  bool repaired = false;
+  for (int i = 0; i < 150 && !repaired; ++i) {
+    repaired = Call(b.http, "GET", "/" + fid).second == "after, on a only";
+    if (!repaired) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(repaired) << "b still serves the old version 15 s after it came back";
+  for (int i = 0; i < 50; ++i) {
+    status = nlohmann::json::parse(Call(a.http, "GET", "/status").second, nullptr, false);
+    if (status["volumes_needing_repair"].empty()) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(status["volumes_needing_repair"].empty()) << status.dump();
+}
+
 // The replica side of replicated writes refuses malformed batches with a
 // clear error and stores nothing of a record that fails its checksum.
 TEST_F(ReplicaTest, MalformedReplicationBatchesAreRefused) {

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <mutex>
+#include <thread>
 
 #include "objstore/internal/anti_entropy_wire.h"
 #include "objstore/store.h"
@@ -36,8 +38,17 @@ class LocalPeer : public ReplicaPeer {
     }
     return Status::OK();
   }
+  /// The peer pulls from `back` (the replica asking).
+  Status RequestPull(VolumeId) override {
+    ++pull_requests;
+    if (!back) return Status::Unavailable("peer down");
+    LocalPeer asker(back);
+    return PullFromReplica(v_, &asker).status();
+  }
   std::function<void()> before_read;
   uint64_t corrupt_key = 0;
+  Volume* back = nullptr;
+  int pull_requests = 0;
 
  private:
   Volume* v_;
@@ -199,6 +210,43 @@ TEST_F(AntiEntropyTest, SyncVolumePullsFromEveryReplicaTheFinderNames) {
   EXPECT_EQ(ae.SyncVolume(VolumeId(99)).status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(a_->SetReadOnly(true).ok());
   EXPECT_EQ(ae.SyncVolume(kVid).status().code(), StatusCode::kFailedPrecondition);
+}
+
+// A replicated write that failed on a replica reports the volume: the
+// server asks the other replica to pull within about a second, and retries
+// while that replica is away.
+TEST_F(AntiEntropyTest, AVolumeReportedForRepairIsPulledByTheOtherReplica) {
+  Put(a_.get(), 5, "reached a only");
+  bool reachable = false;
+  std::mutex mu;
+  AntiEntropyOptions o;
+  o.interval_ms = 0;  // no periodic rounds: only the report explains a repair
+  AntiEntropy ae(
+      stores_[0].get(),
+      [&](VolumeId) -> StatusOr<std::vector<std::unique_ptr<ReplicaPeer>>> {
+        std::lock_guard<std::mutex> l(mu);
+        auto peer = std::make_unique<LocalPeer>(b_.get());
+        if (reachable) peer->back = a_.get();
+        std::vector<std::unique_ptr<ReplicaPeer>> peers;
+        peers.push_back(std::move(peer));
+        return peers;
+      },
+      o);
+  ae.Start();
+  ae.ReportForRepair(kVid);
+  ASSERT_EQ(ae.NeedingRepair().size(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(ae.NeedingRepair().size(), 1u) << "the replica is away: still reported";
+  {
+    std::lock_guard<std::mutex> l(mu);
+    reachable = true;
+  }
+  for (int i = 0; i < 60 && !ae.NeedingRepair().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(ae.NeedingRepair().empty());
+  EXPECT_EQ(Get(b_.get(), 5), "reached a only");
+  ae.Stop();
 }
 
 // Records from a replica (AppendRecords) are checked like any input: a
