@@ -5,6 +5,14 @@
 namespace needlefs {
 
 StatusOr<std::vector<std::string>> VolumeLocator::Lookup(const std::string& vid, bool refresh) {
+  NEEDLEFS_ASSIGN_OR_RETURN(auto replicas, LookupReplicas(vid, refresh));
+  std::vector<std::string> urls;
+  for (auto& r : replicas) urls.push_back(std::move(r.url));
+  return urls;
+}
+
+StatusOr<std::vector<VolumeLocator::Replica>> VolumeLocator::LookupReplicas(const std::string& vid,
+                                                                            bool refresh) {
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = cache_.find(vid);
@@ -20,8 +28,10 @@ StatusOr<std::vector<std::string>> VolumeLocator::Lookup(const std::string& vid,
     return Status::Unavailable("master lookup of volume " + vid + " answered " +
                                std::to_string(r->status) + ": " + r->body);
   }
-  std::vector<std::string> servers;
-  for (const auto& loc : j["locations"]) servers.push_back(loc.value("url", ""));
+  std::vector<Replica> servers;
+  for (const auto& loc : j["locations"]) {
+    if (loc.is_object()) servers.push_back({loc.value("url", ""), loc.value("grpcUrl", "")});
+  }
   std::lock_guard<std::mutex> l(mu_);
   cache_[vid] = Cached{servers, std::chrono::steady_clock::now()};
   return servers;

@@ -21,14 +21,22 @@ class VolumeLocator {
   VolumeLocator(std::string master, HttpClientPool* pool, int ttl_ms)
       : master_(std::move(master)), pool_(pool), ttl_(ttl_ms) {}
 
+  /// One server holding a volume.
+  struct Replica {
+    std::string url;   ///< HTTP "host:port"
+    std::string grpc;  ///< gRPC admin "host:port" ("" from an old master)
+  };
+
   /// The "host:port" of every server holding volume `volume_id` (decimal).
   /// `refresh` skips the cache. Errors: kNotFound (the master knows no such
   /// volume), kUnavailable (the master did not answer properly).
   StatusOr<std::vector<std::string>> Lookup(const std::string& volume_id, bool refresh);
+  /// The same, with each server's gRPC address.
+  StatusOr<std::vector<Replica>> LookupReplicas(const std::string& volume_id, bool refresh);
 
  private:
   struct Cached {
-    std::vector<std::string> servers;
+    std::vector<Replica> servers;
     std::chrono::steady_clock::time_point at;
   };
   const std::string master_;

@@ -5,8 +5,7 @@
 // DecodeDigestEntries.
 #include <grpcpp/grpcpp.h>
 
-#include <nlohmann/json.hpp>
-
+#include "client/volume_locator.h"
 #include "common/endian.h"
 #include "common/grpc_server.h"
 #include "common/http.h"
@@ -120,23 +119,19 @@ class GrpcReplicaPeer final : public ReplicaPeer {
 }  // namespace
 
 ReplicaFinder MasterReplicaFinder(const std::string& master, const std::string& self) {
-  auto pool = std::make_shared<HttpClientPool>(30'000, 2);
-  return [pool, master, self](VolumeId id) -> StatusOr<std::vector<std::unique_ptr<ReplicaPeer>>> {
-    const std::string vid = std::to_string(id.value);
-    auto r = pool->Request(master, "GET", "/dir/lookup?volumeId=" + vid);
-    if (!r.ok()) return r.status().WithContext("master lookup");
-    if (r->status == 404) return Status::NotFound("volume " + vid + " not found at the master");
-    auto j = nlohmann::json::parse(r->body, nullptr, false);
-    if (r->status != 200 || !j.is_object() || !j["locations"].is_array()) {
-      return Status::Unavailable("master lookup of volume " + vid + " answered " +
-                                 std::to_string(r->status));
-    }
+  struct Lookup {
+    HttpClientPool pool{30'000, 2};
+    VolumeLocator locator;
+    explicit Lookup(const std::string& m) : locator(m, &pool, 0) {}
+  };
+  auto lookup = std::make_shared<Lookup>(master);
+  return [lookup, self](VolumeId id) -> StatusOr<std::vector<std::unique_ptr<ReplicaPeer>>> {
+    NEEDLEFS_ASSIGN_OR_RETURN(auto replicas,
+                              lookup->locator.LookupReplicas(std::to_string(id.value), true));
     std::vector<std::unique_ptr<ReplicaPeer>> peers;
-    for (const auto& loc : j["locations"]) {
-      if (!loc.is_object() || loc.value("url", "") == self) continue;
-      const std::string grpc = loc.value("grpcUrl", "");
-      if (grpc.empty()) continue;
-      peers.push_back(std::make_unique<GrpcReplicaPeer>(grpc));
+    for (const auto& r : replicas) {
+      if (r.url != self && !r.grpc.empty())
+        peers.push_back(std::make_unique<GrpcReplicaPeer>(r.grpc));
     }
     return peers;
   };

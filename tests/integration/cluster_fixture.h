@@ -46,16 +46,18 @@ class ClusterFixture : public ::testing::Test {
                         "needlefs master ready");
   }
   /// A volume server in `dc`/`rack` joining the master; `extra` flags are
-  /// appended.
+  /// appended. `port`/`grpc_port`: 0 = any free one (a restarted server
+  /// passes its old ones).
   Proc StartVolume(const std::string& name, const std::string& dc, const std::string& rack,
-                   int max_volumes = 4, const std::vector<std::string>& extra = {}) {
+                   int max_volumes = 4, const std::vector<std::string>& extra = {},
+                   uint16_t port = 0, uint16_t grpc_port = 0) {
     std::vector<std::string> args = {"volume",
                                      "-dir",
                                      tmp_.path() + "/" + name,
                                      "-port",
-                                     "0",
+                                     std::to_string(port),
                                      "-grpcPort",
-                                     "0",
+                                     std::to_string(grpc_port),
                                      "-max",
                                      std::to_string(max_volumes),
                                      "-mserver",

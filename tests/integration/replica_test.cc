@@ -85,30 +85,7 @@ TEST_F(ReplicaTest, AFailedReplicatedWriteIsRepairedWhenTheReplicaReturns) {
   Proc a = StartVolume("a", "dc1", "r1", 4, no_rounds);
   const uint16_t b_port = PickFreePort(), b_grpc = PickFreePort();
   ASSERT_TRUE(b_port && b_grpc);
-  auto start_b = [&] {
-    return StartProc({"volume",
-                      "-dir",
-                      tmp_.path() + "/b",
-                      "-port",
-                      std::to_string(b_port),
-                      "-grpcPort",
-                      std::to_string(b_grpc),
-                      "-max",
-                      "4",
-                      "-mserver",
-                      "127.0.0.1:" + std::to_string(master_.http),
-                      "-mserverGrpcPort",
-                      std::to_string(master_.grpc),
-                      "-dataCenter",
-                      "dc1",
-                      "-rack",
-                      "r1",
-                      "-antiEntropyIntervalMs",
-                      "0",
-                      "-log.level",
-                      "warn"},
-                     "needlefs volume ready");
-  };
+  auto start_b = [&] { return StartVolume("b", "dc1", "r1", 4, no_rounds, b_port, b_grpc); };
   Proc b = start_b();
   ASSERT_NO_FATAL_FAILURE(WaitForNodes(2));
   const std::string fid = Assign();
