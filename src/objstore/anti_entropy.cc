@@ -36,7 +36,8 @@ SyncResult& SyncResult::operator+=(const SyncResult& o) {
   return *this;
 }
 
-StatusOr<SyncResult> PullFromReplica(Volume* volume, ReplicaPeer* peer) {
+StatusOr<SyncResult> PullFromReplica(Volume* volume, ReplicaPeer* peer,
+                                     const std::atomic<bool>* cancel) {
   if (volume->read_only()) {
     return Status::FailedPrecondition("volume " + std::to_string(volume->id().value) +
                                       " is read-only here");
@@ -65,6 +66,7 @@ StatusOr<SyncResult> PullFromReplica(Volume* volume, ReplicaPeer* peer) {
   Volume::UnchangedSince since;
   since.scanned = local.log_entries;
   for (size_t i = 0; i < wanted.size();) {
+    if (cancel && cancel->load()) return Status(StatusCode::kCancelled, "anti-entropy stopping");
     std::vector<DigestEntry> batch;
     uint64_t bytes = 0;
     while (i < wanted.size() && batch.size() < kBatchRecords &&
@@ -171,6 +173,7 @@ void AntiEntropy::Stop() {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
   }
+  cancel_ = true;
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -192,7 +195,7 @@ StatusOr<SyncResult> AntiEntropy::SyncOne(Volume* v, bool ask_peers_to_pull) {
         if (first_error.ok()) first_error = s;
       }
     }
-    auto r = PullFromReplica(v, peer.get());
+    auto r = PullFromReplica(v, peer.get(), &cancel_);
     if (r.ok()) {
       total += *r;
       continue;

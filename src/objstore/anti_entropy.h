@@ -76,8 +76,10 @@ struct SyncResult {
 /// (the rule above). Records that fail their checksum are counted in
 /// `errors` and skipped. Errors: kFailedPrecondition (the local volume is
 /// read-only), kAborted (either side was compacted during the round), the
-/// peer's errors, IOError.
-StatusOr<SyncResult> PullFromReplica(Volume* volume, ReplicaPeer* peer);
+/// peer's errors, IOError, kCancelled (`*cancel` turned true between two
+/// batches; what was pulled stays).
+StatusOr<SyncResult> PullFromReplica(Volume* volume, ReplicaPeer* peer,
+                                     const std::atomic<bool>* cancel = nullptr);
 
 /// The other replicas of a volume (this server excluded). Errors:
 /// kNotFound, kUnavailable (the master did not answer).
@@ -142,6 +144,7 @@ class AntiEntropy {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                      // GUARDED_BY(mu_)
+  std::atomic<bool> cancel_{false};        // stop_, readable without mu_
   bool kicked_ = false;                    // GUARDED_BY(mu_): a volume was reported
   std::map<VolumeId, Reported> reported_;  // GUARDED_BY(mu_)
   std::thread thread_;

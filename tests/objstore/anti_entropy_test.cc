@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -160,6 +161,17 @@ TEST_F(AntiEntropyTest, AKeyWrittenDuringTheRoundIsNotUndone) {
   EXPECT_EQ(r->needles, 1u);
   EXPECT_EQ(Get(a_.get(), 1), "newest, on a");
   EXPECT_EQ(Get(a_.get(), 2), "old on b");
+}
+
+TEST_F(AntiEntropyTest, ACancelledRoundStopsBetweenBatchesKeepingWhatItPulled) {
+  // Over 512 records: more than one batch.
+  for (int k = 1; k <= 600; ++k) Put(b_.get(), k, "r" + std::to_string(k));
+  LocalPeer pb(b_.get());
+  std::atomic<bool> cancel{false};
+  pb.before_read = [&] { cancel = true; };  // cancelled while the first batch is read
+  auto r = PullFromReplica(a_.get(), &pb, &cancel);
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled) << r.status().ToString();
+  EXPECT_EQ(a_->Stats().needle_count, 512u) << "the first batch is stored, the rest waits";
 }
 
 TEST_F(AntiEntropyTest, ACorruptRecordIsSkippedAndCounted) {
