@@ -54,6 +54,10 @@ int RunClusterStatus(const std::string& master) {
     std::printf("under-replicated: volume %u (copies on %zu servers)\n", u.value("volumeId", 0u),
                 u["holders"].size());
   }
+  for (auto& r : j["NeedsRepair"]) {
+    std::printf("needs repair: volume %u (a replicated write failed; reconciling)\n",
+                r.value("volumeId", 0u));
+  }
   std::printf("%zu volume servers, %zu under-replicated volumes\n", servers, under);
   return 0;
 }

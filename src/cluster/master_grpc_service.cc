@@ -87,6 +87,7 @@ class Service final : public pb::Master::Service {
         r.file_count = v.file_count();
         r.garbage_bytes = v.garbage_bytes();
         r.max_file_key = v.max_file_key();
+        r.needs_repair = v.needs_repair();
         vols.push_back(std::move(r));
       }
       pb::HeartbeatResponse resp;

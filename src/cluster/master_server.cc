@@ -263,11 +263,24 @@ HttpResponse MasterServer::Impl::ClusterStatus() {
   for (const auto& [vid, holders] : topology->UnderReplicated()) {
     under.push_back({{"volumeId", vid.value}, {"holders", holders}});
   }
+  // Volumes a holder reported after a failed replicated write; anti-entropy
+  // is repairing them.
+  std::map<uint32_t, std::vector<std::string>> repair;
+  for (const auto& n : topology->Snapshot()) {
+    for (const auto& v : n.volumes) {
+      if (v.needs_repair) repair[v.id.value].push_back(n.info.id);
+    }
+  }
+  nlohmann::json needs_repair = nlohmann::json::array();
+  for (const auto& [vid, reporters] : repair) {
+    needs_repair.push_back({{"volumeId", vid}, {"reportedBy", reporters}});
+  }
   nlohmann::json j{{"IsLeader", true},
                    {"Leader", options.ip + ":" + std::to_string(http->port())},
                    {"MaxVolumeId", state->max_volume_id().value},
                    {"Topology", dcs},
-                   {"UnderReplicated", under}};
+                   {"UnderReplicated", under},
+                   {"NeedsRepair", needs_repair}};
   return HttpResponse::Json(200, j.dump(2));
 }
 

@@ -65,6 +65,7 @@ std::string RenderStatusPage(const std::vector<NodeSnapshot>& nodes,
     VolumeReport report;  // of the first holder
     std::vector<std::string> holders;
     bool any_read_only = false;
+    bool any_needs_repair = false;
     uint64_t max_size = 0;
   };
   std::map<VolumeId, VolumeRow> volumes;
@@ -88,6 +89,7 @@ std::string RenderStatusPage(const std::vector<NodeSnapshot>& nodes,
       if (row.holders.empty()) row.report = v;
       row.holders.push_back(n.info.id);
       row.any_read_only |= v.read_only;
+      row.any_needs_repair |= v.needs_repair;
       row.max_size = std::max(row.max_size, v.size_bytes);
     }
   }
@@ -142,6 +144,8 @@ std::string RenderStatusPage(const std::vector<NodeSnapshot>& nodes,
     if (auto it = under.find(vid); it != under.end()) {
       state = fmt::format("<span class=\"bad\">under-replicated: {} of {} copies</span>",
                           row.holders.size(), v.replica_placement.CopyCount());
+    } else if (row.any_needs_repair) {
+      state = "<span class=\"bad\">needs repair: a replicated write failed</span>";
     } else if (row.any_read_only) {
       state = "<span class=\"ro\">read-only</span>";
     } else {

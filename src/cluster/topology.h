@@ -43,6 +43,7 @@ struct VolumeReport {
   uint64_t file_count = 0;     ///< live needles
   uint64_t garbage_bytes = 0;  ///< dead needles and tombstones
   uint64_t max_file_key = 0;   ///< largest needle key the volume has held
+  bool needs_repair = false;   ///< a replicated write failed on this holder
 };
 
 /// A node as the master sees it, for status pages and admin listings.

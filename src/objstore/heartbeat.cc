@@ -53,8 +53,10 @@ class GrpcHeartbeater final : public Heartbeater {
       hb.set_disk_free_bytes(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize);
       hb.set_disk_total_bytes(static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize);
     }
+    const std::vector<VolumeId> repair = NeedingRepair();
     for (const auto& st : store_->Stats()) {
       auto* v = hb.add_volumes();
+      v->set_needs_repair(std::find(repair.begin(), repair.end(), st.id) != repair.end());
       v->set_id(st.id.value);
       v->set_collection(st.collection);
       v->set_replica_placement(st.replica_placement.ToByte());
@@ -68,10 +70,16 @@ class GrpcHeartbeater final : public Heartbeater {
     return hb;
   }
 
-  /// Which volumes exist and which are read-only: a change of these is
-  /// reported at once, the rest (sizes, counts) with the next pulse.
+  /// Which volumes exist, which are read-only and which need repair: a
+  /// change of these is reported at once, the rest (sizes, counts) with the
+  /// next pulse.
+  std::vector<VolumeId> NeedingRepair() const {
+    return options_.needing_repair ? options_.needing_repair() : std::vector<VolumeId>{};
+  }
+
   std::string Shape() const {
     std::string s;
+    for (VolumeId id : NeedingRepair()) s += "repair " + std::to_string(id.value) + ",";
     for (const auto& st : store_->Stats()) {
       s += std::to_string(st.id.value) + (st.read_only ? "r," : "w,");
     }

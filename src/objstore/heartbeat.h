@@ -10,8 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "objstore/store.h"
 
@@ -28,6 +30,9 @@ struct HeartbeatOptions {
   std::string rack = "DefaultRack";
   /// Interval between heartbeats. Default: 2000 ms.
   int pulse_ms = 2000;
+  /// The volumes reported for repair (AntiEntropy::NeedingRepair); null =
+  /// none. Called from the heartbeat thread.
+  std::function<std::vector<VolumeId>()> needing_repair;
 };
 
 class Heartbeater {

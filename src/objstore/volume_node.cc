@@ -42,6 +42,8 @@ StatusOr<std::unique_ptr<VolumeNode>> VolumeNode::Start(const VolumeNodeOptions&
     ho.public_url = options.public_url;
     ho.data_center = options.data_center;
     ho.rack = options.rack;
+    VolumeServer* server = impl->server.get();
+    ho.needing_repair = [server] { return server->VolumesNeedingRepair(); };
     impl->heartbeat = Heartbeater::Start(ho, impl->store.get());
   }
   return std::unique_ptr<VolumeNode>(new VolumeNode(std::move(impl)));

@@ -576,6 +576,10 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
 uint16_t VolumeServer::http_port() const { return impl_->http->port(); }
 uint16_t VolumeServer::grpc_port() const { return impl_->grpc->port(); }
 
+std::vector<VolumeId> VolumeServer::VolumesNeedingRepair() const {
+  return impl_->anti_entropy ? impl_->anti_entropy->NeedingRepair() : std::vector<VolumeId>{};
+}
+
 void VolumeServer::Stop() {
   if (!impl_) return;
   if (impl_->http) impl_->http->Stop();

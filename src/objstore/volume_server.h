@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "objstore/store.h"
@@ -57,6 +58,9 @@ class VolumeServer {
 
   uint16_t http_port() const;
   uint16_t grpc_port() const;
+  /// Volumes reported for repair after a failed replicated write and not yet
+  /// repaired (see AntiEntropy::ReportForRepair). Thread-safe.
+  std::vector<VolumeId> VolumesNeedingRepair() const;
   /// Stops both listeners and waits for requests in flight.
   void Stop();
 

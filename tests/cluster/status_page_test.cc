@@ -56,6 +56,16 @@ TEST(StatusPage, UnderReplicatedVolumesStandOut) {
   EXPECT_EQ(h.find("replication healthy"), std::string::npos);
 }
 
+TEST(StatusPage, AVolumeReportedForRepairSaysSo) {
+  VolumeReport v = Vol(4, "001", 2);
+  v.needs_repair = true;
+  std::vector<NodeSnapshot> nodes{Node("10.0.0.1:8080", "r1", {v}),
+                                  Node("10.0.0.2:8080", "r1", {Vol(4, "001", 1)})};
+  StatusPageInfo info{"10.0.0.9:9333", 2, "001", 1ull << 30, 3500};
+  std::string h = RenderStatusPage(nodes, {}, info);
+  EXPECT_NE(h.find("needs repair: a replicated write failed"), std::string::npos) << h;
+}
+
 TEST(StatusPage, EscapesEverythingFromHeartbeats) {
   std::vector<NodeSnapshot> nodes{Node("10.0.0.1:8080", "<script>alert(1)</script>", {})};
   nodes[0].info.data_center = "a&b\"c'";

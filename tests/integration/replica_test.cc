@@ -96,6 +96,13 @@ TEST_F(ReplicaTest, AFailedReplicatedWriteIsRepairedWhenTheReplicaReturns) {
   EXPECT_EQ(put.first, 500) << put.second;
   auto status = nlohmann::json::parse(Call(a.http, "GET", "/status").second, nullptr, false);
   EXPECT_EQ(status["volumes_needing_repair"].size(), 1u) << status.dump();
+  // The master hears of it with the next heartbeat (within 250 ms).
+  bool reported = false;
+  for (int i = 0; i < 30 && !reported; ++i) {
+    reported = Get("/cluster/status")["NeedsRepair"].size() == 1;
+    if (!reported) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(reported) << Get("/cluster/status");
   b = start_b();
   bool repaired = false;
   for (int i = 0; i < 150 && !repaired; ++i) {
@@ -109,6 +116,12 @@ TEST_F(ReplicaTest, AFailedReplicatedWriteIsRepairedWhenTheReplicaReturns) {
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(status["volumes_needing_repair"].empty()) << status.dump();
+  bool cleared = false;
+  for (int i = 0; i < 30 && !cleared; ++i) {
+    cleared = Get("/cluster/status")["NeedsRepair"].empty();
+    if (!cleared) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(cleared) << Get("/cluster/status");
 }
 
 // The replica side of replicated writes refuses malformed batches with a
