@@ -221,7 +221,7 @@ class FileClient::Impl {
     return it == open_.end() ? nullptr : it->second;
   }
 
-  void Open(const InodeAttr& attr) {
+  void Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks) {
     std::shared_ptr<OpenInode> s;
     {
       std::lock_guard<std::mutex> g(map_mu_);
@@ -235,7 +235,9 @@ class FileClient::Impl {
     if (!s->Buffered()) {
       s->size = attr.size;
       s->size_stale = false;
-      s->chunks.reset();  // close-to-open: see what others committed
+      // Close-to-open: see what others committed (the list fetched with
+      // `attr`, or a fresh one at the first read).
+      s->chunks = std::move(chunks);
     }
   }
 
@@ -623,7 +625,9 @@ class FileClient::Impl {
 FileClient::FileClient(MetaClient* meta, BlobClient* blobs, FileClientOptions options)
     : impl_(std::make_unique<Impl>(meta, blobs, std::move(options))) {}
 FileClient::~FileClient() = default;
-void FileClient::Open(const InodeAttr& attr) { impl_->Open(attr); }
+void FileClient::Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks) {
+  impl_->Open(attr, std::move(chunks));
+}
 void FileClient::Release(InodeId ino) { impl_->Release(ino); }
 Status FileClient::Write(InodeId ino, uint64_t offset, std::string_view data) {
   return impl_->Write(ino, offset, data);

@@ -65,9 +65,10 @@ class FileClient {
 
   /// Opens `attr.ino` (a regular file) for I/O: the first Open of an inode
   /// sets up its buffers with meta's `attr.size`; later ones share them (and
-  /// refresh the size when nothing is buffered). Pair every Open with a
-  /// Release.
-  void Open(const InodeAttr& attr);
+  /// refresh the size when nothing is buffered). `chunks`, when given, is
+  /// the file's whole visible chunk list fetched with `attr` (GetAttrWithChunks):
+  /// reads then need no ReadChunks call. Pair every Open with a Release.
+  void Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks = std::nullopt);
   /// Drops one Open of `ino`; the last one frees its buffers. Call Flush
   /// before when the data must be committed (Release does not upload).
   void Release(InodeId ino);

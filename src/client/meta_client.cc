@@ -47,6 +47,23 @@ class GrpcMetaClient final : public MetaClient {
 
   StatusOr<InodeAttr> GetAttr(InodeId ino) override { return DoGetAttr(ino, 0); }
 
+  StatusOr<InodeAttr> GetAttrWithChunks(InodeId ino, uint32_t max_chunks,
+                                        std::optional<std::vector<Chunk>>* chunks) override {
+    chunks->reset();
+    pb::GetAttrRequest req;
+    req.set_ino(ino.value);
+    req.set_max_chunks(max_chunks);
+    pb::GetAttrResponse resp;
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "GetAttr", &resp, [&](grpc::ClientContext* c) { return stub_->GetAttr(c, req, &resp); }));
+    if (resp.has_chunks()) {
+      chunks->emplace();
+      (*chunks)->reserve(static_cast<size_t>(resp.chunks_size()));
+      for (const auto& c : resp.chunks()) (*chunks)->push_back(FromPb(c));
+    }
+    return FromPb(resp.attr());
+  }
+
   StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation) override {
     return DoGetAttr(ino, generation);
   }

@@ -43,6 +43,11 @@ class MetaClient {
   virtual StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent,
                                      const std::string& name) = 0;
   virtual StatusOr<InodeAttr> GetAttr(InodeId ino) = 0;
+  /// GetAttr, plus the whole visible chunk list in `*chunks` (as ReadChunks
+  /// returns it) when `ino` is a regular file of at most `max_chunks`
+  /// chunks; otherwise `*chunks` is left empty (nullopt). One round trip.
+  virtual StatusOr<InodeAttr> GetAttrWithChunks(InodeId ino, uint32_t max_chunks,
+                                                std::optional<std::vector<Chunk>>* chunks) = 0;
   /// REQUIRES: generation != 0 (0 means "no check" on the wire).
   virtual StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation) = 0;
   virtual StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino,

@@ -32,6 +32,9 @@ constexpr int kMetaCallTimeoutMs = 60'000;
 /// rename target, marked before the rename; no inode is numbered 0).
 constexpr uint64_t kAnyInode = 0;
 constexpr uint32_t kBlockSize = 1u << 20;  // st_blksize: cp and friends use 1 MiB buffers
+/// Files of at most this many chunks get their chunk list with the
+/// attributes on open (GetAttrWithChunks).
+constexpr uint32_t kChunksWithOpen = 64;
 
 /// The signals that end the mount (libfuse's handlers catch them).
 sigset_t TerminationSignals() {
@@ -441,8 +444,9 @@ class FuseMount::Impl {
   }
 
   /// Sets up I/O on an opened regular file and decides about the page cache.
-  void OpenFile(const InodeAttr& a, fuse_file_info* fi) {
-    files_->Open(a);
+  void OpenFile(const InodeAttr& a, fuse_file_info* fi,
+                std::optional<std::vector<Chunk>> chunks = std::nullopt) {
+    files_->Open(a, std::move(chunks));
     std::lock_guard<std::mutex> g(open_mu_);
     ++open_count_[a.ino.value];
     // Close-to-open: keep the kernel's pages only when nothing changed
@@ -460,7 +464,10 @@ class FuseMount::Impl {
       return (void)fuse_reply_err(req, EROFS);
     }
     const InodeId ino = s->FromFuse(fino);
-    auto a = s->meta_->GetAttr(ino);
+    // The chunk list comes with the attributes (one round trip), so the
+    // first read needs no ReadChunks call.
+    std::optional<std::vector<Chunk>> chunks;
+    auto a = s->meta_->GetAttrWithChunks(ino, kChunksWithOpen, &chunks);
     if (!a.ok()) return ReplyErr(req, a.status());
     if (a->type == FileType::kDirectory) return (void)fuse_reply_err(req, EISDIR);
     if (!s->options_.default_permissions) {
@@ -474,8 +481,9 @@ class FuseMount::Impl {
       // FUSE_CAP_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us.
       a = s->Resize(s->Ctx(req), ino, 0);
       if (!a.ok()) return ReplyErr(req, a.status());
+      chunks.reset();  // the truncate changed them
     }
-    s->OpenFile(*a, fi);
+    s->OpenFile(*a, fi, std::move(chunks));
     fuse_reply_open(req, fi);
   }
 

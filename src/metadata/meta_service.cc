@@ -70,10 +70,17 @@ class Service final : public pb::MetaService::Service {
   grpc::Status GetAttr(grpc::ServerContext*, const pb::GetAttrRequest* req,
                        pb::GetAttrResponse* resp) override {
     InodeId ino(req->ino());
-    return ReplyAttr(
-        "GetAttr",
-        req->generation() != 0 ? ns_->GetAttrChecked(ino, req->generation()) : ns_->GetAttr(ino),
-        resp);
+    auto a =
+        req->generation() != 0 ? ns_->GetAttrChecked(ino, req->generation()) : ns_->GetAttr(ino);
+    if (a.ok() && req->max_chunks() > 0 && a->type == FileType::kRegular) {
+      // The whole visible list; a failure here only means no list.
+      auto c = ns_->ReadChunks(ino, 0, uint64_t{1} << 62);
+      if (c.ok() && c->size() <= req->max_chunks()) {
+        resp->set_has_chunks(true);
+        for (const Chunk& chunk : *c) ToPb(chunk, resp->add_chunks());
+      }
+    }
+    return ReplyAttr("GetAttr", a, resp);
   }
 
   grpc::Status SetAttr(grpc::ServerContext*, const pb::SetAttrRequest* req,

@@ -56,6 +56,20 @@ TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
   ASSERT_TRUE(chunks.ok());
   ASSERT_EQ(chunks->size(), 1u);
   EXPECT_EQ((*chunks)[0].file_id, "3,01637037d6");
+  // GetAttr can bring the whole chunk list along (one round trip on open).
+  std::optional<std::vector<Chunk>> with;
+  auto wa = client_->GetAttrWithChunks(f->ino, 64, &with);
+  ASSERT_TRUE(wa.ok()) << wa.status().ToString();
+  EXPECT_EQ(wa->size, 5u);
+  ASSERT_TRUE(with.has_value());
+  ASSERT_EQ(with->size(), 1u);
+  EXPECT_EQ((*with)[0].file_id, "3,01637037d6");
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,02637037d6", 5, 5, 0}}, 10).ok());
+  EXPECT_TRUE(client_->GetAttrWithChunks(f->ino, 1, &with).ok());
+  EXPECT_FALSE(with.has_value()) << "more chunks than asked for: no list";
+  EXPECT_TRUE(client_->GetAttrWithChunks(dir->ino, 64, &with).ok());
+  EXPECT_FALSE(with.has_value()) << "a directory has no chunks";
+  EXPECT_EQ(client_->GetAttrWithChunks(InodeId(987654), 64, &with).status().posix_errno(), ENOENT);
   ASSERT_TRUE(client_->SetXattr(root_, f->ino, "user.tag", std::string("a\0b", 3), 0).ok());
   EXPECT_EQ(*client_->GetXattr(root_, f->ino, "user.tag"), std::string("a\0b", 3));
   // A name with bytes that are not UTF-8 is a valid POSIX name.
@@ -68,7 +82,7 @@ TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
     if (e.name == odd) {
       found = true;
       ASSERT_TRUE(e.attr.has_value());
-      EXPECT_EQ(e.attr->size, 5u);
+      EXPECT_EQ(e.attr->size, 10u);
     }
   }
   EXPECT_TRUE(found);
