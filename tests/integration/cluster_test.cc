@@ -31,6 +31,14 @@ class ClusterTest : public ClusterFixture {
     ASSERT_NO_FATAL_FAILURE(WaitForNodes(4));
   }
   std::string Url(const Proc& p) const { return "127.0.0.1:" + std::to_string(p.http); }
+  /// The tails of every process's log, for failure messages.
+  std::string Logs() const {
+    std::string out;
+    for (const Proc* p : {&master_, &a_, &b_, &c_, &d_}) {
+      if (p->process) out += "--- port " + std::to_string(p->http) + ":\n" + p->process->LogTail();
+    }
+    return out;
+  }
   BlobClientOptions ClientOptions() const {
     BlobClientOptions o;
     o.master = "127.0.0.1:" + std::to_string(master_.http);
@@ -175,6 +183,7 @@ TEST_F(ClusterTest, KillNineDuringAWriteLoadLosesNoAcknowledgedBlob) {
   BlobClient client(ClientOptions());
   std::mutex mu;
   std::map<std::string, std::string> acked;  // GUARDED_BY(mu)
+  std::string last_error;                    // GUARDED_BY(mu): of the last failed upload
   std::atomic<int> acked_after_kill{0};
   std::atomic<bool> killed{false};
   std::thread writer([&] {
@@ -185,7 +194,11 @@ TEST_F(ClusterTest, KillNineDuringAWriteLoadLosesNoAcknowledgedBlob) {
       if (killed && acked_after_kill >= 100) break;
       std::string data = "load " + std::to_string(i) + std::string((i * 131) % 5000, 'k');
       auto fid = client.Upload(data, up);
-      if (!fid.ok()) continue;  // not acknowledged: no promise made
+      if (!fid.ok()) {  // not acknowledged: no promise made
+        std::lock_guard<std::mutex> l(mu);
+        last_error = fid.status().ToString();
+        continue;
+      }
       std::lock_guard<std::mutex> l(mu);
       acked[*fid] = data;
       if (killed) ++acked_after_kill;
@@ -212,7 +225,12 @@ TEST_F(ClusterTest, KillNineDuringAWriteLoadLosesNoAcknowledgedBlob) {
   killed = true;
   victim.process->Wait();
   writer.join();
-  EXPECT_GT(acked_after_kill.load(), 0) << "the load went on after the kill";
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_GT(acked_after_kill.load(), 0)
+        << "the load went on after the kill; last error: " << last_error << "\n"
+        << Logs();
+  }
   // After the dead-node timeout (3 s) and the grace period (1 s), each of
   // the victim's volumes gets its copy back, on the other r1 server.
   bool restored = false;
@@ -224,7 +242,7 @@ TEST_F(ClusterTest, KillNineDuringAWriteLoadLosesNoAcknowledgedBlob) {
     }
     if (!restored) std::this_thread::sleep_for(100ms);
   }
-  EXPECT_TRUE(restored) << Get("/vol/status");
+  EXPECT_TRUE(restored) << Get("/vol/status") << "\n" << Logs();
   for (const auto& [vid, nodes] : Holders(Get("/vol/status"))) {
     EXPECT_EQ(nodes.size(), 2u) << "volume " << vid;
     std::set<std::string> racks;
