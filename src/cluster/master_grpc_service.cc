@@ -92,6 +92,7 @@ class Service final : public pb::Master::Service {
       }
       pb::HeartbeatResponse resp;
       resp.set_volume_size_limit(limit_);
+      resp.set_cluster_id(ops_->ClusterId());
       if (hb.delta()) {
         std::vector<VolumeId> deleted;
         for (uint32_t id : hb.deleted_volume_ids()) deleted.push_back(VolumeId(id));

@@ -39,6 +39,8 @@ class MasterOps {
   virtual StatusOr<AssignResult> Assign(const AssignRequest& req) = 0;
   /// Where volume `id` lives. Errors: kNotFound.
   virtual StatusOr<std::vector<VolumeLocation>> Lookup(VolumeId id) = 0;
+  /// The cluster's id (MasterState::cluster_id).
+  virtual uint64_t ClusterId() const = 0;
 };
 
 }  // namespace needlefs

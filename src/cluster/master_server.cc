@@ -106,6 +106,7 @@ struct MasterServer::Impl final : public MasterOps {
   StatusOr<AssignResult> Assign(const AssignRequest& req) override;
   StatusOr<AssignResult> DoAssign(const AssignRequest& req);
   StatusOr<std::vector<VolumeLocation>> Lookup(VolumeId id) override;
+  uint64_t ClusterId() const override { return state->cluster_id(); }
   HttpResponse AssignHttp(HttpRequest& req);
   HttpResponse LookupHttp(HttpRequest& req);
   HttpResponse ClusterStatus();

@@ -1,6 +1,7 @@
 #include "cluster/master_state.h"
 
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "common/file.h"
 
@@ -41,12 +42,23 @@ StatusOr<std::unique_ptr<MasterState>> MasterState::Open(std::unique_ptr<StateSt
     st->key_ceiling_ = j["key_ceiling"].get<uint64_t>();
     st->next_key_ = st->key_ceiling_;  // keys below may have been handed out
     st->max_volume_id_ = j["max_volume_id"].get<uint32_t>();
+    if (j["cluster_id"].is_number_unsigned()) st->cluster_id_ = j["cluster_id"].get<uint64_t>();
+  }
+  if (st->cluster_id_ == 0) {  // first start (or a state from before cluster ids)
+    std::random_device rd;
+    while (st->cluster_id_ == 0) st->cluster_id_ = (uint64_t{rd()} << 32) | rd();
+    // Saved now when possible; otherwise with the next state change (a
+    // master that cannot save hands nothing out anyway).
+    std::lock_guard<std::mutex> l(st->mu_);
+    st->SaveLocked().IgnoreError();
   }
   return st;
 }
 
 Status MasterState::SaveLocked() {
-  nlohmann::json j{{"key_ceiling", key_ceiling_}, {"max_volume_id", max_volume_id_}};
+  nlohmann::json j{{"key_ceiling", key_ceiling_},
+                   {"max_volume_id", max_volume_id_},
+                   {"cluster_id", cluster_id_}};
   return storage_->Save(j.dump());
 }
 

@@ -51,6 +51,10 @@ class MasterState {
   /// `seen_max` (from the topology). Saved before it is returned.
   StatusOr<VolumeId> NextVolumeId(VolumeId seen_max);
   VolumeId max_volume_id() const;
+  /// This cluster's random id, made at the first start and kept: volume
+  /// servers learn it from heartbeats and refuse replication traffic of
+  /// another cluster (a stale address reused by someone else's server).
+  uint64_t cluster_id() const { return cluster_id_; }
 
  private:
   MasterState(std::unique_ptr<StateStorage> storage, uint64_t key_batch)
@@ -63,6 +67,7 @@ class MasterState {
   uint64_t next_key_ = 1;       // GUARDED_BY(mu_)
   uint64_t key_ceiling_ = 1;    // GUARDED_BY(mu_): saved; keys below it may be out
   uint32_t max_volume_id_ = 0;  // GUARDED_BY(mu_)
+  uint64_t cluster_id_ = 0;     // set in Open, then constant
 };
 
 }  // namespace needlefs

@@ -35,6 +35,7 @@
 
 #include "common/status.h"
 #include "common/types.h"
+#include "objstore/cluster_id.h"
 #include "objstore/store.h"
 
 namespace needlefs {
@@ -89,7 +90,9 @@ using ReplicaFinder =
 /// Finds replicas through the master's /dir/lookup (`master`: its HTTP
 /// "host:port"; `self`: this server's "ip:port" as the master knows it)
 /// and reads them over the volume servers' gRPC admin service.
-ReplicaFinder MasterReplicaFinder(const std::string& master, const std::string& self);
+/// Requests carry `cluster_id` (objstore/cluster_id.h; may be null).
+ReplicaFinder MasterReplicaFinder(const std::string& master, const std::string& self,
+                                  ClusterIdCell cluster_id = nullptr);
 
 struct AntiEntropyOptions {
   /// Time between two rounds over every replicated volume; 0 = no

@@ -54,7 +54,8 @@ namespace pb = ::needlefs::volume;
 
 class GrpcReplicaPeer final : public ReplicaPeer {
  public:
-  explicit GrpcReplicaPeer(std::string grpc_addr) : name_(std::move(grpc_addr)) {
+  GrpcReplicaPeer(std::string grpc_addr, ClusterIdCell cluster_id)
+      : name_(std::move(grpc_addr)), cluster_id_(std::move(cluster_id)) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);  // one record may be as large as a blob
     stub_ = pb::VolumeServer::NewStub(
@@ -65,6 +66,7 @@ class GrpcReplicaPeer final : public ReplicaPeer {
   Status Digest(VolumeId id, VolumeDigest* out) override {
     pb::VolumeDigestRequest req;
     req.set_volume_id(id.value);
+    req.set_cluster_id(Cluster());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
     auto reader = stub_->VolumeDigest(&ctx, req);
@@ -84,6 +86,7 @@ class GrpcReplicaPeer final : public ReplicaPeer {
                      std::vector<std::string>* out) override {
     pb::ReadRecordsRequest req;
     req.set_volume_id(id.value);
+    req.set_cluster_id(Cluster());
     req.set_compaction_revision(revision);
     for (const auto& e : which) {
       req.add_keys(e.key.value);
@@ -100,6 +103,7 @@ class GrpcReplicaPeer final : public ReplicaPeer {
   Status RequestPull(VolumeId id) override {
     pb::SyncVolumeRequest req;
     req.set_volume_id(id.value);
+    req.set_cluster_id(Cluster());
     pb::SyncVolumeResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
@@ -112,26 +116,30 @@ class GrpcReplicaPeer final : public ReplicaPeer {
   }
 
  private:
+  uint64_t Cluster() const { return cluster_id_ ? cluster_id_->load() : 0; }
   const std::string name_;
+  const ClusterIdCell cluster_id_;
   std::unique_ptr<pb::VolumeServer::Stub> stub_;
 };
 
 }  // namespace
 
-ReplicaFinder MasterReplicaFinder(const std::string& master, const std::string& self) {
+ReplicaFinder MasterReplicaFinder(const std::string& master, const std::string& self,
+                                  ClusterIdCell cluster_id) {
   struct Lookup {
     HttpClientPool pool{30'000, 2};
     VolumeLocator locator;
     explicit Lookup(const std::string& m) : locator(m, &pool, 0) {}
   };
   auto lookup = std::make_shared<Lookup>(master);
-  return [lookup, self](VolumeId id) -> StatusOr<std::vector<std::unique_ptr<ReplicaPeer>>> {
+  return [lookup, self,
+          cluster_id](VolumeId id) -> StatusOr<std::vector<std::unique_ptr<ReplicaPeer>>> {
     NEEDLEFS_ASSIGN_OR_RETURN(auto replicas,
                               lookup->locator.LookupReplicas(std::to_string(id.value), true));
     std::vector<std::unique_ptr<ReplicaPeer>> peers;
     for (const auto& r : replicas) {
       if (r.url != self && !r.grpc.empty())
-        peers.push_back(std::make_unique<GrpcReplicaPeer>(r.grpc));
+        peers.push_back(std::make_unique<GrpcReplicaPeer>(r.grpc, cluster_id));
     }
     return peers;
   };

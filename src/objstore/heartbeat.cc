@@ -146,6 +146,9 @@ class GrpcHeartbeater final : public Heartbeater {
         pb::HeartbeatResponse resp;
         if (ok) ok = stream->Read(&resp);
         full = ok && resp.send_full_state();
+        if (ok && resp.cluster_id() && options_.on_cluster_id) {
+          options_.on_cluster_id(resp.cluster_id());
+        }
         if (ok && !connected_logged) {
           spdlog::info("volume.heartbeat connected master={}", options_.master);
           connected_logged = true;

@@ -33,6 +33,8 @@ struct HeartbeatOptions {
   /// The volumes reported for repair (AntiEntropy::NeedingRepair); null =
   /// none. Called from the heartbeat thread.
   std::function<std::vector<VolumeId>()> needing_repair;
+  /// Receives the cluster id from each answer of the master; null = ignore.
+  std::function<void(uint64_t)> on_cluster_id;
 };
 
 class Heartbeater {

@@ -92,8 +92,10 @@ struct ReplicaForwarder::Sender {
   std::thread thread;
 };
 
-ReplicaForwarder::ReplicaForwarder(std::string master, std::string self)
-    : self_(std::move(self)), locator_(std::move(master), &pool_, 10'000) {}
+ReplicaForwarder::ReplicaForwarder(std::string master, std::string self, ClusterIdCell cluster_id)
+    : self_(std::move(self)),
+      cluster_id_(std::move(cluster_id)),
+      locator_(std::move(master), &pool_, 10'000) {}
 
 ReplicaForwarder::~ReplicaForwarder() {
   std::lock_guard<std::mutex> l(senders_mu_);
@@ -180,7 +182,9 @@ void ReplicaForwarder::SendLoop(VolumeId volume, Sender* s) {
     for (const auto& t : batch) body += t->record;
     const Status st =
         Forward(volume, batch.front()->copies, "POST",
-                "/admin/replicate?volume=" + std::to_string(volume.value), body, {}, {200});
+                "/admin/replicate?volume=" + std::to_string(volume.value) +
+                    "&cluster=" + std::to_string(cluster_id_ ? cluster_id_->load() : 0),
+                body, {}, {200});
     l.lock();
     for (auto& t : batch) {
       t->status = st;

@@ -23,6 +23,7 @@
 #include "common/http.h"
 #include "common/status.h"
 #include "common/types.h"
+#include "objstore/cluster_id.h"
 
 namespace needlefs {
 
@@ -30,7 +31,9 @@ class ReplicaForwarder {
  public:
   /// `master`: the master's HTTP "host:port". `self`: this server's
   /// "ip:port" as the master knows it (excluded from the targets).
-  ReplicaForwarder(std::string master, std::string self);
+  /// `cluster_id`: this server's cluster (objstore/cluster_id.h), stamped
+  /// on every batch.
+  ReplicaForwarder(std::string master, std::string self, ClusterIdCell cluster_id);
   /// Stops the sender threads (records still queued fail with kAborted).
   ~ReplicaForwarder();
   ReplicaForwarder(const ReplicaForwarder&) = delete;
@@ -75,6 +78,7 @@ class ReplicaForwarder {
   void SendLoop(VolumeId volume, Sender* s);
 
   const std::string self_;
+  const ClusterIdCell cluster_id_;
   HttpClientPool pool_{30'000};
   std::mutex senders_mu_;
   std::map<VolumeId, std::unique_ptr<Sender>> senders_;  // GUARDED_BY(senders_mu_)

@@ -61,8 +61,11 @@ TailFetcher GrpcTailFetcher(const std::string& source, VolumeId id) {
 
 class Service final : public pb::VolumeServer::Service {
  public:
-  Service(Store* store, AntiEntropy* anti_entropy)
-      : store_(store), anti_entropy_(anti_entropy), copier_(store) {}
+  Service(Store* store, AntiEntropy* anti_entropy, ClusterIdCell cluster_id)
+      : store_(store),
+        anti_entropy_(anti_entropy),
+        cluster_id_(std::move(cluster_id)),
+        copier_(store) {}
 
   grpc::Status AllocateVolume(grpc::ServerContext*, const pb::AllocateVolumeRequest* req,
                               pb::AllocateVolumeResponse*) override {
@@ -161,6 +164,7 @@ class Service final : public pb::VolumeServer::Service {
 
   grpc::Status VolumeDigest(grpc::ServerContext*, const pb::VolumeDigestRequest* req,
                             grpc::ServerWriter<pb::VolumeDigestChunk>* writer) override {
+    if (Status s = CheckCluster(req->cluster_id()); !s.ok()) return ToGrpc(s);
     auto v = store_->GetVolume(VolumeId(req->volume_id()));
     if (!v) return ToGrpc(Status::NotFound("volume " + std::to_string(req->volume_id())));
     ::needlefs::VolumeDigest d;
@@ -181,6 +185,7 @@ class Service final : public pb::VolumeServer::Service {
 
   grpc::Status ReadRecords(grpc::ServerContext*, const pb::ReadRecordsRequest* req,
                            pb::ReadRecordsResponse* resp) override {
+    if (Status s = CheckCluster(req->cluster_id()); !s.ok()) return ToGrpc(s);
     if (req->keys_size() != req->offset_units_size()) {
       return ToGrpc(Status::InvalidArgument("keys and offset_units differ in length"));
     }
@@ -196,6 +201,7 @@ class Service final : public pb::VolumeServer::Service {
 
   grpc::Status SyncVolume(grpc::ServerContext*, const pb::SyncVolumeRequest* req,
                           pb::SyncVolumeResponse* resp) override {
+    if (Status s = CheckCluster(req->cluster_id()); !s.ok()) return ToGrpc(s);
     if (!anti_entropy_) {
       return ToGrpc(Status::FailedPrecondition("this volume server has no master: no replicas"));
     }
@@ -212,8 +218,17 @@ class Service final : public pb::VolumeServer::Service {
   }
 
  private:
+  /// Refuses a caller of another cluster (objstore/cluster_id.h).
+  Status CheckCluster(uint64_t theirs) const {
+    const uint64_t ours = cluster_id_ ? cluster_id_->load() : 0;
+    if (SameCluster(ours, theirs)) return Status::OK();
+    return Status::FailedPrecondition("request of cluster " + std::to_string(theirs) +
+                                      " at a server of cluster " + std::to_string(ours));
+  }
+
   Store* store_;
   AntiEntropy* anti_entropy_;  // null without a master
+  const ClusterIdCell cluster_id_;
   VolumeCopier copier_;
 };
 
@@ -221,9 +236,10 @@ class Service final : public pb::VolumeServer::Service {
 
 StatusOr<std::unique_ptr<VolumeGrpcServer>> VolumeGrpcServer::Start(Store* store,
                                                                     AntiEntropy* anti_entropy,
+                                                                    ClusterIdCell cluster_id,
                                                                     const std::string& ip,
                                                                     uint16_t port) {
-  auto service = std::make_unique<Service>(store, anti_entropy);
+  auto service = std::make_unique<Service>(store, anti_entropy, std::move(cluster_id));
   NEEDLEFS_ASSIGN_OR_RETURN(auto server, GrpcServer::Start({service.get()}, ip, port));
   return std::unique_ptr<VolumeGrpcServer>(
       new GrpcServiceHost<VolumeGrpcServer, Service>(std::move(service), std::move(server)));

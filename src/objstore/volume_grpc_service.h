@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "objstore/cluster_id.h"
 #include "objstore/store.h"
 
 namespace needlefs {
@@ -20,7 +21,10 @@ class VolumeGrpcServer {
   /// port). `anti_entropy` (may be null: SyncVolume is then refused) and
   /// `store` are not owned and must outlive the server. Errors:
   /// kUnavailable when the port cannot be bound.
+  /// `cluster_id` (may be null): requests of anti-entropy from another
+  /// cluster are refused (objstore/cluster_id.h).
   static StatusOr<std::unique_ptr<VolumeGrpcServer>> Start(Store* store, AntiEntropy* anti_entropy,
+                                                           ClusterIdCell cluster_id,
                                                            const std::string& ip, uint16_t port);
   virtual ~VolumeGrpcServer() = default;
   virtual uint16_t port() const = 0;

@@ -44,6 +44,7 @@ StatusOr<std::unique_ptr<VolumeNode>> VolumeNode::Start(const VolumeNodeOptions&
     ho.rack = options.rack;
     VolumeServer* server = impl->server.get();
     ho.needing_repair = [server] { return server->VolumesNeedingRepair(); };
+    ho.on_cluster_id = [server](uint64_t id) { server->SetClusterId(id); };
     impl->heartbeat = Heartbeater::Start(ho, impl->store.get());
   }
   return std::unique_ptr<VolumeNode>(new VolumeNode(std::move(impl)));

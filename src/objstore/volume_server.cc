@@ -178,7 +178,8 @@ struct VolumeServer::Impl {
   std::unique_ptr<VolumeGrpcServer> grpc;
   std::unique_ptr<ReplicaForwarder> forwarder;  // null without a master
   std::unique_ptr<AntiEntropy> anti_entropy;    // null without a master
-  prometheus::Histogram* latency[4];            // GET, PUT, DELETE, other
+  ClusterIdCell cluster_id = std::make_shared<std::atomic<uint64_t>>(0);
+  prometheus::Histogram* latency[4];  // GET, PUT, DELETE, other
 
   HttpResponse Handle(HttpRequest& req);
   HttpResponse HandleStatus();
@@ -496,6 +497,15 @@ HttpResponse VolumeServer::Impl::HandleReplicate(HttpRequest& req) {
       std::stoull(v) > 0xFFFFFFFFull) {
     return HttpResponse::Error(400, "volume is missing or malformed");
   }
+  const std::string c = req.QueryParam("cluster");
+  const uint64_t theirs =
+      !c.empty() && c.size() <= 20 && c.find_first_not_of("0123456789") == std::string::npos
+          ? std::stoull(c)
+          : 0;
+  if (!SameCluster(cluster_id->load(), theirs)) {
+    return HttpResponse::Error(409, "records of cluster " + c + " sent to a server of cluster " +
+                                        std::to_string(cluster_id->load()));
+  }
   auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(std::stoull(v))));
   if (!vol) return HttpResponse::Error(404, "volume " + v + " not found");
   std::vector<std::string_view> records;
@@ -559,14 +569,15 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
       impl->http, HttpServer::Start(http, [raw](HttpRequest& r) { return raw->Handle(r); }));
   if (!options.master.empty()) {
     const std::string self = JoinHostPort(options.ip, impl->http->port());
-    impl->forwarder = std::make_unique<ReplicaForwarder>(options.master, self);
+    impl->forwarder = std::make_unique<ReplicaForwarder>(options.master, self, impl->cluster_id);
     AntiEntropyOptions ae;
     ae.interval_ms = options.anti_entropy_interval_ms;
-    impl->anti_entropy =
-        std::make_unique<AntiEntropy>(store, MasterReplicaFinder(options.master, self), ae);
+    impl->anti_entropy = std::make_unique<AntiEntropy>(
+        store, MasterReplicaFinder(options.master, self, impl->cluster_id), ae);
   }
-  NEEDLEFS_ASSIGN_OR_RETURN(impl->grpc, VolumeGrpcServer::Start(store, impl->anti_entropy.get(),
-                                                                options.ip, options.grpc_port));
+  NEEDLEFS_ASSIGN_OR_RETURN(
+      impl->grpc, VolumeGrpcServer::Start(store, impl->anti_entropy.get(), impl->cluster_id,
+                                          options.ip, options.grpc_port));
   if (impl->anti_entropy) impl->anti_entropy->Start();
   spdlog::info("volume_server.start http={}:{} grpc={}:{}", options.ip, impl->http->port(),
                options.ip, impl->grpc->port());
@@ -575,6 +586,8 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
 
 uint16_t VolumeServer::http_port() const { return impl_->http->port(); }
 uint16_t VolumeServer::grpc_port() const { return impl_->grpc->port(); }
+
+void VolumeServer::SetClusterId(uint64_t id) { impl_->cluster_id->store(id); }
 
 std::vector<VolumeId> VolumeServer::VolumesNeedingRepair() const {
   return impl_->anti_entropy ? impl_->anti_entropy->NeedingRepair() : std::vector<VolumeId>{};

@@ -61,6 +61,8 @@ class VolumeServer {
   /// Volumes reported for repair after a failed replicated write and not yet
   /// repaired (see AntiEntropy::ReportForRepair). Thread-safe.
   std::vector<VolumeId> VolumesNeedingRepair() const;
+  /// The cluster id the master announced (see objstore/cluster_id.h).
+  void SetClusterId(uint64_t id);
   /// Stops both listeners and waits for requests in flight.
   void Stop();
 

@@ -68,6 +68,22 @@ TEST_F(MasterStateTest, KeysGrowPastWhatTheVolumeServersHold) {
   EXPECT_GT(*(*st)->NextFileKeys(1), 5007u) << "the raised position was saved before use";
 }
 
+TEST_F(MasterStateTest, TheClusterIdIsMadeOnceAndKept) {
+  uint64_t id;
+  {
+    auto st = MasterState::Open(NewFileStateStorage(path_));
+    ASSERT_TRUE(st.ok());
+    id = (*st)->cluster_id();
+    EXPECT_NE(id, 0u);
+  }
+  auto st = MasterState::Open(NewFileStateStorage(path_));
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ((*st)->cluster_id(), id);
+  std::filesystem::remove(path_);
+  auto other = MasterState::Open(NewFileStateStorage(path_));
+  EXPECT_NE((*other)->cluster_id(), id) << "a new cluster gets a new id";
+}
+
 TEST_F(MasterStateTest, CorruptStateIsRefused) {
   std::ofstream(path_) << "{not json";
   EXPECT_TRUE(MasterState::Open(NewFileStateStorage(path_)).status().IsCorruption());

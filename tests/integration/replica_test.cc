@@ -137,6 +137,14 @@ TEST_F(ReplicaTest, MalformedReplicationBatchesAreRefused) {
   EXPECT_EQ(Call(a.http, "POST", "/admin/replicate?volume=" + vid, "short").first, 400);
   EXPECT_EQ(Call(a.http, "POST", "/admin/replicate?volume=99999", "").first, 404);
   EXPECT_EQ(Call(a.http, "GET", "/admin/replicate?volume=" + vid).first, 405);
+  // Records stamped by another cluster (a stale address now used by someone
+  // else's server) are refused once the server knows its own cluster.
+  int foreign = 0;
+  for (int i = 0; i < 30 && foreign != 409; ++i) {
+    foreign = Call(a.http, "POST", "/admin/replicate?volume=" + vid + "&cluster=12345", "").first;
+    if (foreign != 409) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(foreign, 409);
   // A real record, then one byte of it flipped.
   ASSERT_EQ(Call(a.http, "PUT", "/" + fid, "replicated bytes").first, 201);
   ASSERT_EQ(Call(b.http, "GET", "/" + fid).second, "replicated bytes");
