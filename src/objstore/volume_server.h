@@ -6,6 +6,9 @@
 //   GET|HEAD /<fid>   ETag, Last-Modified, Content-Type, Range (206/416),
 //                     If-None-Match / If-Modified-Since (304), gzip
 //   DELETE   /<fid>   -> 202 {"size"}
+//   POST /admin/replicate?volume=V&cluster=C  records of a replicated write
+//                     or delete from the volume's primary, back to back
+//                     (ReplicaForwarder); 409 for another cluster's
 //   GET /status (JSON), /metrics (Prometheus), /healthz
 // Errors: malformed fid 400, unknown volume or cookie mismatch 404, body too
 // large 413, read-only or full volume 409, corrupt needle 500; bodies are
