@@ -5,9 +5,11 @@
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
 
+#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/crc32c.h"
 #include "common/file_id.h"
@@ -167,6 +169,15 @@ bool ParseRange(std::string_view h, uint64_t size, uint64_t* first, uint64_t* la
   if (!b.empty() && std::stoull(b) < *first) return false;  // invalid: ignore per RFC 7233
   if (*first >= size) *unsatisfiable = true;
   return true;
+}
+
+/// A decimal number of at most 64 bits; nullopt for anything else (empty,
+/// a non-digit, or too large: never an exception).
+std::optional<uint64_t> ParseDecimal(std::string_view s) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
 }
 
 }  // namespace
@@ -493,20 +504,18 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
 HttpResponse VolumeServer::Impl::HandleReplicate(HttpRequest& req) {
   if (req.method != "POST") return HttpResponse::Error(405, "POST records");
   const std::string v = req.QueryParam("volume");
-  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoull(v) > 0xFFFFFFFFull) {
+  const auto vid = ParseDecimal(v);
+  if (!vid || *vid > 0xFFFFFFFFull)
     return HttpResponse::Error(400, "volume is missing or malformed");
-  }
+  // Ids are random 64-bit numbers; a missing or malformed one counts as
+  // unknown (0), as from a server that has not heard from its master.
   const std::string c = req.QueryParam("cluster");
-  const uint64_t theirs =
-      !c.empty() && c.size() <= 20 && c.find_first_not_of("0123456789") == std::string::npos
-          ? std::stoull(c)
-          : 0;
+  const uint64_t theirs = ParseDecimal(c).value_or(0);
   if (!SameCluster(cluster_id->load(), theirs)) {
     return HttpResponse::Error(409, "records of cluster " + c + " sent to a server of cluster " +
                                         std::to_string(cluster_id->load()));
   }
-  auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(std::stoull(v))));
+  auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(*vid)));
   if (!vol) return HttpResponse::Error(404, "volume " + v + " not found");
   std::vector<std::string_view> records;
   std::string_view body(req.body);

@@ -145,6 +145,16 @@ TEST_F(ReplicaTest, MalformedReplicationBatchesAreRefused) {
     if (foreign != 409) std::this_thread::sleep_for(100ms);
   }
   EXPECT_EQ(foreign, 409);
+  EXPECT_EQ(
+      Call(a.http, "POST", "/admin/replicate?volume=" + vid + "&cluster=18446744073709551615", "")
+          .first,
+      409)
+      << "a 20-digit id is an id";
+  // Past 64 bits is no id at all (unknown): no exception, an empty batch.
+  EXPECT_EQ(
+      Call(a.http, "POST", "/admin/replicate?volume=" + vid + "&cluster=99999999999999999999", "")
+          .first,
+      200);
   // A real record, then one byte of it flipped.
   ASSERT_EQ(Call(a.http, "PUT", "/" + fid, "replicated bytes").first, 201);
   ASSERT_EQ(Call(b.http, "GET", "/" + fid).second, "replicated bytes");
