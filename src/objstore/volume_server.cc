@@ -206,6 +206,27 @@ struct VolumeServer::Impl {
   /// Copies the volume's placement asks for, when this request must be
   /// forwarded to replicas (0: no forwarding).
   int ReplicasToForward(HttpRequest& req, Volume& vol);
+  /// Replication of one write or delete: the hook for Volume::Write/Delete
+  /// queues the stored record for the other replicas (empty when `copies` is
+  /// 0), and Await waits for them; a failure reports the volume for repair.
+  struct Replication {
+    Impl* impl;
+    VolumeId volume;
+    int copies;
+    std::shared_ptr<ReplicaForwarder::Ticket> ticket;
+    Volume::RecordHook Hook() {
+      if (copies <= 0) return nullptr;
+      return [this](const std::string& rec) {
+        ticket = impl->forwarder->Enqueue(volume, copies, rec);
+      };
+    }
+    Status Await() {
+      if (!ticket) return Status::OK();
+      Status s = impl->forwarder->Wait(ticket);
+      if (!s.ok() && impl->anti_entropy) impl->anti_entropy->ReportForRepair(volume);
+      return s;
+    }
+  };
   void Count(const std::string& method, int status);
 };
 
@@ -484,17 +505,11 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   // same append time), queued once every local check passed and batched
   // with the other writes to this volume in flight; their durability waits
   // overlap this one's.
-  std::shared_ptr<ReplicaForwarder::Ticket> replicated;
-  auto r = vol->Write(std::move(n), copies > 0 ? Volume::RecordHook([&](const std::string& rec) {
-                        replicated = forwarder->Enqueue(fid.volume, copies, rec);
-                      })
-                                               : Volume::RecordHook());
-  const Status fs = replicated ? forwarder->Wait(replicated) : Status::OK();
+  Replication replication{this, fid.volume, copies, nullptr};
+  auto r = vol->Write(std::move(n), replication.Hook());
+  const Status fs = replication.Await();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "write"), r.status().message());
-  if (!fs.ok()) {
-    if (anti_entropy) anti_entropy->ReportForRepair(fid.volume);
-    return HttpResponse::Error(500, "stored here, but " + std::string(fs.message()));
-  }
+  if (!fs.ok()) return HttpResponse::Error(500, "stored here, but " + std::string(fs.message()));
   nlohmann::json j{{"name", up.name}, {"size", original_size}, {"eTag", Hex32(r->data_crc)}};
   HttpResponse resp = HttpResponse::Json(201, j.dump());
   resp.headers["ETag"] = "\"" + Hex32(r->data_crc) + "\"";
@@ -538,18 +553,11 @@ HttpResponse VolumeServer::Impl::HandleDelete(HttpRequest& req, const FileId& fi
   const int copies = ReplicasToForward(req, *vol);
   // The tombstone travels like a write (same queue, so it never overtakes
   // a write of the same needle still on its way).
-  std::shared_ptr<ReplicaForwarder::Ticket> replicated;
-  auto r = vol->Delete(fid.key, fid.cookie,
-                       copies > 0 ? Volume::RecordHook([&](const std::string& rec) {
-                         replicated = forwarder->Enqueue(fid.volume, copies, rec);
-                       })
-                                  : Volume::RecordHook());
-  const Status fs = replicated ? forwarder->Wait(replicated) : Status::OK();
+  Replication replication{this, fid.volume, copies, nullptr};
+  auto r = vol->Delete(fid.key, fid.cookie, replication.Hook());
+  const Status fs = replication.Await();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "delete"), r.status().message());
-  if (!fs.ok()) {
-    if (anti_entropy) anti_entropy->ReportForRepair(fid.volume);
-    return HttpResponse::Error(500, "deleted here, but " + std::string(fs.message()));
-  }
+  if (!fs.ok()) return HttpResponse::Error(500, "deleted here, but " + std::string(fs.message()));
   return HttpResponse::Json(202, nlohmann::json{{"size", *r}}.dump());
 }
 
