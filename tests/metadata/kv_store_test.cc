@@ -324,5 +324,42 @@ TEST(RocksDbKvStoreTest, DataSurvivesReopen) {
   EXPECT_TRUE((*store)->Flush().ok());
 }
 
+/// Bytes in the RocksDB write-ahead log files (*.log) of `path`.
+uintmax_t WalBytes(const std::string& path) {
+  uintmax_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(path)) {
+    if (e.path().extension() == ".log") n += e.file_size();
+  }
+  return n;
+}
+
+// A lookup is a read-only transaction. Committing one must not append an
+// empty batch to the log (with sync, that was an fdatasync per lookup), yet it
+// must still release its GetForUpdate locks.
+TEST(RocksDbKvStoreTest, ReadOnlyCommitWritesNothingToTheLog) {
+  TempDir dir;
+  const std::string path = dir.path() + "/kv";
+  KvOptions options;
+  options.sync = true;
+  options.lock_timeout_ms = 100;
+  auto store = OpenRocksDbKvStore(path, options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  PutAll(**store, {{"k", "v"}});
+  const uintmax_t before = WalBytes(path);
+  ASSERT_GT(before, 0u);
+  for (int i = 0; i < 50; ++i) {
+    auto t = (*store)->Begin();
+    auto v = t->GetForUpdate("k");
+    ASSERT_TRUE(v.ok() && *v == std::optional<std::string>("v"));
+    ASSERT_TRUE(t->Get("absent").ok());
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  EXPECT_EQ(WalBytes(path), before);
+  // The lock on "k" was released: a writer gets it at once.
+  PutAll(**store, {{"k", "w"}});
+  EXPECT_EQ(Read(**store, "k"), "w");
+  EXPECT_GT(WalBytes(path), before);
+}
+
 }  // namespace
 }  // namespace needlefs
