@@ -9,6 +9,7 @@ RequestContext FromPb(const pb::Caller& c) {
   ctx.uid = c.uid();
   ctx.gid = c.gid();
   ctx.groups.assign(c.groups().begin(), c.groups().end());
+  ctx.sync = !c.no_sync();
   return ctx;
 }
 
@@ -16,6 +17,7 @@ void ToPb(const RequestContext& ctx, pb::Caller* out) {
   out->set_uid(ctx.uid);
   out->set_gid(ctx.gid);
   out->mutable_groups()->Add(ctx.groups.begin(), ctx.groups.end());
+  out->set_no_sync(!ctx.sync);
 }
 
 void ToPb(const InodeAttr& a, pb::Attr* out) {

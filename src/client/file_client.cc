@@ -287,6 +287,13 @@ class FileClient::Impl {
     return Status::OK();
   }
 
+  /// Flush, then meta's Sync: the commits above were unsynced.
+  Status Fsync(InodeId ino) {
+    NEEDLEFS_RETURN_IF_ERROR(Flush(ino));
+    Status st = meta_->Sync();
+    return st.ok() ? st : Eio(st, "meta sync");
+  }
+
   Status Flush(InodeId ino) {
     auto s = Find(ino);
     if (!s) return Status::OK();
@@ -552,7 +559,8 @@ class FileClient::Impl {
     if (n == 0) return;
     Status st;
     if (!chunks.empty()) {
-      auto r = meta_->AddChunks(s->ino, chunks, min_size);
+      // Unsynced: Fsync makes it durable (close(2) does not promise that).
+      auto r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false);
       if (!r.ok()) {
         st = Eio(r.status(), "commit chunks");
         spdlog::warn("client.commit ino={} chunks={}: {}", s->ino.value, chunks.size(),
@@ -636,6 +644,7 @@ StatusOr<std::string> FileClient::Read(InodeId ino, uint64_t offset, uint64_t le
   return impl_->Read(ino, offset, length);
 }
 Status FileClient::Flush(InodeId ino) { return impl_->Flush(ino); }
+Status FileClient::Fsync(InodeId ino) { return impl_->Fsync(ino); }
 std::optional<uint64_t> FileClient::PendingSize(InodeId ino) { return impl_->PendingSize(ino); }
 void FileClient::Truncated(InodeId ino, uint64_t size) { impl_->Truncated(ino, size); }
 void FileClient::Invalidate(InodeId ino) { impl_->Invalidate(ino); }

@@ -10,9 +10,11 @@
 // another process of the same mount) wrote.
 //
 // Durability: a chunk is acknowledged by the volume server only when every
-// replica has it (per the volume servers' durability mode), and the commit
-// to meta is synced per meta's -sync mode; Flush returns after both, so an
-// fsync that returns OK survives the loss of any one process.
+// replica has it (per the volume servers' durability mode). Its commit to
+// meta is visible to every client at once and survives kill -9 of meta, but
+// is not synced to meta's disk (as close(2) promises nothing about a machine
+// crash); Fsync adds meta's Sync, so an fsync that returns OK is on disk,
+// and every write Flush acknowledged survives the loss of any one process.
 //
 // Errors: every method returns errno-carrying statuses for the caller to
 // hand to the kernel or the NFS client: meta's own errnos unchanged, and EIO
@@ -87,6 +89,9 @@ class FileClient {
   /// data of this write-back is lost, as with a local disk's write error),
   /// meta's errno (ENOENT for a file removed meanwhile).
   Status Flush(InodeId ino);
+  /// Flush, then makes meta durable (Sync): fsync(2), NFS COMMIT. Errors:
+  /// as Flush; EIO when meta cannot sync.
+  Status Fsync(InodeId ino);
 
   /// The size including buffered writes, when `ino` is open and has data
   /// not yet committed (so getattr reports it); nullopt otherwise.

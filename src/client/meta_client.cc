@@ -235,6 +235,12 @@ class GrpcMetaClient final : public MetaClient {
                 [&](grpc::ClientContext* c) { return stub_->Access(c, req, &resp); });
   }
 
+  Status Sync() override {
+    pb::SyncRequest req;
+    pb::SyncResponse resp;
+    return Call("Sync", &resp, [&](grpc::ClientContext* c) { return stub_->Sync(c, req, &resp); });
+  }
+
   StatusOr<StatFs> GetStatFs() override {
     pb::StatFsRequest req;
     pb::StatFsResponse resp;
@@ -295,10 +301,11 @@ class GrpcMetaClient final : public MetaClient {
                 [&](grpc::ClientContext* c) { return stub_->RemoveXattr(c, req, &resp); });
   }
 
-  StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
-                                uint64_t min_size) override {
+  StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
+                                bool sync) override {
     pb::AddChunksRequest req;
     req.set_ino(ino.value);
+    req.set_no_sync(!sync);
     req.mutable_chunks()->Reserve(static_cast<int>(chunks.size()));
     for (const Chunk& ch : chunks) ToPb(ch, req.add_chunks());
     req.set_min_size(min_size);

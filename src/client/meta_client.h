@@ -81,8 +81,11 @@ class MetaClient {
                                          const std::string& name) = 0;
   virtual StatusOr<std::vector<std::string>> ListXattr(const RequestContext& ctx, InodeId ino) = 0;
   virtual Status RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name) = 0;
+  /// `sync` as RequestContext::sync (false: not yet durable, see Sync).
   virtual StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
-                                        uint64_t min_size) = 0;
+                                        uint64_t min_size, bool sync) = 0;
+  /// Makes every change meta committed so far durable (Namespace::Sync).
+  virtual Status Sync() = 0;
   virtual StatusOr<std::vector<Chunk>> ReadChunks(InodeId ino, uint64_t offset,
                                                   uint64_t length) = 0;
   /// Sessions: an unknown or expired session is kNotFound (no errno).

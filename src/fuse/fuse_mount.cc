@@ -156,6 +156,7 @@ class FuseMount::Impl {
     RequestContext ctx;
     ctx.uid = c->uid;
     ctx.gid = c->gid;
+    ctx.sync = options_.sync;
     if (c->uid == 0 || options_.default_permissions) return ctx;  // no group checks needed
     const auto now = std::chrono::steady_clock::now();
     {
@@ -528,7 +529,8 @@ class FuseMount::Impl {
 
   static void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     Impl* s = Self(req);
-    fuse_reply_err(req, ErrnoOf(s->files_->Flush(s->FromFuse(ino))));
+    const InodeId i = s->FromFuse(ino);
+    fuse_reply_err(req, ErrnoOf(s->options_.sync ? s->files_->Fsync(i) : s->files_->Flush(i)));
   }
 
   static void OpRelease(fuse_req_t req, fuse_ino_t fino, fuse_file_info*) {
@@ -552,7 +554,9 @@ class FuseMount::Impl {
 
   static void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
     Impl* s = Self(req);
-    fuse_reply_err(req, ErrnoOf(s->files_->Flush(s->FromFuse(ino))));
+    Status st = s->files_->Fsync(s->FromFuse(ino));
+    if (!st.ok()) spdlog::warn("fuse.fsync ino={}: {}", ino, st.ToString());
+    fuse_reply_err(req, ErrnoOf(st));
   }
 
   static void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -624,7 +628,9 @@ class FuseMount::Impl {
   }
   static void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
   static void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
-    fuse_reply_err(req, 0);  // namespace operations are committed when they return
+    // Namespace changes are committed (visible) when they return; this
+    // makes them, and every other change so far, durable on meta's disk.
+    fuse_reply_err(req, ErrnoOf(Self(req)->meta_->Sync()));
   }
 
   static void OpStatfs(fuse_req_t req, fuse_ino_t) {

@@ -29,6 +29,12 @@ struct FuseMountOptions {
   std::string mountpoint;
   std::string subdir = "/";  ///< namespace path served as the mount's root
   bool read_only = false;
+  /// mount -o sync: every change is durable on meta's disk when its system
+  /// call returns, and close(2) returns after the data's commit is synced.
+  /// Default (async), as a local file system: changes are visible at once
+  /// and survive kill -9 of any one process; fsync(2) on a file or
+  /// directory makes them survive a machine crash.
+  bool sync = false;
   bool allow_other = false;
   bool default_permissions = false;  ///< let the kernel check mode bits
   double entry_timeout_s = 1.0;

@@ -36,13 +36,18 @@ void Backoff(int attempt) {
 
 Status RunTransaction(KvStore& store, const std::function<Status(KvTransaction&)>& fn,
                       int max_attempts) {
+  return RunTransaction(store, TxnOptions{}, fn, max_attempts);
+}
+
+Status RunTransaction(KvStore& store, const TxnOptions& options,
+                      const std::function<Status(KvTransaction&)>& fn, int max_attempts) {
   if (max_attempts < 1) return Status::InvalidArgument("RunTransaction: max_attempts < 1");
   Status last;
   for (int attempt = 0; attempt < max_attempts; ++attempt) {
     // The previous attempt's transaction is already destroyed (rolled back,
     // locks released) when we sleep here.
     if (attempt > 0) Backoff(attempt);
-    std::unique_ptr<KvTransaction> txn = store.Begin();
+    std::unique_ptr<KvTransaction> txn = store.Begin(options);
     Status s = fn(*txn);
     if (s.ok()) s = txn->Commit();
     if (!s.IsAborted()) return s;  // OK, or an error that a retry cannot fix

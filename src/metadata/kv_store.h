@@ -11,8 +11,11 @@
 //    read-modify-write (RunTransaction does that). Engines may detect the
 //    conflict early by locking (pessimistic) or at commit (optimistic).
 //  - Plain Get/Scan read committed data without conflict tracking.
-//  - Commit is atomic; with `sync` the commit is durable (WAL synced, shared
-//    by concurrent commits) before it returns.
+//  - Commit is atomic. A synced commit (KvOptions::sync and TxnOptions::sync)
+//    is durable -- WAL fsynced, the sync shared by concurrent commits --
+//    before it returns, so it survives a machine crash. An unsynced commit
+//    returns once the WAL is written to the OS: it survives kill -9 of the
+//    process, not a machine crash, until a later synced commit or SyncLog.
 //
 // Thread-safety: a KvStore is thread-safe; a KvTransaction belongs to one
 // thread.
@@ -60,10 +63,23 @@ struct KvOptions {
   int lock_timeout_ms = 1000;
 };
 
+/// Settings of one transaction.
+struct TxnOptions {
+  /// Whether Commit waits for the WAL fsync (when the store syncs at all,
+  /// KvOptions::sync). false: Commit returns once the WAL is written; the
+  /// change survives kill -9 of the process but not a machine crash until a
+  /// later synced commit or SyncLog. Default: true.
+  bool sync = true;
+};
+
 class KvStore {
  public:
   virtual ~KvStore() = default;
-  virtual std::unique_ptr<KvTransaction> Begin() = 0;
+  std::unique_ptr<KvTransaction> Begin() { return Begin(TxnOptions{}); }
+  virtual std::unique_ptr<KvTransaction> Begin(const TxnOptions& options) = 0;
+  /// Makes every commit so far durable (fsyncs the WAL; a no-op when the
+  /// store does not sync, KvOptions::sync false). Errors: IOError.
+  virtual Status SyncLog() = 0;
   /// Flushes memtables and the log (clean shutdown).
   virtual Status Flush() = 0;
 };
@@ -80,5 +96,8 @@ std::unique_ptr<KvStore> NewMemoryKvStore();
 /// first other error, or kAborted when every attempt conflicted.
 Status RunTransaction(KvStore& store, const std::function<Status(KvTransaction&)>& fn,
                       int max_attempts = 64);
+/// As above, each attempt begun with `options`.
+Status RunTransaction(KvStore& store, const TxnOptions& options,
+                      const std::function<Status(KvTransaction&)>& fn, int max_attempts = 64);
 
 }  // namespace needlefs

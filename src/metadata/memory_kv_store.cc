@@ -183,7 +183,9 @@ class MemoryKvTransaction final : public KvTransaction {
 
 class MemoryKvStore final : public KvStore {
  public:
-  std::unique_ptr<KvTransaction> Begin() override {
+  using KvStore::Begin;
+  Status SyncLog() override { return Status::OK(); }
+  std::unique_ptr<KvTransaction> Begin(const TxnOptions&) override {
     return std::make_unique<MemoryKvTransaction>(state_);
   }
   Status Flush() override { return Status::OK(); }

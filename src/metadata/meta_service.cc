@@ -238,8 +238,13 @@ class Service final : public pb::MetaService::Service {
     std::vector<Chunk> chunks;
     chunks.reserve(req->chunks_size());
     for (const pb::Chunk& c : req->chunks()) chunks.push_back(FromPb(c));
-    return ReplyAttr("AddChunks", ns_->AddChunks(InodeId(req->ino()), chunks, req->min_size()),
+    return ReplyAttr("AddChunks",
+                     ns_->AddChunks(InodeId(req->ino()), chunks, req->min_size(), !req->no_sync()),
                      resp);
+  }
+
+  grpc::Status Sync(grpc::ServerContext*, const pb::SyncRequest*, pb::SyncResponse* resp) override {
+    return Reply("Sync", ns_->Sync(), resp);
   }
 
   grpc::Status ReadChunks(grpc::ServerContext*, const pb::ReadChunksRequest* req,

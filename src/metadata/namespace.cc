@@ -278,7 +278,7 @@ StatusOr<InodeAttr> Namespace::GetAttrChecked(InodeId ino, uint64_t generation) 
 StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
                                        const SetAttrRequest& req) {
   InodeAttr out;
-  Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status s = RunTransaction(*impl_->store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     InodeAttr& a = r->attr;
@@ -343,7 +343,7 @@ StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId
   NEEDLEFS_ASSIGN_OR_RETURN(uint64_t ino, inodes_.Next());
   InodeAttr out;
   bool made = false;
-  Status s = RunTransaction(*store_, [&](KvTransaction& t) -> Status {
+  Status s = RunTransaction(*store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     made = false;
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/false));
@@ -436,7 +436,7 @@ StatusOr<InodeAttr> Namespace::Link(const RequestContext& ctx, InodeId ino, Inod
   NEEDLEFS_RETURN_IF_ERROR(CheckName(new_name));
   if (new_name == "." || new_name == "..") return Status::Posix(EEXIST, new_name);
   InodeAttr out;
-  Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status s = RunTransaction(*impl_->store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     if (r->attr.type == FileType::kDirectory)

@@ -76,6 +76,14 @@ struct RequestContext {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::vector<uint32_t> groups;  ///< supplementary groups
+  /// Whether the reply waits until the change is durable on meta's disk
+  /// (WAL fsynced; survives a machine crash). false: the change is
+  /// committed and visible, and written to the WAL, so it survives kill -9
+  /// of meta, but a machine crash before the next synced change or Sync()
+  /// may lose it -- local-disk semantics, for front ends whose callers ask
+  /// for durability with fsync (FUSE). Default: true (NFSv3 requires stable
+  /// metadata changes, RFC 1813 section 3.3).
+  bool sync = true;
   /// The root context, for internal use and tests.
   static RequestContext Root() { return {}; }
   bool InGroup(uint32_t g) const;
@@ -248,12 +256,19 @@ class Namespace {
 
   /// Appends chunks written to a regular file (newer chunks win where they
   /// overlap older ones), raises the size to at least `min_size`, sets
-  /// mtime/ctime. Errors: ENOENT, EISDIR, EINVAL.
-  StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size);
+  /// mtime/ctime. `sync` as RequestContext::sync. Errors: ENOENT, EISDIR,
+  /// EINVAL.
+  StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
+                                bool sync = true);
   /// The visible pieces of [offset, offset+length) clipped to the file size:
   /// each result chunk says which blob bytes back which file bytes; bytes
   /// that no chunk covers (holes) are absent and read as zeros.
   StatusOr<std::vector<Chunk>> ReadChunks(InodeId ino, uint64_t offset, uint64_t length);
+
+  /// Makes every change committed so far durable (the WAL fsynced), also
+  /// those made with RequestContext::sync false: what fsync(2) and
+  /// fsyncdir on a front end end with. Errors: IOError.
+  Status Sync();
 
   /// Client sessions (one per FUSE mount or gateway process) keep files
   /// open across unlink: POSIX lets an unlinked file be read and written

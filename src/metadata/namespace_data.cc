@@ -111,7 +111,7 @@ Status Namespace::SetXattr(const RequestContext& ctx, InodeId ino, const std::st
                            const std::string& value, int flags) {
   NEEDLEFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kMaxXattrValueBytes) return Status::Posix(E2BIG, "xattr value too large");
-  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status st = RunTransaction(*impl_->store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     NEEDLEFS_RETURN_IF_ERROR(XattrAccess(ctx, r->attr, name, true));
@@ -155,7 +155,7 @@ StatusOr<std::vector<std::string>> Namespace::ListXattr(const RequestContext& ct
 
 Status Namespace::RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name) {
   NEEDLEFS_RETURN_IF_ERROR(CheckXattrName(name));
-  Status st = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status st = RunTransaction(*impl_->store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     NEEDLEFS_RETURN_IF_ERROR(XattrAccess(ctx, r->attr, name, true));
@@ -171,13 +171,15 @@ Status Namespace::RemoveXattr(const RequestContext& ctx, InodeId ino, const std:
 
 // ---- chunks ----
 
+Status Namespace::Sync() { return impl_->store_->SyncLog(); }
+
 StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
-                                         uint64_t min_size) {
+                                         uint64_t min_size, bool sync) {
   for (const Chunk& c : chunks) {
     if (c.file_id.empty() || c.size == 0) return Status::Posix(EINVAL, "empty chunk");
   }
   InodeAttr out;
-  Status s = RunTransaction(*impl_->store_, [&](KvTransaction& t) -> Status {
+  Status s = RunTransaction(*impl_->store_, TxnOptions{sync}, [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     if (r->attr.type == FileType::kDirectory) return Status::Posix(EISDIR, "chunks of a directory");

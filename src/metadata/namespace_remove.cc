@@ -36,7 +36,7 @@ Status Namespace::Rmdir(const RequestContext& ctx, InodeId parent, const std::st
 Status Namespace::Impl::RemoveName(const RequestContext& ctx, InodeId parent,
                                    const std::string& name, bool directory) {
   InodeId removed;
-  Status st = RunTransaction(*store_, [&](KvTransaction& t) -> Status {
+  Status st = RunTransaction(*store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/true));
     NEEDLEFS_ASSIGN_OR_RETURN(auto d, tx.Entry(parent, name));
@@ -96,7 +96,7 @@ Status Namespace::Impl::Rename(const RequestContext& ctx, InodeId sp, const std:
   std::unique_lock<std::mutex> cross_dir;
   if (sp != dp) cross_dir = std::unique_lock<std::mutex>(rename_mu_);
 
-  return RunTransaction(*store_, [&](KvTransaction& t) -> Status {
+  return RunTransaction(*store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     if (sp != dp) NEEDLEFS_RETURN_IF_ERROR(t.GetForUpdate(meta_keys::kRenameLock).status());
     // Lock parents in inode order to keep lock waits acyclic.

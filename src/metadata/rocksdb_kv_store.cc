@@ -154,8 +154,16 @@ class RocksDbKvStore final : public KvStore {
     write_options_.sync = sync;
   }
 
-  std::unique_ptr<KvTransaction> Begin() override {
-    return std::make_unique<RocksDbKvTransaction>(db_, write_options_);
+  using KvStore::Begin;
+  std::unique_ptr<KvTransaction> Begin(const TxnOptions& options) override {
+    rocksdb::WriteOptions wo = write_options_;
+    wo.sync = write_options_.sync && options.sync;
+    return std::make_unique<RocksDbKvTransaction>(db_, wo);
+  }
+
+  Status SyncLog() override {
+    if (!write_options_.sync) return Status::OK();
+    return FromRocks(db_->SyncWAL(), "rocksdb sync wal");
   }
 
   Status Flush() override {

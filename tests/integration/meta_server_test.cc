@@ -51,7 +51,7 @@ TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
   EXPECT_EQ(client_->Create(root_, dir->ino, "a.txt", 0644, true).status().posix_errno(), EEXIST);
   EXPECT_EQ(client_->Lookup(root_, dir->ino, "nope").status().posix_errno(), ENOENT);
   EXPECT_EQ(client_->Rmdir(root_, kRootInode, "docs").posix_errno(), ENOTEMPTY);
-  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,01637037d6", 0, 5, 0}}, 5).ok());
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,01637037d6", 0, 5, 0}}, 5, true).ok());
   auto chunks = client_->ReadChunks(f->ino, 0, 100);
   ASSERT_TRUE(chunks.ok());
   ASSERT_EQ(chunks->size(), 1u);
@@ -64,7 +64,10 @@ TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
   ASSERT_TRUE(with.has_value());
   ASSERT_EQ(with->size(), 1u);
   EXPECT_EQ((*with)[0].file_id, "3,01637037d6");
-  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,02637037d6", 5, 5, 0}}, 10).ok());
+  // An unsynced commit is visible at once; Sync then makes it durable.
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,02637037d6", 5, 5, 0}}, 10, false).ok());
+  EXPECT_EQ(client_->GetAttr(f->ino)->size, 10u);
+  EXPECT_TRUE(client_->Sync().ok());
   EXPECT_TRUE(client_->GetAttrWithChunks(f->ino, 1, &with).ok());
   EXPECT_FALSE(with.has_value()) << "more chunks than asked for: no list";
   EXPECT_TRUE(client_->GetAttrWithChunks(dir->ino, 64, &with).ok());
@@ -136,9 +139,13 @@ TEST_F(MetaServerTest, KillDuringCreateStormLosesNoAcknowledgedOperation) {
     threads.emplace_back([&, t] {
       auto c = MetaClient::Create(addr_, 5'000);
       if (!c.ok()) return;
+      // Half the clients commit unsynced (as a FUSE mount does): written to
+      // the WAL, so they too must survive kill -9 of the process.
+      RequestContext ctx = root_;
+      ctx.sync = t % 2 == 0;
       for (int i = 0; i < 50'000 && !stop; ++i) {
         std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
-        if ((*c)->Create(root_, dirs[static_cast<size_t>(t % 4)], name, 0644, true).ok()) {
+        if ((*c)->Create(ctx, dirs[static_cast<size_t>(t % 4)], name, 0644, true).ok()) {
           acked[static_cast<size_t>(t)].push_back(name);
         }
       }
@@ -192,7 +199,7 @@ TEST_F(MetaServerTest, DeletedFilesBlobsAreRemovedFromVolumeServers) {
   ASSERT_TRUE(put.ok() && put->status == 201);
   auto f = client_->Create(root_, kRootInode, "doomed", 0644, true);
   ASSERT_TRUE(f.ok());
-  ASSERT_TRUE(client_->AddChunks(f->ino, {{fid, 0, 9, 0}}, 9).ok());
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{fid, 0, 9, 0}}, 9, true).ok());
   ASSERT_TRUE(client_->Unlink(root_, kRootInode, "doomed").ok());
   int status = 200;
   for (int i = 0; i < 100 && status == 200; ++i) {  // the collector runs every 2 s

@@ -355,6 +355,8 @@ TEST(RocksDbKvStoreTest, ReadOnlyCommitWritesNothingToTheLog) {
     ASSERT_TRUE(t->Commit().ok());
   }
   EXPECT_EQ(WalBytes(path), before);
+  Status synced = (*store)->SyncLog();
+  EXPECT_TRUE(synced.ok()) << synced.ToString();
   // The lock on "k" was released: a writer gets it at once.
   PutAll(**store, {{"k", "w"}});
   EXPECT_EQ(Read(**store, "k"), "w");

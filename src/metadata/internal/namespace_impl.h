@@ -22,6 +22,8 @@ int64_t NowNs();
 /// Checks a name for a new or looked-up entry: EINVAL for "", '/' or NUL;
 /// ENAMETOOLONG past kMaxNameBytes.
 Status CheckName(const std::string& name);
+/// The commit settings a request asks for (RequestContext::sync).
+inline TxnOptions TxnFor(const RequestContext& ctx) { return TxnOptions{ctx.sync}; }
 
 class BatchAllocator;
 
