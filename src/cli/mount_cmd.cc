@@ -2,6 +2,7 @@
 // (unless -f) and returns once the mount is usable, or with the reason it
 // is not.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,6 +187,11 @@ int RunMount(MountFlags f) {
     ready_fd = -1;
   };
 
+  // A long-lived daemon with many threads: glibc's default of up to 8
+  // malloc arenas per core keeps freed memory in each thread's own arena,
+  // and RSS doubled while 8 writers created small files (measured: +54 MiB
+  // for 40,000 files, +24 MiB with 4 arenas).
+  mallopt(M_ARENA_MAX, 4);
   auto mount = FuseMount::Mount(o);
   if (!mount.ok()) {
     spdlog::error("mount.exit error=\"{}\"", mount.status().ToString());

@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "client/blob_client.h"
+#include "client/dir_cache.h"
 #include "client/meta_client.h"
 #include "common/logging.h"
 
@@ -79,6 +80,12 @@ class FuseMount::Impl {
     bo.master = options_.master;
     blobs_ = std::make_unique<BlobClient>(bo);
     files_ = std::make_unique<FileClient>(meta_.get(), blobs_.get(), options_.file);
+    DirCacheOptions dc;
+    // Listings answer lookups as long as the kernel keeps a dentry, and
+    // only while meta's change stream can invalidate them.
+    dc.ttl_ns =
+        options_.invalidate_from_changes ? static_cast<int64_t>(options_.entry_timeout_s * 1e9) : 0;
+    dirs_ = std::make_unique<DirCache>(meta_.get(), dc);
 
     // Resolve the subdirectory served as the root.
     InodeId ino = kRootInode;
@@ -233,10 +240,33 @@ class FuseMount::Impl {
     return std::to_string(parent.value) + "/" + name;
   }
 
-  void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name,
-                     const StatusOr<InodeAttr>& a) {
-    if (a.ok()) RecordOwnEntry(FromFuse(parent), name, a->ino);
+  /// Makes a new entry `parent`/`name` with `make` (a meta call) and
+  /// replies with it. The entry is marked as this mount's own before the
+  /// call, so an echo that beats the reply is caught too.
+  template <typename Make>
+  void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name, Make&& make) {
+    const InodeId p = FromFuse(parent);
+    RecordOwnEntry(p, name, InodeId{kAnyInode});
+    StatusOr<InodeAttr> a = make();
+    if (a.ok()) {
+      dirs_->Added(p, name, *a);
+    } else {
+      ForgetOwnEntry(p, name);
+    }
     ReplyEntry(req, a);
+  }
+
+  /// Removes entry `parent`/`name` with `remove` (a meta call) and replies.
+  template <typename Remove>
+  void ReplyRemoved(fuse_req_t req, InodeId parent, const char* name, Remove&& remove) {
+    RecordOwnEntry(parent, name, InodeId{kAnyInode});
+    Status st = remove();
+    if (st.ok()) {
+      dirs_->Removed(parent, name);
+    } else {
+      ForgetOwnEntry(parent, name);
+    }
+    fuse_reply_err(req, ErrnoOf(st));
   }
 
   void ReplyEntry(fuse_req_t req, const StatusOr<InodeAttr>& a) {
@@ -291,7 +321,7 @@ class FuseMount::Impl {
 
   static void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Impl* s = Self(req);
-    s->ReplyEntry(req, s->meta_->Lookup(s->Ctx(req), s->FromFuse(parent), name));
+    s->ReplyEntry(req, s->dirs_->Lookup(s->Ctx(req), s->FromFuse(parent), name));
   }
 
   static void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
@@ -308,6 +338,7 @@ class FuseMount::Impl {
   /// FileClient::Flush and Namespace::SetAttr.
   StatusOr<InodeAttr> Resize(const RequestContext& ctx, InodeId ino, uint64_t size) {
     NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
+    dirs_->InvalidateInode(ino);
     SetAttrRequest r;
     r.size = size;
     auto a = meta_->SetAttr(ctx, ino, r);
@@ -343,6 +374,7 @@ class FuseMount::Impl {
     }
     auto a = s->meta_->SetAttr(s->Ctx(req), ino, r);
     if (a.ok() && r.size) s->files_->Truncated(ino, *r.size);
+    s->dirs_->InvalidateInode(ino);
     s->ReplyAttr(req, a);
   }
 
@@ -362,23 +394,26 @@ class FuseMount::Impl {
     switch (mode & S_IFMT) {
       case S_IFREG:
         return s->ReplyNewEntry(req, parent, name,
-                                s->meta_->Create(s->Ctx(req), p, name, perm, true));
+                                [&] { return s->meta_->Create(s->Ctx(req), p, name, perm, true); });
       case S_IFDIR:
-        return s->ReplyNewEntry(req, parent, name, s->meta_->Mkdir(s->Ctx(req), p, name, perm));
+        return s->ReplyNewEntry(req, parent, name,
+                                [&] { return s->meta_->Mkdir(s->Ctx(req), p, name, perm); });
       case S_IFIFO:
-        return s->ReplyNewEntry(req, parent, name,
-                                s->meta_->Mknod(s->Ctx(req), p, name, FileType::kFifo, perm, 0));
+        return s->ReplyNewEntry(req, parent, name, [&] {
+          return s->meta_->Mknod(s->Ctx(req), p, name, FileType::kFifo, perm, 0);
+        });
       case S_IFSOCK:
-        return s->ReplyNewEntry(req, parent, name,
-                                s->meta_->Mknod(s->Ctx(req), p, name, FileType::kSocket, perm, 0));
+        return s->ReplyNewEntry(req, parent, name, [&] {
+          return s->meta_->Mknod(s->Ctx(req), p, name, FileType::kSocket, perm, 0);
+        });
       case S_IFCHR:
-        return s->ReplyNewEntry(
-            req, parent, name,
-            s->meta_->Mknod(s->Ctx(req), p, name, FileType::kCharDevice, perm, rdev));
+        return s->ReplyNewEntry(req, parent, name, [&] {
+          return s->meta_->Mknod(s->Ctx(req), p, name, FileType::kCharDevice, perm, rdev);
+        });
       case S_IFBLK:
-        return s->ReplyNewEntry(
-            req, parent, name,
-            s->meta_->Mknod(s->Ctx(req), p, name, FileType::kBlockDevice, perm, rdev));
+        return s->ReplyNewEntry(req, parent, name, [&] {
+          return s->meta_->Mknod(s->Ctx(req), p, name, FileType::kBlockDevice, perm, rdev);
+        });
       default:
         fuse_reply_err(req, EINVAL);
     }
@@ -387,29 +422,33 @@ class FuseMount::Impl {
   static void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
-    s->ReplyNewEntry(req, parent, name,
-                     s->meta_->Mkdir(s->Ctx(req), s->FromFuse(parent), name, mode & 07777));
+    s->ReplyNewEntry(req, parent, name, [&] {
+      return s->meta_->Mkdir(s->Ctx(req), s->FromFuse(parent), name, mode & 07777);
+    });
   }
 
   static void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
     RequestContext ctx = s->Ctx(req);
-    s->HoldIfOpen(ctx, s->FromFuse(parent), name);
-    fuse_reply_err(req, ErrnoOf(s->meta_->Unlink(ctx, s->FromFuse(parent), name)));
+    const InodeId p = s->FromFuse(parent);
+    s->HoldIfOpen(ctx, p, name);
+    s->ReplyRemoved(req, p, name, [&] { return s->meta_->Unlink(ctx, p, name); });
   }
 
   static void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
-    fuse_reply_err(req, ErrnoOf(s->meta_->Rmdir(s->Ctx(req), s->FromFuse(parent), name)));
+    const InodeId p = s->FromFuse(parent);
+    s->ReplyRemoved(req, p, name, [&] { return s->meta_->Rmdir(s->Ctx(req), p, name); });
   }
 
   static void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
-    s->ReplyNewEntry(req, parent, name,
-                     s->meta_->Symlink(s->Ctx(req), s->FromFuse(parent), name, link));
+    s->ReplyNewEntry(req, parent, name, [&] {
+      return s->meta_->Symlink(s->Ctx(req), s->FromFuse(parent), name, link);
+    });
   }
 
   static void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
@@ -423,25 +462,32 @@ class FuseMount::Impl {
       return (void)fuse_reply_err(req, EINVAL);  // RENAME_WHITEOUT: overlayfs only
     }
     RequestContext ctx = s->Ctx(req);
+    const InodeId p = s->FromFuse(parent), np = s->FromFuse(newparent);
     const bool move = !(f & kRenameExchange);
     if (move) {
-      s->HoldIfOpen(ctx, s->FromFuse(newparent), newname);
-      // The kernel moves its dentry itself; the echo must not unhash it.
-      // Marked before the call, so an echo that beats the reply is caught.
-      s->RecordOwnEntry(s->FromFuse(newparent), newname, InodeId{kAnyInode});
+      s->HoldIfOpen(ctx, np, newname);
+      // The kernel moves its dentries itself; the echoes must not unhash
+      // them. Marked before the call, so an echo that beats the reply is
+      // caught.
+      s->RecordOwnEntry(p, name, InodeId{kAnyInode});
+      s->RecordOwnEntry(np, newname, InodeId{kAnyInode});
     }
-    Status st =
-        s->meta_->Rename(ctx, s->FromFuse(parent), name, s->FromFuse(newparent), newname, f);
-    if (move && !st.ok()) s->ForgetOwnEntry(s->FromFuse(newparent), newname);
+    Status st = s->meta_->Rename(ctx, p, name, np, newname, f);
+    if (st.ok()) {
+      s->dirs_->Renamed(p, name, np, newname, !move);
+    } else if (move) {
+      s->ForgetOwnEntry(p, name);
+      s->ForgetOwnEntry(np, newname);
+    }
     fuse_reply_err(req, ErrnoOf(st));
   }
 
   static void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
     Impl* s = Self(req);
     if (s->ReadOnly(req)) return;
-    s->ReplyNewEntry(
-        req, newparent, newname,
-        s->meta_->Link(s->Ctx(req), s->FromFuse(ino), s->FromFuse(newparent), newname));
+    s->ReplyNewEntry(req, newparent, newname, [&] {
+      return s->meta_->Link(s->Ctx(req), s->FromFuse(ino), s->FromFuse(newparent), newname);
+    });
   }
 
   /// Sets up I/O on an opened regular file and decides about the page cache.
@@ -494,8 +540,10 @@ class FuseMount::Impl {
     if (s->ReadOnly(req)) return;
     bool created = false;
     RequestContext ctx = s->Ctx(req);
-    auto a = s->meta_->Create(ctx, s->FromFuse(parent), name, mode & 07777,
-                              (fi->flags & O_EXCL) != 0, &created);
+    const InodeId p = s->FromFuse(parent);
+    s->RecordOwnEntry(p, name, InodeId{kAnyInode});  // before: see ReplyNewEntry
+    auto a = s->meta_->Create(ctx, p, name, mode & 07777, (fi->flags & O_EXCL) != 0, &created);
+    if (!created) s->ForgetOwnEntry(p, name);  // no entry made, no echo to expect
     if (!a.ok()) return ReplyErr(req, a.status());
     if (!created && (fi->flags & O_TRUNC) && a->size != 0) {
       a = s->Resize(ctx, a->ino, 0);
@@ -503,7 +551,7 @@ class FuseMount::Impl {
     }
     if (created) {
       s->SetNoCapability(a->ino, true);  // a new file has no xattrs
-      s->RecordOwnEntry(s->FromFuse(parent), name, a->ino);
+      s->dirs_->Added(p, name, *a);
     }
     s->OpenFile(*a, fi);
     fuse_entry_param e;
@@ -530,7 +578,9 @@ class FuseMount::Impl {
   static void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     Impl* s = Self(req);
     const InodeId i = s->FromFuse(ino);
-    fuse_reply_err(req, ErrnoOf(s->options_.sync ? s->files_->Fsync(i) : s->files_->Flush(i)));
+    Status st = s->options_.sync ? s->files_->Fsync(i) : s->files_->Flush(i);
+    s->dirs_->InvalidateInode(i);  // its size and mtime may have changed
+    fuse_reply_err(req, ErrnoOf(st));
   }
 
   static void OpRelease(fuse_req_t req, fuse_ino_t fino, fuse_file_info*) {
@@ -888,15 +938,19 @@ class FuseMount::Impl {
         last = seq;
         if (reset) {
           files_->InvalidateAll();
+          dirs_->Clear();
           std::lock_guard<std::mutex> g(nocap_mu_);
           no_capability_.clear();
           return true;
         }
         if (e.kind == ChangeEvent::Kind::kAttr) {
           files_->Invalidate(e.ino);
+          dirs_->InvalidateInode(e.ino);
           SetNoCapability(e.ino, false);
           fuse_lowlevel_notify_inval_inode(se_, ToFuse(e.ino), 0, 0);
         } else if (!IsOwnEntry(e)) {
+          dirs_->InvalidateDir(e.parent);
+          dirs_->InvalidateInode(e.ino);
           fuse_lowlevel_notify_inval_entry(se_, ToFuse(e.parent), e.name.data(), e.name.size());
           fuse_lowlevel_notify_inval_inode(se_, ToFuse(e.ino), -1, 0);
         }
@@ -913,6 +967,7 @@ class FuseMount::Impl {
   std::unique_ptr<MetaClient> meta_;
   std::unique_ptr<BlobClient> blobs_;
   std::unique_ptr<FileClient> files_;
+  std::unique_ptr<DirCache> dirs_;
   fuse_session* se_ = nullptr;
   InodeId root_ = kRootInode;
   uint64_t session_ = 0;

@@ -8,6 +8,7 @@
 
 #include "client/meta_client.h"
 #include "common/http.h"
+#include "integration/meta_fixture.h"
 #include "integration/process.h"
 
 namespace needlefs::integration {
@@ -15,33 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class MetaServerTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_NO_FATAL_FAILURE(Start()); }
-
-  /// Starts `needlefs meta` on the test's data dir (again after a kill).
-  void Start() {
-    std::vector<std::string> args{"meta",       "-dir", tmp_.path() + "/meta", "-port", "0",
-                                  "-log.level", "warn"};
-    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-    std::string error;
-    auto d = StartDaemon(args, "needlefs meta ready", tmp_.path(), &error);
-    ASSERT_TRUE(d.has_value()) << error;
-    ASSERT_NE(d->grpc_port, 0);
-    process_ = std::move(d->process);
-    addr_ = "127.0.0.1:" + std::to_string(d->grpc_port);
-    auto c = MetaClient::Create(addr_, 10'000);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    client_ = std::move(c).value();
-  }
-
-  TempDir tmp_{"needlefs-meta-test-"};
-  std::vector<std::string> extra_args_;
-  std::unique_ptr<ChildProcess> process_;
-  std::string addr_;
-  std::unique_ptr<MetaClient> client_;
-  RequestContext root_ = RequestContext::Root();
-};
+using MetaServerTest = MetaFixture;
 
 TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
   auto dir = client_->Mkdir(root_, kRootInode, "docs", 0755);
