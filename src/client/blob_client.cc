@@ -105,6 +105,7 @@ StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRe
     }
     std::string target = "/" + a->fid;
     if (!req.name.empty()) target += "?name=" + PercentEncode(req.name);
+    if (req.unstable) target += req.name.empty() ? "?unstable=1" : "&unstable=1";
     HttpHeaders headers;
     if (!req.mime.empty()) headers["Content-Type"] = req.mime;
     auto put = Call(a->url, "PUT", target, data, headers);
@@ -160,6 +161,20 @@ Status BlobClient::Delete(const std::string& fid) {
     // Every replica said 404: ask the master again in case the volume moved.
   }
   return Status::OK();  // gone everywhere
+}
+
+Status BlobClient::Sync(VolumeId volume) {
+  NEEDLEFS_ASSIGN_OR_RETURN(auto servers,
+                            Locate(std::to_string(volume.value) + ",", /*refresh=*/false));
+  for (const auto& server : servers) {
+    auto r = Call(server, "POST", "/admin/sync?volume=" + std::to_string(volume.value));
+    if (!r.ok()) return r.status().WithContext("sync " + server);
+    if (r->status != 200) {
+      return Status::Unavailable("sync " + server + " answered " + std::to_string(r->status) +
+                                 ": " + r->body);
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace needlefs

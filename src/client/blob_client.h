@@ -42,6 +42,10 @@ struct UploadRequest {
   std::string ttl;
   std::string name;  ///< stored with the needle
   std::string mime;
+  /// Acknowledged once the volume server has appended it (survives kill -9
+  /// of the server, not a machine crash) instead of after its fsync; Sync
+  /// of the blob's volume makes it durable. Default: false.
+  bool unstable = false;
 };
 
 class BlobClient {
@@ -62,6 +66,10 @@ class BlobClient {
   /// Deletes the blob (the volume server deletes the replicas). OK when it
   /// is already gone. Errors: kUnavailable, kInternal (refused).
   Status Delete(const std::string& file_id);
+  /// Makes every write to volume `volume` so far durable on every replica
+  /// (POST /admin/sync to each): what follows unstable uploads. Errors:
+  /// kUnavailable (a replica could not be reached or refused).
+  Status Sync(VolumeId volume);
 
  private:
   StatusOr<HttpClientResponse> Call(const std::string& server, const std::string& method,

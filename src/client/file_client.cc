@@ -287,11 +287,35 @@ class FileClient::Impl {
     return Status::OK();
   }
 
-  /// Flush, then meta's Sync: the commits above were unsynced.
+  /// Flush, then the volumes this client wrote unstably, then meta's Sync
+  /// (the commits above were unsynced).
   Status Fsync(InodeId ino) {
     NEEDLEFS_RETURN_IF_ERROR(Flush(ino));
+    std::map<uint32_t, uint64_t> volumes;
+    {
+      std::lock_guard<std::mutex> g(unstable_mu_);
+      volumes = unstable_;
+    }
+    for (const auto& [volume, stamp] : volumes) {
+      Status st = blobs_->Sync(VolumeId(volume));
+      if (!st.ok()) return Eio(st, "volume sync");
+      // Forgotten only when no unstable write landed there meanwhile (that
+      // one may have missed this sync).
+      std::lock_guard<std::mutex> g(unstable_mu_);
+      auto it = unstable_.find(volume);
+      if (it != unstable_.end() && it->second == stamp) unstable_.erase(it);
+    }
     Status st = meta_->Sync();
     return st.ok() ? st : Eio(st, "meta sync");
+  }
+
+  /// Remembers that blob `fid` was uploaded unstably (its volume needs a
+  /// sync before the next Fsync returns).
+  void NoteUnstable(const std::string& fid) {
+    auto parsed = FileId::Parse(fid);
+    if (!parsed.ok()) return;
+    std::lock_guard<std::mutex> g(unstable_mu_);
+    unstable_[parsed->volume.value] = ++unstable_stamp_;
   }
 
   Status Flush(InodeId ino) {
@@ -517,7 +541,9 @@ class FileClient::Impl {
     UploadRequest req;
     req.replication = options_.replication;
     req.collection = options_.collection;
+    req.unstable = options_.unstable_uploads;
     auto fid = blobs_->Upload(*data, req);
+    if (fid.ok() && req.unstable) NoteUnstable(*fid);
     {
       std::lock_guard<std::mutex> g(s->mu);
       for (PendingChunk& p : s->pending) {
@@ -625,6 +651,11 @@ class FileClient::Impl {
   std::mutex buffer_mu_;
   std::condition_variable buffer_cv_;
   uint64_t buffered_ = 0;  // GUARDED_BY(buffer_mu_): dirty + pending bytes, all files
+  std::mutex unstable_mu_;
+  // GUARDED_BY(unstable_mu_): volume -> stamp of its latest unstable upload
+  // not yet synced by an Fsync.
+  std::map<uint32_t, uint64_t> unstable_;
+  uint64_t unstable_stamp_ = 0;  // GUARDED_BY(unstable_mu_)
   // Last members: their threads stop (after draining) before the rest goes.
   TaskPool uploads_;
   TaskPool readahead_;

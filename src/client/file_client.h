@@ -10,11 +10,13 @@
 // another process of the same mount) wrote.
 //
 // Durability: a chunk is acknowledged by the volume server only when every
-// replica has it (per the volume servers' durability mode). Its commit to
-// meta is visible to every client at once and survives kill -9 of meta, but
-// is not synced to meta's disk (as close(2) promises nothing about a machine
-// crash); Fsync adds meta's Sync, so an fsync that returns OK is on disk,
-// and every write Flush acknowledged survives the loss of any one process.
+// replica has it (per the volume servers' durability mode; with
+// unstable_uploads, once appended). Its commit to meta is visible to every
+// client at once and survives kill -9 of meta, but is not synced to meta's
+// disk (close(2) promises nothing about a machine crash). Fsync syncs the
+// volumes this client wrote unstably and then meta, so an fsync that returns
+// OK is on disk, and every write Flush acknowledged survives the kill of any
+// one process.
 //
 // Errors: every method returns errno-carrying statuses for the caller to
 // hand to the kernel or the NFS client: meta's own errnos unchanged, and EIO
@@ -50,6 +52,12 @@ struct FileClientOptions {
   int upload_threads = 8;
   /// Chunks fetched ahead of a sequential reader. Default: 2.
   int readahead_chunks = 2;
+  /// Upload chunks unstably (UploadRequest::unstable): acknowledged once
+  /// the volume server appended them, made durable by the volume syncs of
+  /// the next Fsync. Flush then promises what close(2) does on a local disk
+  /// (survives the kill of any one process, not a machine crash). Default:
+  /// false (every upload waits for the volume server's durability mode).
+  bool unstable_uploads = false;
   /// What uploads ask the master for ("" = its default).
   std::string replication;
   std::string collection;

@@ -79,7 +79,10 @@ class FuseMount::Impl {
     BlobClientOptions bo;
     bo.master = options_.master;
     blobs_ = std::make_unique<BlobClient>(bo);
-    files_ = std::make_unique<FileClient>(meta_.get(), blobs_.get(), options_.file);
+    FileClientOptions fo = options_.file;
+    // close(2) promises no durability; fsync(2) does (and -o sync on close).
+    fo.unstable_uploads = true;
+    files_ = std::make_unique<FileClient>(meta_.get(), blobs_.get(), fo);
     DirCacheOptions dc;
     // Listings answer lookups as long as the kernel keeps a dentry, and
     // only while meta's change stream can invalidate them.

@@ -152,8 +152,18 @@ class Volume {
   /// under the append lock (so in append order), before the durability
   /// wait: replication sends it to the other replicas while this write
   /// waits for its own durability. It must not block.
+  /// `wait_durable` false makes it an unstable write (NFS's UNSTABLE,
+  /// RFC 1813 section 3.3.7): it returns once appended -- the record is in
+  /// the OS, so it survives kill -9 of the server but not a machine crash --
+  /// and SyncAppends() makes it durable.
   using RecordHook = std::function<void(const std::string& record)>;
-  StatusOr<WriteResult> Write(Needle n, const RecordHook& appended = nullptr);
+  StatusOr<WriteResult> Write(Needle n, const RecordHook& appended = nullptr,
+                              bool wait_durable = true);
+  /// Makes every append so far durable (fdatasync of the data file; the
+  /// index is rebuilt from it after a crash), in any durability mode, without
+  /// stopping writers: what follows unstable writes (NFS COMMIT). Errors:
+  /// IOError (the volume turns read-only).
+  Status SyncAppends();
 
   /// Appends a tombstone for `key` after checking `cookie`. Returns the
   /// stored data size of the deleted needle. `appended` sees the tombstone

@@ -196,6 +196,8 @@ struct VolumeServer::Impl {
   HttpResponse HandleStatus();
   HttpResponse HandleRead(HttpRequest& req, const FileId& fid);
   HttpResponse HandleWrite(HttpRequest& req, const FileId& fid);
+  /// POST /admin/sync?volume=V: Volume::SyncAppends (after unstable writes).
+  HttpResponse HandleSync(HttpRequest& req);
   HttpResponse HandleDelete(HttpRequest& req, const FileId& fid);
   /// Replica side of replicated writes: POST /admin/replicate?volume=V with
   /// records as the primary stored them, back to back.
@@ -248,6 +250,8 @@ HttpResponse VolumeServer::Impl::Handle(HttpRequest& req) {
     resp.body = "ok\n";
   } else if (req.path == "/admin/replicate") {
     resp = HandleReplicate(req);
+  } else if (req.path == "/admin/sync") {
+    resp = HandleSync(req);
   } else {
     // "/3,01637037d6[.ext]" or "/3/01637037d6[/name]".
     std::string_view p(req.path);
@@ -505,8 +509,11 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   // same append time), queued once every local check passed and batched
   // with the other writes to this volume in flight; their durability waits
   // overlap this one's.
+  // ?unstable=1: acknowledged once appended, durable at the next
+  // /admin/sync (the replicas still wait for their own durability).
+  const bool unstable = req.QueryParam("unstable") == "1";
   Replication replication{this, fid.volume, copies, nullptr};
-  auto r = vol->Write(std::move(n), replication.Hook());
+  auto r = vol->Write(std::move(n), replication.Hook(), !unstable);
   const Status fs = replication.Await();
   if (!r.ok()) return HttpResponse::Error(ToHttpStatus(r.status(), "write"), r.status().message());
   if (!fs.ok()) return HttpResponse::Error(500, "stored here, but " + std::string(fs.message()));
@@ -514,6 +521,22 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
   HttpResponse resp = HttpResponse::Json(201, j.dump());
   resp.headers["ETag"] = "\"" + Hex32(r->data_crc) + "\"";
   return resp;
+}
+
+HttpResponse VolumeServer::Impl::HandleSync(HttpRequest& req) {
+  if (req.method != "POST") return HttpResponse::Error(405, "POST to sync");
+  const auto vid = ParseDecimal(req.QueryParam("volume"));
+  if (!vid || *vid > 0xFFFFFFFFull) {
+    return HttpResponse::Error(400, "volume is missing or malformed");
+  }
+  auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(*vid)));
+  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(*vid) + " not found");
+  Status s = vol->SyncAppends();
+  if (!s.ok()) return HttpResponse::Error(500, s.message());
+  static auto& syncs = Metrics::Global().Counter(
+      "needlefs_volume_syncs_total", "POST /admin/sync answered: unstable writes made durable");
+  syncs.Increment();
+  return HttpResponse::Json(200, "{}");
 }
 
 HttpResponse VolumeServer::Impl::HandleReplicate(HttpRequest& req) {

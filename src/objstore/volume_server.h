@@ -2,7 +2,12 @@
 // the gRPC admin service (proto/volume_server.proto).
 //
 // HTTP (SeaweedFS-compatible):
-//   PUT|POST /<fid>   raw body or multipart/form-data -> 201 {"name","size","eTag"}
+//   PUT|POST /<fid>   raw body or multipart/form-data -> 201 {"name","size","eTag"};
+//                     ?unstable=1 answers once the needle is appended (it
+//                     survives kill -9 of the server), without waiting for
+//                     the fsync of the durability mode
+//   POST /admin/sync?volume=V  fsyncs the volume: unstable writes before it
+//                     are durable when it answers 200
 //   GET|HEAD /<fid>   ETag, Last-Modified, Content-Type, Range (206/416),
 //                     If-None-Match / If-Modified-Since (304), gzip
 //   DELETE   /<fid>   -> 202 {"size"}

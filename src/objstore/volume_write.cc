@@ -74,7 +74,15 @@ Status Volume::WaitDurable(uint64_t seq) {
   return s;
 }
 
-StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& appended) {
+Status Volume::SyncAppends() {
+  auto f = files();
+  if (!f) return Status::FailedPrecondition("volume is closed");
+  Status s = f->data.DataSync();
+  if (!s.ok()) MarkBroken("fdatasync failed: " + s.ToString());
+  return s;
+}
+
+StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& appended, bool wait_durable) {
   auto refuse = [this]() {
     std::shared_lock l(mu_);
     return Status::FailedPrecondition("volume " + std::to_string(options_.id.value) +
@@ -119,7 +127,7 @@ StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& appended) {
     if (appended) appended(record);
     NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
-  NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
+  if (wait_durable) NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
   return WriteResult{static_cast<uint32_t>(n.data.size()), n.data_crc};
 }
 

@@ -572,7 +572,10 @@ TEST_F(VolumeServerTest, KillDuringWritesLosesNoAcknowledgedWrite) {
       for (uint64_t i = 1; !stop.load() && std::chrono::steady_clock::now() < deadline; ++i) {
         if (attempts.fetch_add(1) >= kMaxWrites) break;
         const uint64_t key = (static_cast<uint64_t>(t + 1) << 32) | i;
-        auto r = client.Request("PUT", "/" + fid_of(key), ContentFor(key));
+        // Half the writers write unstably (no fsync wait, as the FUSE mount
+        // does before an fsync): appended, so they survive kill -9 too.
+        auto r = client.Request("PUT", "/" + fid_of(key) + (t % 2 ? "?unstable=1" : ""),
+                                ContentFor(key));
         if (!r.ok()) break;  // the server is gone
         if (r->status == 201) {
           w.acked_keys.push_back(key);
@@ -610,6 +613,33 @@ TEST_F(VolumeServerTest, KillDuringWritesLosesNoAcknowledgedWrite) {
     }
   }
   EXPECT_EQ(lost, 0u) << "of " << acked << " acknowledged writes; first: " << first_lost;
+}
+
+// ?unstable=1 answers before the fsync; /admin/sync makes a volume durable.
+TEST_F(VolumeServerTest, UnstableWriteThenSync) {
+  HttpClient client("127.0.0.1", server_.http_port, 10'000);
+  auto put = client.Request("PUT", "/1,0caaaa0001?unstable=1", "not yet synced");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  ASSERT_EQ(put->status, 201) << put->body;
+  auto get = client.Request("GET", "/1,0caaaa0001");
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->status, 200);
+  EXPECT_EQ(get->body, "not yet synced");
+  auto sync = client.Request("POST", "/admin/sync?volume=1");
+  ASSERT_TRUE(sync.ok());
+  EXPECT_EQ(sync->status, 200) << sync->body;
+  auto unknown = client.Request("POST", "/admin/sync?volume=77");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->status, 404) << unknown->body;
+  for (const char* bad :
+       {"/admin/sync", "/admin/sync?volume=x", "/admin/sync?volume=99999999999"}) {
+    auto r = client.Request("POST", bad);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << bad << ": " << r->body;
+  }
+  auto get_sync = client.Request("GET", "/admin/sync?volume=1");
+  ASSERT_TRUE(get_sync.ok());
+  EXPECT_EQ(get_sync->status, 405);
 }
 
 TEST_F(VolumeServerTest, RestartKeepsData) {
