@@ -216,6 +216,9 @@ void BeastHttpServer::Serve(tcp::socket& sock) {
   const std::string remote = JoinHostPort(peer.address().to_string(), peer.port());
   FdStream stream(fd);
   beast::flat_buffer buffer;
+  // Beast reads into the buffer's spare capacity (at least 512 bytes, at
+  // most 64 KiB a call): without this a 4 MiB body took 8,192 recv calls.
+  buffer.reserve(64 << 10);
   try {
     while (!stopping_.load()) {
       http::request_parser<http::string_body> parser;

@@ -496,7 +496,7 @@ class FuseMount::Impl {
   /// Sets up I/O on an opened regular file and decides about the page cache.
   void OpenFile(const InodeAttr& a, fuse_file_info* fi,
                 std::optional<std::vector<Chunk>> chunks = std::nullopt) {
-    files_->Open(a, std::move(chunks));
+    files_->Open(a, std::move(chunks), (fi->flags & O_ACCMODE) != O_WRONLY);
     std::lock_guard<std::mutex> g(open_mu_);
     ++open_count_[a.ino.value];
     // Close-to-open: keep the kernel's pages only when nothing changed
