@@ -164,17 +164,30 @@ Status BlobClient::Delete(const std::string& fid) {
 }
 
 Status BlobClient::Sync(VolumeId volume) {
-  NEEDLEFS_ASSIGN_OR_RETURN(auto servers,
-                            Locate(std::to_string(volume.value) + ",", /*refresh=*/false));
-  for (const auto& server : servers) {
-    auto r = Call(server, "POST", "/admin/sync?volume=" + std::to_string(volume.value));
-    if (!r.ok()) return r.status().WithContext("sync " + server);
-    if (r->status != 200) {
-      return Status::Unavailable("sync " + server + " answered " + std::to_string(r->status) +
-                                 ": " + r->body);
+  const std::string target = "/admin/sync?volume=" + std::to_string(volume.value);
+  Status last;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // The second try asks the master again: the volume may have moved.
+    NEEDLEFS_ASSIGN_OR_RETURN(auto servers,
+                              Locate(std::to_string(volume.value) + ",", attempt > 0));
+    last = Status::OK();
+    bool found = false;
+    for (const auto& server : servers) {
+      auto r = Call(server, "POST", target);
+      if (!r.ok()) {
+        last = r.status().WithContext("sync " + server);
+      } else if (r->status == 200) {
+        found = true;
+      } else if (r->status != 404) {  // 404: the volume is not on that server
+        last = Status::Unavailable("sync " + server + " answered " + std::to_string(r->status) +
+                                   ": " + r->body);
+      }
     }
+    if (!last.ok()) continue;
+    if (found) return Status::OK();
+    last = Status::NotFound("no server holds volume " + std::to_string(volume.value));
   }
-  return Status::OK();
+  return last;
 }
 
 }  // namespace needlefs

@@ -67,8 +67,10 @@ class BlobClient {
   /// is already gone. Errors: kUnavailable, kInternal (refused).
   Status Delete(const std::string& file_id);
   /// Makes every write to volume `volume` so far durable on every replica
-  /// (POST /admin/sync to each): what follows unstable uploads. Errors:
-  /// kUnavailable (a replica could not be reached or refused).
+  /// (POST /admin/sync to each server that holds it; asks the master again
+  /// once when that fails): what follows unstable uploads. Errors:
+  /// kUnavailable (a replica could not be reached or refused), kNotFound
+  /// (no server holds the volume any more).
   Status Sync(VolumeId volume);
 
  private:

@@ -33,20 +33,26 @@ class DirCache::Impl {
       return meta_->Lookup(ctx, parent, name);
     }
     bool list = false;
-    uint64_t gen = 0;
     for (int pass = 0; pass < 2; ++pass) {
       std::optional<StatusOr<InodeAttr>> hit;
       {
         std::lock_guard<std::mutex> g(mu_);
-        hit = FromListing(ctx, parent, name, NowNs(), pass == 0, &list, &gen);
+        hit = FromListing(ctx, parent, name, NowNs(), pass == 0, &list);
       }
       if (hit) return *std::move(hit);
       if (!list || pass == 1) break;
-      if (!List(ctx, parent, gen)) break;
+      if (!List(ctx, parent)) break;
+    }
+    uint64_t start;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      start = clock_;
     }
     auto r = meta_->Lookup(ctx, parent, name);
     if (r.ok()) {
       std::lock_guard<std::mutex> g(mu_);
+      // Attributes changed meanwhile may be newer than these: keep nothing.
+      if (attrs_changed_at_ > start || cleared_at_ > start) return r;
       auto it = listings_.find(parent.value);
       if (it != listings_.end()) {
         auto e = it->second.entries.find(name);
@@ -60,15 +66,17 @@ class DirCache::Impl {
     if (options_.ttl_ns <= 0) return;
     std::lock_guard<std::mutex> g(mu_);
     const int64_t now = NowNs();
-    ++State(parent.value).gen;  // a listing in flight may predate this
+    Touch(parent.value);  // a listing in flight may predate this
     auto it = listings_.find(parent.value);
     if (it != listings_.end() && Fresh(it->second, now)) {
       Assign(it->second, name, attr.ino.value);
       PutAttr(attr);
       if (it->second.entries.size() > options_.max_dir_entries) DropListing(parent.value);
     }
-    if (attr.type == FileType::kDirectory && listings_.count(attr.ino.value) == 0) {
-      // A directory this client just made is empty: list it as such.
+    if (attr.type == FileType::kDirectory && state_.count(attr.ino.value) == 0 &&
+        listings_.count(attr.ino.value) == 0) {
+      // A directory this client just made is empty (unless the change
+      // stream already told of entries in it): list it as such.
       Listing l;
       l.dir_attr = attr;
       l.fetched_ns = now;
@@ -79,13 +87,15 @@ class DirCache::Impl {
 
   void Removed(InodeId parent, const std::string& name) {
     std::lock_guard<std::mutex> g(mu_);
-    ++State(parent.value).gen;
+    Touch(parent.value);
+    attrs_changed_at_ = ++clock_;  // nlink and ctime of the removed inode
     auto it = listings_.find(parent.value);
     if (it == listings_.end()) return;
     auto e = it->second.entries.find(name);
     if (e == it->second.entries.end()) return;
-    attrs_.erase(e->second);
-    listings_.erase(e->second);  // a removed directory's listing is gone too
+    const uint64_t ino = e->second;
+    attrs_.erase(ino);
+    if (ino != parent.value) DropListing(ino);  // a removed directory's listing goes too
     it = listings_.find(parent.value);
     if (it == listings_.end()) return;
     it->second.entries.erase(name);
@@ -95,8 +105,9 @@ class DirCache::Impl {
   void Renamed(InodeId parent, const std::string& name, InodeId new_parent,
                const std::string& new_name, bool exchange) {
     std::lock_guard<std::mutex> g(mu_);
-    ++State(parent.value).gen;
-    ++State(new_parent.value).gen;
+    Touch(parent.value);
+    Touch(new_parent.value);
+    attrs_changed_at_ = ++clock_;
     auto src = listings_.find(parent.value);
     auto dst = listings_.find(new_parent.value);
     std::optional<uint64_t> moved, other;
@@ -108,6 +119,8 @@ class DirCache::Impl {
       auto e = dst->second.entries.find(new_name);
       if (e != dst->second.entries.end()) other = e->second;
     }
+    // Two names of one inode: rename(2) does nothing.
+    if (moved && other && *moved == *other) return;
     // Attributes of both inodes changed (ctime; nlink of a replaced file).
     if (moved) attrs_.erase(*moved);
     if (other) attrs_.erase(*other);
@@ -126,13 +139,15 @@ class DirCache::Impl {
   void InvalidateDir(InodeId dir) {
     std::lock_guard<std::mutex> g(mu_);
     DropListing(dir.value);
-    DirState& st = State(dir.value);
-    ++st.gen;
-    st.no_list_until_ns = NowNs() + options_.ttl_ns;
+    Touch(dir.value);
+    State(dir.value).no_list_until_ns = NowNs() + options_.ttl_ns;
   }
 
   void InvalidateInode(InodeId ino) {
     std::lock_guard<std::mutex> g(mu_);
+    // A listing or lookup in flight may carry the old attributes.
+    attrs_changed_at_ = ++clock_;
+    if (state_.count(ino.value)) Touch(ino.value);  // a directory: its mode may have changed
     attrs_.erase(ino.value);
     auto it = listings_.find(ino.value);
     if (it != listings_.end()) it->second.dir_attr_valid = false;
@@ -144,7 +159,7 @@ class DirCache::Impl {
     lru_.clear();
     attrs_.clear();
     total_entries_ = 0;
-    for (auto& [dir, st] : state_) ++st.gen;
+    cleared_at_ = ++clock_;
   }
 
   uint64_t entries() const {
@@ -164,27 +179,33 @@ class DirCache::Impl {
     int misses = 0;
     int64_t window_start_ns = 0;
     int64_t no_list_until_ns = 0;  // others changed it lately: do not list
-    uint64_t gen = 0;              // bumped by every invalidation
+    uint64_t changed_at = 0;       // clock_ at its last change told to the cache
   };
+
+  /// Marks a change of directory `dir` (its entries or attributes).
+  /// REQUIRES: mu_.
+  void Touch(uint64_t dir) {
+    DirState& st = State(dir);
+    st.changed_at = ++clock_;
+  }
 
   bool Fresh(const Listing& l, int64_t now) const { return now - l.fetched_ns < options_.ttl_ns; }
 
   DirState& State(uint64_t dir) {
     if (state_.size() >= kMaxTrackedDirs && state_.count(dir) == 0) {
-      // Forgetting counters only delays listings; generations must not go
-      // back for a listing in flight, so those few are kept.
-      for (auto it = state_.begin(); it != state_.end();) {
-        it = listings_.count(it->first) ? std::next(it) : state_.erase(it);
-      }
+      // Forgetting counters only delays listings; listings in flight are
+      // discarded (their directories' change marks go with the map).
+      state_.clear();
+      cleared_at_ = ++clock_;
     }
     return state_[dir];
   }
 
   /// The answer from a fresh listing, or nullopt (then *list says whether
-  /// to list the directory first, at generation *gen). REQUIRES: mu_.
+  /// to list the directory first). REQUIRES: mu_.
   std::optional<StatusOr<InodeAttr>> FromListing(const RequestContext& ctx, InodeId parent,
                                                  const std::string& name, int64_t now,
-                                                 bool count_miss, bool* list, uint64_t* gen) {
+                                                 bool count_miss, bool* list) {
     auto it = listings_.find(parent.value);
     if (it != listings_.end() && !Fresh(it->second, now)) {
       DropListing(parent.value);
@@ -208,14 +229,18 @@ class DirCache::Impl {
       st.window_start_ns = now;
     }
     *list = ++st.misses >= kMissesBeforeListing && now >= st.no_list_until_ns;
-    *gen = st.gen;
     return std::nullopt;
   }
 
-  /// Lists `dir` whole and installs the listing unless an invalidation came
-  /// meanwhile (generation `gen`). False when it was not cached.
-  bool List(const RequestContext& ctx, InodeId dir, uint64_t gen) {
+  /// Lists `dir` whole and installs the listing unless any change was told
+  /// meanwhile (the listing might predate it). False when it was not cached.
+  bool List(const RequestContext& ctx, InodeId dir) {
     const int64_t started = NowNs();
+    uint64_t start;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      start = clock_;
+    }
     auto refuse = [&] {
       std::lock_guard<std::mutex> g(mu_);
       State(dir.value).no_list_until_ns = started + options_.ttl_ns;
@@ -243,8 +268,21 @@ class DirCache::Impl {
       if (page->eof || page->entries.empty()) break;
     }
     std::lock_guard<std::mutex> g(mu_);
-    if (State(dir.value).gen != gen) return false;  // changed while we listed
-    for (const InodeAttr& at : attrs) PutAttr(at);
+    DirState& st = State(dir.value);
+    if (st.changed_at > start || cleared_at_ > start) {
+      // Changed while we listed: the listing may predate it. Not again
+      // within the TTL, or a directory that keeps changing would be listed
+      // on every miss.
+      st.no_list_until_ns = NowNs() + options_.ttl_ns;
+      return false;
+    }
+    // Names are current; attributes only if none changed meanwhile (else
+    // lookups of these names ask meta for them).
+    const bool attrs_current = attrs_changed_at_ <= start;
+    l.dir_attr_valid = attrs_current;
+    if (attrs_current) {
+      for (const InodeAttr& at : attrs) PutAttr(at);
+    }
     Install(dir.value, std::move(l));
     EvictLocked();
     return true;
@@ -291,6 +329,10 @@ class DirCache::Impl {
       // Not listed again within the TTL: directories that together exceed
       // the cap would otherwise evict and relist each other on every miss.
       const uint64_t dir = lru_.back();
+      if (listings_.count(dir) == 0) {
+        lru_.pop_back();  // cannot happen (every drop goes through DropListing)
+        continue;
+      }
       DropListing(dir);
       State(dir).no_list_until_ns = now + options_.ttl_ns;
     }
@@ -304,6 +346,13 @@ class DirCache::Impl {
   std::unordered_map<uint64_t, InodeAttr> attrs_;   // GUARDED_BY(mu_): of listed entries
   std::unordered_map<uint64_t, DirState> state_;    // GUARDED_BY(mu_)
   uint64_t total_entries_ = 0;                      // GUARDED_BY(mu_)
+  // GUARDED_BY(mu_): a logical clock, ticked by every change told to the
+  // cache; a listing or lookup started at clock S keeps nothing a change
+  // after S may have made stale (DirState::changed_at, attrs_changed_at_,
+  // cleared_at_).
+  uint64_t clock_ = 0;
+  uint64_t attrs_changed_at_ = 0;  // GUARDED_BY(mu_): last attribute change
+  uint64_t cleared_at_ = 0;        // GUARDED_BY(mu_): last Clear or state_ reset
 };
 
 DirCache::DirCache(MetaClient* meta, DirCacheOptions options)

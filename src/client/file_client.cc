@@ -301,7 +301,13 @@ class FileClient::Impl {
     }
     for (const auto& [volume, stamp] : volumes) {
       Status st = blobs_->Sync(VolumeId(volume));
-      if (!st.ok()) return Eio(st, "volume sync");
+      if (st.IsNotFound()) {
+        // Deleted with everything on it (nothing left to make durable);
+        // kept, it would fail every later fsync of this mount.
+        spdlog::warn("client.fsync volume={}: {}", volume, st.ToString());
+      } else if (!st.ok()) {
+        return Eio(st, "volume sync");
+      }
       // Forgotten only when no unstable write landed there meanwhile (that
       // one may have missed this sync).
       std::lock_guard<std::mutex> g(unstable_mu_);

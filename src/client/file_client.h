@@ -101,8 +101,10 @@ class FileClient {
   /// data of this write-back is lost, as with a local disk's write error),
   /// meta's errno (ENOENT for a file removed meanwhile).
   Status Flush(InodeId ino);
-  /// Flush, then makes meta durable (Sync): fsync(2), NFS COMMIT. Errors:
-  /// as Flush; EIO when meta cannot sync.
+  /// Flush, then makes the volumes this client wrote unstably and meta
+  /// durable: fsync(2), NFS COMMIT. Errors: as Flush; EIO when a volume
+  /// server or meta cannot sync (the other files' volumes count too: which
+  /// volume a closed descriptor wrote to is not kept per file).
   Status Fsync(InodeId ino);
 
   /// The size including buffered writes, when `ino` is open and has data

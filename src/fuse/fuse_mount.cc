@@ -228,6 +228,14 @@ class FuseMount::Impl {
     std::lock_guard<std::mutex> g(own_mu_);
     own_entries_.erase(EntryKey(parent, name));
   }
+  /// A marked call failed (or made no entry): forgets the mark, and since the
+  /// mark may have swallowed another client's event for that name meanwhile
+  /// (its create won the race, say), drops the directory's cached listing.
+  /// The kernel holds no negative dentry of ours to invalidate.
+  void DropOwnEntry(InodeId parent, const std::string& name) {
+    ForgetOwnEntry(parent, name);
+    dirs_->InvalidateDir(parent);
+  }
   /// True (and forgotten) when the event only echoes RecordOwnEntry (an
   /// entry recorded with kAnyInode matches whatever inode the event names).
   bool IsOwnEntry(const ChangeEvent& e) {
@@ -254,7 +262,7 @@ class FuseMount::Impl {
     if (a.ok()) {
       dirs_->Added(p, name, *a);
     } else {
-      ForgetOwnEntry(p, name);
+      DropOwnEntry(p, name);
     }
     ReplyEntry(req, a);
   }
@@ -267,7 +275,7 @@ class FuseMount::Impl {
     if (st.ok()) {
       dirs_->Removed(parent, name);
     } else {
-      ForgetOwnEntry(parent, name);
+      DropOwnEntry(parent, name);
     }
     fuse_reply_err(req, ErrnoOf(st));
   }
@@ -341,11 +349,11 @@ class FuseMount::Impl {
   /// FileClient::Flush and Namespace::SetAttr.
   StatusOr<InodeAttr> Resize(const RequestContext& ctx, InodeId ino, uint64_t size) {
     NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
-    dirs_->InvalidateInode(ino);
     SetAttrRequest r;
     r.size = size;
     auto a = meta_->SetAttr(ctx, ino, r);
     if (a.ok()) files_->Truncated(ino, size);
+    dirs_->InvalidateInode(ino);
     return a;
   }
 
@@ -479,8 +487,8 @@ class FuseMount::Impl {
     if (st.ok()) {
       s->dirs_->Renamed(p, name, np, newname, !move);
     } else if (move) {
-      s->ForgetOwnEntry(p, name);
-      s->ForgetOwnEntry(np, newname);
+      s->DropOwnEntry(p, name);
+      s->DropOwnEntry(np, newname);
     }
     fuse_reply_err(req, ErrnoOf(st));
   }
@@ -546,7 +554,7 @@ class FuseMount::Impl {
     const InodeId p = s->FromFuse(parent);
     s->RecordOwnEntry(p, name, InodeId{kAnyInode});  // before: see ReplyNewEntry
     auto a = s->meta_->Create(ctx, p, name, mode & 07777, (fi->flags & O_EXCL) != 0, &created);
-    if (!created) s->ForgetOwnEntry(p, name);  // no entry made, no echo to expect
+    if (!created) s->DropOwnEntry(p, name);  // no entry made, no echo to expect
     if (!a.ok()) return ReplyErr(req, a.status());
     if (!created && (fi->flags & O_TRUNC) && a->size != 0) {
       a = s->Resize(ctx, a->ino, 0);
@@ -942,6 +950,11 @@ class FuseMount::Impl {
         if (reset) {
           files_->InvalidateAll();
           dirs_->Clear();
+          {
+            // Echoes lost with the old stream would keep their marks.
+            std::lock_guard<std::mutex> g(own_mu_);
+            own_entries_.clear();
+          }
           std::lock_guard<std::mutex> g(nocap_mu_);
           no_capability_.clear();
           return true;

@@ -194,6 +194,22 @@ std::vector<std::string> Store::FailedVolumes() const {
   return failed_;
 }
 
+Status Store::SyncUnstable() {
+  std::vector<std::shared_ptr<Volume>> vols;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [id, v] : volumes_) {
+      if (v->HasUnstableAppends()) vols.push_back(v);
+    }
+  }
+  Status first;
+  for (const auto& v : vols) {
+    Status s = v->SyncAppends();
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
 Status Store::SyncAll() {
   std::vector<std::shared_ptr<Volume>> vols;
   {

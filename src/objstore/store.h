@@ -67,6 +67,10 @@ class Store {
   std::vector<std::string> FailedVolumes() const;
   /// Syncs every volume (clean shutdown).
   Status SyncAll();
+  /// SyncAppends on every volume that took unstable writes since its last
+  /// sync (what bounds how long an unstable write stays in memory only).
+  /// Returns the first error; the other volumes are synced anyway.
+  Status SyncUnstable();
 
  private:
   explicit Store(const StoreOptions& options) : options_(options) {}

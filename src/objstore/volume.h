@@ -159,11 +159,14 @@ class Volume {
   using RecordHook = std::function<void(const std::string& record)>;
   StatusOr<WriteResult> Write(Needle n, const RecordHook& appended = nullptr,
                               bool wait_durable = true);
-  /// Makes every append so far durable (fdatasync of the data file; the
-  /// index is rebuilt from it after a crash), in any durability mode, without
-  /// stopping writers: what follows unstable writes (NFS COMMIT). Errors:
-  /// IOError (the volume turns read-only).
+  /// Makes every append so far durable (fdatasync of the data file, shared
+  /// with concurrent group commits; the index is rebuilt from the data file
+  /// after a crash), in any durability mode, without stopping writers: what
+  /// follows unstable writes (NFS COMMIT). Errors: IOError (the volume turns
+  /// read-only).
   Status SyncAppends();
+  /// Whether an unstable write came after the last SyncAppends.
+  bool HasUnstableAppends() const { return unstable_pending_.load(); }
 
   /// Appends a tombstone for `key` after checking `cookie`. Returns the
   /// stored data size of the deleted needle. `appended` sees the tombstone
@@ -315,6 +318,7 @@ class Volume {
   }
   std::atomic<uint64_t> write_seq_{0};
   std::unique_ptr<GroupCommitter> committer_;
+  std::atomic<bool> unstable_pending_{false};  // an unstable write since the last SyncAppends
 };
 
 }  // namespace needlefs

@@ -7,9 +7,11 @@
 
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include "common/crc32c.h"
 #include "common/file_id.h"
@@ -191,6 +193,23 @@ struct VolumeServer::Impl {
   std::unique_ptr<AntiEntropy> anti_entropy;    // null without a master
   ClusterIdCell cluster_id = std::make_shared<std::atomic<uint64_t>>(0);
   prometheus::Histogram* latency[4];  // GET, PUT, DELETE, other
+  std::mutex syncer_mu;
+  std::condition_variable syncer_cv;
+  bool syncer_stop = false;  // GUARDED_BY(syncer_mu)
+  std::thread syncer;        // runs SyncLoop
+
+  /// Syncs the volumes with unstable writes every unstable_sync_interval_ms
+  /// until Stop.
+  void SyncLoop() {
+    std::unique_lock<std::mutex> l(syncer_mu);
+    while (!syncer_cv.wait_for(l, std::chrono::milliseconds(options.unstable_sync_interval_ms),
+                               [this] { return syncer_stop; })) {
+      l.unlock();
+      Status s = store->SyncUnstable();
+      if (!s.ok()) spdlog::warn("volume_server.sync_unstable error=\"{}\"", s.ToString());
+      l.lock();
+    }
+  }
 
   HttpResponse Handle(HttpRequest& req);
   HttpResponse HandleStatus();
@@ -619,6 +638,10 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(const VolumeServerOp
       impl->grpc, VolumeGrpcServer::Start(store, impl->anti_entropy.get(), impl->cluster_id,
                                           options.ip, options.grpc_port));
   if (impl->anti_entropy) impl->anti_entropy->Start();
+  if (options.unstable_sync_interval_ms > 0) {
+    Impl* raw_impl = impl.get();
+    impl->syncer = std::thread([raw_impl] { raw_impl->SyncLoop(); });
+  }
   spdlog::info("volume_server.start http={}:{} grpc={}:{}", options.ip, impl->http->port(),
                options.ip, impl->grpc->port());
   return std::unique_ptr<VolumeServer>(new VolumeServer(std::move(impl)));
@@ -638,6 +661,12 @@ void VolumeServer::Stop() {
   if (impl_->http) impl_->http->Stop();
   if (impl_->anti_entropy) impl_->anti_entropy->Stop();
   if (impl_->grpc) impl_->grpc->Shutdown();
+  {
+    std::lock_guard<std::mutex> g(impl_->syncer_mu);
+    impl_->syncer_stop = true;
+  }
+  impl_->syncer_cv.notify_all();
+  if (impl_->syncer.joinable()) impl_->syncer.join();
 }
 
 }  // namespace needlefs

@@ -52,6 +52,11 @@ struct VolumeServerOptions {
   /// objstore/anti_entropy.h); 0 = only when asked (admin volume.check).
   /// Needs `master`. Default: 600,000 ms (10 minutes).
   int anti_entropy_interval_ms = 600'000;
+  /// How often volumes that took unstable writes (PUT ?unstable=1) are
+  /// synced when no client asked (/admin/sync): bounds how long an
+  /// acknowledged unstable write can be lost to a machine crash, as a local
+  /// file system's commit interval does. Default: 1000 ms.
+  int unstable_sync_interval_ms = 1000;
 };
 
 class VolumeServer {

@@ -75,10 +75,19 @@ Status Volume::WaitDurable(uint64_t seq) {
 }
 
 Status Volume::SyncAppends() {
-  auto f = files();
-  if (!f) return Status::FailedPrecondition("volume is closed");
-  Status s = f->data.DataSync();
-  if (!s.ok()) MarkBroken("fdatasync failed: " + s.ToString());
+  unstable_pending_.store(false);
+  uint64_t seq;
+  {
+    // Under the append lock every write numbered so far is also Issued.
+    std::lock_guard<std::mutex> al(append_mu_);
+    seq = write_seq_.load();
+  }
+  if (seq == 0) return Status::OK();
+  Status s = committer_->WaitDurable(seq);
+  if (!s.ok()) {
+    unstable_pending_.store(true);
+    MarkBroken("fdatasync failed: " + s.ToString());
+  }
   return s;
 }
 
@@ -127,7 +136,11 @@ StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& appended, bool w
     if (appended) appended(record);
     NEEDLEFS_ASSIGN_OR_RETURN(seq, IssueLocked(f.get()));
   }
-  if (wait_durable) NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
+  if (wait_durable) {
+    NEEDLEFS_RETURN_IF_ERROR(WaitDurable(seq));
+  } else {
+    unstable_pending_.store(true);
+  }
   return WriteResult{static_cast<uint32_t>(n.data.size()), n.data_crc};
 }
 

@@ -87,6 +87,47 @@ TEST_F(DirCacheTest, FollowsThisClientsOwnChanges) {
   EXPECT_EQ(Errno(cache.Lookup(root_, sub->ino, "x")), ENOENT);
 }
 
+// A removed directory's listing leaves the LRU with it: eviction used to
+// spin forever on its leftover id once the cache was over its cap.
+TEST_F(DirCacheTest, RemovedDirectoryThenEvictionDoesNotHang) {
+  DirCacheOptions o;
+  o.max_entries = 25;
+  DirCache cache(client_.get(), o);
+  ASSERT_TRUE(cache.Lookup(root_, dir_, "f0").ok());
+  ASSERT_TRUE(cache.Lookup(root_, dir_, "f1").ok());
+  auto sub = client_->Mkdir(root_, dir_, "sub", 0755);
+  ASSERT_TRUE(sub.ok());
+  cache.Added(dir_, "sub", *sub);                     // lists "sub" as empty
+  ASSERT_TRUE(cache.Lookup(root_, dir_, "f2").ok());  // "sub" is now least recent
+  ASSERT_TRUE(client_->Rmdir(root_, dir_, "sub").ok());
+  cache.Removed(dir_, "sub");
+  for (int i = 0; i < 10; ++i) {  // past the cap: the listing of dir_ is evicted
+    const std::string name = "n" + std::to_string(i);
+    auto n = client_->Create(root_, dir_, name, 0644, true);
+    ASSERT_TRUE(n.ok());
+    cache.Added(dir_, name, *n);
+  }
+  EXPECT_LE(cache.entries(), 25u);
+  EXPECT_TRUE(cache.Lookup(root_, dir_, "n9").ok());
+}
+
+// rename(2) between two names of one inode changes nothing.
+TEST_F(DirCacheTest, RenameBetweenHardLinksKeepsBothNames) {
+  DirCache cache(client_.get());
+  ASSERT_TRUE(cache.Lookup(root_, dir_, "f0").ok());
+  ASSERT_TRUE(cache.Lookup(root_, dir_, "f1").ok());
+  auto f0 = client_->Lookup(root_, dir_, "f0");
+  ASSERT_TRUE(f0.ok());
+  auto l = client_->Link(root_, f0->ino, dir_, "hard");
+  ASSERT_TRUE(l.ok());
+  cache.Added(dir_, "hard", *l);
+  ASSERT_TRUE(client_->Rename(root_, dir_, "f0", dir_, "hard").ok());
+  cache.Renamed(dir_, "f0", dir_, "hard", false);
+  EXPECT_TRUE(client_->Lookup(root_, dir_, "f0").ok()) << "meta keeps both names";
+  EXPECT_TRUE(cache.Lookup(root_, dir_, "f0").ok());
+  EXPECT_TRUE(cache.Lookup(root_, dir_, "hard").ok());
+}
+
 TEST_F(DirCacheTest, OthersChangesShowAfterInvalidationOrExpiry) {
   DirCacheOptions o;
   o.ttl_ns = 300'000'000;  // 300 ms
