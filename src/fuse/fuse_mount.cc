@@ -86,8 +86,9 @@ class FuseMount::Impl {
     DirCacheOptions dc;
     // Listings answer lookups as long as the kernel keeps a dentry, and
     // only while meta's change stream can invalidate them.
-    dc.ttl_ns =
-        options_.invalidate_from_changes ? static_cast<int64_t>(options_.entry_timeout_s * 1e9) : 0;
+    dc.ttl_ns = options_.dir_cache && options_.invalidate_from_changes
+                    ? static_cast<int64_t>(options_.entry_timeout_s * 1e9)
+                    : 0;
     dirs_ = std::make_unique<DirCache>(meta_.get(), dc);
 
     // Resolve the subdirectory served as the root.
