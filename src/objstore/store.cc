@@ -173,14 +173,18 @@ Status Store::DeleteVolume(VolumeId id) {
   return v->Destroy();
 }
 
-std::vector<VolumeStats> Store::Stats() const {
+std::vector<std::shared_ptr<Volume>> Store::Volumes() const {
   std::vector<std::shared_ptr<Volume>> vols;
   {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [id, v] : volumes_) vols.push_back(v);
   }
+  return vols;
+}
+
+std::vector<VolumeStats> Store::Stats() const {
   std::vector<VolumeStats> out;
-  for (const auto& v : vols) out.push_back(v->Stats());
+  for (const auto& v : Volumes()) out.push_back(v->Stats());
   return out;
 }
 
@@ -195,15 +199,9 @@ std::vector<std::string> Store::FailedVolumes() const {
 }
 
 Status Store::SyncUnstable() {
-  std::vector<std::shared_ptr<Volume>> vols;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const auto& [id, v] : volumes_) {
-      if (v->HasUnstableAppends()) vols.push_back(v);
-    }
-  }
   Status first;
-  for (const auto& v : vols) {
+  for (const auto& v : Volumes()) {
+    if (!v->HasUnstableAppends()) continue;
     Status s = v->SyncAppends();
     if (!s.ok() && first.ok()) first = s;
   }
@@ -211,13 +209,8 @@ Status Store::SyncUnstable() {
 }
 
 Status Store::SyncAll() {
-  std::vector<std::shared_ptr<Volume>> vols;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const auto& [id, v] : volumes_) vols.push_back(v);
-  }
   Status first;
-  for (const auto& v : vols) {
+  for (const auto& v : Volumes()) {
     Status s = v->Sync();
     if (!s.ok() && first.ok()) first = s;
   }

@@ -74,6 +74,8 @@ class Store {
 
  private:
   explicit Store(const StoreOptions& options) : options_(options) {}
+  /// Every volume now (a snapshot taken under mu_, used outside it).
+  std::vector<std::shared_ptr<Volume>> Volumes() const;
   VolumeOptions MakeVolumeOptions(VolumeId id, const std::string& collection) const;
 
   const StoreOptions options_;

@@ -182,6 +182,14 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
   return v;
 }
 
+/// The `volume` query parameter of an admin request as a volume id; nullopt
+/// when it is missing or malformed (answer 400).
+std::optional<VolumeId> VolumeParam(const HttpRequest& req) {
+  const auto v = ParseDecimal(req.QueryParam("volume"));
+  if (!v || *v > 0xFFFFFFFFull) return std::nullopt;
+  return VolumeId(static_cast<uint32_t>(*v));
+}
+
 }  // namespace
 
 struct VolumeServer::Impl {
@@ -544,12 +552,10 @@ HttpResponse VolumeServer::Impl::HandleWrite(HttpRequest& req, const FileId& fid
 
 HttpResponse VolumeServer::Impl::HandleSync(HttpRequest& req) {
   if (req.method != "POST") return HttpResponse::Error(405, "POST to sync");
-  const auto vid = ParseDecimal(req.QueryParam("volume"));
-  if (!vid || *vid > 0xFFFFFFFFull) {
-    return HttpResponse::Error(400, "volume is missing or malformed");
-  }
-  auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(*vid)));
-  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(*vid) + " not found");
+  const auto vid = VolumeParam(req);
+  if (!vid) return HttpResponse::Error(400, "volume is missing or malformed");
+  auto vol = store->GetVolume(*vid);
+  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(vid->value) + " not found");
   Status s = vol->SyncAppends();
   if (!s.ok()) return HttpResponse::Error(500, s.message());
   static auto& syncs = Metrics::Global().Counter(
@@ -560,10 +566,8 @@ HttpResponse VolumeServer::Impl::HandleSync(HttpRequest& req) {
 
 HttpResponse VolumeServer::Impl::HandleReplicate(HttpRequest& req) {
   if (req.method != "POST") return HttpResponse::Error(405, "POST records");
-  const std::string v = req.QueryParam("volume");
-  const auto vid = ParseDecimal(v);
-  if (!vid || *vid > 0xFFFFFFFFull)
-    return HttpResponse::Error(400, "volume is missing or malformed");
+  const auto vid = VolumeParam(req);
+  if (!vid) return HttpResponse::Error(400, "volume is missing or malformed");
   // Ids are random 64-bit numbers; a missing or malformed one counts as
   // unknown (0), as from a server that has not heard from its master.
   const std::string c = req.QueryParam("cluster");
@@ -572,8 +576,8 @@ HttpResponse VolumeServer::Impl::HandleReplicate(HttpRequest& req) {
     return HttpResponse::Error(409, "records of cluster " + c + " sent to a server of cluster " +
                                         std::to_string(cluster_id->load()));
   }
-  auto vol = store->GetVolume(VolumeId(static_cast<uint32_t>(*vid)));
-  if (!vol) return HttpResponse::Error(404, "volume " + v + " not found");
+  auto vol = store->GetVolume(*vid);
+  if (!vol) return HttpResponse::Error(404, "volume " + std::to_string(vid->value) + " not found");
   std::vector<std::string_view> records;
   std::string_view body(req.body);
   while (!body.empty()) {
