@@ -245,11 +245,18 @@ class FileClient::Impl {
   }
 
   void Release(InodeId ino) {
+    // `keep` is declared before the locks, so it is destroyed after them:
+    // erasing the map's reference may drop the last one, and the OpenInode
+    // (with the mutex g2 holds) must outlive g2's unlock. Unlocking a freed
+    // mutex wrote zeros into whatever reused the memory (a gRPC completion
+    // queue, in the crashes of 2026-12-01).
+    std::shared_ptr<OpenInode> keep;
     std::lock_guard<std::mutex> g(map_mu_);
     auto it = open_.find(ino.value);
     if (it == open_.end()) return;
-    std::lock_guard<std::mutex> g2(it->second->mu);
-    if (--it->second->refs <= 0) open_.erase(it);  // uploads hold their own reference
+    keep = it->second;
+    std::lock_guard<std::mutex> g2(keep->mu);
+    if (--keep->refs <= 0) open_.erase(it);  // uploads hold their own reference
   }
 
   Status Write(InodeId ino, uint64_t offset, std::string_view data) {

@@ -133,8 +133,9 @@ class FuseMount::Impl {
       }
     }
     struct fuse_loop_config* cfg = fuse_loop_cfg_create();
+    // Idle workers stay (libfuse's default since 3.12): capping them made
+    // libfuse end and start threads all through a busy load.
     fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(std::max(2, options_.max_threads)));
-    fuse_loop_cfg_set_idle_threads(cfg, 4);
     int rc = fuse_session_loop_mt(se_, cfg);
     fuse_loop_cfg_destroy(cfg);
     StopBackground();
@@ -987,7 +988,7 @@ class FuseMount::Impl {
   std::unique_ptr<DirCache> dirs_;
   fuse_session* se_ = nullptr;
   InodeId root_ = kRootInode;
-  uint64_t session_ = 0;
+  std::atomic<uint64_t> session_{0};  // written by RenewLoop, read by workers
   std::atomic<bool> stopping_{false};
   std::mutex unmount_mu_;
   bool mounted_ = false;  // GUARDED_BY(unmount_mu_)

@@ -35,11 +35,9 @@ struct FuseMountOptions {
   /// and survive kill -9 of any one process; fsync(2) on a file or
   /// directory makes them survive a machine crash.
   bool sync = false;
-  /// -o dircache: answer lookups from whole directory listings
-  /// (client/dir_cache.h). Off by default while a crash of the mount inside
-  /// gRPC call creation is investigated: first seen with the cache on, since
-  /// also with it off (see the FUSE issue's notes).
-  bool dir_cache = false;
+  /// Answer lookups from whole directory listings (client/dir_cache.h);
+  /// -o nodircache turns it off (every lookup asks meta).
+  bool dir_cache = true;
   bool allow_other = false;
   bool default_permissions = false;  ///< let the kernel check mode bits
   double entry_timeout_s = 1.0;
