@@ -235,10 +235,10 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("mountpoint", f->mountpoint, "Directory to mount on")->required();
   cmd->add_option("--meta", f->meta, "Meta server host:port (gRPC)")->capture_default_str();
   cmd->add_option("--master", f->master, "Master host:port (HTTP; default: meta's host, 9333)");
-  cmd->add_option(
-      "-o", f->options,
-      "Mount options: ro, sync, nodircache, allow_other, default_permissions, subdir=/x, master=h:p, "
-      "entry_timeout=s, attr_timeout=s, cache_mb=N, replication=xyz, pidfile=PATH");
+  cmd->add_option("-o", f->options,
+                  "Mount options: ro, sync, nodircache, allow_other, default_permissions, "
+                  "subdir=/x, master=h:p, "
+                  "entry_timeout=s, attr_timeout=s, cache_mb=N, replication=xyz, pidfile=PATH");
   cmd->add_flag("-f,--foreground", f->foreground, "Stay in the foreground");
   cmd->add_option("--subdir", f->subdir, "Namespace directory to mount as the root")
       ->capture_default_str();
