@@ -338,6 +338,20 @@ class FileClient::Impl {
     auto s = Find(ino);
     if (!s) return Status::OK();
     std::unique_lock<std::mutex> l(s->mu);
+    if (s->pending.empty() && s->dirty.size() == 1) {
+      const auto& [at, bytes] = *s->dirty.begin();
+      if (at / options_.chunk_size == (at + bytes.size() - 1) / options_.chunk_size) {
+        // The usual close of a small file: one piece and nothing in flight.
+        // Uploaded and committed on this thread; through the upload pool it
+        // cost two more context switches (a wake-up there and back).
+        auto node = s->dirty.extract(s->dirty.begin());
+        s->dirty_bytes -= node.mapped().size();
+        auto [seq, blob] = AddPendingLocked(s, node.key(), std::move(node.mapped()));
+        l.unlock();
+        UploadOne(s, seq, blob);
+        l.lock();
+      }
+    }
     SubmitAllLocked(s);
     const uint64_t target = s->next_seq - 1;
     s->committed_cv.wait(l, [&] { return s->pending.empty() || s->pending.front().seq > target; });
@@ -542,6 +556,14 @@ class FileClient::Impl {
   /// Starts uploading `data` (file bytes at `offset`). REQUIRES: s->mu held;
   /// the bytes were counted in buffered_ and dirty_bytes no longer has them.
   void SubmitLocked(const std::shared_ptr<OpenInode>& s, uint64_t offset, std::string data) {
+    auto [seq, blob] = AddPendingLocked(s, offset, std::move(data));
+    uploads_.Submit([this, s, seq = seq, blob = blob] { UploadOne(s, seq, blob); });
+  }
+
+  /// Queues `data` (file bytes at `offset`) as the next pending chunk, to be
+  /// uploaded by the caller: (its seq, its bytes). REQUIRES: s->mu held.
+  std::pair<uint64_t, std::shared_ptr<const std::string>> AddPendingLocked(
+      const std::shared_ptr<OpenInode>& s, uint64_t offset, std::string data) {
     PendingChunk p;
     p.seq = s->next_seq++;
     p.offset = offset;
@@ -549,7 +571,7 @@ class FileClient::Impl {
     auto blob = p.data;
     const uint64_t seq = p.seq;
     s->pending.push_back(std::move(p));
-    uploads_.Submit([this, s, seq, blob] { UploadOne(s, seq, blob); });
+    return {seq, std::move(blob)};
   }
 
   void UploadOne(const std::shared_ptr<OpenInode>& s, uint64_t seq,

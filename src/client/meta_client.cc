@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "common/grpc_server.h"
 #include "common/http.h"
@@ -23,6 +24,8 @@ namespace pb = ::needlefs::meta;
 
 /// Largest reply accepted (a ReadDir plus of 65536 entries is ~10 MiB).
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
+/// How long Subscribe sleeps when its stream has nothing to read.
+constexpr std::chrono::milliseconds kSubscribeIdlePoll{10};
 
 uint32_t ClampU32(size_t n) {
   return static_cast<uint32_t>(std::min<size_t>(n, std::numeric_limits<uint32_t>::max()));
@@ -410,6 +413,13 @@ class GrpcMetaClient final : public MetaClient {
                 [&](grpc::ClientContext* c) { return stub_->AckGarbage(c, req, &resp); });
   }
 
+  // The stream is read through its own completion queue, polled without
+  // waiting inside gRPC (zero deadline, then a short sleep). A thread
+  // blocked in a gRPC wait takes part in polling the process's sockets: a
+  // Subscribe that blocked there received other threads' unary replies and
+  // had to wake them, two more context switches per call (measured: FUSE
+  // creates 1,050/s with a blocked subscriber, 1,470/s without). Events
+  // wait at most kSubscribeIdlePoll longer.
   Status Subscribe(
       uint64_t from_seq,
       const std::function<bool(uint64_t, const ChangeEvent&, bool)>& on_event) override {
@@ -421,33 +431,62 @@ class GrpcMetaClient final : public MetaClient {
       if (from_seq != 0) req.set_epoch(epoch_);
       streams_.insert(&ctx);
     }
-    auto reader = stub_->Subscribe(&ctx, req);
+    grpc::CompletionQueue cq;
+    auto reader = stub_->PrepareAsyncSubscribe(&ctx, req, &cq);
+    // Tags: each operation has one in flight at a time.
+    void* const kStart = reinterpret_cast<void*>(1);
+    void* const kRead = reinterpret_cast<void*>(2);
+    void* const kFinish = reinterpret_cast<void*>(3);
+    // Waits for the completion of `want`; false if it failed.
+    auto wait = [&](void* want) {
+      for (;;) {
+        void* tag = nullptr;
+        bool ok = false;
+        const auto r = cq.AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC));
+        if (r == grpc::CompletionQueue::GOT_EVENT) {
+          if (tag == want) return ok;
+          continue;  // not expected: one op at a time
+        }
+        if (r == grpc::CompletionQueue::SHUTDOWN) return false;
+        std::this_thread::sleep_for(kSubscribeIdlePoll);
+      }
+    };
     pb::ChangeEventMessage msg;
     bool stopped = false;
-    while (reader->Read(&msg)) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        epoch_ = msg.epoch();
-      }
-      ChangeEvent e;
-      if (!msg.reset()) {
-        e.kind = static_cast<ChangeEvent::Kind>(msg.kind());
-        e.ino = InodeId(msg.ino());
-        e.parent = InodeId(msg.parent());
-        e.name = std::move(*msg.mutable_name());
-      }
-      if (!on_event(msg.seq(), e, msg.reset())) {
-        stopped = true;
-        ctx.TryCancel();
-        while (reader->Read(&msg)) {
+    reader->StartCall(kStart);
+    if (wait(kStart)) {
+      for (;;) {
+        reader->Read(&msg, kRead);
+        if (!wait(kRead)) break;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          epoch_ = msg.epoch();
         }
-        break;
+        ChangeEvent e;
+        if (!msg.reset()) {
+          e.kind = static_cast<ChangeEvent::Kind>(msg.kind());
+          e.ino = InodeId(msg.ino());
+          e.parent = InodeId(msg.parent());
+          e.name = std::move(*msg.mutable_name());
+        }
+        if (!on_event(msg.seq(), e, msg.reset())) {
+          stopped = true;
+          ctx.TryCancel();
+          break;
+        }
       }
     }
-    grpc::Status gs = reader->Finish();
+    grpc::Status gs;
+    reader->Finish(&gs, kFinish);
+    (void)wait(kFinish);
     {
       std::lock_guard<std::mutex> lock(mu_);
       streams_.erase(&ctx);
+    }
+    cq.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
     }
     if (stopped) return Status::OK();
     if (gs.ok()) return Status::Unavailable("Subscribe: the server ended the stream");

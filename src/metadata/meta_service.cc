@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,8 @@ constexpr size_t kMaxGarbageEntries = 65536;
 constexpr size_t kSubscribeBatch = 256;
 /// How often an idle Subscribe stream checks for cancellation and shutdown.
 constexpr std::chrono::milliseconds kSubscribePoll{200};
+/// How long a Subscribe stream gathers events after the first one arrives.
+constexpr std::chrono::milliseconds kSubscribeCoalesce{5};
 
 /// Puts `s` into the reply: an errno into resp's errno_value/error (gRPC OK),
 /// any other failure into the gRPC status (logged with `method`).
@@ -329,7 +332,10 @@ class Service final : public pb::MetaService::Service {
         continue;
       }
       if (batch.empty()) {
-        log_->WaitFor(after, kSubscribePoll);
+        // Woken by a new event: wait a moment for the ones that follow it
+        // (a create is two or three), so a busy stream costs one wake-up
+        // and one send a window instead of one per event, on both ends.
+        if (log_->WaitFor(after, kSubscribePoll)) std::this_thread::sleep_for(kSubscribeCoalesce);
         continue;
       }
       for (size_t i = 0; i < batch.size(); ++i) {
