@@ -57,21 +57,83 @@ grpc::Status ReplyAttr(const char* method, const StatusOr<InodeAttr>& r, Resp* r
   return grpc::Status::OK;
 }
 
-class Service final : public pb::MetaService::Service {
+/// Finishes a callback call with `s` at once.
+grpc::ServerUnaryReactor* Inline(grpc::CallbackServerContext* ctx, const grpc::Status& s) {
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(s);
+  return r;
+}
+
+/// The read-only methods are gRPC callback methods answered inline on
+/// gRPC's own threads (no hand-off to a sync-server worker: stat at c=16
+/// went from ~22k/s to ~30k/s on 2 cores); the ones that change the
+/// namespace may wait for a WAL fsync and stay on the sync server's pool.
+using ServiceBase = pb::MetaService::WithCallbackMethod_Lookup<
+    pb::MetaService::WithCallbackMethod_GetAttr<pb::MetaService::WithCallbackMethod_Readlink<
+        pb::MetaService::WithCallbackMethod_ReadDir<pb::MetaService::WithCallbackMethod_Access<
+            pb::MetaService::WithCallbackMethod_StatFs<pb::MetaService::WithCallbackMethod_GetXattr<
+                pb::MetaService::WithCallbackMethod_ListXattr<
+                    pb::MetaService::WithCallbackMethod_ReadChunks<
+                        pb::MetaService::Service>>>>>>>>>;
+
+class Service final : public ServiceBase {
  public:
   Service(Namespace* ns, ChangeLog* log) : ns_(ns), log_(log) {}
 
   /// Makes the Subscribe streams end (within kSubscribePoll).
   void Stop() { stopping_.store(true); }
 
-  grpc::Status Lookup(grpc::ServerContext*, const pb::LookupRequest* req,
-                      pb::LookupResponse* resp) override {
+  // ---- read-only methods, answered inline (see ServiceBase) ----
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx, const pb::LookupRequest* req,
+                                   pb::LookupResponse* resp) override {
+    return Inline(ctx, DoLookup(req, resp));
+  }
+  grpc::ServerUnaryReactor* GetAttr(grpc::CallbackServerContext* ctx, const pb::GetAttrRequest* req,
+                                    pb::GetAttrResponse* resp) override {
+    return Inline(ctx, DoGetAttr(req, resp));
+  }
+  grpc::ServerUnaryReactor* Readlink(grpc::CallbackServerContext* ctx,
+                                     const pb::ReadlinkRequest* req,
+                                     pb::ReadlinkResponse* resp) override {
+    return Inline(ctx, DoReadlink(req, resp));
+  }
+  grpc::ServerUnaryReactor* ReadDir(grpc::CallbackServerContext* ctx, const pb::ReadDirRequest* req,
+                                    pb::ReadDirResponse* resp) override {
+    return Inline(ctx, DoReadDir(req, resp));
+  }
+  grpc::ServerUnaryReactor* Access(grpc::CallbackServerContext* ctx, const pb::AccessRequest* req,
+                                   pb::AccessResponse* resp) override {
+    return Inline(ctx, DoAccess(req, resp));
+  }
+  grpc::ServerUnaryReactor* StatFs(grpc::CallbackServerContext* ctx, const pb::StatFsRequest* req,
+                                   pb::StatFsResponse* resp) override {
+    return Inline(ctx, DoStatFs(req, resp));
+  }
+  grpc::ServerUnaryReactor* GetXattr(grpc::CallbackServerContext* ctx,
+                                     const pb::GetXattrRequest* req,
+                                     pb::GetXattrResponse* resp) override {
+    return Inline(ctx, DoGetXattr(req, resp));
+  }
+  grpc::ServerUnaryReactor* ListXattr(grpc::CallbackServerContext* ctx,
+                                      const pb::ListXattrRequest* req,
+                                      pb::ListXattrResponse* resp) override {
+    return Inline(ctx, DoListXattr(req, resp));
+  }
+  grpc::ServerUnaryReactor* ReadChunks(grpc::CallbackServerContext* ctx,
+                                       const pb::ReadChunksRequest* req,
+                                       pb::ReadChunksResponse* resp) override {
+    return Inline(ctx, DoReadChunks(req, resp));
+  }
+
+  // ---- the handlers: Do* are the read-only ones the callbacks above call;
+  // the overrides change the namespace (sync server threads) ----
+
+  grpc::Status DoLookup(const pb::LookupRequest* req, pb::LookupResponse* resp) {
     return ReplyAttr("Lookup",
                      ns_->Lookup(FromPb(req->caller()), InodeId(req->parent()), req->name()), resp);
   }
 
-  grpc::Status GetAttr(grpc::ServerContext*, const pb::GetAttrRequest* req,
-                       pb::GetAttrResponse* resp) override {
+  grpc::Status DoGetAttr(const pb::GetAttrRequest* req, pb::GetAttrResponse* resp) {
     InodeId ino(req->ino());
     auto a =
         req->generation() != 0 ? ns_->GetAttrChecked(ino, req->generation()) : ns_->GetAttr(ino);
@@ -136,8 +198,7 @@ class Service final : public pb::MetaService::Service {
         resp);
   }
 
-  grpc::Status Readlink(grpc::ServerContext*, const pb::ReadlinkRequest* req,
-                        pb::ReadlinkResponse* resp) override {
+  grpc::Status DoReadlink(const pb::ReadlinkRequest* req, pb::ReadlinkResponse* resp) {
     auto r = ns_->Readlink(InodeId(req->ino()));
     if (!r.ok()) return Reply("Readlink", r.status(), resp);
     resp->set_target(std::move(r).value());
@@ -172,8 +233,7 @@ class Service final : public pb::MetaService::Service {
                  resp);
   }
 
-  grpc::Status ReadDir(grpc::ServerContext*, const pb::ReadDirRequest* req,
-                       pb::ReadDirResponse* resp) override {
+  grpc::Status DoReadDir(const pb::ReadDirRequest* req, pb::ReadDirResponse* resp) {
     size_t max = std::min<size_t>(req->max_entries(), kMaxReadDirEntries);
     auto r =
         ns_->ReadDir(FromPb(req->caller()), InodeId(req->dir()), req->cookie(), max, req->plus());
@@ -191,14 +251,12 @@ class Service final : public pb::MetaService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Access(grpc::ServerContext*, const pb::AccessRequest* req,
-                      pb::AccessResponse* resp) override {
+  grpc::Status DoAccess(const pb::AccessRequest* req, pb::AccessResponse* resp) {
     return Reply("Access", ns_->Access(FromPb(req->caller()), InodeId(req->ino()), req->mask()),
                  resp);
   }
 
-  grpc::Status StatFs(grpc::ServerContext*, const pb::StatFsRequest*,
-                      pb::StatFsResponse* resp) override {
+  grpc::Status DoStatFs(const pb::StatFsRequest*, pb::StatFsResponse* resp) {
     auto r = ns_->GetStatFs();
     if (!r.ok()) return Reply("StatFs", r.status(), resp);
     resp->set_inodes(r->inodes);
@@ -214,16 +272,14 @@ class Service final : public pb::MetaService::Service {
                  resp);
   }
 
-  grpc::Status GetXattr(grpc::ServerContext*, const pb::GetXattrRequest* req,
-                        pb::GetXattrResponse* resp) override {
+  grpc::Status DoGetXattr(const pb::GetXattrRequest* req, pb::GetXattrResponse* resp) {
     auto r = ns_->GetXattr(FromPb(req->caller()), InodeId(req->ino()), req->name());
     if (!r.ok()) return Reply("GetXattr", r.status(), resp);
     resp->set_value(std::move(r).value());
     return grpc::Status::OK;
   }
 
-  grpc::Status ListXattr(grpc::ServerContext*, const pb::ListXattrRequest* req,
-                         pb::ListXattrResponse* resp) override {
+  grpc::Status DoListXattr(const pb::ListXattrRequest* req, pb::ListXattrResponse* resp) {
     auto r = ns_->ListXattr(FromPb(req->caller()), InodeId(req->ino()));
     if (!r.ok()) return Reply("ListXattr", r.status(), resp);
     for (std::string& name : *r) resp->add_names(std::move(name));
@@ -250,8 +306,7 @@ class Service final : public pb::MetaService::Service {
     return Reply("Sync", ns_->Sync(), resp);
   }
 
-  grpc::Status ReadChunks(grpc::ServerContext*, const pb::ReadChunksRequest* req,
-                          pb::ReadChunksResponse* resp) override {
+  grpc::Status DoReadChunks(const pb::ReadChunksRequest* req, pb::ReadChunksResponse* resp) {
     auto r = ns_->ReadChunks(InodeId(req->ino()), req->offset(), req->length());
     if (!r.ok()) return Reply("ReadChunks", r.status(), resp);
     resp->mutable_chunks()->Reserve(static_cast<int>(r->size()));
