@@ -27,11 +27,10 @@ namespace needlefs {
 namespace {
 
 constexpr int64_t kSessionLeaseMs = 60'000;
+/// How long mounting waits for meta's change stream to start.
+constexpr std::chrono::milliseconds kSubscribeStartTimeout{5'000};
 /// Deadline of one meta call from the mount.
 constexpr int kMetaCallTimeoutMs = 60'000;
-/// RecordOwnEntry's inode for "whatever this operation puts there" (a
-/// rename target, marked before the rename; no inode is numbered 0).
-constexpr uint64_t kAnyInode = 0;
 constexpr uint32_t kBlockSize = 1u << 20;  // st_blksize: cp and friends use 1 MiB buffers
 /// Files of at most this many chunks get their chunk list with the
 /// attributes on open (GetAttrWithChunks).
@@ -218,17 +217,21 @@ class FuseMount::Impl {
 
   static void ReplyErr(fuse_req_t req, const Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
 
-  /// Remembers that this mount made `parent`/`name` point to `ino`, so the
-  /// change stream's echo of it does not invalidate the kernel's dentry (an
-  /// invalidated dentry that is some process's cwd makes getcwd fail).
-  void RecordOwnEntry(InodeId parent, const std::string& name, InodeId ino) {
+  /// Remembers that this mount is about to change entry `parent`/`name`
+  /// (add, remove or rename it), so the change stream's echo of it does not
+  /// invalidate the kernel's dentry (an invalidated dentry that is some
+  /// process's cwd makes getcwd fail). Counted: the same name changed again
+  /// before the first echo arrives (rm -rf then mkdir, a lock file renamed
+  /// over and over) expects one echo per change.
+  void RecordOwnEntry(InodeId parent, const std::string& name) {
     std::lock_guard<std::mutex> g(own_mu_);
     if (own_entries_.size() > 100'000) own_entries_.clear();
-    own_entries_[EntryKey(parent, name)] = ino.value;
+    ++own_entries_[EntryKey(parent, name)];
   }
   void ForgetOwnEntry(InodeId parent, const std::string& name) {
     std::lock_guard<std::mutex> g(own_mu_);
-    own_entries_.erase(EntryKey(parent, name));
+    auto it = own_entries_.find(EntryKey(parent, name));
+    if (it != own_entries_.end() && --it->second <= 0) own_entries_.erase(it);
   }
   /// A marked call failed (or made no entry): forgets the mark, and since the
   /// mark may have swallowed another client's event for that name meanwhile
@@ -238,15 +241,12 @@ class FuseMount::Impl {
     ForgetOwnEntry(parent, name);
     dirs_->InvalidateDir(parent);
   }
-  /// True (and forgotten) when the event only echoes RecordOwnEntry (an
-  /// entry recorded with kAnyInode matches whatever inode the event names).
+  /// True (and one mark used up) when the event only echoes RecordOwnEntry.
   bool IsOwnEntry(const ChangeEvent& e) {
     std::lock_guard<std::mutex> g(own_mu_);
     auto it = own_entries_.find(EntryKey(e.parent, e.name));
-    if (it == own_entries_.end() || (it->second != kAnyInode && it->second != e.ino.value)) {
-      return false;
-    }
-    own_entries_.erase(it);
+    if (it == own_entries_.end()) return false;
+    if (--it->second <= 0) own_entries_.erase(it);
     return true;
   }
   static std::string EntryKey(InodeId parent, const std::string& name) {
@@ -259,7 +259,7 @@ class FuseMount::Impl {
   template <typename Make>
   void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name, Make&& make) {
     const InodeId p = FromFuse(parent);
-    RecordOwnEntry(p, name, InodeId{kAnyInode});
+    RecordOwnEntry(p, name);
     StatusOr<InodeAttr> a = make();
     if (a.ok()) {
       dirs_->Added(p, name, *a);
@@ -272,7 +272,7 @@ class FuseMount::Impl {
   /// Removes entry `parent`/`name` with `remove` (a meta call) and replies.
   template <typename Remove>
   void ReplyRemoved(fuse_req_t req, InodeId parent, const char* name, Remove&& remove) {
-    RecordOwnEntry(parent, name, InodeId{kAnyInode});
+    RecordOwnEntry(parent, name);
     Status st = remove();
     if (st.ok()) {
       dirs_->Removed(parent, name);
@@ -482,8 +482,8 @@ class FuseMount::Impl {
       // The kernel moves its dentries itself; the echoes must not unhash
       // them. Marked before the call, so an echo that beats the reply is
       // caught.
-      s->RecordOwnEntry(p, name, InodeId{kAnyInode});
-      s->RecordOwnEntry(np, newname, InodeId{kAnyInode});
+      s->RecordOwnEntry(p, name);
+      s->RecordOwnEntry(np, newname);
     }
     Status st = s->meta_->Rename(ctx, p, name, np, newname, f);
     if (st.ok()) {
@@ -554,7 +554,7 @@ class FuseMount::Impl {
     bool created = false;
     RequestContext ctx = s->Ctx(req);
     const InodeId p = s->FromFuse(parent);
-    s->RecordOwnEntry(p, name, InodeId{kAnyInode});  // before: see ReplyNewEntry
+    s->RecordOwnEntry(p, name);  // before: see ReplyNewEntry
     auto a = s->meta_->Create(ctx, p, name, mode & 07777, (fi->flags & O_EXCL) != 0, &created);
     if (!created) s->DropOwnEntry(p, name);  // no entry made, no echo to expect
     if (!a.ok()) return ReplyErr(req, a.status());
@@ -904,7 +904,18 @@ class FuseMount::Impl {
 
   void StartBackground() {
     renewer_ = std::thread([this] { RenewLoop(); });
-    if (options_.invalidate_from_changes) subscriber_ = std::thread([this] { SubscribeLoop(); });
+    if (!options_.invalidate_from_changes) return;
+    subscriber_ = std::thread([this] { SubscribeLoop(); });
+    // The stream starts with a reset, which clears the own-entry marks:
+    // applied after the mount is in use, it wiped the marks of the first
+    // changes, whose echoes then invalidated dentries of this mount's own
+    // new directories (getcwd failed in one). So the mount is ready only
+    // once the stream is.
+    std::unique_lock<std::mutex> l(bg_mu_);
+    if (!bg_cv_.wait_for(l, kSubscribeStartTimeout, [&] { return subscribed_ || bg_stop_; })) {
+      spdlog::warn("fuse.subscribe: no change stream after {} ms; going on without waiting",
+                   kSubscribeStartTimeout.count());
+    }
   }
 
   void StopBackground() {
@@ -950,6 +961,11 @@ class FuseMount::Impl {
       Status st = meta_->Subscribe(last, [&](uint64_t seq, const ChangeEvent& e, bool reset) {
         last = seq;
         if (reset) {
+          {
+            std::lock_guard<std::mutex> g(bg_mu_);
+            subscribed_ = true;
+          }
+          bg_cv_.notify_all();
           files_->InvalidateAll();
           dirs_->Clear();
           {
@@ -1002,14 +1018,15 @@ class FuseMount::Impl {
   std::set<uint64_t> held_;  // GUARDED_BY(open_mu_): inodes meta holds open for us
 
   std::mutex own_mu_;
-  std::unordered_map<std::string, uint64_t> own_entries_;  // GUARDED_BY(own_mu_)
+  std::unordered_map<std::string, int> own_entries_;  // GUARDED_BY(own_mu_): marks per name
 
   std::mutex nocap_mu_;
   std::unordered_set<uint64_t> no_capability_;  // GUARDED_BY(nocap_mu_)
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
-  bool bg_stop_ = false;  // GUARDED_BY(bg_mu_)
+  bool subscribed_ = false;  // GUARDED_BY(bg_mu_): the change stream's first reset arrived
+  bool bg_stop_ = false;     // GUARDED_BY(bg_mu_)
   std::thread renewer_;
   std::thread subscriber_;
 };
