@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -29,6 +30,8 @@ struct MountFlags {
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
   uint64_t cache_mb = 256;
+  std::string cache_dir;  // disk tier of the read cache ("" = none)
+  uint64_t cache_dir_mb = 1024;
   uint64_t write_buffer_mb = 256;
   uint64_t chunk_size_mb = 4;
   std::string replication;
@@ -80,6 +83,10 @@ Status ApplyMountOptions(MountFlags& f, FuseMountOptions& o) {
           o.attr_timeout_s = std::stod(value);
         } else if (key == "cache_mb") {
           o.file.cache_bytes = std::stoull(value) << 20;
+        } else if (key == "cache_dir") {
+          o.file.disk_cache_dir = value;
+        } else if (key == "cache_dir_mb") {
+          o.file.disk_cache_bytes = std::stoull(value) << 20;
         } else if (key == "write_buffer_mb") {
           o.file.max_write_buffer_bytes = std::stoull(value) << 20;
         } else if (key == "replication") {
@@ -116,6 +123,8 @@ int RunMount(MountFlags f) {
   o.max_threads = f.threads;
   o.file.cache_bytes = f.cache_mb << 20;
   o.file.max_write_buffer_bytes = f.write_buffer_mb << 20;
+  o.file.disk_cache_dir = f.cache_dir;
+  o.file.disk_cache_bytes = f.cache_dir_mb << 20;
   o.file.chunk_size = f.chunk_size_mb << 20;
   o.file.replication = f.replication;
   o.file.collection = f.collection;
@@ -132,6 +141,19 @@ int RunMount(MountFlags f) {
       return 2;
     }
     o.master = JoinHostPort(host, 9333);
+  }
+  if (!o.file.disk_cache_dir.empty()) {
+    // Absolute (the daemon runs in /), and usable now rather than a
+    // warning in a log later.
+    std::error_code ec;
+    std::filesystem::create_directories(o.file.disk_cache_dir, ec);
+    o.file.disk_cache_dir = std::filesystem::absolute(o.file.disk_cache_dir, ec).string();
+    if (ec || ::access(o.file.disk_cache_dir.c_str(), W_OK | X_OK) != 0 ||
+        o.file.disk_cache_bytes == 0) {
+      std::fprintf(stderr, "needlefs mount: cache_dir %s is not a writable directory (or size 0)\n",
+                   o.file.disk_cache_dir.c_str());
+      return 2;
+    }
   }
   struct stat st;
   if (::stat(o.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -238,7 +260,8 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("-o", f->options,
                   "Mount options: ro, sync, nodircache, allow_other, default_permissions, "
                   "subdir=/x, master=h:p, "
-                  "entry_timeout=s, attr_timeout=s, cache_mb=N, replication=xyz, pidfile=PATH");
+                  "entry_timeout=s, attr_timeout=s, cache_mb=N, cache_dir=PATH, cache_dir_mb=N, "
+                  "replication=xyz, pidfile=PATH");
   cmd->add_flag("-f,--foreground", f->foreground, "Stay in the foreground");
   cmd->add_option("--subdir", f->subdir, "Namespace directory to mount as the root")
       ->capture_default_str();
@@ -247,6 +270,10 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--attrTimeout", f->attr_timeout, "Kernel attribute cache, seconds")
       ->capture_default_str();
   cmd->add_option("--cacheMB", f->cache_mb, "Read cache of chunk data, MiB")->capture_default_str();
+  cmd->add_option("--cacheDir", f->cache_dir,
+                  "Directory for a read cache on local disk, kept across mounts (-o cache_dir=)");
+  cmd->add_option("--cacheDirMB", f->cache_dir_mb, "Size cap of --cacheDir, MiB (-o cache_dir_mb=)")
+      ->capture_default_str();
   cmd->add_option("--writeBufferMB", f->write_buffer_mb, "Most unflushed write data, MiB")
       ->capture_default_str();
   cmd->add_option("--chunkSizeMB", f->chunk_size_mb, "Chunk (needle) size of file data, MiB")

@@ -118,16 +118,35 @@ StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRe
   return last;
 }
 
-StatusOr<std::string> BlobClient::Read(const std::string& fid) {
+StatusOr<std::string> BlobClient::Read(const std::string& fid) { return Get(fid, 0, 0); }
+
+StatusOr<std::string> BlobClient::ReadRange(const std::string& fid, uint64_t offset,
+                                            uint64_t length) {
+  if (length == 0) return std::string();
+  return Get(fid, offset, length);
+}
+
+StatusOr<std::string> BlobClient::Get(const std::string& fid, uint64_t offset, uint64_t length) {
   if (!ValidFid(fid)) return Status::InvalidArgument("bad file id: " + fid);
+  HttpHeaders headers;
+  if (length > 0) {
+    headers["Range"] =
+        "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
+  }
   Status last = Status::NotFound("blob " + fid + " not found");
   for (int attempt = 0; attempt < 2; ++attempt) {
     NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(fid, attempt > 0));
     bool any_error = false;
     for (const auto& s : servers) {
-      auto r = Call(s, "GET", "/" + fid);
-      if (r.ok() && r->status == 200) return std::move(r->body);
-      if (r.ok() && r->status == 404) continue;  // maybe another replica has it
+      auto r = Call(s, "GET", "/" + fid, "", headers);
+      if (r.ok() && r->status == 200 && length > 0) {
+        // A server that ignored the range sent the whole blob.
+        if (offset >= r->body.size()) return std::string();
+        return r->body.substr(offset, length);
+      }
+      if (r.ok() && (r->status == 200 || r->status == 206)) return std::move(r->body);
+      if (r.ok() && r->status == 416) return std::string();  // the range starts past the end
+      if (r.ok() && r->status == 404) continue;              // maybe another replica has it
       any_error = true;
       last =
           r.ok()

@@ -63,6 +63,12 @@ class BlobClient {
   /// that fails sends the read to the next and refreshes the cache.
   /// Errors: kNotFound (no replica has it), kUnavailable.
   StatusOr<std::string> Read(const std::string& file_id);
+  /// Bytes [offset, offset + length) of the blob (fewer at its end; none
+  /// past it), with an HTTP Range request: the volume server reads just
+  /// those bytes, verifying the record's checksum but not the data's (that
+  /// one covers the whole blob; Read verifies it). Replicas and errors as
+  /// Read.
+  StatusOr<std::string> ReadRange(const std::string& file_id, uint64_t offset, uint64_t length);
   /// Deletes the blob (the volume server deletes the replicas). OK when it
   /// is already gone. Errors: kUnavailable, kInternal (refused).
   Status Delete(const std::string& file_id);
@@ -77,6 +83,8 @@ class BlobClient {
   StatusOr<HttpClientResponse> Call(const std::string& server, const std::string& method,
                                     const std::string& target, const std::string& body = {},
                                     const HttpHeaders& headers = {});
+  /// Read (length 0: the whole blob) and ReadRange.
+  StatusOr<std::string> Get(const std::string& file_id, uint64_t offset, uint64_t length);
   /// Servers holding the volume of `file_id`.
   StatusOr<std::vector<std::string>> Locate(const std::string& file_id, bool refresh);
 

@@ -45,6 +45,11 @@ struct FileClientOptions {
   uint64_t chunk_size = 4ull << 20;
   /// Bytes of chunk data kept in the read cache (LRU). Default: 256 MiB.
   uint64_t cache_bytes = 256ull << 20;
+  /// A directory for a second read cache on local disk (client/disk_cache.h),
+  /// kept across mounts; "" (default) for none.
+  std::string disk_cache_dir;
+  /// Size cap of the disk cache, bytes. Default: 1 GiB.
+  uint64_t disk_cache_bytes = 1ull << 30;
   /// Most bytes buffered for writing (not yet committed) across all files;
   /// a writer over the cap waits for uploads to finish. Default: 256 MiB.
   uint64_t max_write_buffer_bytes = 256ull << 20;

@@ -73,6 +73,52 @@ NeedleHeader DecodeNeedleHeader(const char* p) {
   return h;
 }
 
+namespace {
+
+/// Parses the fields after the data, [m, body_end) (flags, name, mime,
+/// last_modified, ttl), then the trailer at body_end (data_crc,
+/// append_at_ns, record_crc) into `n`; checks record_crc, which starts as
+/// `head_crc` (the CRC32C of the header and data_size). Errors: kCorruption.
+Status DecodeFieldsAndTrailer(const char* m, const char* body_end, uint32_t head_crc, Needle* n,
+                              uint32_t* stored_data_crc) {
+  const char* q = m;
+  n->flags = static_cast<uint8_t>(*q++);
+  auto need = [&](size_t k) { return static_cast<size_t>(body_end - q) >= k; };
+  if (n->flags & kFlagHasName) {
+    if (!need(1)) return Status::Corruption("needle name truncated");
+    size_t len = static_cast<uint8_t>(*q++);
+    if (!need(len)) return Status::Corruption("needle name truncated");
+    n->name.assign(q, len);
+    q += len;
+  }
+  if (n->flags & kFlagHasMime) {
+    if (!need(1)) return Status::Corruption("needle mime truncated");
+    size_t len = static_cast<uint8_t>(*q++);
+    if (!need(len)) return Status::Corruption("needle mime truncated");
+    n->mime.assign(q, len);
+    q += len;
+  }
+  if (n->flags & kFlagHasLastModified) {
+    if (!need(8)) return Status::Corruption("needle last-modified truncated");
+    n->last_modified_s = DecodeFixed64(q);
+    q += 8;
+  }
+  if (n->flags & kFlagHasTtl) {
+    if (!need(2)) return Status::Corruption("needle ttl truncated");
+    n->ttl = DecodeFixed16(q);
+    q += 2;
+  }
+  if (q != body_end) return Status::Corruption("needle body size does not match its fields");
+  *stored_data_crc = DecodeFixed32(q);
+  n->append_at_ns = DecodeFixed64(q + 4);
+  uint32_t stored_record_crc = DecodeFixed32(q + 12);
+  uint32_t rc = Crc32c(m, static_cast<size_t>(q - m) + 12, head_crc);
+  if (rc != stored_record_crc) return Status::Corruption("needle record checksum mismatch");
+  return Status::OK();
+}
+
+}  // namespace
+
 StatusOr<Needle> DecodeNeedle(std::string_view rec) {
   if (rec.size() < kNeedleHeaderSize + 5 + kNeedleTrailerSize) {
     return Status::Corruption("needle record too short");
@@ -84,50 +130,32 @@ StatusOr<Needle> DecodeNeedle(std::string_view rec) {
                               " exceeds the record");
   }
   const char* b = p + kNeedleHeaderSize;
-  const char* body_end = b + h.body_size;
   uint32_t data_size = DecodeFixed32(b);
   if (uint64_t{data_size} + 5 > h.body_size) return Status::Corruption("needle data size bad");
   Needle n;
   n.cookie = h.cookie;
   n.key = h.key;
-  const char* m = b + 4 + data_size;
-  const char* q = m;
-  n.flags = static_cast<uint8_t>(*q++);
-  auto need = [&](size_t k) { return static_cast<size_t>(body_end - q) >= k; };
-  if (n.flags & kFlagHasName) {
-    if (!need(1)) return Status::Corruption("needle name truncated");
-    size_t len = static_cast<uint8_t>(*q++);
-    if (!need(len)) return Status::Corruption("needle name truncated");
-    n.name.assign(q, len);
-    q += len;
-  }
-  if (n.flags & kFlagHasMime) {
-    if (!need(1)) return Status::Corruption("needle mime truncated");
-    size_t len = static_cast<uint8_t>(*q++);
-    if (!need(len)) return Status::Corruption("needle mime truncated");
-    n.mime.assign(q, len);
-    q += len;
-  }
-  if (n.flags & kFlagHasLastModified) {
-    if (!need(8)) return Status::Corruption("needle last-modified truncated");
-    n.last_modified_s = DecodeFixed64(q);
-    q += 8;
-  }
-  if (n.flags & kFlagHasTtl) {
-    if (!need(2)) return Status::Corruption("needle ttl truncated");
-    n.ttl = DecodeFixed16(q);
-    q += 2;
-  }
-  if (q != body_end) return Status::Corruption("needle body size does not match its fields");
-  uint32_t stored_data_crc = DecodeFixed32(q);
-  n.append_at_ns = DecodeFixed64(q + 4);
-  uint32_t stored_record_crc = DecodeFixed32(q + 12);
-  uint32_t rc = Crc32c(p, kNeedleHeaderSize + 4);
-  rc = Crc32c(m, static_cast<size_t>(q - m) + 12, rc);
-  if (rc != stored_record_crc) return Status::Corruption("needle record checksum mismatch");
+  uint32_t stored_data_crc = 0;
+  NEEDLEFS_RETURN_IF_ERROR(DecodeFieldsAndTrailer(
+      b + 4 + data_size, b + h.body_size, Crc32c(p, kNeedleHeaderSize + 4), &n, &stored_data_crc));
   n.data.assign(b + 4, data_size);
   n.data_crc = Crc32c(n.data);
   if (n.data_crc != stored_data_crc) return Status::Corruption("needle data checksum mismatch");
+  return n;
+}
+
+StatusOr<Needle> DecodeNeedleWithoutData(std::string_view head, std::string_view tail) {
+  if (head.size() < kNeedleHeadSize) return Status::Corruption("needle head too short");
+  NeedleHeader h = DecodeNeedleHeader(head.data());
+  const uint32_t data_size = DecodeFixed32(head.data() + kNeedleHeaderSize);
+  if (uint64_t{data_size} + 5 > h.body_size) return Status::Corruption("needle data size bad");
+  const uint64_t fields = h.body_size - 4 - uint64_t{data_size};
+  if (tail.size() < fields + kNeedleTrailerSize) return Status::Corruption("needle tail too short");
+  Needle n;
+  n.cookie = h.cookie;
+  n.key = h.key;
+  NEEDLEFS_RETURN_IF_ERROR(DecodeFieldsAndTrailer(
+      tail.data(), tail.data() + fields, Crc32c(head.data(), kNeedleHeadSize), &n, &n.data_crc));
   return n;
 }
 

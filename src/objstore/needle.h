@@ -37,6 +37,8 @@ namespace needlefs {
 
 inline constexpr size_t kNeedleHeaderSize = 16;
 inline constexpr size_t kNeedleTrailerSize = 16;
+/// The header plus data_size: what a reader needs to find the data's end.
+inline constexpr size_t kNeedleHeadSize = kNeedleHeaderSize + 4;
 inline constexpr size_t kNeedleAlignment = 8;
 /// Largest data a needle can hold (bounded so body_size fits in 32 bits).
 inline constexpr uint64_t kMaxNeedleDataSize = 0xFFFF'FF00u;
@@ -95,6 +97,13 @@ NeedleHeader DecodeNeedleHeader(const char* p);
 /// Decodes a whole record (as EncodeNeedle wrote it; padding optional) and
 /// verifies record_crc and data_crc. Errors: kCorruption naming what failed.
 StatusOr<Needle> DecodeNeedle(std::string_view record);
+
+/// Decodes a record without reading its data, for range reads: `head` is
+/// the record's first kNeedleHeadSize bytes, `tail` the bytes after the
+/// data through the trailer. Verifies record_crc (it covers everything but
+/// the data); `data` stays empty and `data_crc` holds the stored value,
+/// unverified (it covers the whole data). Errors: kCorruption.
+StatusOr<Needle> DecodeNeedleWithoutData(std::string_view head, std::string_view tail);
 
 /// Time-to-live as SeaweedFS encodes it: a count and a unit (m, h, d, w, M,
 /// y), in two bytes (count, unit). 0 means none.

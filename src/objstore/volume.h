@@ -180,6 +180,19 @@ class Volume {
   /// logged and counted in needlefs_volume_crc_errors_total), IOError.
   StatusOr<Needle> Read(NeedleKey key, Cookie cookie) const;
 
+  /// Chooses the data bytes to read once the stored data size is known:
+  /// (offset, length), clipped to the data.
+  using RangePicker = std::function<std::pair<uint64_t, uint64_t>(uint64_t data_size)>;
+  /// Reads part of a needle's data without reading the rest (three preads:
+  /// head, fields and trailer, the range). The record checksum is verified;
+  /// the data checksum cannot be (it covers the whole data), so the bytes
+  /// returned are unverified. The returned needle has every field but
+  /// `data`, which holds only the picked range; *data_size gets the whole
+  /// data's size. A gzipped needle comes back with no data at all (its
+  /// stored bytes are compressed: read it whole). Errors: as Read.
+  StatusOr<Needle> ReadRange(NeedleKey key, Cookie cookie, const RangePicker& pick,
+                             uint64_t* data_size) const;
+
   /// Vacuum: copies live needles into new files while reads and writes go on,
   /// catches up the writes made meanwhile, then swaps atomically under the
   /// append lock. The old data file's space returns to the disk once the last
@@ -273,6 +286,9 @@ class Volume {
 
   Status Create();
   Status Load();
+  /// kNotFound when a reader with `cookie` may not see `n` (cookie
+  /// mismatch, tombstone, TTL expired).
+  Status CheckReadable(const Needle& n, Cookie cookie) const;
   Status LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end);
   Status RecoverTail(Files* f, uint64_t start, uint64_t data_size);
   Status ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool count_stats);

@@ -1,15 +1,47 @@
 // Volume read path: index lookup, one pread of the whole record, cookie and
-// CRC checks.
+// CRC checks; range reads of part of the data.
 #include <prometheus/counter.h>
 
 #include <chrono>
 
+#include "common/endian.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "objstore/internal/volume_files.h"
 #include "objstore/volume.h"
 
 namespace needlefs {
+
+namespace {
+
+/// Counts and logs a needle that failed its checks; returns the error.
+Status ReportCorrupt(VolumeId volume, NeedleKey key, uint64_t offset, const Status& s) {
+  static auto& crc_errors = Metrics::Global().Counter(
+      "needlefs_volume_crc_errors_total", "Needle reads that failed a checksum or format check");
+  crc_errors.Increment();
+  spdlog::error("volume.read_corrupt id={} key={:x} offset={} error=\"{}\"", volume.value,
+                key.value, offset, s.message());
+  return s.WithContext("volume " + std::to_string(volume.value) + " needle " +
+                       std::to_string(key.value));
+}
+
+}  // namespace
+
+/// Cookie, tombstone and TTL checks of a decoded needle: kNotFound when the
+/// reader may not see it.
+Status Volume::CheckReadable(const Needle& n, Cookie cookie) const {
+  if (n.cookie != cookie) return Status::NotFound("needle not found (cookie mismatch)");
+  if (n.deleted()) return Status::NotFound("needle deleted");
+  uint16_t ttl = n.ttl ? n.ttl : super_block_.ttl;
+  if (ttl != 0) {
+    uint64_t born = n.last_modified_s ? n.last_modified_s : n.append_at_ns / 1'000'000'000;
+    uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+    if (born + Ttl::Seconds(ttl) < now) return Status::NotFound("needle expired (ttl)");
+  }
+  return Status::OK();
+}
 
 StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
   std::shared_ptr<VolumeFiles> f;
@@ -27,25 +59,47 @@ StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
   auto n = h.key == key ? DecodeNeedle(rec)
                         : StatusOr<Needle>(Status::Corruption("index points at needle " +
                                                               std::to_string(h.key.value)));
-  if (!n.ok()) {
-    static auto& crc_errors = Metrics::Global().Counter(
-        "needlefs_volume_crc_errors_total", "Needle reads that failed a checksum or format check");
-    crc_errors.Increment();
-    spdlog::error("volume.read_corrupt id={} key={:x} offset={} error=\"{}\"", options_.id.value,
-                  key.value, loc->offset_bytes(), n.status().message());
-    return n.status().WithContext("volume " + std::to_string(options_.id.value) + " needle " +
-                                  std::to_string(key.value));
+  if (!n.ok()) return ReportCorrupt(options_.id, key, loc->offset_bytes(), n.status());
+  NEEDLEFS_RETURN_IF_ERROR(CheckReadable(*n, cookie));
+  return std::move(n).value();
+}
+
+StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePicker& pick,
+                                   uint64_t* data_size) const {
+  std::shared_ptr<VolumeFiles> f;
+  std::optional<NeedleLocation> loc;
+  {
+    std::shared_lock l(mu_);
+    f = files_;
+    if (!f) return Status::NotFound("volume deleted");
+    loc = f->map->Get(key);
   }
-  if (n->cookie != cookie) return Status::NotFound("needle not found (cookie mismatch)");
-  if (n->deleted()) return Status::NotFound("needle deleted");
-  uint16_t ttl = n->ttl ? n->ttl : super_block_.ttl;
-  if (ttl != 0) {
-    uint64_t born = n->last_modified_s ? n->last_modified_s : n->append_at_ns / 1'000'000'000;
-    uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count());
-    if (born + Ttl::Seconds(ttl) < now) return Status::NotFound("needle expired (ttl)");
+  if (!loc) return Status::NotFound("needle not found");
+  const uint64_t at = loc->offset_bytes();
+  char head[kNeedleHeadSize];
+  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at, head, sizeof(head)));
+  const NeedleHeader h = DecodeNeedleHeader(head);
+  const uint32_t size = DecodeFixed32(head + kNeedleHeaderSize);
+  if (h.key != key) {
+    return ReportCorrupt(
+        options_.id, key, at,
+        Status::Corruption("index points at needle " + std::to_string(h.key.value)));
   }
+  if (h.body_size != loc->size || uint64_t{size} + 5 > h.body_size) {
+    return ReportCorrupt(options_.id, key, at, Status::Corruption("needle sizes disagree"));
+  }
+  std::string tail(h.body_size - 4 - size + kNeedleTrailerSize, '\0');
+  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at + kNeedleHeadSize + size, tail.data(), tail.size()));
+  auto n = DecodeNeedleWithoutData(std::string_view(head, sizeof(head)), tail);
+  if (!n.ok()) return ReportCorrupt(options_.id, key, at, n.status());
+  NEEDLEFS_RETURN_IF_ERROR(CheckReadable(*n, cookie));
+  *data_size = size;
+  if (n->gzipped()) return std::move(n).value();
+  auto [offset, length] = pick(size);
+  if (offset >= size) return std::move(n).value();
+  length = std::min<uint64_t>(length, size - offset);
+  n->data.resize(length);
+  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at + kNeedleHeadSize + offset, n->data.data(), length));
   return std::move(n).value();
 }
 

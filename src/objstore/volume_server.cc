@@ -386,7 +386,36 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
   auto vol = store->GetVolume(fid.volume);
   if (!vol)
     return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
-  auto n = vol->Read(fid.key, fid.cookie);
+  std::string_view range = req.Header("Range");
+  // A single byte range of a plain needle is read alone (not the whole
+  // needle): `part` then holds where it starts and the data's whole size.
+  struct Part {
+    uint64_t first = 0, last = 0, size = 0;
+    bool unsatisfiable = false;
+  };
+  std::optional<Part> part;
+  StatusOr<Needle> n = Status::NotFound("needle not found");
+  if (!range.empty() && req.method == "GET") {
+    Part p;
+    bool ranged = false;
+    n = vol->ReadRange(
+        fid.key, fid.cookie,
+        [&](uint64_t size) -> std::pair<uint64_t, uint64_t> {
+          ranged = ParseRange(range, size, &p.first, &p.last, &p.unsatisfiable);
+          if (!ranged || p.unsatisfiable) return {size, 0};
+          return {p.first, p.last - p.first + 1};
+        },
+        &p.size);
+    if (n.ok() && ranged && !n->gzipped()) {
+      part = p;
+    } else if (!n.ok() && !n.status().IsCorruption()) {
+      // kNotFound, IOError: the whole read would say the same.
+    } else {
+      n = vol->Read(fid.key, fid.cookie);  // gzipped, not one range, or corrupt (repair below)
+    }
+  } else {
+    n = vol->Read(fid.key, fid.cookie);
+  }
   if (!n.ok() && n.status().IsCorruption() && forwarder && req.QueryParam("type") != "replicate") {
     auto repaired = RepairFromReplica(fid, *vol);
     if (repaired.ok()) n = std::move(repaired);
@@ -425,7 +454,18 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
     }
   }
 
-  std::string_view range = req.Header("Range");
+  if (part) {
+    if (part->unsatisfiable) {
+      resp = HttpResponse::Error(416, "range not satisfiable");
+      resp.headers["Content-Range"] = "bytes */" + std::to_string(part->size);
+      return resp;
+    }
+    resp.status = 206;
+    resp.headers["Content-Range"] = "bytes " + std::to_string(part->first) + "-" +
+                                    std::to_string(part->last) + "/" + std::to_string(part->size);
+    resp.body = std::move(n->data);
+    return resp;
+  }
   std::string_view accept = req.Header("Accept-Encoding");
   std::string body;
   if (n->gzipped() && range.empty() && accept.find("gzip") != std::string_view::npos) {

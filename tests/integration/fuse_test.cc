@@ -16,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "integration/process.h"
@@ -218,6 +219,82 @@ TEST_F(FuseTest, OneGiBFileInAndOutWithSameSha256) {
   ASSERT_EQ(Sh("echo 3 > /proc/sys/vm/drop_caches; sha256sum < " + ShellQuote(work_ + "/big"), &b),
             0);
   EXPECT_EQ(a, b);
+}
+
+/// GET requests the volume server has answered so far (any status and
+/// path, /metrics included; `code`: only those answered with it).
+static uint64_t VolumeGets(uint16_t http_port, const std::string& code = "") {
+  std::string out;
+  if (Sh("curl -s http://127.0.0.1:" + std::to_string(http_port) + "/metrics", &out) != 0) return 0;
+  uint64_t n = 0;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("needlefs_volume_server_requests_total{", 0) != 0) continue;
+    if (line.find("method=\"GET\"") == std::string::npos) continue;
+    if (!code.empty() && line.find("code=\"" + code + "\"") == std::string::npos) continue;
+    n += static_cast<uint64_t>(std::stod(line.substr(line.rfind(' ') + 1)));
+  }
+  return n;
+}
+
+/// Random reads of a file spanning many 4 MiB chunks, through a second
+/// mount that has none of it cached: a read far from the last one, of a
+/// chunk not cached, is a range read of just its bytes (not the whole
+/// chunk), and every byte matches.
+TEST_F(FuseTest, RandomReadsThroughAColdMountMatchTheFile) {
+  std::mt19937_64 rng(20261202);
+  std::string data((64 << 20) + 12345, '\0');  // 17 chunks: most reads land far from the last
+  for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(data.data() + i, &v, 8);
+  }
+  { std::ofstream(work_ + "/big", std::ios::binary) << data; }
+  const std::string mp = tmp_->path() + "/mnt-random";
+  const uint64_t ranges_before = VolumeGets(volume_.http_port, "206");
+  auto m = StartMount(mp);
+  ASSERT_NE(m, nullptr);
+  const int fd = ::open((mp + "/" + name_ + "/big").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::string buf;
+  for (int i = 0; i < 300; ++i) {
+    const uint64_t off = rng() % (data.size() + 100), len = 1 + rng() % 70'000;
+    buf.assign(len, '\0');
+    const ssize_t n = ::pread(fd, buf.data(), len, static_cast<off_t>(off));
+    const std::string want = off < data.size() ? data.substr(off, len) : std::string();
+    ASSERT_EQ(n, static_cast<ssize_t>(want.size())) << "read " << i << " at " << off;
+    ASSERT_TRUE(std::equal(want.begin(), want.end(), buf.begin())) << "read " << i << " at " << off;
+  }
+  ::close(fd);
+  StopMount(std::move(m), mp);
+  EXPECT_GT(VolumeGets(volume_.http_port, "206"), ranges_before + 30) << "few range reads";
+}
+
+/// -o cache_dir: what one mount read stays on local disk, and the next
+/// mount with the same directory reads it from there, not from the volume
+/// server.
+TEST_F(FuseTest, DiskCacheServesTheNextMountsReads) {
+  std::mt19937_64 rng(7);
+  std::string data((5 << 20) + 100, '\0');
+  for (auto& c : data) c = static_cast<char>(rng());
+  { std::ofstream(work_ + "/cached", std::ios::binary) << data; }
+  const std::string cache = tmp_->path() + "/disk-cache", mp = tmp_->path() + "/mnt-dc";
+  auto m = StartMount(mp, {"-o", "cache_dir=" + cache + ",cache_dir_mb=64"});
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(Slurp(mp + "/" + name_ + "/cached") == data);
+  StopMount(std::move(m), mp);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(cache)) files += e.is_regular_file();
+  EXPECT_GE(files, 2u);  // at least two 4 MiB chunks
+
+  const uint64_t gets = VolumeGets(volume_.http_port);
+  ASSERT_GT(gets, 0u);
+  m = StartMount(mp, {"-o", "cache_dir=" + cache + ",cache_dir_mb=64"});
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(Slurp(mp + "/" + name_ + "/cached") == data);
+  StopMount(std::move(m), mp);
+  // + 1: the GET /metrics that read `gets` counts itself only afterwards.
+  EXPECT_EQ(VolumeGets(volume_.http_port), gets + 1)
+      << "the second mount went to the volume server";
 }
 
 /// The same random sequence of writes, truncates and appends on a local

@@ -1,0 +1,181 @@
+#include "client/disk_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <tuple>
+#include <vector>
+
+#include "common/crc32c.h"
+#include "common/endian.h"
+#include "common/logging.h"
+
+namespace needlefs {
+namespace {
+
+constexpr std::string_view kTmpPrefix = ".tmp-";
+
+bool CacheableId(const std::string& fid) {
+  if (fid.empty() || fid.size() > 128) return false;
+  return std::all_of(fid.begin(), fid.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ',' ||
+           c == '_' || c == '-';
+  });
+}
+
+/// Writes all of `data` to `fd`. Errors: IOError.
+Status WriteAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, data, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return Status::IOError("write", errno);
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+DiskCache::DiskCache(std::string dir, uint64_t cap_bytes) : dir_(std::move(dir)), cap_(cap_bytes) {}
+
+StatusOr<std::unique_ptr<DiskCache>> DiskCache::Open(const std::string& dir, uint64_t cap_bytes) {
+  if (cap_bytes == 0) return Status::InvalidArgument("disk cache: the size cap must be > 0");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IOError("disk cache " + dir, ec.value());
+  std::unique_ptr<DiskCache> c(new DiskCache(dir, cap_bytes));
+  // (mtime, file id, data bytes) of what is there, oldest first.
+  std::vector<std::tuple<int64_t, std::string, uint64_t>> found;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kTmpPrefix, 0) == 0) {
+      ::unlink(it->path().c_str());  // an interrupted Put
+      continue;
+    }
+    struct stat st;
+    if (!CacheableId(name) || ::stat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size < 4) {
+      continue;
+    }
+    const int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+    found.emplace_back(mtime_ns, name, static_cast<uint64_t>(st.st_size) - 4);
+  }
+  if (ec) return Status::IOError("disk cache " + dir, ec.value());
+  std::sort(found.begin(), found.end());
+  std::lock_guard<std::mutex> g(c->mu_);
+  for (auto& [mtime, fid, size] : found) {
+    c->lru_.emplace_front(fid, size);
+    c->index_[fid] = c->lru_.begin();
+    c->bytes_ += size;
+  }
+  c->EvictLocked();
+  return c;
+}
+
+std::string DiskCache::PathOf(const std::string& file_id) const { return dir_ + "/" + file_id; }
+
+std::optional<std::string> DiskCache::Get(const std::string& file_id) {
+  uint64_t size = 0;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = index_.find(file_id);
+    if (it == index_.end()) return std::nullopt;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    size = it->second->second;
+  }
+  const std::string path = PathOf(file_id);
+  std::string data(size + 4, '\0');
+  bool good = false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    size_t got = 0;
+    while (got < data.size()) {
+      ssize_t r = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    char extra;
+    good = got == data.size() && ::pread(fd, &extra, 1, static_cast<off_t>(got)) == 0 &&
+           DecodeFixed32(data.data() + size) == Crc32c(data.data(), size);
+    ::close(fd);
+  }
+  if (!good) {
+    spdlog::warn("client.disk_cache_bad file_id={} path={}: removed", file_id, path);
+    std::lock_guard<std::mutex> g(mu_);
+    EraseLocked(file_id);
+    return std::nullopt;
+  }
+  ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // use order, for the next Open
+  data.resize(size);
+  return data;
+}
+
+bool DiskCache::Contains(const std::string& file_id) {
+  std::lock_guard<std::mutex> g(mu_);
+  return index_.count(file_id) > 0;
+}
+
+void DiskCache::Put(const std::string& file_id, std::string_view data) {
+  if (!CacheableId(file_id) || data.size() + 4 > cap_ / 4) return;
+  std::string tmp;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (index_.count(file_id)) return;
+    tmp = dir_ + "/" + std::string(kTmpPrefix) + std::to_string(::getpid()) + "-" +
+          std::to_string(++tmp_seq_);
+  }
+  char crc[4];
+  EncodeFixed32(crc, Crc32c(data));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  Status st =
+      fd < 0 ? Status::IOError("open " + tmp, errno) : WriteAll(fd, data.data(), data.size());
+  if (st.ok()) st = WriteAll(fd, crc, sizeof(crc));
+  if (fd >= 0) ::close(fd);
+  if (st.ok() && ::rename(tmp.c_str(), PathOf(file_id).c_str()) != 0) {
+    st = Status::IOError("rename " + tmp, errno);
+  }
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    spdlog::warn("client.disk_cache_put file_id={}: {}", file_id, st.ToString());
+    return;
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  if (index_.count(file_id)) return;  // another Put of the same blob renamed first
+  lru_.emplace_front(file_id, data.size());
+  index_[file_id] = lru_.begin();
+  bytes_ += data.size();
+  EvictLocked();
+}
+
+void DiskCache::EraseLocked(const std::string& file_id) {
+  auto it = index_.find(file_id);
+  if (it == index_.end()) return;
+  bytes_ -= it->second->second;
+  lru_.erase(it->second);
+  index_.erase(it);
+  ::unlink(PathOf(file_id).c_str());
+}
+
+void DiskCache::EvictLocked() {
+  while (bytes_ > cap_ && !lru_.empty()) EraseLocked(lru_.back().first);
+}
+
+uint64_t DiskCache::bytes() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return bytes_;
+}
+
+uint64_t DiskCache::blobs() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return index_.size();
+}
+
+}  // namespace needlefs
