@@ -118,6 +118,23 @@ StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRe
   return last;
 }
 
+namespace {
+
+/// A 416 reply to a Range request whose Content-Range ("bytes */N") says
+/// the blob has N <= offset bytes. Any other 416 (a volume server's short
+/// read is one) is a replica error, not an empty answer.
+bool RangeStartsPastEnd(const HttpClientResponse& r, uint64_t offset) {
+  std::string_view cr = r.Header("Content-Range");
+  if (cr.rfind("bytes */", 0) != 0) return false;
+  const std::string n(cr.substr(8));
+  if (n.empty() || n.size() > 19 || n.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  return offset >= std::stoull(n);
+}
+
+}  // namespace
+
 StatusOr<std::string> BlobClient::Read(const std::string& fid) { return Get(fid, 0, 0); }
 
 StatusOr<std::string> BlobClient::ReadRange(const std::string& fid, uint64_t offset,
@@ -145,8 +162,10 @@ StatusOr<std::string> BlobClient::Get(const std::string& fid, uint64_t offset, u
         return r->body.substr(offset, length);
       }
       if (r.ok() && (r->status == 200 || r->status == 206)) return std::move(r->body);
-      if (r.ok() && r->status == 416) return std::string();  // the range starts past the end
-      if (r.ok() && r->status == 404) continue;              // maybe another replica has it
+      if (r.ok() && r->status == 416 && length > 0 && RangeStartsPastEnd(*r, offset)) {
+        return std::string();
+      }
+      if (r.ok() && r->status == 404) continue;  // maybe another replica has it
       any_error = true;
       last =
           r.ok()

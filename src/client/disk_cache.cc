@@ -1,6 +1,7 @@
 #include "client/disk_cache.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,23 @@ namespace needlefs {
 namespace {
 
 constexpr std::string_view kTmpPrefix = ".tmp-";
+
+/// Disk space a cached blob of `data` bytes takes: its file (data and
+/// checksum) in whole 4 KiB blocks, so a cap full of tiny blobs is still a
+/// cap on the disk.
+uint64_t Footprint(uint64_t data) { return (data + 4 + 4095) / 4096 * 4096; }
+
+/// True when `name` is a temporary file of a process that is gone (another
+/// mount sharing the directory may be writing its own).
+bool StaleTmp(const std::string& name) {
+  const size_t dash = name.find('-', kTmpPrefix.size());
+  if (dash == std::string::npos) return true;
+  const std::string pid = name.substr(kTmpPrefix.size(), dash - kTmpPrefix.size());
+  if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) {
+    return true;
+  }
+  return ::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH;
+}
 
 bool CacheableId(const std::string& fid) {
   if (fid.empty() || fid.size() > 128) return false;
@@ -56,7 +74,7 @@ StatusOr<std::unique_ptr<DiskCache>> DiskCache::Open(const std::string& dir, uin
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.rfind(kTmpPrefix, 0) == 0) {
-      ::unlink(it->path().c_str());  // an interrupted Put
+      if (StaleTmp(name)) ::unlink(it->path().c_str());  // an interrupted Put
       continue;
     }
     struct stat st;
@@ -73,7 +91,7 @@ StatusOr<std::unique_ptr<DiskCache>> DiskCache::Open(const std::string& dir, uin
   for (auto& [mtime, fid, size] : found) {
     c->lru_.emplace_front(fid, size);
     c->index_[fid] = c->lru_.begin();
-    c->bytes_ += size;
+    c->bytes_ += Footprint(size);
   }
   c->EvictLocked();
   return c;
@@ -124,7 +142,7 @@ bool DiskCache::Contains(const std::string& file_id) {
 }
 
 void DiskCache::Put(const std::string& file_id, std::string_view data) {
-  if (!CacheableId(file_id) || data.size() + 4 > cap_ / 4) return;
+  if (!CacheableId(file_id) || data.empty() || Footprint(data.size()) > cap_ / 4) return;
   std::string tmp;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -151,14 +169,14 @@ void DiskCache::Put(const std::string& file_id, std::string_view data) {
   if (index_.count(file_id)) return;  // another Put of the same blob renamed first
   lru_.emplace_front(file_id, data.size());
   index_[file_id] = lru_.begin();
-  bytes_ += data.size();
+  bytes_ += Footprint(data.size());
   EvictLocked();
 }
 
 void DiskCache::EraseLocked(const std::string& file_id) {
   auto it = index_.find(file_id);
   if (it == index_.end()) return;
-  bytes_ -= it->second->second;
+  bytes_ -= Footprint(it->second->second);
   lru_.erase(it->second);
   index_.erase(it);
   ::unlink(PathOf(file_id).c_str());

@@ -6,8 +6,9 @@
 // Layout: one file per blob, DIR/<file id>, holding the bytes followed by
 // their CRC32C (4 bytes, little-endian). A file that fails the check (torn
 // by a crash, damaged on disk) is removed and reads as a miss. New files are
-// written as DIR/.tmp-* and renamed into place; leftovers are removed at
-// Open. When the total passes the cap, the least recently used blobs go
+// written as DIR/.tmp-<pid>-<n> and renamed into place; those of dead
+// processes are removed at Open. The cap counts each file in whole 4 KiB
+// blocks. When the total passes the cap, the least recently used blobs go
 // first; a hit touches the file's mtime, so that order survives a restart.
 //
 // Thread-safe. Memory: one index entry (file id, size) per cached blob.
@@ -29,7 +30,8 @@ namespace needlefs {
 class DiskCache {
  public:
   /// Opens `dir` (created when missing), indexes the blobs already there
-  /// (oldest mtime evicted first), removes leftover temporary files, and
+  /// (oldest mtime evicted first), removes temporary files left by processes
+  /// that are gone, and
   /// evicts down to `cap_bytes`. Errors: kInvalidArgument (cap 0),
   /// IOError (the directory cannot be created or read).
   static StatusOr<std::unique_ptr<DiskCache>> Open(const std::string& dir, uint64_t cap_bytes);
@@ -40,13 +42,14 @@ class DiskCache {
   /// True when blob `file_id` is cached (it may still fail its check).
   bool Contains(const std::string& file_id);
   /// Caches `data` as blob `file_id`, evicting least recently used blobs
-  /// over the cap. Does nothing for a blob already cached, one over a
-  /// quarter of the cap, or a file id with characters other than
+  /// over the cap. Does nothing for a blob already cached, an empty one,
+  /// one over a quarter of the cap, or a file id with characters other than
   /// [0-9A-Za-z,_-]. Failures (disk full, ...) are logged, never returned:
   /// the blob just stays uncached.
   void Put(const std::string& file_id, std::string_view data);
 
-  /// Bytes of blob data cached (without the checksums), and blobs.
+  /// Disk space the cached blobs take (each file rounded up to 4 KiB
+  /// blocks: what the cap limits), and how many there are.
   uint64_t bytes() const;
   uint64_t blobs() const;
 

@@ -428,6 +428,8 @@ class GrpcMetaClient final : public MetaClient {
     grpc::ClientContext ctx;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // A CancelSubscribe that ran before this call registered is not lost.
+      if (cancelled_) return Status(StatusCode::kCancelled, "Subscribe: cancelled");
       if (from_seq != 0) req.set_epoch(epoch_);
       streams_.insert(&ctx);
     }
@@ -495,6 +497,7 @@ class GrpcMetaClient final : public MetaClient {
 
   void CancelSubscribe() override {
     std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
     for (grpc::ClientContext* ctx : streams_) ctx->TryCancel();
   }
 
@@ -526,6 +529,7 @@ class GrpcMetaClient final : public MetaClient {
   std::mutex mu_;
   uint64_t epoch_ = 0;                      // GUARDED_BY(mu_): of the last event received
   std::set<grpc::ClientContext*> streams_;  // GUARDED_BY(mu_): running Subscribe calls
+  bool cancelled_ = false;                  // GUARDED_BY(mu_): CancelSubscribe was called
 };
 
 }  // namespace

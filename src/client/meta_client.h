@@ -118,8 +118,10 @@ class MetaClient {
   virtual Status Subscribe(
       uint64_t from_seq,
       const std::function<bool(uint64_t seq, const ChangeEvent& event, bool reset)>& on_event) = 0;
-  /// Makes the Subscribe calls running now return kCancelled soon (for
-  /// shutdown: a stream with no events otherwise blocks indefinitely).
+  /// Makes the Subscribe calls running now return kCancelled soon, and
+  /// every later one at once (for shutdown: a stream with no events
+  /// otherwise blocks indefinitely, and a Subscribe that starts just after
+  /// the cancel must not be missed).
   virtual void CancelSubscribe() = 0;
 };
 

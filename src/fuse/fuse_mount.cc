@@ -961,11 +961,6 @@ class FuseMount::Impl {
       Status st = meta_->Subscribe(last, [&](uint64_t seq, const ChangeEvent& e, bool reset) {
         last = seq;
         if (reset) {
-          {
-            std::lock_guard<std::mutex> g(bg_mu_);
-            subscribed_ = true;
-          }
-          bg_cv_.notify_all();
           files_->InvalidateAll();
           dirs_->Clear();
           {
@@ -973,8 +968,17 @@ class FuseMount::Impl {
             std::lock_guard<std::mutex> g(own_mu_);
             own_entries_.clear();
           }
-          std::lock_guard<std::mutex> g(nocap_mu_);
-          no_capability_.clear();
+          {
+            std::lock_guard<std::mutex> g(nocap_mu_);
+            no_capability_.clear();
+          }
+          {
+            // Last: the mount starts serving once this is set, and its
+            // first marks must not be cleared by this reset.
+            std::lock_guard<std::mutex> g(bg_mu_);
+            subscribed_ = true;
+          }
+          bg_cv_.notify_all();
           return true;
         }
         if (e.kind == ChangeEvent::Kind::kAttr) {

@@ -67,15 +67,15 @@ grpc::ServerUnaryReactor* Inline(grpc::CallbackServerContext* ctx, const grpc::S
 /// The quick read-only methods are gRPC callback methods answered inline on
 /// gRPC's own threads (no hand-off to a sync-server worker: stat at c=16
 /// went from ~22k/s to ~30k/s on 2 cores). The ones that change the
-/// namespace may wait for a WAL fsync, and ReadDir pages take milliseconds
+/// namespace may wait for a WAL fsync, and ReadDir pages and whole chunk
+/// lists (ReadChunks) can take milliseconds
 /// (inline, 16 concurrent listings of a 50,000-entry directory ran at a
 /// third of the speed): they stay on the sync server's pool.
 using ServiceBase =
     pb::MetaService::WithCallbackMethod_Lookup<pb::MetaService::WithCallbackMethod_GetAttr<
         pb::MetaService::WithCallbackMethod_Readlink<pb::MetaService::WithCallbackMethod_Access<
             pb::MetaService::WithCallbackMethod_StatFs<pb::MetaService::WithCallbackMethod_GetXattr<
-                pb::MetaService::WithCallbackMethod_ListXattr<
-                    pb::MetaService::WithCallbackMethod_ReadChunks<pb::MetaService::Service>>>>>>>>;
+                pb::MetaService::WithCallbackMethod_ListXattr<pb::MetaService::Service>>>>>>>;
 
 class Service final : public ServiceBase {
  public:
@@ -115,11 +115,6 @@ class Service final : public ServiceBase {
                                       const pb::ListXattrRequest* req,
                                       pb::ListXattrResponse* resp) override {
     return Inline(ctx, DoListXattr(req, resp));
-  }
-  grpc::ServerUnaryReactor* ReadChunks(grpc::CallbackServerContext* ctx,
-                                       const pb::ReadChunksRequest* req,
-                                       pb::ReadChunksResponse* resp) override {
-    return Inline(ctx, DoReadChunks(req, resp));
   }
 
   // ---- the handlers: Do* are the read-only ones the callbacks above call;
@@ -304,7 +299,8 @@ class Service final : public ServiceBase {
     return Reply("Sync", ns_->Sync(), resp);
   }
 
-  grpc::Status DoReadChunks(const pb::ReadChunksRequest* req, pb::ReadChunksResponse* resp) {
+  grpc::Status ReadChunks(grpc::ServerContext*, const pb::ReadChunksRequest* req,
+                          pb::ReadChunksResponse* resp) override {
     auto r = ns_->ReadChunks(InodeId(req->ino()), req->offset(), req->length());
     if (!r.ok()) return Reply("ReadChunks", r.status(), resp);
     resp->mutable_chunks()->Reserve(static_cast<int>(r->size()));

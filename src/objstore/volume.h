@@ -289,6 +289,9 @@ class Volume {
   /// kNotFound when a reader with `cookie` may not see `n` (cookie
   /// mismatch, tombstone, TTL expired).
   Status CheckReadable(const Needle& n, Cookie cookie) const;
+  /// `read` (a pread of the record of `key` at `offset`), with a short read
+  /// (kOutOfRange) turned into a logged and counted kCorruption.
+  Status Checked(const Status& read, NeedleKey key, uint64_t offset) const;
   Status LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end);
   Status RecoverTail(Files* f, uint64_t start, uint64_t data_size);
   Status ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool count_stats);

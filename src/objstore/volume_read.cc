@@ -43,6 +43,13 @@ Status Volume::CheckReadable(const Needle& n, Cookie cookie) const {
   return Status::OK();
 }
 
+Status Volume::Checked(const Status& read, NeedleKey key, uint64_t offset) const {
+  if (read.code() != StatusCode::kOutOfRange) return read;
+  // The index points past the end of the data file: the record is damaged
+  // (kCorruption gets read repair and a 500, not the 416 of a bad range).
+  return ReportCorrupt(options_.id, key, offset, Status::Corruption(read.message()));
+}
+
 StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
   std::shared_ptr<VolumeFiles> f;
   std::optional<NeedleLocation> loc;
@@ -54,7 +61,8 @@ StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
   }
   if (!loc) return Status::NotFound("needle not found");
   std::string rec(NeedleRecordSize(loc->size), '\0');
-  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(loc->offset_bytes(), rec.data(), rec.size()));
+  NEEDLEFS_RETURN_IF_ERROR(Checked(f->data.ReadAt(loc->offset_bytes(), rec.data(), rec.size()), key,
+                                   loc->offset_bytes()));
   NeedleHeader h = DecodeNeedleHeader(rec.data());
   auto n = h.key == key ? DecodeNeedle(rec)
                         : StatusOr<Needle>(Status::Corruption("index points at needle " +
@@ -77,7 +85,7 @@ StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePick
   if (!loc) return Status::NotFound("needle not found");
   const uint64_t at = loc->offset_bytes();
   char head[kNeedleHeadSize];
-  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at, head, sizeof(head)));
+  NEEDLEFS_RETURN_IF_ERROR(Checked(f->data.ReadAt(at, head, sizeof(head)), key, at));
   const NeedleHeader h = DecodeNeedleHeader(head);
   const uint32_t size = DecodeFixed32(head + kNeedleHeaderSize);
   if (h.key != key) {
@@ -89,7 +97,8 @@ StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePick
     return ReportCorrupt(options_.id, key, at, Status::Corruption("needle sizes disagree"));
   }
   std::string tail(h.body_size - 4 - size + kNeedleTrailerSize, '\0');
-  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at + kNeedleHeadSize + size, tail.data(), tail.size()));
+  NEEDLEFS_RETURN_IF_ERROR(
+      Checked(f->data.ReadAt(at + kNeedleHeadSize + size, tail.data(), tail.size()), key, at));
   auto n = DecodeNeedleWithoutData(std::string_view(head, sizeof(head)), tail);
   if (!n.ok()) return ReportCorrupt(options_.id, key, at, n.status());
   NEEDLEFS_RETURN_IF_ERROR(CheckReadable(*n, cookie));
@@ -99,7 +108,8 @@ StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePick
   if (offset >= size) return std::move(n).value();
   length = std::min<uint64_t>(length, size - offset);
   n->data.resize(length);
-  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at + kNeedleHeadSize + offset, n->data.data(), length));
+  NEEDLEFS_RETURN_IF_ERROR(
+      Checked(f->data.ReadAt(at + kNeedleHeadSize + offset, n->data.data(), length), key, at));
   return std::move(n).value();
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -31,7 +32,7 @@ TEST(DiskCacheTest, PutThenGetAndKeptAcrossOpens) {
     (*c)->Put("3,01ab", "hello blob");
     EXPECT_TRUE((*c)->Contains("3,01ab"));
     EXPECT_EQ((*c)->Get("3,01ab"), "hello blob");
-    EXPECT_EQ((*c)->bytes(), 10u);
+    EXPECT_EQ((*c)->bytes(), 4096u);  // one 4 KiB block
   }
   auto c = DiskCache::Open(dir.path() + "/c", 1 << 20);
   ASSERT_TRUE(c.ok());
@@ -41,21 +42,23 @@ TEST(DiskCacheTest, PutThenGetAndKeptAcrossOpens) {
 
 TEST(DiskCacheTest, EvictsTheLeastRecentlyUsedOverTheCap) {
   TempDir dir;
-  auto c = DiskCache::Open(dir.path(), 400);  // blobs of up to 100 bytes
+  auto c = DiskCache::Open(dir.path(), 4 * 4096);  // four blobs of a block each
   ASSERT_TRUE(c.ok());
   (*c)->Put("1,a", Blob(90, 'a'));
   (*c)->Put("1,b", Blob(90, 'b'));
   (*c)->Put("1,c", Blob(90, 'c'));
   (*c)->Put("1,d", Blob(90, 'd'));
   ASSERT_TRUE((*c)->Get("1,a").has_value());  // a is now the most recent
-  (*c)->Put("1,e", Blob(90, 'e'));            // 450 > 400: b goes
+  (*c)->Put("1,e", Blob(90, 'e'));            // five blocks > four: b goes
   EXPECT_FALSE((*c)->Contains("1,b"));
   EXPECT_TRUE((*c)->Contains("1,a"));
   EXPECT_TRUE((*c)->Contains("1,e"));
-  EXPECT_LE((*c)->bytes(), 400u);
+  EXPECT_EQ((*c)->bytes(), 4u * 4096);
   EXPECT_EQ(FilesIn(dir.path()), (*c)->blobs());
-  (*c)->Put("1,big", Blob(101, 'x'));  // over a quarter of the cap: not cached
+  (*c)->Put("1,big", Blob(4093, 'x'));  // two blocks, over a quarter of the cap
   EXPECT_FALSE((*c)->Contains("1,big"));
+  (*c)->Put("1,empty", "");
+  EXPECT_FALSE((*c)->Contains("1,empty"));
   (*c)->Put("../evil", "x");  // not a file id: never a path outside the directory
   EXPECT_FALSE((*c)->Contains("../evil"));
 }
@@ -90,10 +93,16 @@ TEST(DiskCacheTest, OpenRemovesLeftoversAndEvictsOldestFirst) {
   // Make the use order unambiguous whatever the clock's resolution.
   struct timespec times[2] = {{1'000'000, 0}, {1'000'000, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, (dir.path() + "/5,old").c_str(), times, 0), 0);
-  { std::ofstream(dir.path() + "/.tmp-1-1") << "torn"; }
-  auto c = DiskCache::Open(dir.path(), 300);
+  // A dead process's temporary file goes; a live one's (another mount
+  // writing) stays.
+  const std::string dead = dir.path() + "/.tmp-999999999-1";
+  const std::string live = dir.path() + "/.tmp-" + std::to_string(::getpid()) + "-7";
+  { std::ofstream(dead) << "torn"; }
+  { std::ofstream(live) << "being written"; }
+  auto c = DiskCache::Open(dir.path(), 4096);  // room for one blob
   ASSERT_TRUE(c.ok());
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/.tmp-1-1"));
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(live));
   EXPECT_FALSE((*c)->Contains("5,old"));
   EXPECT_EQ((*c)->Get("5,new"), Blob(200, 'n'));
   EXPECT_FALSE(DiskCache::Open(dir.path(), 0).ok());
@@ -119,7 +128,7 @@ TEST(DiskCacheTest, ConcurrentPutsAndGetsStayConsistent) {
     });
   }
   for (auto& th : threads) th.join();
-  EXPECT_LE((*c)->bytes(), 64u << 10);
+  EXPECT_LE((*c)->bytes(), 64u << 10);  // 16 blobs of one block
   EXPECT_EQ(FilesIn(dir.path()), (*c)->blobs());
 }
 

@@ -130,6 +130,26 @@ TEST_P(VolumeTest, ReadRangeReadsPartOfTheDataAndChecksTheRecord) {
   EXPECT_TRUE(range(0, 100, &size).status().IsCorruption());
 }
 
+/// A record the index points at but the data file no longer holds whole (a
+/// truncated file): corruption, so the server repairs it from a replica,
+/// never a short read that an HTTP client could take for "past the end".
+TEST_P(VolumeTest, ATruncatedRecordReadsAsCorruption) {
+  auto v = OpenVolume();
+  ASSERT_TRUE(v->Write(MakeNeedle(9, 0x99, std::string(10'000, 'q'))).ok());
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
+    if (e.path().extension() == ".dat") {
+      std::filesystem::resize_file(e.path(), std::filesystem::file_size(e.path()) - 5000);
+    }
+  }
+  EXPECT_TRUE(v->Read(NeedleKey(9), Cookie(0x99)).status().IsCorruption());
+  uint64_t size = 0;
+  EXPECT_TRUE(
+      v->ReadRange(
+           NeedleKey(9), Cookie(0x99), [](uint64_t) { return std::make_pair(0, 100); }, &size)
+          .status()
+          .IsCorruption());
+}
+
 TEST_P(VolumeTest, OverwriteNeedsTheSameCookieAndNewestWins) {
   auto v = OpenVolume();
   ASSERT_TRUE(v->Write(MakeNeedle(5, 1, "one")).ok());
