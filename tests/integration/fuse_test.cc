@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -698,6 +699,67 @@ TEST_F(FuseTest, MountHelperDaemonizesAndUmountStopsIt) {
                &out),
             0);
   EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
+}
+
+/// mount(8) itself: `mount -t needlefs SPEC MOUNTPOINT -o ...` and an fstab
+/// line (`mount -T FILE MOUNTPOINT`, util-linux's alternative fstab) run
+/// mount-tools/mount.needlefs as /sbin/mount.needlefs; `umount` ends it.
+/// The test links the helper there only when nothing is installed (and
+/// removes its link after); it is skipped when another helper is.
+TEST_F(FuseTest, MountCommandAndFstabLineMountThroughTheHelper) {
+  const std::string link = "/sbin/mount.needlefs";
+  const std::string helper = std::string(NEEDLEFS_SOURCE_DIR) + "/mount-tools/mount.needlefs";
+  std::error_code ec;
+  bool linked = false;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(link, ec))) {
+    std::filesystem::create_symlink(helper, link, ec);
+    ASSERT_FALSE(ec) << "cannot link " << link << ": " << ec.message();
+    linked = true;
+  } else if (std::filesystem::read_symlink(link, ec) != helper) {
+    GTEST_SKIP() << link << " is another helper; not replacing it";
+  }
+  const std::string mp = tmp_->path() + "/mnt8", pidfile = tmp_->path() + "/mnt8.pid";
+  std::filesystem::create_directories(mp);
+  auto end_mount = [&] {
+    std::string ignored;
+    const pid_t pid = static_cast<pid_t>(std::atoi(Slurp(pidfile).c_str()));
+    Sh("umount " + ShellQuote(mp) + " 2>/dev/null || umount -l " + ShellQuote(mp) + " 2>/dev/null",
+       &ignored);
+    for (int i = 0; i < 100 && pid > 1 && ::kill(pid, 0) == 0; ++i) {
+      std::this_thread::sleep_for(100ms);
+    }
+    if (pid > 1 && ::kill(pid, 0) == 0) {
+      ADD_FAILURE() << "the mount daemon outlived umount";
+      ::kill(pid, SIGKILL);
+    }
+    std::filesystem::remove(pidfile, ec);
+  };
+  struct Cleanup {
+    std::function<void()> f;
+    ~Cleanup() { f(); }
+  } cleanup{[&] {
+    end_mount();
+    if (linked) std::filesystem::remove(link, ec);
+  }};
+  { std::ofstream(work_ + "/hello") << "via mount(8)"; }
+  const std::string env = "NEEDLEFS_BIN=" + ShellQuote(NeedlefsBinary()) + " ";
+  const std::string spec = Addr(meta_.grpc_port) + ":/" + name_;
+  const std::string opts = "_netdev,master=" + Addr(master_.http_port) + ",pidfile=" + pidfile;
+  std::string out;
+  ASSERT_EQ(Sh(env + "mount -t needlefs " + ShellQuote(spec) + " " + ShellQuote(mp) + " -o " +
+                   ShellQuote(opts),
+               &out),
+            0)
+      << out;
+  EXPECT_EQ(Slurp(mp + "/hello"), "via mount(8)");
+  end_mount();
+
+  const std::string fstab = tmp_->path() + "/fstab";
+  { std::ofstream(fstab) << spec << " " << mp << " needlefs " << opts << " 0 0\n"; }
+  ASSERT_EQ(Sh(env + "mount -T " + ShellQuote(fstab) + " " + ShellQuote(mp), &out), 0) << out;
+  EXPECT_EQ(Slurp(mp + "/hello"), "via mount(8)");
+  ASSERT_EQ(Sh("findmnt -n -o FSTYPE " + ShellQuote(mp), &out), 0);
+  EXPECT_EQ(out, "fuse.needlefs\n");
 }
 
 }  // namespace
