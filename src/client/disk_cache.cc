@@ -176,10 +176,14 @@ void DiskCache::Put(const std::string& file_id, std::string_view data) {
 void DiskCache::EraseLocked(const std::string& file_id) {
   auto it = index_.find(file_id);
   if (it == index_.end()) return;
-  bytes_ -= Footprint(it->second->second);
-  lru_.erase(it->second);
+  // `file_id` may be the string inside the list node (EvictLocked passes
+  // it): take what is needed before the node goes.
+  const std::string path = PathOf(file_id);
+  const Lru::iterator node = it->second;
+  bytes_ -= Footprint(node->second);
   index_.erase(it);
-  ::unlink(PathOf(file_id).c_str());
+  lru_.erase(node);
+  ::unlink(path.c_str());
 }
 
 void DiskCache::EvictLocked() {
