@@ -59,7 +59,7 @@ StatusOr<std::string> EncodeNeedle(Needle& n) {
   EncodeFixed32(q, n.data_crc);
   EncodeFixed64(q + 4, n.append_at_ns);
 
-  uint32_t rc = Crc32c(p, kNeedleHeaderSize + 4);       // header + data_size
+  uint32_t rc = Crc32c(p, kNeedleHeadSize);             // header + data_size
   rc = Crc32c(m, static_cast<size_t>(q - m) + 12, rc);  // metadata, data_crc, append_at_ns
   EncodeFixed32(q + 12, rc);
   return out;
@@ -137,7 +137,7 @@ StatusOr<Needle> DecodeNeedle(std::string_view rec) {
   n.key = h.key;
   uint32_t stored_data_crc = 0;
   NEEDLEFS_RETURN_IF_ERROR(DecodeFieldsAndTrailer(
-      b + 4 + data_size, b + h.body_size, Crc32c(p, kNeedleHeaderSize + 4), &n, &stored_data_crc));
+      b + 4 + data_size, b + h.body_size, Crc32c(p, kNeedleHeadSize), &n, &stored_data_crc));
   n.data.assign(b + 4, data_size);
   n.data_crc = Crc32c(n.data);
   if (n.data_crc != stored_data_crc) return Status::Corruption("needle data checksum mismatch");

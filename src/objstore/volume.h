@@ -289,6 +289,10 @@ class Volume {
   /// kNotFound when a reader with `cookie` may not see `n` (cookie
   /// mismatch, tombstone, TTL expired).
   Status CheckReadable(const Needle& n, Cookie cookie) const;
+  /// The files (pinned against a compaction's swap) and the record of
+  /// `key` in them, as of now. Errors: kNotFound (volume deleted, no such
+  /// key).
+  StatusOr<std::pair<std::shared_ptr<Files>, NeedleLocation>> Locate(NeedleKey key) const;
   /// `read` (a pread of the record of `key` at `offset`), with a short read
   /// (kOutOfRange) turned into a logged and counted kCorruption.
   Status Checked(const Status& read, NeedleKey key, uint64_t offset) const;

@@ -50,7 +50,8 @@ Status Volume::Checked(const Status& read, NeedleKey key, uint64_t offset) const
   return ReportCorrupt(options_.id, key, offset, Status::Corruption(read.message()));
 }
 
-StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
+StatusOr<std::pair<std::shared_ptr<VolumeFiles>, NeedleLocation>> Volume::Locate(
+    NeedleKey key) const {
   std::shared_ptr<VolumeFiles> f;
   std::optional<NeedleLocation> loc;
   {
@@ -60,30 +61,29 @@ StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
     loc = f->map->Get(key);
   }
   if (!loc) return Status::NotFound("needle not found");
-  std::string rec(NeedleRecordSize(loc->size), '\0');
-  NEEDLEFS_RETURN_IF_ERROR(Checked(f->data.ReadAt(loc->offset_bytes(), rec.data(), rec.size()), key,
-                                   loc->offset_bytes()));
+  return std::make_pair(std::move(f), *loc);
+}
+
+StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
+  NEEDLEFS_ASSIGN_OR_RETURN(auto found, Locate(key));
+  const auto& [f, loc] = found;
+  std::string rec(NeedleRecordSize(loc.size), '\0');
+  NEEDLEFS_RETURN_IF_ERROR(
+      Checked(f->data.ReadAt(loc.offset_bytes(), rec.data(), rec.size()), key, loc.offset_bytes()));
   NeedleHeader h = DecodeNeedleHeader(rec.data());
   auto n = h.key == key ? DecodeNeedle(rec)
                         : StatusOr<Needle>(Status::Corruption("index points at needle " +
                                                               std::to_string(h.key.value)));
-  if (!n.ok()) return ReportCorrupt(options_.id, key, loc->offset_bytes(), n.status());
+  if (!n.ok()) return ReportCorrupt(options_.id, key, loc.offset_bytes(), n.status());
   NEEDLEFS_RETURN_IF_ERROR(CheckReadable(*n, cookie));
   return std::move(n).value();
 }
 
 StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePicker& pick,
                                    uint64_t* data_size) const {
-  std::shared_ptr<VolumeFiles> f;
-  std::optional<NeedleLocation> loc;
-  {
-    std::shared_lock l(mu_);
-    f = files_;
-    if (!f) return Status::NotFound("volume deleted");
-    loc = f->map->Get(key);
-  }
-  if (!loc) return Status::NotFound("needle not found");
-  const uint64_t at = loc->offset_bytes();
+  NEEDLEFS_ASSIGN_OR_RETURN(auto found, Locate(key));
+  const auto& [f, loc] = found;
+  const uint64_t at = loc.offset_bytes();
   char head[kNeedleHeadSize];
   NEEDLEFS_RETURN_IF_ERROR(Checked(f->data.ReadAt(at, head, sizeof(head)), key, at));
   const NeedleHeader h = DecodeNeedleHeader(head);
@@ -93,7 +93,7 @@ StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePick
         options_.id, key, at,
         Status::Corruption("index points at needle " + std::to_string(h.key.value)));
   }
-  if (h.body_size != loc->size || uint64_t{size} + 5 > h.body_size) {
+  if (h.body_size != loc.size || uint64_t{size} + 5 > h.body_size) {
     return ReportCorrupt(options_.id, key, at, Status::Corruption("needle sizes disagree"));
   }
   std::string tail(h.body_size - 4 - size + kNeedleTrailerSize, '\0');

@@ -161,7 +161,7 @@ StatusOr<uint32_t> Volume::Delete(NeedleKey key, Cookie cookie, const RecordHook
       loc = f->map->Get(key);
     }
     if (!loc) return Status::NotFound("needle " + std::to_string(key.value) + " not found");
-    char h[kNeedleHeaderSize + 4];
+    char h[kNeedleHeadSize];
     NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(loc->offset_bytes(), h, sizeof(h)));
     if (DecodeNeedleHeader(h).cookie != cookie) {
       return Status::NotFound("needle " + std::to_string(key.value) + " not found (cookie)");
