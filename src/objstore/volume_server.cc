@@ -387,8 +387,9 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
   if (!vol)
     return HttpResponse::Error(404, "volume " + std::to_string(fid.volume.value) + " not found");
   std::string_view range = req.Header("Range");
-  // A single byte range of a plain needle is read alone (not the whole
-  // needle): `part` then holds where it starts and the data's whole size.
+  // A single byte range: where it starts and ends and the data's whole size.
+  // Of a plain needle it is read alone (not the whole needle), and `part` is
+  // set at once; otherwise after the whole read.
   struct Part {
     uint64_t first = 0, last = 0, size = 0;
     bool unsatisfiable = false;
@@ -454,6 +455,28 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
     }
   }
 
+  std::string body;
+  if (part) {
+    body = std::move(n->data);  // already just the range
+  } else {
+    std::string_view accept = req.Header("Accept-Encoding");
+    if (n->gzipped() && range.empty() && accept.find("gzip") != std::string_view::npos) {
+      resp.headers["Content-Encoding"] = "gzip";
+      body = std::move(n->data);
+    } else if (n->gzipped()) {
+      auto plain = GzipDecompress(n->data, options.max_file_size_bytes * 4 + (1 << 20));
+      if (!plain.ok()) return HttpResponse::Error(500, plain.status().message());
+      body = std::move(plain).value();
+    } else {
+      body = std::move(n->data);
+    }
+    Part p;
+    if (!range.empty() && ParseRange(range, body.size(), &p.first, &p.last, &p.unsatisfiable)) {
+      p.size = body.size();
+      if (!p.unsatisfiable) body = body.substr(p.first, p.last - p.first + 1);
+      part = p;
+    }
+  }
   if (part) {
     if (part->unsatisfiable) {
       resp = HttpResponse::Error(416, "range not satisfiable");
@@ -463,34 +486,6 @@ HttpResponse VolumeServer::Impl::HandleRead(HttpRequest& req, const FileId& fid)
     resp.status = 206;
     resp.headers["Content-Range"] = "bytes " + std::to_string(part->first) + "-" +
                                     std::to_string(part->last) + "/" + std::to_string(part->size);
-    resp.body = std::move(n->data);
-    return resp;
-  }
-  std::string_view accept = req.Header("Accept-Encoding");
-  std::string body;
-  if (n->gzipped() && range.empty() && accept.find("gzip") != std::string_view::npos) {
-    resp.headers["Content-Encoding"] = "gzip";
-    body = std::move(n->data);
-  } else if (n->gzipped()) {
-    auto plain = GzipDecompress(n->data, options.max_file_size_bytes * 4 + (1 << 20));
-    if (!plain.ok()) return HttpResponse::Error(500, plain.status().message());
-    body = std::move(plain).value();
-  } else {
-    body = std::move(n->data);
-  }
-
-  uint64_t first = 0, last = 0;
-  bool unsatisfiable = false;
-  if (!range.empty() && ParseRange(range, body.size(), &first, &last, &unsatisfiable)) {
-    if (unsatisfiable) {
-      resp = HttpResponse::Error(416, "range not satisfiable");
-      resp.headers["Content-Range"] = "bytes */" + std::to_string(body.size());
-      return resp;
-    }
-    resp.status = 206;
-    resp.headers["Content-Range"] = "bytes " + std::to_string(first) + "-" + std::to_string(last) +
-                                    "/" + std::to_string(body.size());
-    body = body.substr(first, last - first + 1);
   }
   if (req.method == "HEAD") {
     resp.content_length = body.size();
