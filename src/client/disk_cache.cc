@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <tuple>
@@ -15,6 +14,7 @@
 
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "common/file.h"
 #include "common/logging.h"
 
 namespace needlefs {
@@ -45,18 +45,6 @@ bool CacheableId(const std::string& fid) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ',' ||
            c == '_' || c == '-';
   });
-}
-
-/// Writes all of `data` to `fd`. Errors: IOError.
-Status WriteAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return Status::IOError("write", errno);
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return Status::OK();
 }
 
 }  // namespace
@@ -109,22 +97,9 @@ std::optional<std::string> DiskCache::Get(const std::string& file_id) {
     size = it->second->second;
   }
   const std::string path = PathOf(file_id);
-  std::string data(size + 4, '\0');
-  bool good = false;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    size_t got = 0;
-    while (got < data.size()) {
-      ssize_t r = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) break;
-      got += static_cast<size_t>(r);
-    }
-    char extra;
-    good = got == data.size() && ::pread(fd, &extra, 1, static_cast<off_t>(got)) == 0 &&
-           DecodeFixed32(data.data() + size) == Crc32c(data.data(), size);
-    ::close(fd);
-  }
+  auto file = ReadFileToString(path);
+  const bool good = file.ok() && file->size() == size + 4 &&
+                    DecodeFixed32(file->data() + size) == Crc32c(file->data(), size);
   if (!good) {
     spdlog::warn("client.disk_cache_bad file_id={} path={}: removed", file_id, path);
     std::lock_guard<std::mutex> g(mu_);
@@ -132,8 +107,8 @@ std::optional<std::string> DiskCache::Get(const std::string& file_id) {
     return std::nullopt;
   }
   ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // use order, for the next Open
-  data.resize(size);
-  return data;
+  file->resize(size);
+  return std::move(file).value();
 }
 
 bool DiskCache::Contains(const std::string& file_id) {
@@ -152,11 +127,13 @@ void DiskCache::Put(const std::string& file_id, std::string_view data) {
   }
   char crc[4];
   EncodeFixed32(crc, Crc32c(data));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  Status st =
-      fd < 0 ? Status::IOError("open " + tmp, errno) : WriteAll(fd, data.data(), data.size());
-  if (st.ok()) st = WriteAll(fd, crc, sizeof(crc));
-  if (fd >= 0) ::close(fd);
+  Status st;
+  {
+    auto f = File::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+    st = f.status();
+    if (st.ok()) st = f->WriteAt(0, data.data(), data.size());
+    if (st.ok()) st = f->WriteAt(data.size(), crc, sizeof(crc));
+  }
   if (st.ok() && ::rename(tmp.c_str(), PathOf(file_id).c_str()) != 0) {
     st = Status::IOError("rename " + tmp, errno);
   }
