@@ -177,13 +177,13 @@ struct PendingChunk {
   std::string fid;
 };
 
-/// The shared state of one open inode.
 /// Chunks larger than this are read by ranges when the access is random.
 constexpr uint64_t kRangeReadAbove = 256 << 10;
 /// A read that starts within this many bytes of where the last read of the
 /// file ended counts as sequential (the kernel's largest readahead).
 constexpr uint64_t kSequentialWindow = 4 << 20;
 
+/// The shared state of one open inode.
 struct OpenInode {
   explicit OpenInode(InodeId i) : ino(i) {}
   const InodeId ino;
@@ -509,25 +509,31 @@ class FileClient::Impl {
     for (const Chunk& c : chunks) {
       const uint64_t from = std::max(offset, c.offset);
       const uint64_t to = std::min(offset + length, c.offset + c.size);
-      const uint64_t at = c.blob_offset + (from - c.offset);
-      if (random && c.size > kRangeReadAbove && !cache_.Contains(c.file_id)) {
+      uint64_t at = c.blob_offset + (from - c.offset);  // in `bytes`
+      std::string part;
+      BlobData blob;
+      std::string_view bytes;
+      const bool ranged = random && c.size > kRangeReadAbove && !cache_.Contains(c.file_id);
+      if (ranged) {
         // A random read of a big chunk fetches just its bytes (a whole
         // 4 MiB chunk per 4 KiB read made random reads 20x slower), and
         // leaves the cache to the chunks read through.
-        auto part = blobs_->ReadRange(c.file_id, at, to - from);
-        if (!part.ok()) return Eio(part.status(), "read blob " + c.file_id);
-        if (part->size() != to - from) {
-          return Status::Posix(EIO, "blob " + c.file_id + " is shorter than its chunk");
-        }
-        std::memcpy(out.data() + (from - offset), part->data(), to - from);
-        continue;
+        auto r = blobs_->ReadRange(c.file_id, at, to - from);
+        if (!r.ok()) return Eio(r.status(), "read blob " + c.file_id);
+        part = std::move(r).value();
+        bytes = part;
+        at = 0;
+      } else {
+        auto r = cache_.Get(c.file_id);
+        if (!r.ok()) return Eio(r.status(), "read blob " + c.file_id);
+        blob = std::move(r).value();
+        bytes = *blob;
       }
-      auto blob = cache_.Get(c.file_id);
-      if (!blob.ok()) return Eio(blob.status(), "read blob " + c.file_id);
-      if (at + (to - from) > (*blob)->size()) {
+      // A range comes back exactly as asked; a whole blob must hold it.
+      if (ranged ? bytes.size() != to - from : at + (to - from) > bytes.size()) {
         return Status::Posix(EIO, "blob " + c.file_id + " is shorter than its chunk");
       }
-      std::memcpy(out.data() + (from - offset), (*blob)->data() + at, to - from);
+      std::memcpy(out.data() + (from - offset), bytes.data() + at, to - from);
     }
     for (const auto& [at, data] : overlay) {
       const uint64_t from = std::max(offset, at);
