@@ -42,6 +42,10 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::vector<grpc::
     quota.SetMaxThreads(options.max_threads);
     builder.SetResourceQuota(quota);
   }
+  if (options.max_idle_threads > 0) {
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                                options.max_idle_threads);
+  }
   if (options.accept_keepalive_pings) {
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);

@@ -34,6 +34,12 @@ struct GrpcServerOptions {
   int max_receive_message_bytes = 64 << 20;
   /// Most calls served at once (sync server threads); 0 = gRPC's default.
   int max_threads = 0;
+  /// Idle sync-server threads kept per completion queue (gRPC's
+  /// MAX_POLLERS; 0 = gRPC's default of 2). gRPC starts a thread whenever
+  /// every poller is busy and ends it after one call if more than this many
+  /// are idle; handlers that block (a WAL sync) under steady concurrency
+  /// otherwise cost a thread creation every other call.
+  int max_idle_threads = 0;
   /// Accept clients' keepalive pings on idle streams (long Subscribe calls).
   bool accept_keepalive_pings = false;
   /// Name for the resource quota (logs).
