@@ -1,8 +1,11 @@
 // `needlefs bench meta`: metadata operations per second against a running
 // `needlefs meta` over gRPC: creates, stats, listing a 10,000-entry
-// directory, renames and unlinks, each with C concurrent clients (each its
-// own gRPC channel). Every thread works in its own directory, as mdtest's
-// "unique directory" mode does.
+// directory, renames and unlinks, each with C concurrent threads. By default
+// every thread has its own MetaClient (its own gRPC channel), so nothing is
+// batched; with --clients K the threads share K clients, whose concurrent
+// calls go out together in Batch calls (MetaClientOptions::max_in_flight),
+// as a FUSE mount's or a gateway's threads do. Every thread works in its own
+// directory, as mdtest's "unique directory" mode does.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -19,6 +22,8 @@ struct BenchMetaFlags {
   std::string server = "127.0.0.1:18888";
   uint64_t n = 20000;
   int concurrency = 16;
+  int clients = 0;         // 0: one per thread
+  int max_in_flight = -1;  // -1: MetaClientOptions' default
   uint64_t dir_size = 10000;
   bool keep = false;
 };
@@ -37,15 +42,21 @@ int RunBenchMeta(const BenchMetaFlags& f) {
     std::fprintf(stderr, "needlefs bench meta: -n and -c must be positive\n");
     return 2;
   }
-  std::vector<std::unique_ptr<MetaClient>> clients;
-  for (int t = 0; t < c; ++t) {
-    auto cl = MetaClient::Create(f.server, 30'000);
+  const int nclients = f.clients > 0 ? std::min(f.clients, c) : c;
+  MetaClientOptions options;
+  options.timeout_ms = 30'000;
+  if (f.max_in_flight >= 0) options.max_in_flight = f.max_in_flight;
+  std::vector<std::unique_ptr<MetaClient>> owned;
+  for (int k = 0; k < nclients; ++k) {
+    auto cl = MetaClient::Create(f.server, options);
     if (!cl.ok()) {
       std::fprintf(stderr, "needlefs bench meta: %s\n", cl.status().ToString().c_str());
       return 1;
     }
-    clients.push_back(std::move(cl).value());
+    owned.push_back(std::move(cl).value());
   }
+  std::vector<MetaClient*> clients;  // thread t's client
+  for (int t = 0; t < c; ++t) clients.push_back(owned[static_cast<size_t>(t % nclients)].get());
   const RequestContext root = RequestContext::Root();
   std::mt19937_64 rng(std::random_device{}());
   const std::string top_name = "bench-meta-" + std::to_string(rng() % 1000000000);
@@ -61,8 +72,8 @@ int RunBenchMeta(const BenchMetaFlags& f) {
     if (!d.ok()) return 1;
     dirs.push_back(d->ino);
   }
-  std::printf("needlefs bench meta: %lu files, c=%d, server %s, directory /%s\n",
-              static_cast<unsigned long>(f.n), c, f.server.c_str(), top_name.c_str());
+  std::printf("needlefs bench meta: %lu files, c=%d, %d client(s), server %s, directory /%s\n",
+              static_cast<unsigned long>(f.n), c, nclients, f.server.c_str(), top_name.c_str());
   auto dir_of = [&](uint64_t i) { return dirs[i % static_cast<uint64_t>(c)]; };
   std::vector<InodeId> inodes(f.n);
 
@@ -133,6 +144,12 @@ void AddBenchMetaCommand(CLI::App& bench, int* exit_code) {
   cmd->add_option("--server", f->server, "Meta server gRPC host:port")->capture_default_str();
   cmd->add_option("-n", f->n, "Files to create, stat, rename and unlink")->capture_default_str();
   cmd->add_option("-c", f->concurrency, "Concurrent clients")->capture_default_str();
+  cmd->add_option("--clients", f->clients,
+                  "MetaClients the threads share (0: one each; fewer: calls are batched)")
+      ->capture_default_str();
+  cmd->add_option("--maxInFlight", f->max_in_flight,
+                  "Calls each client keeps in flight before batching (0: never batch; "
+                  "default: the client's)");
   cmd->add_option("--dirSize", f->dir_size, "Entries of the directory that is listed")
       ->capture_default_str();
   cmd->add_flag("--keep", f->keep, "Leave the big directory in place (skip its cleanup)");

@@ -7,10 +7,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <limits>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 #include "common/grpc_server.h"
 #include "common/http.h"
@@ -27,14 +30,53 @@ constexpr int kMaxReceiveMessageBytes = 64 << 20;
 /// How long Subscribe sleeps when its stream has nothing to read.
 constexpr std::chrono::milliseconds kSubscribeIdlePoll{10};
 
+/// Most ops MetaClient puts in one Batch call (the server takes 1024).
+constexpr size_t kMaxBatchOps = 64;
+/// How long the first waiting call waits for a free slot before its batch
+/// goes out anyway, beyond MetaClientOptions::max_in_flight.
+constexpr std::chrono::milliseconds kMaxSlotWait{5};
+
+/// The field of `Container` (BatchOp or BatchResult) whose message type is
+/// M: each request and response type has exactly one there.
+template <typename M, typename Container>
+const google::protobuf::FieldDescriptor* OneofFieldOf() {
+  static const google::protobuf::FieldDescriptor* const field = [] {
+    const google::protobuf::Descriptor* d = Container::descriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      if (d->field(i)->message_type() == M::descriptor()) return d->field(i);
+    }
+    return static_cast<const google::protobuf::FieldDescriptor*>(nullptr);
+  }();
+  return field;
+}
+
+/// The slot of `op` for a request of type Req (which it then carries).
+template <typename Req>
+Req* BatchField(pb::BatchOp* op) {
+  static_assert(std::is_base_of_v<google::protobuf::Message, Req>);
+  return static_cast<Req*>(
+      op->GetReflection()->MutableMessage(op, OneofFieldOf<Req, pb::BatchOp>()));
+}
+
+/// Moves the response of type Resp out of `r`; false if `r` has none.
+template <typename Resp>
+bool TakeBatchResult(pb::BatchResult* r, Resp* out) {
+  const google::protobuf::FieldDescriptor* f = OneofFieldOf<Resp, pb::BatchResult>();
+  if (f == nullptr || !r->GetReflection()->HasField(*r, f)) return false;
+  out->Swap(static_cast<Resp*>(r->GetReflection()->MutableMessage(r, f)));
+  return true;
+}
+
 uint32_t ClampU32(size_t n) {
   return static_cast<uint32_t>(std::min<size_t>(n, std::numeric_limits<uint32_t>::max()));
 }
 
 class GrpcMetaClient final : public MetaClient {
  public:
-  GrpcMetaClient(std::shared_ptr<grpc::Channel> channel, int timeout_ms)
-      : stub_(pb::MetaService::NewStub(channel)), timeout_ms_(timeout_ms) {}
+  GrpcMetaClient(std::shared_ptr<grpc::Channel> channel, const MetaClientOptions& options)
+      : stub_(pb::MetaService::NewStub(channel)),
+        timeout_ms_(options.timeout_ms),
+        max_in_flight_(options.max_in_flight) {}
 
   StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent,
                              const std::string& name) override {
@@ -43,8 +85,9 @@ class GrpcMetaClient final : public MetaClient {
     req.set_parent(parent.value);
     req.set_name(name);
     pb::LookupResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "Lookup", &resp, [&](grpc::ClientContext* c) { return stub_->Lookup(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call("Lookup", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->Lookup(c, req, &resp);
+    }));
     return FromPb(resp.attr());
   }
 
@@ -57,8 +100,9 @@ class GrpcMetaClient final : public MetaClient {
     req.set_ino(ino.value);
     req.set_max_chunks(max_chunks);
     pb::GetAttrResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "GetAttr", &resp, [&](grpc::ClientContext* c) { return stub_->GetAttr(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call("GetAttr", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->GetAttr(c, req, &resp);
+    }));
     if (resp.has_chunks()) {
       chunks->emplace();
       (*chunks)->reserve(static_cast<size_t>(resp.chunks_size()));
@@ -85,8 +129,9 @@ class GrpcMetaClient final : public MetaClient {
     req.set_atime_now(sa.atime_now);
     req.set_mtime_now(sa.mtime_now);
     pb::SetAttrResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "SetAttr", &resp, [&](grpc::ClientContext* c) { return stub_->SetAttr(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call("SetAttr", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->SetAttr(c, req, &resp);
+    }));
     return FromPb(resp.attr());
   }
 
@@ -99,8 +144,9 @@ class GrpcMetaClient final : public MetaClient {
     req.set_mode(mode);
     req.set_exclusive(exclusive);
     pb::CreateResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "Create", &resp, [&](grpc::ClientContext* c) { return stub_->Create(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call("Create", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->Create(c, req, &resp);
+    }));
     if (created) *created = resp.created();
     return FromPb(resp.attr());
   }
@@ -113,8 +159,8 @@ class GrpcMetaClient final : public MetaClient {
     req.set_name(name);
     req.set_mode(mode);
     pb::MkdirResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(
-        Call("Mkdir", &resp, [&](grpc::ClientContext* c) { return stub_->Mkdir(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "Mkdir", req, &resp, [&](grpc::ClientContext* c) { return stub_->Mkdir(c, req, &resp); }));
     return FromPb(resp.attr());
   }
 
@@ -128,8 +174,8 @@ class GrpcMetaClient final : public MetaClient {
     req.set_mode(mode);
     req.set_rdev(rdev);
     pb::MknodResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(
-        Call("Mknod", &resp, [&](grpc::ClientContext* c) { return stub_->Mknod(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "Mknod", req, &resp, [&](grpc::ClientContext* c) { return stub_->Mknod(c, req, &resp); }));
     return FromPb(resp.attr());
   }
 
@@ -141,8 +187,9 @@ class GrpcMetaClient final : public MetaClient {
     req.set_name(name);
     req.set_target(target);
     pb::SymlinkResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "Symlink", &resp, [&](grpc::ClientContext* c) { return stub_->Symlink(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call("Symlink", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->Symlink(c, req, &resp);
+    }));
     return FromPb(resp.attr());
   }
 
@@ -163,8 +210,8 @@ class GrpcMetaClient final : public MetaClient {
     req.set_new_parent(new_parent.value);
     req.set_new_name(new_name);
     pb::LinkResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(
-        Call("Link", &resp, [&](grpc::ClientContext* c) { return stub_->Link(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call(
+        "Link", req, &resp, [&](grpc::ClientContext* c) { return stub_->Link(c, req, &resp); }));
     return FromPb(resp.attr());
   }
 
@@ -174,7 +221,7 @@ class GrpcMetaClient final : public MetaClient {
     req.set_parent(parent.value);
     req.set_name(name);
     pb::UnlinkResponse resp;
-    return Call("Unlink", &resp,
+    return Call("Unlink", req, &resp,
                 [&](grpc::ClientContext* c) { return stub_->Unlink(c, req, &resp); });
   }
 
@@ -184,7 +231,7 @@ class GrpcMetaClient final : public MetaClient {
     req.set_parent(parent.value);
     req.set_name(name);
     pb::RmdirResponse resp;
-    return Call("Rmdir", &resp,
+    return Call("Rmdir", req, &resp,
                 [&](grpc::ClientContext* c) { return stub_->Rmdir(c, req, &resp); });
   }
 
@@ -198,7 +245,7 @@ class GrpcMetaClient final : public MetaClient {
     req.set_new_name(new_name);
     req.set_flags(flags);
     pb::RenameResponse resp;
-    return Call("Rename", &resp,
+    return Call("Rename", req, &resp,
                 [&](grpc::ClientContext* c) { return stub_->Rename(c, req, &resp); });
   }
 
@@ -514,18 +561,125 @@ class GrpcMetaClient final : public MetaClient {
     return Status::OK();
   }
 
+  /// A call of a batchable method waiting to go out in a Batch call.
+  struct Waiter {
+    pb::BatchOp op;
+    pb::BatchResult result;
+    grpc::Status status;         // of the Batch call that carried op
+    bool done = false;           // GUARDED_BY(batch_mu_)
+    std::condition_variable cv;  // done, or op is first in line and a slot is free
+  };
+
+  /// Call for the namespace methods BatchOp can carry. While fewer than
+  /// max_in_flight_ of them are in flight and none wait, the call goes out
+  /// at once, alone. Otherwise it queues; the first in line sends the queue
+  /// (up to kMaxBatchOps) as one Batch call when a slot frees, or after
+  /// kMaxSlotWait without one (calls stuck in flight, say behind a slow
+  /// WAL sync, must not hold up the rest), and each caller gets its own
+  /// op's result back (BatchRequest in meta.proto).
+  template <typename Req, typename Resp, typename Rpc>
+  Status Call(const char* method, const Req& req, Resp* resp, Rpc&& rpc) {
+    if (max_in_flight_ <= 0) return Call(method, resp, rpc);
+    std::unique_lock<std::mutex> l(batch_mu_);
+    if (queue_.empty() && in_flight_ < max_in_flight_) {
+      ++in_flight_;
+      l.unlock();
+      Status s = Call(method, resp, rpc);
+      l.lock();
+      SlotFreedLocked();
+      return s;
+    }
+    // Shared with the sender of its batch, which may still notify w.cv
+    // after this call saw `done` and returned.
+    auto shared = std::make_shared<Waiter>();
+    Waiter& w = *shared;
+    *BatchField<Req>(&w.op) = req;
+    queue_.push_back(shared);
+    // Every wait is timed, so a call that became first in line while no
+    // slot was free sends its batch within 2 x kMaxSlotWait at the latest.
+    bool waited_long = false;  // a wait ran out without a wake-up
+    while (!w.done) {
+      const bool first = !queue_.empty() && queue_.front() == shared;
+      if (first && (in_flight_ < max_in_flight_ || waited_long)) {
+        SendBatchLocked(l);
+      } else {
+        waited_long = w.cv.wait_for(l, kMaxSlotWait) == std::cv_status::timeout;
+      }
+    }
+    l.unlock();
+    if (!w.status.ok()) return FromGrpc(w.status, method);
+    if (w.result.code() != 0) {
+      return FromGrpc(
+          grpc::Status(static_cast<grpc::StatusCode>(w.result.code()), w.result.message()), method);
+    }
+    if (!TakeBatchResult(&w.result, resp)) {
+      return Status::Internal(std::string(method) + ": the Batch reply lacks this op's result");
+    }
+    if (resp->errno_value() != 0) return Status::Posix(resp->errno_value(), resp->error());
+    return Status::OK();
+  }
+
+  /// Sends the waiting ops (the caller's first) as one Batch call and hands
+  /// each waiter its result. Called and returns with `l` held.
+  void SendBatchLocked(std::unique_lock<std::mutex>& l) {
+    std::vector<std::shared_ptr<Waiter>> batch;
+    while (!queue_.empty() && batch.size() < kMaxBatchOps) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    ++in_flight_;
+    if (!queue_.empty() && in_flight_ < max_in_flight_) queue_.front()->cv.notify_one();
+    l.unlock();
+    pb::BatchRequest req;
+    req.mutable_ops()->Reserve(static_cast<int>(batch.size()));
+    for (const auto& w : batch) req.add_ops()->Swap(&w->op);
+    pb::BatchResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+    grpc::Status gs = stub_->Batch(&ctx, req, &resp);
+    if (gs.ok() && static_cast<size_t>(resp.results_size()) != batch.size()) {
+      gs = grpc::Status(grpc::StatusCode::INTERNAL,
+                        "Batch: " + std::to_string(resp.results_size()) + " results for " +
+                            std::to_string(batch.size()) + " ops");
+    }
+    l.lock();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Waiter& w = *batch[i];
+      w.status = gs;
+      if (gs.ok()) w.result.Swap(resp.mutable_results(static_cast<int>(i)));
+      w.done = true;
+    }
+    SlotFreedLocked();
+    // Woken outside the lock, so they need not wait for it (batch keeps
+    // each Waiter alive until then).
+    l.unlock();
+    for (const auto& w : batch) w->cv.notify_one();
+    l.lock();
+  }
+
+  /// A call in flight returned: the first in line may now send the queue.
+  void SlotFreedLocked() {
+    --in_flight_;
+    if (!queue_.empty()) queue_.front()->cv.notify_one();
+  }
+
   StatusOr<InodeAttr> DoGetAttr(InodeId ino, uint64_t generation) {
     pb::GetAttrRequest req;
     req.set_ino(ino.value);
     req.set_generation(generation);
     pb::GetAttrResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "GetAttr", &resp, [&](grpc::ClientContext* c) { return stub_->GetAttr(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Call("GetAttr", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->GetAttr(c, req, &resp);
+    }));
     return FromPb(resp.attr());
   }
 
   std::unique_ptr<pb::MetaService::Stub> stub_;
   int timeout_ms_;
+  const int max_in_flight_;  // MetaClientOptions::max_in_flight
+  std::mutex batch_mu_;
+  int in_flight_ = 0;  // GUARDED_BY(batch_mu_): batchable calls and Batch calls
+  std::deque<std::shared_ptr<Waiter>> queue_;  // GUARDED_BY(batch_mu_): ops waiting to be sent
   std::mutex mu_;
   uint64_t epoch_ = 0;                      // GUARDED_BY(mu_): of the last event received
   std::set<grpc::ClientContext*> streams_;  // GUARDED_BY(mu_): running Subscribe calls
@@ -536,6 +690,13 @@ class GrpcMetaClient final : public MetaClient {
 
 StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& hostport,
                                                          int timeout_ms) {
+  MetaClientOptions options;
+  options.timeout_ms = timeout_ms;
+  return Create(hostport, options);
+}
+
+StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& hostport,
+                                                         const MetaClientOptions& options) {
   std::string host;
   uint16_t port;
   NEEDLEFS_RETURN_IF_ERROR(SplitHostPort(hostport, &host, &port));
@@ -549,7 +710,7 @@ StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& host
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   auto channel =
       grpc::CreateCustomChannel(JoinHostPort(host, port), grpc::InsecureChannelCredentials(), args);
-  return std::unique_ptr<MetaClient>(new GrpcMetaClient(channel, timeout_ms));
+  return std::unique_ptr<MetaClient>(new GrpcMetaClient(channel, options));
 }
 
 }  // namespace needlefs

@@ -78,7 +78,9 @@ class KvStore {
   std::unique_ptr<KvTransaction> Begin() { return Begin(TxnOptions{}); }
   virtual std::unique_ptr<KvTransaction> Begin(const TxnOptions& options) = 0;
   /// Makes every commit so far durable (fsyncs the WAL; a no-op when the
-  /// store does not sync, KvOptions::sync false). Errors: IOError.
+  /// store does not sync, KvOptions::sync false). Concurrent callers may
+  /// share one fsync. Errors: IOError (RocksDB: once a sync failed, every
+  /// later SyncLog fails too).
   virtual Status SyncLog() = 0;
   /// Flushes memtables and the log (clean shutdown).
   virtual Status Flush() = 0;

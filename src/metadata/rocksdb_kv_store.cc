@@ -14,11 +14,13 @@
 #include <rocksdb/utilities/transaction.h>
 #include <rocksdb/utilities/transaction_db.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "common/group_commit.h"
 #include "metadata/kv_store.h"
 
 namespace needlefs {
@@ -150,7 +152,9 @@ class RocksDbKvTransaction final : public KvTransaction {
 
 class RocksDbKvStore final : public KvStore {
  public:
-  RocksDbKvStore(std::shared_ptr<rocksdb::TransactionDB> db, bool sync) : db_(std::move(db)) {
+  RocksDbKvStore(std::shared_ptr<rocksdb::TransactionDB> db, bool sync)
+      : db_(std::move(db)),
+        log_sync_([this] { return FromRocks(db_->SyncWAL(), "rocksdb sync wal"); }) {
     write_options_.sync = sync;
   }
 
@@ -163,7 +167,12 @@ class RocksDbKvStore final : public KvStore {
 
   Status SyncLog() override {
     if (!write_options_.sync) return Status::OK();
-    return FromRocks(db_->SyncWAL(), "rocksdb sync wal");
+    // Concurrent callers share one SyncWAL (RocksDB runs them one at a
+    // time, each its own fdatasync): every commit this caller made came
+    // before its ticket, so any sync that starts after the ticket covers it.
+    const uint64_t ticket = log_sync_requests_.fetch_add(1) + 1;
+    log_sync_.Issued(ticket);
+    return log_sync_.WaitDurable(ticket);
   }
 
   Status Flush() override {
@@ -174,6 +183,8 @@ class RocksDbKvStore final : public KvStore {
  private:
   std::shared_ptr<rocksdb::TransactionDB> db_;
   rocksdb::WriteOptions write_options_;
+  std::atomic<uint64_t> log_sync_requests_{0};  // SyncLog tickets handed out
+  GroupCommitter log_sync_;                     // SyncLog: a failed sync fails every later one
 };
 
 }  // namespace

@@ -30,6 +30,7 @@ class MetaFixture : public ::testing::Test {
     ASSERT_NE(d->grpc_port, 0);
     process_ = std::move(d->process);
     addr_ = "127.0.0.1:" + std::to_string(d->grpc_port);
+    http_port_ = d->http_port;
     auto c = MetaClient::Create(addr_, 10'000);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     client_ = std::move(c).value();
@@ -39,6 +40,7 @@ class MetaFixture : public ::testing::Test {
   std::vector<std::string> extra_args_;
   std::unique_ptr<ChildProcess> process_;
   std::string addr_;
+  uint16_t http_port_ = 0;  // /metrics
   std::unique_ptr<MetaClient> client_;
   RequestContext root_ = RequestContext::Root();
 };

@@ -1,22 +1,32 @@
 // Integration tests of `needlefs meta` (src/metadata/meta_service.cc): a real
 // server process on loopback driven through the real MetaClient.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 #include "client/meta_client.h"
 #include "common/http.h"
 #include "integration/meta_fixture.h"
 #include "integration/process.h"
+#include "meta.grpc.pb.h"
 
 namespace needlefs::integration {
 namespace {
 
 using namespace std::chrono_literals;
 
-using MetaServerTest = MetaFixture;
+class MetaServerTest : public MetaFixture {
+ protected:
+  /// kill -9 of meta while 8 threads create files (half synced, half not);
+  /// with `shared`, the threads share one client whose calls go out in
+  /// Batch calls. Every acknowledged create must be there after the
+  /// restart, and fsck must be clean.
+  void CreateStormThenKill(bool shared);
+};
 
 TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
   auto dir = client_->Mkdir(root_, kRootInode, "docs", 0755);
@@ -100,33 +110,167 @@ TEST_F(MetaServerTest, UnlinkedFileLivesWhileASessionHoldsIt) {
   EXPECT_EQ(client_->GetAttr(f->ino).status().posix_errno(), ENOENT);
 }
 
+/// The value of the counter `name` on the meta server's /metrics (-1 if absent).
+double MetricValue(uint16_t http_port, const std::string& name) {
+  auto r = HttpClient("127.0.0.1", http_port).Request("GET", "/metrics");
+  if (!r.ok()) return -1;
+  std::istringstream in(r->body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+TEST_F(MetaServerTest, ConcurrentCallsShareBatchCallsEachWithItsOwnResult) {
+  MetaClientOptions options;
+  options.max_in_flight = 1;  // every call beyond one waits and is batched
+  auto shared = MetaClient::Create(addr_, options);
+  ASSERT_TRUE(shared.ok());
+  MetaClient& c = **shared;
+  // More threads than one Batch call takes (64): the queue also overflows.
+  constexpr int kThreads = 80, kFiles = 20;
+  std::atomic<int> wrong{0};
+  auto expect = [&](bool good, const char* what, int t, int i) {
+    if (!good) {
+      ++wrong;
+      ADD_FAILURE() << what << " (thread " << t << ", file " << i << ")";
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      RequestContext ctx = root_;
+      ctx.sync = t % 2 == 0;  // batches mix synced and unsynced changes
+      auto d = c.Mkdir(ctx, kRootInode, "d" + std::to_string(t), 0755);
+      if (!d.ok()) return expect(false, "mkdir", t, -1);
+      for (int i = 0; i < kFiles; ++i) {
+        const std::string f = "f" + std::to_string(i), g = "g" + std::to_string(i);
+        auto made = c.Create(ctx, d->ino, f, 0600 + t, true);
+        expect(made.ok() && made->mode == static_cast<uint32_t>(0600 + t), "create", t, i);
+        if (!made.ok()) continue;
+        expect(c.Create(ctx, d->ino, f, 0644, true).status().posix_errno() == EEXIST,
+               "exclusive create of an existing name is EEXIST", t, i);
+        bool created = true;
+        auto again = c.Create(ctx, d->ino, f, 0644, false, &created);
+        expect(again.ok() && again->ino == made->ino && !created,
+               "non-exclusive create returns the existing file, created false", t, i);
+        std::optional<std::vector<Chunk>> chunks;
+        auto with = c.GetAttrWithChunks(made->ino, 64, &chunks);
+        expect(with.ok() && with->ino == made->ino && chunks.has_value() && chunks->empty(),
+               "getattr with the (empty) chunk list", t, i);
+        SetAttrRequest sa;
+        sa.mode = 0640;
+        auto set = c.SetAttr(ctx, made->ino, sa);
+        expect(set.ok() && set->mode == 0640, "setattr", t, i);
+        auto linked = c.Link(ctx, made->ino, d->ino, "h" + std::to_string(i));
+        expect(linked.ok() && linked->nlink == 2, "link", t, i);
+        expect(c.Unlink(ctx, d->ino, "h" + std::to_string(i)).ok(), "unlink of the link", t, i);
+        auto found = c.Lookup(ctx, d->ino, f);
+        expect(found.ok() && found->ino == made->ino, "lookup finds this thread's file", t, i);
+        expect(c.GetAttr(InodeId(made->ino.value + (uint64_t{1} << 40))).status().posix_errno() ==
+                   ENOENT,
+               "getattr of no inode is ENOENT", t, i);
+        expect(c.Rename(ctx, d->ino, f, d->ino, g, 0).ok(), "rename", t, i);
+        expect(c.Unlink(ctx, d->ino, g).ok(), "unlink", t, i);
+        expect(c.Unlink(ctx, d->ino, g).posix_errno() == ENOENT, "second unlink is ENOENT", t, i);
+      }
+      auto sym = c.Symlink(ctx, d->ino, "s", "target-" + std::to_string(t));
+      expect(sym.ok() && sym->type == FileType::kSymlink, "symlink", t, -1);
+      auto fifo = c.Mknod(ctx, d->ino, "p", FileType::kFifo, 0600, 0);
+      expect(fifo.ok() && fifo->type == FileType::kFifo, "mknod", t, -1);
+      expect(c.Unlink(ctx, d->ino, "s").ok() && c.Unlink(ctx, d->ino, "p").ok(), "unlinks", t, -1);
+      expect(c.Rmdir(ctx, kRootInode, "d" + std::to_string(t)).ok(), "rmdir", t, -1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  // The calls did go out together: more ops than Batch calls.
+  const double calls = MetricValue(http_port_, "needlefs_meta_batch_calls_total");
+  const double ops = MetricValue(http_port_, "needlefs_meta_batch_ops_total");
+  EXPECT_GT(calls, 0);
+  EXPECT_GT(ops, 1.5 * calls) << calls << " Batch calls carried " << ops << " ops";
+}
+
+TEST_F(MetaServerTest, MalformedBatchGetsAClearError) {
+  auto stub =
+      meta::MetaService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  meta::BatchRequest req;
+  req.add_ops();  // no request in it
+  req.add_ops()->mutable_get_attr()->set_ino(kRootInode.value);
+  meta::BatchResponse resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Batch(&ctx, req, &resp).ok());
+  }
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_EQ(resp.results(0).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(resp.results(1).code(), 0);
+  EXPECT_EQ(resp.results(1).get_attr().attr().ino(), kRootInode.value);
+  // Too many ops: the whole call is refused, nothing runs.
+  meta::BatchRequest big;
+  for (int i = 0; i < 1025; ++i) {
+    auto* m = big.add_ops()->mutable_mkdir();
+    m->set_parent(kRootInode.value);
+    m->set_name("m" + std::to_string(i));
+    m->set_mode(0755);
+  }
+  grpc::ClientContext ctx;
+  EXPECT_EQ(stub->Batch(&ctx, big, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(client_->Lookup(root_, kRootInode, "m0").status().posix_errno(), ENOENT);
+}
+
 TEST_F(MetaServerTest, KillDuringCreateStormLosesNoAcknowledgedOperation) {
+  CreateStormThenKill(/*shared=*/false);
+}
+
+TEST_F(MetaServerTest, KillDuringBatchedCreateStormLosesNoAcknowledgedOperation) {
+  CreateStormThenKill(/*shared=*/true);
+}
+
+void MetaServerTest::CreateStormThenKill(bool shared) {
   std::vector<InodeId> dirs;
   for (int d = 0; d < 4; ++d) {
     auto r = client_->Mkdir(root_, kRootInode, "d" + std::to_string(d), 0755);
     ASSERT_TRUE(r.ok());
     dirs.push_back(r->ino);
   }
+  MetaClientOptions shared_options;
+  shared_options.timeout_ms = 5'000;
+  shared_options.max_in_flight = 1;
+  auto made = MetaClient::Create(addr_, shared_options);
+  ASSERT_TRUE(made.ok());
+  std::unique_ptr<MetaClient> shared_client = std::move(made).value();
   std::atomic<bool> stop{false};
   std::vector<std::vector<std::string>> acked(8);
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
-      auto c = MetaClient::Create(addr_, 5'000);
-      if (!c.ok()) return;
+      MetaClient* c = shared_client.get();
+      std::unique_ptr<MetaClient> own;
+      if (!shared) {
+        auto made = MetaClient::Create(addr_, 5'000);
+        if (!made.ok()) return;
+        own = std::move(made).value();
+        c = own.get();
+      }
       // Half the clients commit unsynced (as a FUSE mount does): written to
       // the WAL, so they too must survive kill -9 of the process.
       RequestContext ctx = root_;
       ctx.sync = t % 2 == 0;
       for (int i = 0; i < 50'000 && !stop; ++i) {
         std::string name = "t" + std::to_string(t) + "-" + std::to_string(i);
-        if ((*c)->Create(ctx, dirs[static_cast<size_t>(t % 4)], name, 0644, true).ok()) {
+        if (c->Create(ctx, dirs[static_cast<size_t>(t % 4)], name, 0644, true).ok()) {
           acked[static_cast<size_t>(t)].push_back(name);
         }
       }
     });
   }
   std::this_thread::sleep_for(1500ms);
+  if (shared) {
+    const double calls = MetricValue(http_port_, "needlefs_meta_batch_calls_total");
+    EXPECT_GT(MetricValue(http_port_, "needlefs_meta_batch_ops_total"), 1.5 * calls)
+        << "the shared client's creates did not go out batched";
+  }
   ASSERT_TRUE(process_->Kill(SIGKILL));
   process_->Wait();
   stop = true;
