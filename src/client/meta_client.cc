@@ -708,6 +708,7 @@ StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& host
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   auto channel =
       grpc::CreateCustomChannel(JoinHostPort(host, port), grpc::InsecureChannelCredentials(), args);
   return std::unique_ptr<MetaClient>(new GrpcMetaClient(channel, options));
