@@ -636,7 +636,11 @@ class GrpcMetaClient final : public MetaClient {
     pb::BatchResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
-    grpc::Status gs = stub_->Batch(&ctx, req, &resp);
+    // Lookups and stats only: BatchRead, which the server answers inline.
+    const bool reads = std::all_of(req.ops().begin(), req.ops().end(), [](const pb::BatchOp& op) {
+      return op.op_case() == pb::BatchOp::kLookup || op.op_case() == pb::BatchOp::kGetAttr;
+    });
+    grpc::Status gs = reads ? stub_->BatchRead(&ctx, req, &resp) : stub_->Batch(&ctx, req, &resp);
     if (gs.ok() && static_cast<size_t>(resp.results_size()) != batch.size()) {
       gs = grpc::Status(grpc::StatusCode::INTERNAL,
                         "Batch: " + std::to_string(resp.results_size()) + " results for " +

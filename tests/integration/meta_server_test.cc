@@ -206,6 +206,26 @@ TEST_F(MetaServerTest, MalformedBatchGetsAClearError) {
   EXPECT_EQ(resp.results(0).code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(resp.results(1).code(), 0);
   EXPECT_EQ(resp.results(1).get_attr().attr().ino(), kRootInode.value);
+  // BatchRead takes lookups and stats only: a change in it is refused, alone.
+  meta::BatchRequest reads;
+  auto* lookup = reads.add_ops()->mutable_lookup();
+  lookup->set_parent(kRootInode.value);
+  lookup->set_name("nope");
+  auto* mk = reads.add_ops()->mutable_mkdir();
+  mk->set_parent(kRootInode.value);
+  mk->set_name("sneaky");
+  mk->set_mode(0755);
+  reads.add_ops()->mutable_get_attr()->set_ino(kRootInode.value);
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->BatchRead(&ctx, reads, &resp).ok());
+  }
+  ASSERT_EQ(resp.results_size(), 3);
+  EXPECT_EQ(resp.results(0).code(), 0);
+  EXPECT_EQ(resp.results(0).lookup().errno_value(), ENOENT);
+  EXPECT_EQ(resp.results(1).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(resp.results(2).get_attr().attr().ino(), kRootInode.value);
+  EXPECT_EQ(client_->Lookup(root_, kRootInode, "sneaky").status().posix_errno(), ENOENT);
   // Too many ops: the whole call is refused, nothing runs.
   meta::BatchRequest big;
   for (int i = 0; i < 1025; ++i) {
