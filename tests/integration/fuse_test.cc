@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/http.h"
 #include "integration/process.h"
 
 namespace needlefs::integration {
@@ -152,6 +153,43 @@ TEST_F(FuseTest, CopyRealTreeInAndDiff) {
   ASSERT_EQ(Sh("cd " + ShellQuote(work_ + "/doc") + " && find ." + fmt, &b), 0);
   EXPECT_GT(a.size(), 100'000u);
   EXPECT_EQ(a, b);
+}
+
+TEST_F(FuseTest, ParallelCopiesOfARealTreeMatchTheSource) {
+  // 8 cp processes at once keep the mount's workers busy, so its namespace
+  // calls go to meta in Batch calls (docs/fuse.md); every file must still
+  // arrive whole, with its mode and mtime.
+  // Header directories that scripts/install-deps brings (about 3,000 files).
+  const std::string src = "/usr/include";
+  const std::string dirs =
+      "$(for d in linux x86_64-linux-gnu absl grpcpp openssl rocksdb fuse3 c++; do "
+      "[ -d \"$d\" ] && echo \"$d\"; done)";
+  std::string out;
+  auto batch_ops = [&] {
+    auto r = HttpClient("127.0.0.1", meta_.http_port).Request("GET", "/metrics");
+    if (!r.ok()) return -1.0;
+    const std::string name = "needlefs_meta_batch_ops_total ";
+    const size_t at = r->body.find("\n" + name);
+    return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + 1 + name.size()));
+  };
+  const double before = batch_ops();
+  ASSERT_EQ(Sh("cd " + src + " && printf '%s\\n' " + dirs + " | xargs -P 8 -I{} cp -a {} " +
+                   ShellQuote(work_ + "/") + " 2>&1",
+               &out),
+            0)
+      << out;
+  ASSERT_EQ(Sh("cd " + src + " && for d in " + dirs + "; do diff -r --no-dereference \"$d\" " +
+                   ShellQuote(work_) + "/\"$d\" || exit 1; done 2>&1",
+               &out),
+            0)
+      << out.substr(0, 4000);
+  std::string a, b;
+  const std::string fmt = " ! -type d -printf '%p %M %s %T@ %l\\n' | sort";
+  ASSERT_EQ(Sh("cd " + src + " && find " + dirs + fmt, &a), 0);
+  ASSERT_EQ(Sh("cd " + ShellQuote(work_) + " && find " + dirs + fmt, &b), 0);
+  EXPECT_GT(std::count(a.begin(), a.end(), '\n'), 1000) << "too few files to copy";
+  EXPECT_EQ(a, b);
+  EXPECT_GT(batch_ops(), before) << "no namespace call of the mount went out batched";
 }
 
 TEST_F(FuseTest, RsyncInAndOutThenNothingToTransfer) {
