@@ -4,7 +4,9 @@
 // every thread has its own MetaClient (its own gRPC channel), so nothing is
 // batched; with --clients K the threads share K clients, whose concurrent
 // calls go out together in Batch calls (MetaClientOptions::max_in_flight),
-// as a FUSE mount's or a gateway's threads do. Every thread works in its own
+// as a FUSE mount's or a gateway's threads do. With --inProcess DIR the
+// same phases call a Namespace over RocksDB in DIR directly: the store's
+// ceiling on this machine, without any RPC. Every thread works in its own
 // directory, as mdtest's "unique directory" mode does.
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -14,6 +16,8 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "client/meta_client.h"
+#include "metadata/kv_store.h"
+#include "metadata/namespace.h"
 
 namespace needlefs::cli {
 namespace {
@@ -24,6 +28,7 @@ struct BenchMetaFlags {
   int concurrency = 16;
   int clients = 0;         // 0: one per thread
   int max_in_flight = -1;  // -1: MetaClientOptions' default
+  std::string in_process;  // non-empty: no server, a Namespace in this directory
   uint64_t dir_size = 10000;
   bool keep = false;
 };
@@ -36,33 +41,19 @@ void PrintOps(const char* phase, PhaseResult& r, int c, const char* unit = "ops"
   std::fflush(stdout);
 }
 
-int RunBenchMeta(const BenchMetaFlags& f) {
+/// The phases against `clients` (thread t uses clients[t]): MetaClient
+/// over gRPC, or the Namespace itself (--inProcess), whose methods have the
+/// same signatures. `where` names the target in messages.
+template <typename Client>
+int RunPhases(const BenchMetaFlags& f, const std::vector<Client*>& clients, int nclients,
+              const std::string& where) {
   const int c = f.concurrency;
-  if (c < 1 || f.n == 0) {
-    std::fprintf(stderr, "needlefs bench meta: -n and -c must be positive\n");
-    return 2;
-  }
-  const int nclients = f.clients > 0 ? std::min(f.clients, c) : c;
-  MetaClientOptions options;
-  options.timeout_ms = 30'000;
-  if (f.max_in_flight >= 0) options.max_in_flight = f.max_in_flight;
-  std::vector<std::unique_ptr<MetaClient>> owned;
-  for (int k = 0; k < nclients; ++k) {
-    auto cl = MetaClient::Create(f.server, options);
-    if (!cl.ok()) {
-      std::fprintf(stderr, "needlefs bench meta: %s\n", cl.status().ToString().c_str());
-      return 1;
-    }
-    owned.push_back(std::move(cl).value());
-  }
-  std::vector<MetaClient*> clients;  // thread t's client
-  for (int t = 0; t < c; ++t) clients.push_back(owned[static_cast<size_t>(t % nclients)].get());
   const RequestContext root = RequestContext::Root();
   std::mt19937_64 rng(std::random_device{}());
   const std::string top_name = "bench-meta-" + std::to_string(rng() % 1000000000);
   auto top = clients[0]->Mkdir(root, kRootInode, top_name, 0755);
   if (!top.ok()) {
-    std::fprintf(stderr, "needlefs bench meta: %s: %s\n", f.server.c_str(),
+    std::fprintf(stderr, "needlefs bench meta: %s: %s\n", where.c_str(),
                  top.status().ToString().c_str());
     return 1;
   }
@@ -72,8 +63,8 @@ int RunBenchMeta(const BenchMetaFlags& f) {
     if (!d.ok()) return 1;
     dirs.push_back(d->ino);
   }
-  std::printf("needlefs bench meta: %lu files, c=%d, %d client(s), server %s, directory /%s\n",
-              static_cast<unsigned long>(f.n), c, nclients, f.server.c_str(), top_name.c_str());
+  std::printf("needlefs bench meta: %lu files, c=%d, %d client(s), %s, directory /%s\n",
+              static_cast<unsigned long>(f.n), c, nclients, where.c_str(), top_name.c_str());
   auto dir_of = [&](uint64_t i) { return dirs[i % static_cast<uint64_t>(c)]; };
   std::vector<InodeId> inodes(f.n);
 
@@ -136,6 +127,47 @@ int RunBenchMeta(const BenchMetaFlags& f) {
   return (create.errors || stat.errors || readdir.errors || rename.errors || unlink.errors) ? 1 : 0;
 }
 
+int RunBenchMeta(const BenchMetaFlags& f) {
+  const int c = f.concurrency;
+  if (c < 1 || f.n == 0) {
+    std::fprintf(stderr, "needlefs bench meta: -n and -c must be positive\n");
+    return 2;
+  }
+  if (!f.in_process.empty()) {
+    // The store's own ceiling: the same phases straight on a Namespace over
+    // RocksDB (WAL synced, as `needlefs meta` runs), no RPC at all.
+    KvOptions ko;
+    auto store = OpenRocksDbKvStore(f.in_process, ko);
+    if (!store.ok()) {
+      std::fprintf(stderr, "needlefs bench meta: %s\n", store.status().ToString().c_str());
+      return 1;
+    }
+    auto ns = Namespace::Open(store->get(), NamespaceOptions{});
+    if (!ns.ok()) {
+      std::fprintf(stderr, "needlefs bench meta: %s\n", ns.status().ToString().c_str());
+      return 1;
+    }
+    std::vector<Namespace*> threads(static_cast<size_t>(c), ns->get());
+    return RunPhases(f, threads, 0, "in-process " + f.in_process);
+  }
+  const int nclients = f.clients > 0 ? std::min(f.clients, c) : c;
+  MetaClientOptions options;
+  options.timeout_ms = 30'000;
+  if (f.max_in_flight >= 0) options.max_in_flight = f.max_in_flight;
+  std::vector<std::unique_ptr<MetaClient>> owned;
+  for (int k = 0; k < nclients; ++k) {
+    auto cl = MetaClient::Create(f.server, options);
+    if (!cl.ok()) {
+      std::fprintf(stderr, "needlefs bench meta: %s\n", cl.status().ToString().c_str());
+      return 1;
+    }
+    owned.push_back(std::move(cl).value());
+  }
+  std::vector<MetaClient*> clients;  // thread t's client
+  for (int t = 0; t < c; ++t) clients.push_back(owned[static_cast<size_t>(t % nclients)].get());
+  return RunPhases(f, clients, nclients, "server " + f.server);
+}
+
 }  // namespace
 
 void AddBenchMetaCommand(CLI::App& bench, int* exit_code) {
@@ -150,6 +182,9 @@ void AddBenchMetaCommand(CLI::App& bench, int* exit_code) {
   cmd->add_option("--maxInFlight", f->max_in_flight,
                   "Calls each client keeps in flight before batching (0: never batch; "
                   "default: the client's)");
+  cmd->add_option("--inProcess", f->in_process,
+                  "Instead of a server: run on a Namespace over RocksDB in this directory, "
+                  "no RPC (the store's own ceiling)");
   cmd->add_option("--dirSize", f->dir_size, "Entries of the directory that is listed")
       ->capture_default_str();
   cmd->add_flag("--keep", f->keep, "Leave the big directory in place (skip its cleanup)");
