@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -579,7 +580,9 @@ class GrpcMetaClient final : public MetaClient {
   /// op's result back (BatchRequest in meta.proto).
   template <typename Req, typename Resp, typename Rpc>
   Status Call(const char* method, const Req& req, Resp* resp, Rpc&& rpc) {
-    if (max_in_flight_ <= 0) return Call(method, resp, rpc);
+    if (max_in_flight_ <= 0 || no_batch_.load(std::memory_order_relaxed)) {
+      return Call(method, resp, rpc);
+    }
     std::unique_lock<std::mutex> l(batch_mu_);
     if (queue_.empty() && in_flight_ < max_in_flight_) {
       ++in_flight_;
@@ -607,6 +610,8 @@ class GrpcMetaClient final : public MetaClient {
       }
     }
     l.unlock();
+    // A meta without Batch (an older version) ran nothing: send it alone.
+    if (w.status.error_code() == grpc::StatusCode::UNIMPLEMENTED) return Call(method, resp, rpc);
     if (!w.status.ok()) return FromGrpc(w.status, method);
     if (w.result.code() != 0) {
       return FromGrpc(
@@ -641,6 +646,9 @@ class GrpcMetaClient final : public MetaClient {
       return op.op_case() == pb::BatchOp::kLookup || op.op_case() == pb::BatchOp::kGetAttr;
     });
     grpc::Status gs = reads ? stub_->BatchRead(&ctx, req, &resp) : stub_->Batch(&ctx, req, &resp);
+    if (gs.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      no_batch_.store(true, std::memory_order_relaxed);  // from now on, every call alone
+    }
     if (gs.ok() && static_cast<size_t>(resp.results_size()) != batch.size()) {
       gs = grpc::Status(grpc::StatusCode::INTERNAL,
                         "Batch: " + std::to_string(resp.results_size()) + " results for " +
@@ -680,7 +688,8 @@ class GrpcMetaClient final : public MetaClient {
 
   std::unique_ptr<pb::MetaService::Stub> stub_;
   int timeout_ms_;
-  const int max_in_flight_;  // MetaClientOptions::max_in_flight
+  const int max_in_flight_;            // MetaClientOptions::max_in_flight
+  std::atomic<bool> no_batch_{false};  // the server has no Batch (UNIMPLEMENTED)
   std::mutex batch_mu_;
   int in_flight_ = 0;  // GUARDED_BY(batch_mu_): batchable calls and Batch calls
   std::deque<std::shared_ptr<Waiter>> queue_;  // GUARDED_BY(batch_mu_): ops waiting to be sent

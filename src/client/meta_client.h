@@ -43,7 +43,8 @@ struct MetaClientOptions {
   /// anyway (so this is a soft limit: calls stuck in flight hold up the
   /// others for 5 ms, not until they end). Each call still gets its own
   /// result and errno; see BatchRequest in meta.proto for what a batch
-  /// changes about durability. 0: never batch. The default 2
+  /// changes about durability. Against a meta without Batch (an older
+  /// version), the client sends every call alone. 0: never batch. The default 2
   /// measured best here (c=16 on 2 cores: creates 13k/s at 2, 8.5k/s at 4
   /// or 8, 9k/s with 16 unbatched clients; bench/RESULTS.md).
   int max_in_flight = 2;

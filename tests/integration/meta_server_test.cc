@@ -191,6 +191,48 @@ TEST_F(MetaServerTest, ConcurrentCallsShareBatchCallsEachWithItsOwnResult) {
   EXPECT_GT(ops, 1.5 * calls) << calls << " Batch calls carried " << ops << " ops";
 }
 
+TEST(MetaClientTest, AServerWithoutBatchGetsEveryCallAlone) {
+  // A meta of an older version: GetAttr only, Batch is UNIMPLEMENTED.
+  class OldMeta final : public meta::MetaService::Service {
+   public:
+    std::atomic<int> calls{0};
+    grpc::Status GetAttr(grpc::ServerContext*, const meta::GetAttrRequest* req,
+                         meta::GetAttrResponse* resp) override {
+      ++calls;
+      std::this_thread::sleep_for(2ms);  // keep calls in flight, so others queue
+      resp->mutable_attr()->set_ino(req->ino());
+      return grpc::Status::OK;
+    }
+  } old;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&old);
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server != nullptr);
+  ASSERT_NE(port, 0);
+  MetaClientOptions options;
+  options.max_in_flight = 1;
+  auto c = MetaClient::Create("127.0.0.1:" + std::to_string(port), options);
+  ASSERT_TRUE(c.ok());
+  constexpr int kThreads = 8, kCalls = 20;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        const uint64_t ino = 1000 + t * 100 + i;
+        auto a = (*c)->GetAttr(InodeId(ino));
+        if (!a.ok() || a->ino.value != ino) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(old.calls.load(), kThreads * kCalls);
+  server->Shutdown();
+}
+
 TEST_F(MetaServerTest, MalformedBatchGetsAClearError) {
   auto stub =
       meta::MetaService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
