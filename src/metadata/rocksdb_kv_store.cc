@@ -49,6 +49,15 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::Internal(msg);
 }
 
+/// The smallest key above every key that starts with `prefix`, or "" if
+/// there is none (an empty prefix, or one of 0xff bytes only).
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  return end;
+}
+
 /// A Get/GetForUpdate result: the value, nullopt for NotFound, or the error.
 StatusOr<std::optional<std::string>> ValueOrAbsent(const rocksdb::Status& s, std::string value,
                                                    std::string_view what) {
@@ -97,7 +106,15 @@ class RocksDbKvTransaction final : public KvTransaction {
     // (past it: the loop below stops at once).
     bool from_start_after = !start_after.empty() && start_after >= prefix;
     std::string_view target = from_start_after ? start_after : prefix;
-    std::unique_ptr<rocksdb::Iterator> it(txn_->GetIterator(rocksdb::ReadOptions()));
+    // The end of the prefix as the iterator's upper bound: RocksDB then
+    // stops there instead of stepping over the tombstones of deleted keys
+    // that follow (a deleted file's chunks, the entries of removed
+    // directories) until it finds a live key past the prefix.
+    const std::string bound = PrefixEnd(prefix);
+    const rocksdb::Slice bound_slice(bound);
+    rocksdb::ReadOptions ro;
+    if (!bound.empty()) ro.iterate_upper_bound = &bound_slice;
+    std::unique_ptr<rocksdb::Iterator> it(txn_->GetIterator(ro));
     size_t visited = 0;
     for (it->Seek(ToSlice(target)); it->Valid(); it->Next()) {
       std::string_view key = ToView(it->key());

@@ -3,6 +3,8 @@
 #include "metadata/kv_store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -322,6 +324,32 @@ TEST(RocksDbKvStoreTest, DataSurvivesReopen) {
   EXPECT_EQ(Read(**store, "durable"), "yes");
   EXPECT_EQ(Read(**store, std::string("bin\0\xff", 5)), std::string("\0v", 2));
   EXPECT_TRUE((*store)->Flush().ok());
+}
+
+// A scan stops at the end of its prefix. Without an upper bound, RocksDB's
+// iterator stepped over every tombstone after the prefix until it found a
+// live key: listing a 1-entry directory whose neighbour had 100,000 deleted
+// entries took 21 ms instead of 12 us. RocksDB's perf context counts the
+// tombstones an iterator skips.
+TEST(RocksDbKvStoreTest, ScanDoesNotStepOverTheTombstonesAfterItsPrefix) {
+  TempDir dir;
+  auto store = OpenRocksDbKvStore(dir.path() + "/kv");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  KeyValues kvs{{"a1", "x"}, {"z", "live key far after"}};
+  for (int i = 0; i < 5000; ++i) kvs.emplace_back("b" + std::to_string(i), "gone");
+  PutAll(**store, kvs);
+  {
+    auto txn = (*store)->Begin();
+    for (int i = 0; i < 5000; ++i) ASSERT_TRUE(txn->Delete("b" + std::to_string(i)).ok());
+    ASSERT_TRUE(txn->Commit().ok());
+  }
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::get_perf_context()->Reset();
+  auto txn = (*store)->Begin();
+  EXPECT_EQ(Keys(ScanAll(*txn, "a")), (std::vector<std::string>{"a1"}));
+  const uint64_t skipped = rocksdb::get_perf_context()->internal_delete_skipped_count;
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  EXPECT_LT(skipped, 10u) << "the scan of \"a\" stepped over the deleted \"b\" keys";
 }
 
 /// Bytes in the RocksDB write-ahead log files (*.log) of `path`.
