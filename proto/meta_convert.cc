@@ -68,4 +68,8 @@ Chunk FromPb(const pb::Chunk& c) {
   return out;
 }
 
+bool IsBatchReadOp(const pb::BatchOp& op) {
+  return op.op_case() == pb::BatchOp::kLookup || op.op_case() == pb::BatchOp::kGetAttr;
+}
+
 }  // namespace needlefs

@@ -16,4 +16,8 @@ void ToPb(const InodeAttr& a, meta::Attr* out);
 Chunk FromPb(const meta::Chunk& c);
 void ToPb(const Chunk& c, meta::Chunk* out);
 
+/// True for the ops a BatchRead call carries (Lookup and GetAttr): the
+/// client picks BatchRead by it, the server refuses any other op there.
+bool IsBatchReadOp(const meta::BatchOp& op);
+
 }  // namespace needlefs

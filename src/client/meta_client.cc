@@ -642,9 +642,7 @@ class GrpcMetaClient final : public MetaClient {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
     // Lookups and stats only: BatchRead, which the server answers inline.
-    const bool reads = std::all_of(req.ops().begin(), req.ops().end(), [](const pb::BatchOp& op) {
-      return op.op_case() == pb::BatchOp::kLookup || op.op_case() == pb::BatchOp::kGetAttr;
-    });
+    const bool reads = std::all_of(req.ops().begin(), req.ops().end(), IsBatchReadOp);
     grpc::Status gs = reads ? stub_->BatchRead(&ctx, req, &resp) : stub_->Batch(&ctx, req, &resp);
     if (gs.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
       no_batch_.store(true, std::memory_order_relaxed);  // from now on, every call alone

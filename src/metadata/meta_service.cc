@@ -425,8 +425,7 @@ class Service final : public ServiceBase {
         r->set_message("Batch: the call's deadline passed before this op ran");
         continue;
       }
-      if (reads_only && op.op_case() != pb::BatchOp::kLookup &&
-          op.op_case() != pb::BatchOp::kGetAttr) {
+      if (reads_only && !IsBatchReadOp(op)) {
         r->set_code(grpc::StatusCode::INVALID_ARGUMENT);
         r->set_message("BatchRead: only Lookup and GetAttr");
         continue;
