@@ -1,11 +1,11 @@
-// Conversions between the metadata domain types (src/metadata/namespace.h)
+// Conversions between the metadata domain types (src/metadata/namespace_types.h)
 // and their proto/meta.proto messages, shared by the meta service and the
 // meta client so both sides of the wire agree by construction. Include only
 // from transport .cc files.
 #pragma once
 
 #include "meta.pb.h"
-#include "metadata/namespace.h"
+#include "metadata/namespace_types.h"
 
 namespace needlefs {
 

@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "client/volume_admin_client.h"
 #include "common/http.h"
 #include "metadata/fsck.h"
 #include "metadata/kv_store.h"
 #include "objstore/superblock.h"
+#include "volume_rpc/volume_admin_client.h"
 
 namespace needlefs::cli {
 namespace {

@@ -71,8 +71,12 @@ Status ApplyMountOptions(MountFlags& f, FuseMountOptions& o) {
           o.dir_cache = false;
         } else if (key == "allow_other") {
           o.allow_other = true;
+        } else if (key == "noallow_other") {
+          o.allow_other = false;
         } else if (key == "default_permissions") {
           o.default_permissions = true;
+        } else if (key == "nodefault_permissions") {
+          o.default_permissions = false;
         } else if (key == "subdir") {
           o.subdir = value;
         } else if (key == "master") {
@@ -258,7 +262,8 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--meta", f->meta, "Meta server host:port (gRPC)")->capture_default_str();
   cmd->add_option("--master", f->master, "Master host:port (HTTP; default: meta's host, 9333)");
   cmd->add_option("-o", f->options,
-                  "Mount options: ro, sync, nodircache, allow_other, default_permissions, "
+                  "Mount options: ro, sync, nodircache, allow_other (default when run by root), "
+                  "noallow_other, default_permissions (default), nodefault_permissions, "
                   "subdir=/x, master=h:p, "
                   "entry_timeout=s, attr_timeout=s, cache_mb=N, cache_dir=PATH, cache_dir_mb=N, "
                   "replication=xyz, pidfile=PATH");

@@ -135,8 +135,8 @@ int RunServer(ServerFlags f) {
     fo.meta = meta_addr;
     fo.master = master_addr;
     fo.mountpoint = f.mount;
-    fo.allow_other = f.allow_other;
-    fo.handle_signals = false;  // this thread waits for them and calls Stop()
+    if (f.allow_other) fo.allow_other = true;  // else: on when run by root
+    fo.handle_signals = false;                 // this thread waits for them and calls Stop()
     fo.file.cache_bytes = f.mount_cache_mb << 20;
     fo.file.replication = f.replication;
     auto m = FuseMount::Mount(fo);
@@ -213,7 +213,8 @@ void AddServerCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--racks", f->racks, "Racks the volume servers are spread over")
       ->capture_default_str();
   cmd->add_option("--mount", f->mount, "Also mount the file system (FUSE) at this directory");
-  cmd->add_flag("--allowOther", f->allow_other, "Let other users use the mount");
+  cmd->add_flag("--allowOther", f->allow_other,
+                "Let other users use the mount (default when run by root)");
   cmd->add_option("--defaultReplication", f->replication,
                   "Replica placement xyz (default: 000 with one volume server, 010 with more)");
   cmd->add_option("--master.port", f->master_port, "Master HTTP port (gRPC: +10000; 0 = free)")

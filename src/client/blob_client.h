@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "client/volume_locator.h"
 #include "common/file_id.h"
 #include "common/http.h"
 #include "common/status.h"
+#include "volume_rpc/volume_locator.h"
 
 namespace needlefs {
 

@@ -361,6 +361,8 @@ DirCache::~DirCache() = default;
 
 StatusOr<InodeAttr> DirCache::Lookup(const RequestContext& ctx, InodeId parent,
                                      const std::string& name) {
+  // Before the cache: a listing never holds such a name, and would say ENOENT.
+  if (name.size() > kMaxNameBytes) return Status::Posix(ENAMETOOLONG, "name too long");
   return impl_->Lookup(ctx, parent, name);
 }
 void DirCache::Added(InodeId parent, const std::string& name, const InodeAttr& attr) {

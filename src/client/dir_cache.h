@@ -32,7 +32,7 @@
 
 #include "client/meta_client.h"
 #include "common/status.h"
-#include "metadata/namespace.h"
+#include "metadata/namespace_types.h"
 
 namespace needlefs {
 

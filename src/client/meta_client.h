@@ -25,7 +25,7 @@
 
 #include "common/status.h"
 #include "common/types.h"
-#include "metadata/namespace.h"
+#include "metadata/namespace_types.h"
 
 namespace needlefs {
 

@@ -13,7 +13,6 @@
 #include <random>
 #include <thread>
 
-#include "client/volume_admin_client.h"
 #include "cluster/master_grpc_service.h"
 #include "cluster/master_state.h"
 #include "cluster/replica_ops.h"
@@ -24,6 +23,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "objstore/needle.h"
+#include "volume_rpc/volume_admin_client.h"
 
 namespace needlefs {
 namespace {

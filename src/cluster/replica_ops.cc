@@ -1,7 +1,7 @@
 #include "cluster/replica_ops.h"
 
-#include "client/volume_admin_client.h"
 #include "common/logging.h"
+#include "volume_rpc/volume_admin_client.h"
 
 namespace needlefs {
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,17 @@ struct FuseMountOptions {
   /// Answer lookups from whole directory listings (client/dir_cache.h);
   /// -o nodircache turns it off (every lookup asks meta).
   bool dir_cache = true;
-  bool allow_other = false;
-  bool default_permissions = false;  ///< let the kernel check mode bits
+  /// Let users other than the one who mounted use the mount (-o
+  /// allow_other). Unset: on when mounted by root, so the mount serves every
+  /// user with every permission rule enforced (as JuiceFS does); off for a
+  /// user's own mount (fusermount3 allows it only with user_allow_other).
+  std::optional<bool> allow_other;
+  /// Let the kernel check mode bits too (-o default_permissions), on cached
+  /// attributes: it enforces search permission on every directory of a
+  /// path even when its dentries are cached (no LOOKUP reaches us), and the
+  /// rules for files the kernel opens itself (FIFOs, devices). The layer
+  /// checks every call anyway. Default: true.
+  bool default_permissions = true;
   double entry_timeout_s = 1.0;
   double attr_timeout_s = 1.0;
   int max_threads = 16;  ///< FUSE worker threads

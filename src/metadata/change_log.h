@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "metadata/namespace.h"
+#include "metadata/namespace_types.h"
 
 namespace needlefs {
 

@@ -292,9 +292,17 @@ StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
     if (req.uid || req.gid) {
       bool uid_change = req.uid && *req.uid != a.uid;
       bool gid_change = req.gid && *req.gid != a.gid;
-      if (uid_change && ctx.uid != 0) return Status::Posix(EPERM, "chown: not root");
-      if (gid_change && ctx.uid != 0 && (ctx.uid != a.uid || !ctx.InGroup(*req.gid))) {
-        return Status::Posix(EPERM, "chgrp: not the owner or not in the group");
+      // As Linux (chown_ok, chgrp_ok): a non-root caller may "change" the
+      // owner only to itself when it is the owner, and the group only as
+      // the owner to one of its groups (or the current group); anything
+      // else is EPERM even when nothing would change.
+      if (ctx.uid != 0) {
+        if (req.uid && (*req.uid != a.uid || ctx.uid != a.uid)) {
+          return Status::Posix(EPERM, "chown: not root");
+        }
+        if (req.gid && (ctx.uid != a.uid || (*req.gid != a.gid && !ctx.InGroup(*req.gid)))) {
+          return Status::Posix(EPERM, "chgrp: not the owner or not in the group");
+        }
       }
       if (req.uid) a.uid = *req.uid;
       if (req.gid) a.gid = *req.gid;

@@ -1,5 +1,6 @@
 // Namespace: unlink, rmdir and rename (rename(2) and renameat2(2) flags).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -124,6 +125,15 @@ Status Namespace::Impl::Rename(const RequestContext& ctx, InodeId sp, const std:
     }
     const bool src_is_dir = src->attr.type == FileType::kDirectory;
     const bool dst_is_dir = dst && dst->attr.type == FileType::kDirectory;
+    // A directory that changes parent has its ".." rewritten: that needs
+    // write permission on the directory itself (Linux vfs_rename), also
+    // for the target of an exchange.
+    if (sp != dp && src_is_dir && !MayAccess(ctx, src->attr, W_OK)) {
+      return Status::Posix(EACCES, "moving a directory needs write permission on it");
+    }
+    if (sp != dp && (flags & kRenameExchange) && dst_is_dir && !MayAccess(ctx, dst->attr, W_OK)) {
+      return Status::Posix(EACCES, "moving a directory needs write permission on it");
+    }
 
     // A directory may not move into its own subtree: walk up from the new
     // parent (for an exchange, also from the old parent for the target).

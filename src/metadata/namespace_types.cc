@@ -1,9 +1,9 @@
 // The namespace's value types that front ends use without the namespace
 // itself (InodeAttr, RequestContext, the access rule): a library of their
 // own, so the client library does not link the KV engines.
-#include <sys/stat.h>
+#include "metadata/namespace_types.h"
 
-#include "metadata/namespace.h"
+#include <sys/stat.h>
 
 namespace needlefs {
 

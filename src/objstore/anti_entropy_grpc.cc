@@ -5,12 +5,12 @@
 // DecodeDigestEntries.
 #include <grpcpp/grpcpp.h>
 
-#include "client/volume_locator.h"
 #include "common/endian.h"
 #include "common/grpc_server.h"
 #include "common/http.h"
 #include "objstore/anti_entropy.h"
 #include "objstore/internal/anti_entropy_wire.h"
+#include "volume_rpc/volume_locator.h"
 #include "volume_server.grpc.pb.h"
 
 namespace needlefs {

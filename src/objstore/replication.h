@@ -19,11 +19,11 @@
 #include <thread>
 #include <vector>
 
-#include "client/volume_locator.h"
 #include "common/http.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "objstore/cluster_id.h"
+#include "volume_rpc/volume_locator.h"
 
 namespace needlefs {
 

@@ -13,9 +13,9 @@
 #include <mutex>
 
 #include "client/master_client.h"
-#include "client/volume_admin_client.h"
 #include "common/file_id.h"
 #include "integration/cluster_fixture.h"
+#include "volume_rpc/volume_admin_client.h"
 
 namespace needlefs::integration {
 namespace {

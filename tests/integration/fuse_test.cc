@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/http.h"
+#include "integration/fuse_fixture.h"
 #include "integration/process.h"
 
 namespace needlefs::integration {
@@ -28,115 +29,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// "127.0.0.1:<port>", where every daemon of the test listens.
-std::string Addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 /// One cluster for the whole suite (master, one volume server, meta) and a
 /// main mount; each test works in its own directory of the mount.
-class FuseTest : public ::testing::Test {
+class FuseTest : public FuseFixture<FuseTest> {
  protected:
-  static void SetUpTestSuite() {
-    tmp_ = new TempDir("needlefs-fuse-test-");
-    const std::string dir = tmp_->path();
-    master_ = Start(
-        {"master", "-mdir", dir + "/master", "-port", "0", "-grpcPort", "0", "-log.level", "warn"},
-        "needlefs master ready");
-    ASSERT_NE(master_.http_port, 0);
-    volume_ = Start({"volume", "-dir", dir + "/volume", "-port", "0", "-grpcPort", "0", "-max",
-                     "16", "-mserver", Addr(master_.http_port), "-mserverGrpcPort",
-                     std::to_string(master_.grpc_port), "-log.level", "warn"},
-                    "needlefs volume ready");
-    ASSERT_NE(volume_.http_port, 0);
-    meta_ = Start({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers",
-                   Addr(volume_.http_port), "-log.level", "warn"},
-                  "needlefs meta ready");
-    ASSERT_NE(meta_.grpc_port, 0);
-    // Small chunks so modest files cross many chunk boundaries.
-    mount_ = StartMount(dir + "/mnt", {"-chunkSizeMB", "1"});
-    ASSERT_TRUE(mount_ != nullptr);
-  }
-
-  static void TearDownTestSuite() {
-    StopMount(std::move(mount_), tmp_->path() + "/mnt");
-    master_.process.reset();
-    volume_.process.reset();
-    meta_.process.reset();
-    delete tmp_;
-    tmp_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_TRUE(mount_ != nullptr) << "the suite's mount did not start";
-    name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    work_ = mnt() + "/" + name_;
-    std::error_code ec;
-    std::filesystem::create_directory(work_, ec);
-    ASSERT_FALSE(ec) << work_ << ": " << ec.message();
-  }
-
-  static std::string mnt() { return tmp_->path() + "/mnt"; }
-
-  static DaemonProcess Start(const std::vector<std::string>& args, const std::string& ready) {
-    std::string error;
-    auto d = StartDaemon(args, ready, tmp_->path(), &error, 15'000);
-    if (!d) {
-      ADD_FAILURE() << error;
-      return {};
-    }
-    return std::move(*d);
-  }
-
-  /// `needlefs mount -f` on `mountpoint` (created), ready when it returns.
-  static std::unique_ptr<ChildProcess> StartMount(const std::string& mountpoint,
-                                                  const std::vector<std::string>& extra = {}) {
-    std::filesystem::create_directories(mountpoint);
-    std::vector<std::string> argv{
-        NeedlefsBinary(),        "mount",      "-f",  "-meta", Addr(meta_.grpc_port), "-master",
-        Addr(master_.http_port), "-log.level", "warn"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(mountpoint);
-    auto p = std::make_unique<ChildProcess>(argv, tmp_->path());
-    std::string error;
-    if (!p->Start(&error)) {
-      ADD_FAILURE() << error;
-      return nullptr;
-    }
-    if (!p->WaitForLine("needlefs mount ready", 15'000)) {
-      ADD_FAILURE() << "mount did not start: " << p->LogTail();
-      return nullptr;
-    }
-    return p;
-  }
-
-  /// SIGTERM (the clean way), then SIGKILL if it hangs; a lazy unmount
-  /// cleans up whatever is left.
-  static void StopMount(std::unique_ptr<ChildProcess> p, const std::string& mountpoint) {
-    if (p && p->running()) {
-      p->Kill(SIGTERM);
-      if (!p->WaitFor(15'000)) {
-        ADD_FAILURE() << "mount did not stop on SIGTERM";
-        p->Kill(SIGKILL);
-        p->Wait();
-      }
-    }
-    Sh("umount -l " + ShellQuote(mountpoint) + " 2>/dev/null");
-  }
-
-  static TempDir* tmp_;
-  static DaemonProcess master_, volume_, meta_;
-  static std::unique_ptr<ChildProcess> mount_;
-  std::string name_;
-  std::string work_;  // this test's directory inside the mount
+  // Small chunks so modest files cross many chunk boundaries.
+  static void SetUpTestSuite() { StartCluster("needlefs-fuse-test-", {"-chunkSizeMB", "1"}); }
+  static void TearDownTestSuite() { StopCluster(); }
 };
-
-TempDir* FuseTest::tmp_ = nullptr;
-DaemonProcess FuseTest::master_, FuseTest::volume_, FuseTest::meta_;
-std::unique_ptr<ChildProcess> FuseTest::mount_;
 
 TEST_F(FuseTest, CopyRealTreeInAndDiff) {
   std::string out;

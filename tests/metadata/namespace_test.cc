@@ -534,6 +534,37 @@ TEST_P(NamespaceTest, ChownToAnotherUidByNonRootIsEPERM) {
   EXPECT_EQ(Attr(f.ino).uid, 1000u);
 }
 
+TEST_P(NamespaceTest, NonOwnerChownToTheCurrentOwnerIsEPERM) {
+  // As Linux: asking is refused even when nothing would change.
+  InodeId u = SharedDir();
+  InodeAttr f = MakeFile(u, "f", 0666, root_);
+  SetAttrRequest same;
+  same.uid = 0;
+  same.gid = 0;
+  EXPECT_EQ(Errno(ns_->SetAttr(User(1001, 1001), f.ino, same)), EPERM);
+  SetAttrRequest same_gid;
+  same_gid.gid = 0;
+  EXPECT_EQ(Errno(ns_->SetAttr(User(1001, 1001), f.ino, same_gid)), EPERM);
+  // The owner may name itself and its current group.
+  InodeAttr g = MakeFile(u, "g", 0644, User(1001, 1001));
+  SetAttrRequest self;
+  self.uid = 1001;
+  self.gid = 1001;
+  EXPECT_TRUE(ns_->SetAttr(User(1001, 1001), g.ino, self).ok());
+}
+
+TEST_P(NamespaceTest, MovingADirectoryToAnotherParentNeedsWriteOnIt) {
+  InodeId u = SharedDir();
+  InodeAttr a = MakeDir(u, "a", 0777, User(1002, 1002));
+  InodeAttr b = MakeDir(u, "b", 0777, User(1001, 1001));
+  MakeDir(a.ino, "y", 0755, User(1002, 1002));  // not writable by 1001
+  EXPECT_EQ(Errno(ns_->Rename(User(1001, 1001), a.ino, "y", b.ino, "y")), EACCES);
+  // Within the same parent its ".." stays: allowed.
+  EXPECT_TRUE(ns_->Rename(User(1001, 1001), a.ino, "y", a.ino, "z").ok());
+  // Its owner may move it.
+  EXPECT_TRUE(ns_->Rename(User(1002, 1002), a.ino, "z", b.ino, "y").ok());
+}
+
 TEST_P(NamespaceTest, OwnerMayChgrpOnlyToItsOwnGroups) {
   InodeId u = SharedDir();
   const RequestContext user = User(1000, 1000, {2000});

@@ -1,6 +1,6 @@
 // Client of a volume server's gRPC admin service (proto/volume_server.proto)
-// in plain C++ types: the admin CLI and, later, the master use it. The gRPC
-// glue stays in volume_admin_client.cc.
+// in plain C++ types: the admin CLI and the master (volume growth, replica
+// repair) use it. The gRPC glue stays in volume_admin_client.cc.
 //
 // Thread-safe: one client may be used from many threads.
 #pragma once

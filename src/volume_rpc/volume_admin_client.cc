@@ -1,4 +1,4 @@
-#include "client/volume_admin_client.h"
+#include "volume_rpc/volume_admin_client.h"
 
 #include <grpcpp/grpcpp.h>
 

@@ -1,6 +1,7 @@
 // Where a volume lives, as the master's /dir/lookup says, cached per volume
 // for a while and asked again on demand (after a replica failed). Shared by
-// the blob client and the volume server's replica forwarder. Thread-safe.
+// the blob client and the volume server's replica forwarder and anti-entropy
+// replica finder. Thread-safe.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "client/volume_locator.h"
+#include "volume_rpc/volume_locator.h"
 
 #include <nlohmann/json.hpp>
 

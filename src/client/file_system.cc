@@ -1,0 +1,1032 @@
+#include "client/file_system.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "client/blob_client.h"
+#include "client/dir_cache.h"
+#include "client/meta_client.h"
+#include "common/logging.h"
+
+namespace needlefs {
+namespace {
+
+/// How long Open waits for meta's change stream to start.
+constexpr std::chrono::milliseconds kSubscribeStartTimeout{5'000};
+/// Files of at most this many chunks get their chunk list with the
+/// attributes on open (GetAttrWithChunks).
+constexpr uint32_t kChunksWithOpen = 64;
+/// Longest path ResolvePath takes, bytes (Linux PATH_MAX).
+constexpr size_t kMaxPathBytes = 4096;
+/// Nominal capacity until the master reports free space (issue 3).
+constexpr uint64_t kNominalCapacityBytes = 1ull << 50;
+
+int64_t MonotonicNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool IsPosixAcl(const std::string& name) { return name.rfind("system.posix_acl_", 0) == 0; }
+bool IsCapability(const std::string& name) { return name == "security.capability"; }
+
+/// R_OK/W_OK of open(2) flags (O_TRUNC needs write permission).
+int AccessMask(int flags) {
+  const int acc = flags & O_ACCMODE;
+  int mask = acc == O_RDONLY ? R_OK : acc == O_WRONLY ? W_OK : R_OK | W_OK;
+  if (flags & O_TRUNC) mask |= W_OK;
+  return mask;
+}
+
+/// One open of a file: explicit (Open/Create) or implicit (stateless I/O).
+struct Handle {
+  InodeId ino;
+  bool readable = false;
+  bool writable = false;
+};
+
+/// The implicit open of an inode: one per inode, shared by every stateless
+/// caller, with the attributes its permission checks use.
+struct ImplicitOpen {
+  uint64_t handle = 0;
+  InodeAttr attr;
+  bool attr_valid = false;  ///< false after a change: fetch again
+  int64_t last_use_ns = 0;
+};
+
+}  // namespace
+
+class FileSystem::Impl {
+ public:
+  Impl(FileSystemOptions o, FileSystemListener* listener)
+      : options_(std::move(o)), listener_(listener) {
+    std::random_device rd;
+    verifier_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(MonotonicNs());
+  }
+
+  ~Impl() {
+    StopBackground();
+    if (files_) {
+      std::vector<uint64_t> handles;
+      {
+        std::lock_guard<std::mutex> g(open_mu_);
+        for (const auto& [h, _] : handles_) handles.push_back(h);
+        implicit_.clear();
+      }
+      for (uint64_t h : handles) Release(h);
+    }
+    if (session_ != 0 && meta_) (void)meta_->CloseSession(session_);
+  }
+
+  Status Init() {
+    auto m = MetaClient::Create(options_.meta, options_.meta_timeout_ms);
+    if (!m.ok()) return m.status();
+    meta_ = std::move(m).value();
+    BlobClientOptions bo;
+    bo.master = options_.master;
+    blobs_ = std::make_unique<BlobClient>(bo);
+    FileClientOptions fo = options_.file;
+    // close(2) promises no durability; fsync(2) does (and sync on flush).
+    fo.unstable_uploads = true;
+    files_ = std::make_unique<FileClient>(meta_.get(), blobs_.get(), fo);
+    DirCacheOptions dc;
+    // Listings answer lookups only while meta's change stream can
+    // invalidate them.
+    dc.ttl_ns = options_.dir_cache && options_.follow_changes ? options_.entry_ttl_ns : 0;
+    dirs_ = std::make_unique<DirCache>(meta_.get(), dc);
+
+    auto root = ResolveFrom(RequestContext::Root(), kRootInode, options_.subdir, true);
+    if (!root.ok()) {
+      if (root.status().posix_errno() == ENOENT) {
+        return Status::NotFound("subdirectory " + options_.subdir + " does not exist");
+      }
+      if (root.status().posix_errno() == ENOTDIR) {
+        return Status::FailedPrecondition(options_.subdir + " is not a directory");
+      }
+      if (root.status().posix_errno() != 0) {
+        return Status::InvalidArgument("subdirectory " + options_.subdir + ": " +
+                                       std::string(root.status().message()));
+      }
+      return root.status().WithContext("meta at " + options_.meta);
+    }
+    if (root->type != FileType::kDirectory) {
+      return Status::FailedPrecondition(options_.subdir + " is not a directory");
+    }
+    root_ = root->ino;
+
+    auto session = meta_->OpenSession(options_.client_name, options_.session_lease_ms);
+    if (!session.ok()) return session.status().WithContext("open session");
+    session_ = *session;
+    StartBackground();
+    return Status::OK();
+  }
+
+  // ---- helpers ----
+
+  /// `ctx` with this layer's durability (options.sync).
+  RequestContext C(const RequestContext& ctx) const {
+    RequestContext c = ctx;
+    c.sync = options_.sync;
+    return c;
+  }
+
+  Status ReadOnly() const {
+    return options_.read_only ? Status::Posix(EROFS, "read-only file system") : Status::OK();
+  }
+
+  /// `a` with the size of data buffered here.
+  InodeAttr WithPending(InodeAttr a) {
+    if (a.type == FileType::kRegular) {
+      if (auto pending = files_->PendingSize(a.ino)) a.size = *pending;
+    }
+    return a;
+  }
+  StatusOr<InodeAttr> WithPending(StatusOr<InodeAttr> a) {
+    if (a.ok()) return WithPending(*a);
+    return a;
+  }
+
+  /// Resolves `path` from `dir` with `ctx`'s permissions; see ResolvePath.
+  /// `allow_dots`: "." components are skipped (the configured subdir).
+  StatusOr<InodeAttr> ResolveFrom(const RequestContext& ctx, InodeId dir, std::string_view path,
+                                  bool allow_dots) {
+    if (path.size() > kMaxPathBytes) return Status::Posix(ENAMETOOLONG, "path too long");
+    auto cur = meta_->GetAttr(dir);
+    if (!cur.ok()) return cur;
+    size_t pos = 0;
+    while (pos < path.size()) {
+      size_t next = path.find('/', pos);
+      if (next == std::string_view::npos) next = path.size();
+      const std::string part(path.substr(pos, next - pos));
+      pos = next + 1;
+      if (part.empty()) continue;
+      if (part == "." && allow_dots) continue;
+      if (part == "." || part == "..") {
+        return Status::Posix(EINVAL, "path component " + part + " is not allowed");
+      }
+      if (cur->type == FileType::kSymlink) return Status::Posix(ENOTDIR, "symlink in path");
+      if (cur->type != FileType::kDirectory) return Status::Posix(ENOTDIR, "not a directory");
+      auto a = Lookup(ctx, cur->ino, part);
+      if (!a.ok()) return a;
+      cur = std::move(a);
+    }
+    return cur;
+  }
+
+  // ---- own-entry marks: echoes of this client's own changes ----
+
+  /// Remembers that this client is about to change entry `parent`/`name`,
+  /// so the change stream's echo of it is not passed to the listener (an
+  /// invalidated dentry that is some process's cwd makes getcwd fail).
+  /// Counted: the same name changed again before the first echo arrives
+  /// (rm -rf then mkdir) expects one echo per change.
+  void RecordOwnEntry(InodeId parent, const std::string& name) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    if (own_entries_.size() > 100'000) own_entries_.clear();
+    ++own_entries_[EntryKey(parent, name)];
+  }
+  /// A marked call failed (or made no entry): forgets the mark, and since
+  /// it may have swallowed another client's event for the name meanwhile,
+  /// drops the directory's cached listing.
+  void DropOwnEntry(InodeId parent, const std::string& name) {
+    {
+      std::lock_guard<std::mutex> g(own_mu_);
+      auto it = own_entries_.find(EntryKey(parent, name));
+      if (it != own_entries_.end() && --it->second <= 0) own_entries_.erase(it);
+    }
+    dirs_->InvalidateDir(parent);
+  }
+  bool IsOwnEntry(const ChangeEvent& e) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    auto it = own_entries_.find(EntryKey(e.parent, e.name));
+    if (it == own_entries_.end()) return false;
+    if (--it->second <= 0) own_entries_.erase(it);
+    return true;
+  }
+  static std::string EntryKey(InodeId parent, const std::string& name) {
+    return std::to_string(parent.value) + "/" + name;
+  }
+
+  /// Makes entry `parent`/`name` with `make` (a meta call), marked as this
+  /// client's own before the call so an echo that beats the reply is caught.
+  template <typename Make>
+  StatusOr<InodeAttr> NewEntry(InodeId parent, const std::string& name, Make&& make) {
+    NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    RecordOwnEntry(parent, name);
+    StatusOr<InodeAttr> a = make();
+    if (a.ok()) {
+      dirs_->Added(parent, name, *a);
+    } else {
+      DropOwnEntry(parent, name);
+    }
+    return WithPending(std::move(a));
+  }
+
+  template <typename Remove>
+  Status RemoveEntry(InodeId parent, const std::string& name, Remove&& remove) {
+    RecordOwnEntry(parent, name);
+    Status st = remove();
+    if (st.ok()) {
+      dirs_->Removed(parent, name);
+    } else {
+      DropOwnEntry(parent, name);
+    }
+    return st;
+  }
+
+  /// Before an unlink or rename replaces `name`: when this client holds the
+  /// inode open, tell meta, so the data outlives the name (POSIX).
+  void HoldIfOpen(const RequestContext& ctx, InodeId parent, const std::string& name) {
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      if (open_count_.empty()) return;
+    }
+    auto a = meta_->Lookup(ctx, parent, name);
+    if (!a.ok() || a->type != FileType::kRegular) return;
+    std::lock_guard<std::mutex> g(open_mu_);
+    auto it = open_count_.find(a->ino.value);
+    if (it == open_count_.end() || held_.count(a->ino.value)) return;
+    if (meta_->OpenFile(session_, a->ino).ok()) held_.insert(a->ino.value);
+  }
+
+  // ---- the open-file table ----
+
+  /// Sets up I/O on regular file `a` and records a handle for it.
+  OpenedFile NewHandle(const InodeAttr& a, bool readable, bool writable, bool track_cache,
+                       std::optional<std::vector<Chunk>> chunks = std::nullopt) {
+    files_->Open(a, std::move(chunks), readable);
+    OpenedFile out;
+    out.attr = WithPending(a);
+    std::lock_guard<std::mutex> g(open_mu_);
+    out.handle = next_handle_++;
+    handles_[out.handle] = Handle{a.ino, readable, writable};
+    ++open_count_[a.ino.value];
+    if (track_cache) {
+      // Close-to-open: keep the cached pages only when nothing changed
+      // since this client last opened the file.
+      auto& seen = seen_[a.ino.value];
+      out.keep_cache = seen.first == a.mtime_ns && seen.second == a.size;
+      seen = {a.mtime_ns, a.size};
+      if (seen_.size() > 200'000) seen_.clear();
+    }
+    return out;
+  }
+
+  /// The handle `handle` for `ino`, or EBADF.
+  StatusOr<Handle> FindHandle(uint64_t handle, InodeId ino) {
+    std::lock_guard<std::mutex> g(open_mu_);
+    auto it = handles_.find(handle);
+    if (it == handles_.end() || it->second.ino != ino) {
+      return Status::Posix(EBADF, "no such open file");
+    }
+    return it->second;
+  }
+
+  void Release(uint64_t handle) {
+    InodeId ino;
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      auto it = handles_.find(handle);
+      if (it == handles_.end()) return;
+      ino = it->second.ino;
+      handles_.erase(it);
+    }
+    Status st = files_->Flush(ino);  // normally empty: the front end flushed first
+    if (!st.ok()) {
+      spdlog::warn("fs.release ino={}: {}", ino.value, st.ToString());
+      LostBufferedData();
+    }
+    files_->Release(ino);
+    bool release_hold = false;
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      auto it = open_count_.find(ino.value);
+      if (it != open_count_.end() && --it->second <= 0) {
+        open_count_.erase(it);
+        release_hold = held_.erase(ino.value) > 0;
+      }
+    }
+    if (release_hold) (void)meta_->ReleaseFile(session_, ino);
+  }
+
+  /// Buffered data the caller was not told about was lost (an implicit
+  /// open's flush failed): a new write verifier makes NFS clients resend.
+  void LostBufferedData() { verifier_.fetch_add(1); }
+
+  /// The implicit open of `ino` with fresh attributes, made on first use,
+  /// its idle clock restarted.
+  StatusOr<std::pair<uint64_t, InodeAttr>> Implicit(InodeId ino) {
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      auto it = implicit_.find(ino.value);
+      if (it != implicit_.end() && it->second.attr_valid) {
+        it->second.last_use_ns = MonotonicNs();
+        return std::make_pair(it->second.handle, it->second.attr);
+      }
+    }
+    auto a = meta_->GetAttr(ino);
+    if (!a.ok()) return a.status();
+    if (a->type == FileType::kDirectory) return Status::Posix(EISDIR, "a directory");
+    if (a->type != FileType::kRegular) return Status::Posix(EINVAL, "not a regular file");
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      auto it = implicit_.find(ino.value);
+      if (it != implicit_.end()) {
+        it->second.attr = *a;
+        it->second.attr_valid = true;
+        it->second.last_use_ns = MonotonicNs();
+        return std::make_pair(it->second.handle, *a);
+      }
+    }
+    OpenedFile f = NewHandle(*a, true, true, false);
+    uint64_t theirs = 0;
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      auto [it, inserted] = implicit_.try_emplace(ino.value);
+      if (inserted) {
+        it->second = ImplicitOpen{f.handle, *a, true, MonotonicNs()};
+        return std::make_pair(f.handle, *a);
+      }
+      theirs = it->second.handle;
+    }
+    // Another caller made it meanwhile: use theirs, drop ours.
+    Release(f.handle);
+    return std::make_pair(theirs, *a);
+  }
+
+  /// The handle a stateless (handle 0) or explicit call goes through, after
+  /// the permission check of a stateless one (`mask`: R_OK or W_OK).
+  StatusOr<uint64_t> HandleFor(const RequestContext& ctx, InodeId ino, uint64_t handle, int mask) {
+    if (handle != 0) {
+      NEEDLEFS_ASSIGN_OR_RETURN(Handle h, FindHandle(handle, ino));
+      if ((mask & R_OK) && !h.readable) return Status::Posix(EBADF, "not open for reading");
+      if ((mask & W_OK) && !h.writable) return Status::Posix(EBADF, "not open for writing");
+      return handle;
+    }
+    NEEDLEFS_ASSIGN_OR_RETURN(auto opened, Implicit(ino));
+    // The owner may write a file whatever its mode once open, as NFS
+    // servers allow (a client creates a file 0444 and then writes it).
+    if (!MayAccess(ctx, opened.second, mask) && ctx.uid != opened.second.uid) {
+      return Status::Posix(EACCES, mask & W_OK ? "no write permission" : "no read permission");
+    }
+    return opened.first;
+  }
+
+  void InvalidateImplicit(InodeId ino) {
+    std::lock_guard<std::mutex> g(open_mu_);
+    auto it = implicit_.find(ino.value);
+    if (it != implicit_.end()) it->second.attr_valid = false;
+  }
+
+  size_t ExpireImplicitOpens(int64_t idle_ns) {
+    std::vector<uint64_t> expired;
+    const int64_t now = MonotonicNs();
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      for (auto it = implicit_.begin(); it != implicit_.end();) {
+        if (now - it->second.last_use_ns >= idle_ns) {
+          expired.push_back(it->second.handle);
+          it = implicit_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (uint64_t h : expired) Release(h);
+    return expired.size();
+  }
+
+  // ---- the operations ----
+
+  StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent, const std::string& name) {
+    if (name.size() > kMaxNameBytes) return Status::Posix(ENAMETOOLONG, "name too long");
+    return WithPending(dirs_->Lookup(ctx, parent, name));
+  }
+
+  /// Flushes buffered writes before a size or mtime change (so none lands
+  /// after it), changes the attributes in meta, then drops buffered data
+  /// past a new size: the one truncate ordering of every front end.
+  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req,
+                              uint64_t handle) {
+    NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    if (req.size || req.mtime_ns || req.mtime_now) NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
+    RequestContext c = C(ctx);
+    const bool only_size = req.size && !req.mode && !req.uid && !req.gid && !req.atime_ns &&
+                           !req.mtime_ns && !req.atime_now && !req.mtime_now;
+    if (only_size && handle != 0 && c.uid != 0) {
+      // ftruncate(2): the descriptor's write access was checked at open.
+      auto h = FindHandle(handle, ino);
+      if (h.ok() && h->writable) c = AsOwnerOf(c);
+    }
+    auto a = meta_->SetAttr(c, ino, req);
+    if (!a.ok() && a.status().posix_errno() == EPERM && req.mode && c.uid != 0) {
+      a = KillPrivilege(c, ino, req, a);
+    }
+    if (a.ok() && req.size) files_->Truncated(ino, *req.size);
+    dirs_->InvalidateInode(ino);
+    InvalidateImplicit(ino);
+    return WithPending(std::move(a));
+  }
+
+  /// A context that passes the namespace's checks of a change POSIX allows
+  /// for another reason (an open descriptor, a write's kill-priv): root's
+  /// identity, with the caller's durability.
+  static RequestContext AsOwnerOf(const RequestContext& c) {
+    RequestContext r = RequestContext::Root();
+    r.sync = c.sync;
+    return r;
+  }
+
+  /// The kernel's request to clear S_ISUID/S_ISGID before a non-owner's
+  /// write (or truncate) is a chmod the namespace refuses to a non-owner:
+  /// allowed when it only clears those bits and the caller may write.
+  StatusOr<InodeAttr> KillPrivilege(const RequestContext& c, InodeId ino, const SetAttrRequest& req,
+                                    StatusOr<InodeAttr> refused) {
+    const bool only_mode = !req.size && !req.uid && !req.gid && !req.atime_ns && !req.mtime_ns &&
+                           !req.atime_now && !req.mtime_now;
+    if (!only_mode) return refused;
+    auto cur = meta_->GetAttr(ino);
+    if (!cur.ok()) return refused;
+    const uint32_t kill = S_ISUID | S_ISGID;
+    const uint32_t want = *req.mode & 07777;
+    const bool clears_only = (want | (cur->mode & kill)) == cur->mode && want != cur->mode;
+    if (!clears_only || !MayAccess(c, *cur, W_OK)) return refused;
+    SetAttrRequest r;
+    r.mode = want;
+    return meta_->SetAttr(AsOwnerOf(c), ino, r);
+  }
+
+  StatusOr<OpenedFile> Open(const RequestContext& ctx, InodeId ino, int flags) {
+    const int acc = flags & O_ACCMODE;
+    if (acc != O_RDONLY || (flags & O_TRUNC)) NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    // The chunk list comes with the attributes (one round trip), so the
+    // first read needs no ReadChunks call.
+    std::optional<std::vector<Chunk>> chunks;
+    auto a = meta_->GetAttrWithChunks(ino, kChunksWithOpen, &chunks);
+    if (!a.ok()) return a.status();
+    return OpenAttr(ctx, *a, flags, std::move(chunks));
+  }
+
+  /// Open of a file whose attributes are at hand: type and permission
+  /// checks, O_TRUNC, the handle.
+  StatusOr<OpenedFile> OpenAttr(const RequestContext& ctx, InodeAttr a, int flags,
+                                std::optional<std::vector<Chunk>> chunks) {
+    if (a.type == FileType::kDirectory) return Status::Posix(EISDIR, "a directory");
+    if (a.type != FileType::kRegular) return Status::Posix(EINVAL, "not a regular file");
+    if (!MayAccess(ctx, a, AccessMask(flags))) return Status::Posix(EACCES, "open: permission");
+    if ((flags & O_TRUNC) && a.size != 0) {
+      SetAttrRequest r;
+      r.size = 0;
+      auto t = SetAttr(ctx, a.ino, r, 0);
+      if (!t.ok()) return t.status();
+      a = *t;
+      chunks.reset();  // the truncate changed them
+    }
+    const int acc = flags & O_ACCMODE;
+    return NewHandle(a, acc != O_WRONLY, acc != O_RDONLY, true, std::move(chunks));
+  }
+
+  StatusOr<OpenedFile> Create(const RequestContext& ctx, InodeId parent, const std::string& name,
+                              uint32_t mode, int flags, bool* created_out) {
+    NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    bool created = false;
+    RecordOwnEntry(parent, name);  // before: see NewEntry
+    auto a = meta_->Create(C(ctx), parent, name, mode & 07777, (flags & O_EXCL) != 0, &created);
+    if (!created) DropOwnEntry(parent, name);  // no entry made, no echo to expect
+    if (!a.ok()) return a.status();
+    if (created_out) *created_out = created;
+    if (created) {
+      SetNoCapability(a->ino, true);  // a new file has no xattrs
+      dirs_->Added(parent, name, *a);
+      const int acc = flags & O_ACCMODE;
+      // The creator may use the descriptor whatever the new mode says.
+      return NewHandle(*a, acc != O_WRONLY, acc != O_RDONLY, true);
+    }
+    return OpenAttr(ctx, *a, flags, std::nullopt);
+  }
+
+  StatusOr<InodeAttr> CreateExclusive(const RequestContext& ctx, InodeId parent,
+                                      const std::string& name, uint32_t mode, uint64_t verifier,
+                                      bool* created_out) {
+    // The verifier's halves as atime and mtime (both non-negative).
+    const int64_t hi = static_cast<int64_t>(verifier >> 32);
+    const int64_t lo = static_cast<int64_t>(verifier & 0xffffffffu);
+    bool created = false;
+    auto a = NewEntry(parent, name, [&] {
+      return meta_->Create(C(ctx), parent, name, mode & 07777, true, &created);
+    });
+    if (a.ok()) {
+      SetNoCapability(a->ino, true);
+      SetAttrRequest r;
+      r.atime_ns = hi;
+      r.mtime_ns = lo;
+      auto s = meta_->SetAttr(C(ctx), a->ino, r);
+      if (!s.ok()) return s;
+      if (created_out) *created_out = true;
+      return s;
+    }
+    if (a.status().posix_errno() != EEXIST) return a;
+    auto e = meta_->Lookup(ctx, parent, name);
+    if (e.ok() && e->type == FileType::kRegular && e->atime_ns == hi && e->mtime_ns == lo) {
+      if (created_out) *created_out = false;  // a retransmission of ours
+      return WithPending(*e);
+    }
+    return a;
+  }
+
+  StatusOr<std::string> Read(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                             uint64_t length, uint64_t handle) {
+    NEEDLEFS_ASSIGN_OR_RETURN(uint64_t h, HandleFor(ctx, ino, handle, R_OK));
+    (void)h;
+    return files_->Read(ino, offset, length);
+  }
+
+  Status Write(const RequestContext& ctx, InodeId ino, uint64_t offset, std::string_view data,
+               uint64_t handle) {
+    NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    NEEDLEFS_ASSIGN_OR_RETURN(uint64_t h, HandleFor(ctx, ino, handle, W_OK));
+    (void)h;
+    return files_->Write(ino, offset, data);
+  }
+
+  Status Flush(InodeId ino) {
+    Status st = options_.sync ? files_->Fsync(ino) : files_->Flush(ino);
+    dirs_->InvalidateInode(ino);  // its size and mtime may have changed
+    InvalidateImplicit(ino);
+    return st;
+  }
+
+  Status Allocate(const RequestContext& ctx, InodeId ino, uint64_t offset, uint64_t length,
+                  uint64_t handle) {
+    NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    if (length == 0 || offset + length < offset) return Status::Posix(EINVAL, "bad range");
+    const uint64_t end = offset + length;
+    NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
+    auto a = meta_->GetAttr(ino);
+    if (!a.ok()) return a.status();
+    if (a->type != FileType::kRegular) return Status::Posix(ENODEV, "not a regular file");
+    if (a->size >= end) return Status::OK();
+    SetAttrRequest r;
+    r.size = end;
+    return SetAttr(ctx, ino, r, handle).status();
+  }
+
+  Status ReadTo(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                const std::function<Status(std::string_view)>& sink) {
+    auto a = meta_->GetAttr(ino);
+    if (!a.ok()) return a.status();
+    if (a->type == FileType::kDirectory) return Status::Posix(EISDIR, "a directory");
+    if (a->type != FileType::kRegular) return Status::Posix(EINVAL, "not a regular file");
+    if (!MayAccess(ctx, *a, R_OK)) return Status::Posix(EACCES, "no read permission");
+    const uint64_t piece = std::max<uint64_t>(options_.file.chunk_size, 64 << 10);
+    for (;;) {
+      auto data = files_->Read(ino, offset, piece);
+      if (!data.ok()) return data.status();
+      if (data->empty()) return Status::OK();
+      NEEDLEFS_RETURN_IF_ERROR(sink(*data));
+      offset += data->size();
+      if (data->size() < piece) return Status::OK();
+    }
+  }
+
+  Status WriteFrom(const RequestContext& ctx, InodeId ino,
+                   const std::function<Status(std::string* piece)>& source) {
+    NEEDLEFS_ASSIGN_OR_RETURN(OpenedFile f, Open(ctx, ino, O_WRONLY | O_TRUNC));
+    Status st;
+    uint64_t offset = 0;
+    std::string piece;
+    for (;;) {
+      piece.clear();
+      st = source(&piece);
+      if (!st.ok() || piece.empty()) break;
+      st = files_->Write(ino, offset, piece);
+      if (!st.ok()) break;
+      offset += piece.size();
+    }
+    Status fl = Flush(ino);
+    Release(f.handle);
+    return st.ok() ? fl : st;
+  }
+
+  // ---- xattrs ----
+
+  /// Inodes known to have no security.capability xattr. The kernel asks for
+  /// it before every write (to drop file capabilities); the answer is kept
+  /// until the inode's attributes change anywhere (the change stream) or here.
+  bool KnownNoCapability(InodeId ino) {
+    std::lock_guard<std::mutex> g(nocap_mu_);
+    return no_capability_.count(ino.value) > 0;
+  }
+  void SetNoCapability(InodeId ino, bool none) {
+    std::lock_guard<std::mutex> g(nocap_mu_);
+    if (!none) {
+      no_capability_.erase(ino.value);
+      return;
+    }
+    if (no_capability_.size() > 100'000) no_capability_.clear();
+    no_capability_.insert(ino.value);
+  }
+
+  // ---- background: session lease, implicit opens, change stream ----
+
+  void StartBackground() {
+    housekeeper_ = std::thread([this] { HousekeepingLoop(); });
+    if (!options_.follow_changes) return;
+    subscriber_ = std::thread([this] { SubscribeLoop(); });
+    // The stream starts with a reset, which clears the own-entry marks:
+    // applied after the front end is in use, it would wipe the marks of the
+    // first changes, whose echoes then invalidate the front end's own new
+    // entries. So the layer is ready only once the stream is.
+    std::unique_lock<std::mutex> l(bg_mu_);
+    if (!bg_cv_.wait_for(l, kSubscribeStartTimeout, [&] { return subscribed_ || bg_stop_; })) {
+      spdlog::warn("fs.subscribe: no change stream after {} ms; going on without waiting",
+                   kSubscribeStartTimeout.count());
+    }
+  }
+
+  void StopBackground() {
+    {
+      std::lock_guard<std::mutex> g(bg_mu_);
+      bg_stop_ = true;
+    }
+    bg_cv_.notify_all();
+    if (meta_) meta_->CancelSubscribe();
+    if (housekeeper_.joinable()) housekeeper_.join();
+    if (subscriber_.joinable()) subscriber_.join();
+  }
+
+  /// Once a second: ends idle implicit opens; every third of the lease:
+  /// renews the meta session (it holds unlinked-but-open files), opening a
+  /// new one and holding the files again when meta forgot it.
+  void HousekeepingLoop() {
+    const int64_t renew_every_ns = options_.session_lease_ms * 1'000'000 / 3;
+    int64_t last_renew = MonotonicNs();
+    std::unique_lock<std::mutex> l(bg_mu_);
+    while (!bg_cv_.wait_for(l, std::chrono::seconds(1), [&] { return bg_stop_; })) {
+      l.unlock();
+      ExpireImplicitOpens(options_.implicit_open_idle_ns);
+      if (MonotonicNs() - last_renew >= renew_every_ns) {
+        last_renew = MonotonicNs();
+        RenewSession();
+      }
+      l.lock();
+    }
+  }
+
+  void RenewSession() {
+    Status st = meta_->RenewSession(session_, options_.session_lease_ms);
+    if (st.ok()) return;
+    spdlog::warn("fs.session renew: {}", st.ToString());
+    if (st.code() != StatusCode::kNotFound) return;
+    auto s = meta_->OpenSession(options_.client_name, options_.session_lease_ms);
+    if (!s.ok()) return;
+    session_ = *s;
+    std::lock_guard<std::mutex> g(open_mu_);
+    for (uint64_t ino : held_) (void)meta_->OpenFile(session_, InodeId{ino});
+  }
+
+  /// Follows meta's change stream: drops what the caches hold about what
+  /// others changed, and tells the listener.
+  void SubscribeLoop() {
+    uint64_t last = 0;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> g(bg_mu_);
+        if (bg_stop_) return;
+      }
+      Status st = meta_->Subscribe(last, [&](uint64_t seq, const ChangeEvent& e, bool reset) {
+        last = seq;
+        if (reset) {
+          OnReset();
+          return true;
+        }
+        if (e.kind == ChangeEvent::Kind::kAttr) {
+          files_->Invalidate(e.ino);
+          dirs_->InvalidateInode(e.ino);
+          SetNoCapability(e.ino, false);
+          InvalidateImplicit(e.ino);
+          if (listener_) listener_->InodeChanged(e.ino);
+        } else if (!IsOwnEntry(e)) {
+          dirs_->InvalidateDir(e.parent);
+          dirs_->InvalidateInode(e.ino);
+          InvalidateImplicit(e.ino);
+          if (listener_) listener_->EntryChanged(e.parent, e.name, e.ino);
+        }
+        return true;
+      });
+      std::unique_lock<std::mutex> l(bg_mu_);
+      if (bg_stop_) return;
+      if (!st.ok()) spdlog::debug("fs.subscribe: {}", st.ToString());
+      bg_cv_.wait_for(l, std::chrono::seconds(1), [&] { return bg_stop_; });
+    }
+  }
+
+  void OnReset() {
+    files_->InvalidateAll();
+    dirs_->Clear();
+    {
+      // Echoes lost with the old stream would keep their marks.
+      std::lock_guard<std::mutex> g(own_mu_);
+      own_entries_.clear();
+    }
+    {
+      std::lock_guard<std::mutex> g(nocap_mu_);
+      no_capability_.clear();
+    }
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      for (auto& [_, io] : implicit_) io.attr_valid = false;
+    }
+    if (listener_ && subscribed_once_) listener_->AllChanged();
+    subscribed_once_ = true;
+    {
+      // Last: the layer is ready once this is set, and its first marks
+      // must not be cleared by this reset.
+      std::lock_guard<std::mutex> g(bg_mu_);
+      subscribed_ = true;
+    }
+    bg_cv_.notify_all();
+  }
+
+  FileSystemOptions options_;
+  FileSystemListener* listener_;
+  std::atomic<uint64_t> verifier_{0};
+  std::unique_ptr<MetaClient> meta_;
+  std::unique_ptr<BlobClient> blobs_;
+  std::unique_ptr<FileClient> files_;
+  std::unique_ptr<DirCache> dirs_;
+  InodeId root_ = kRootInode;
+  std::atomic<uint64_t> session_{0};  // written by the housekeeper, read by callers
+
+  std::mutex open_mu_;
+  uint64_t next_handle_ = 1;                             // GUARDED_BY(open_mu_)
+  std::unordered_map<uint64_t, Handle> handles_;         // GUARDED_BY(open_mu_)
+  std::unordered_map<uint64_t, int> open_count_;         // GUARDED_BY(open_mu_): per inode
+  std::unordered_map<uint64_t, ImplicitOpen> implicit_;  // GUARDED_BY(open_mu_): per inode
+  std::unordered_map<uint64_t, std::pair<int64_t, uint64_t>> seen_;  // (mtime, size) at open
+  std::set<uint64_t> held_;  // GUARDED_BY(open_mu_): inodes meta holds open for us
+
+  std::mutex own_mu_;
+  std::unordered_map<std::string, int> own_entries_;  // GUARDED_BY(own_mu_): marks per name
+
+  std::mutex nocap_mu_;
+  std::unordered_set<uint64_t> no_capability_;  // GUARDED_BY(nocap_mu_)
+
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool subscribed_ = false;       // GUARDED_BY(bg_mu_): the stream's first reset arrived
+  bool subscribed_once_ = false;  // only the subscriber thread
+  bool bg_stop_ = false;          // GUARDED_BY(bg_mu_)
+  std::thread housekeeper_;
+  std::thread subscriber_;
+};
+
+// ---- FileSystem: forwarding to Impl ----
+
+FileSystem::FileSystem(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FileSystem::~FileSystem() = default;
+
+StatusOr<std::unique_ptr<FileSystem>> FileSystem::Open(const FileSystemOptions& options,
+                                                       FileSystemListener* listener) {
+  auto impl = std::make_unique<Impl>(options, listener);
+  NEEDLEFS_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<FileSystem>(new FileSystem(std::move(impl)));
+}
+
+InodeId FileSystem::root() const { return impl_->root_; }
+const FileSystemOptions& FileSystem::options() const { return impl_->options_; }
+WriteVerifier FileSystem::write_verifier() const { return impl_->verifier_.load(); }
+
+StatusOr<InodeAttr> FileSystem::Lookup(const RequestContext& ctx, InodeId parent,
+                                       const std::string& name) {
+  return impl_->Lookup(ctx, parent, name);
+}
+
+StatusOr<InodeAttr> FileSystem::ResolvePath(const RequestContext& ctx, std::string_view path) {
+  return impl_->ResolveFrom(ctx, impl_->root_, path, false);
+}
+
+StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
+  return impl_->WithPending(impl_->meta_->GetAttr(ino));
+}
+
+StatusOr<InodeAttr> FileSystem::GetAttrChecked(InodeId ino, uint64_t generation) {
+  return impl_->WithPending(impl_->meta_->GetAttrChecked(ino, generation));
+}
+
+StatusOr<InodeAttr> FileSystem::SetAttr(const RequestContext& ctx, InodeId ino,
+                                        const SetAttrRequest& req, uint64_t handle) {
+  return impl_->SetAttr(ctx, ino, req, handle);
+}
+
+StatusOr<std::string> FileSystem::Readlink(InodeId ino) { return impl_->meta_->Readlink(ino); }
+
+StatusOr<InodeAttr> FileSystem::Mkdir(const RequestContext& ctx, InodeId parent,
+                                      const std::string& name, uint32_t mode) {
+  return impl_->NewEntry(
+      parent, name, [&] { return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777); });
+}
+
+StatusOr<InodeAttr> FileSystem::Mknod(const RequestContext& ctx, InodeId parent,
+                                      const std::string& name, FileType type, uint32_t mode,
+                                      uint64_t rdev) {
+  return impl_->NewEntry(parent, name, [&]() -> StatusOr<InodeAttr> {
+    switch (type) {
+      case FileType::kRegular:
+        return impl_->meta_->Create(impl_->C(ctx), parent, name, mode & 07777, true);
+      case FileType::kDirectory:
+        return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777);
+      default:
+        return impl_->meta_->Mknod(impl_->C(ctx), parent, name, type, mode & 07777, rdev);
+    }
+  });
+}
+
+StatusOr<InodeAttr> FileSystem::Symlink(const RequestContext& ctx, InodeId parent,
+                                        const std::string& name, const std::string& target) {
+  return impl_->NewEntry(
+      parent, name, [&] { return impl_->meta_->Symlink(impl_->C(ctx), parent, name, target); });
+}
+
+StatusOr<InodeAttr> FileSystem::Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
+                                     const std::string& new_name) {
+  return impl_->NewEntry(new_parent, new_name, [&] {
+    return impl_->meta_->Link(impl_->C(ctx), ino, new_parent, new_name);
+  });
+}
+
+Status FileSystem::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  impl_->HoldIfOpen(ctx, parent, name);
+  return impl_->RemoveEntry(parent, name,
+                            [&] { return impl_->meta_->Unlink(impl_->C(ctx), parent, name); });
+}
+
+Status FileSystem::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  return impl_->RemoveEntry(parent, name,
+                            [&] { return impl_->meta_->Rmdir(impl_->C(ctx), parent, name); });
+}
+
+Status FileSystem::Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
+                          InodeId new_parent, const std::string& new_name, uint32_t flags) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  const bool move = !(flags & kRenameExchange);
+  if (move) {
+    impl_->HoldIfOpen(ctx, new_parent, new_name);
+    // Front ends move their own cached entries; the echoes must not drop
+    // them. Marked before the call, so an echo that beats the reply is
+    // caught.
+    impl_->RecordOwnEntry(parent, name);
+    impl_->RecordOwnEntry(new_parent, new_name);
+  }
+  Status st = impl_->meta_->Rename(impl_->C(ctx), parent, name, new_parent, new_name, flags);
+  if (st.ok()) {
+    impl_->dirs_->Renamed(parent, name, new_parent, new_name, !move);
+  } else if (move) {
+    impl_->DropOwnEntry(parent, name);
+    impl_->DropOwnEntry(new_parent, new_name);
+  }
+  return st;
+}
+
+StatusOr<InodeAttr> FileSystem::OpenDir(const RequestContext& ctx, InodeId ino) {
+  auto a = impl_->meta_->GetAttr(ino);
+  if (!a.ok()) return a;
+  if (a->type != FileType::kDirectory) return Status::Posix(ENOTDIR, "not a directory");
+  if (!MayAccess(ctx, *a, R_OK)) return Status::Posix(EACCES, "opendir: no read permission");
+  return a;
+}
+
+StatusOr<ReadDirResult> FileSystem::ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,
+                                            size_t max_entries, bool plus) {
+  auto r = impl_->meta_->ReadDir(ctx, dir, cookie, max_entries, plus);
+  if (r.ok() && plus) {
+    for (DirEntry& d : r->entries) {
+      if (d.attr) d.attr = impl_->WithPending(*d.attr);
+    }
+  }
+  return r;
+}
+
+Status FileSystem::SyncNamespace() { return impl_->meta_->Sync(); }
+
+StatusOr<OpenedFile> FileSystem::Open(const RequestContext& ctx, InodeId ino, int flags) {
+  return impl_->Open(ctx, ino, flags);
+}
+
+StatusOr<OpenedFile> FileSystem::Create(const RequestContext& ctx, InodeId parent,
+                                        const std::string& name, uint32_t mode, int flags,
+                                        bool* created) {
+  return impl_->Create(ctx, parent, name, mode, flags, created);
+}
+
+StatusOr<InodeAttr> FileSystem::CreateExclusive(const RequestContext& ctx, InodeId parent,
+                                                const std::string& name, uint32_t mode,
+                                                uint64_t verifier, bool* created) {
+  return impl_->CreateExclusive(ctx, parent, name, mode, verifier, created);
+}
+
+void FileSystem::Release(uint64_t handle) { impl_->Release(handle); }
+
+StatusOr<std::string> FileSystem::Read(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                                       uint64_t length, uint64_t handle) {
+  return impl_->Read(ctx, ino, offset, length, handle);
+}
+
+Status FileSystem::Write(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                         std::string_view data, uint64_t handle) {
+  return impl_->Write(ctx, ino, offset, data, handle);
+}
+
+Status FileSystem::Flush(InodeId ino) { return impl_->Flush(ino); }
+
+Status FileSystem::Fsync(InodeId ino) {
+  Status st = impl_->files_->Fsync(ino);
+  impl_->dirs_->InvalidateInode(ino);
+  return st;
+}
+
+Status FileSystem::Allocate(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                            uint64_t length, uint64_t handle) {
+  return impl_->Allocate(ctx, ino, offset, length, handle);
+}
+
+Status FileSystem::ReadTo(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                          const std::function<Status(std::string_view)>& sink) {
+  return impl_->ReadTo(ctx, ino, offset, sink);
+}
+
+Status FileSystem::WriteFrom(const RequestContext& ctx, InodeId ino,
+                             const std::function<Status(std::string* piece)>& source) {
+  return impl_->WriteFrom(ctx, ino, source);
+}
+
+Status FileSystem::Access(const RequestContext& ctx, InodeId ino, int mask) {
+  if (mask & W_OK) NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  return impl_->meta_->Access(ctx, ino, mask);
+}
+
+StatusOr<FsStat> FileSystem::StatFs() {
+  auto fs = impl_->meta_->GetStatFs();
+  if (!fs.ok()) return fs.status();
+  FsStat out;
+  out.used_bytes = fs->bytes_used;
+  out.capacity_bytes = std::max(kNominalCapacityBytes, fs->bytes_used);
+  out.inodes_used = fs->inodes;
+  out.inodes_free = 1ull << 32;
+  return out;
+}
+
+Status FileSystem::SetXattr(const RequestContext& ctx, InodeId ino, const std::string& name,
+                            const std::string& value, int flags) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
+  impl_->SetNoCapability(ino, false);
+  return impl_->meta_->SetXattr(ctx, ino, name, value, flags);
+}
+
+StatusOr<std::string> FileSystem::GetXattr(const RequestContext& ctx, InodeId ino,
+                                           const std::string& name) {
+  if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
+  const bool cap = IsCapability(name);
+  if (cap && impl_->KnownNoCapability(ino)) return Status::Posix(ENODATA, name);
+  auto v = impl_->meta_->GetXattr(ctx, ino, name);
+  if (cap && !v.ok() && v.status().posix_errno() == ENODATA) impl_->SetNoCapability(ino, true);
+  return v;
+}
+
+StatusOr<std::vector<std::string>> FileSystem::ListXattr(const RequestContext& ctx, InodeId ino) {
+  return impl_->meta_->ListXattr(ctx, ino);
+}
+
+Status FileSystem::RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
+  impl_->SetNoCapability(ino, false);
+  return impl_->meta_->RemoveXattr(ctx, ino, name);
+}
+
+size_t FileSystem::implicit_opens() const {
+  std::lock_guard<std::mutex> g(impl_->open_mu_);
+  return impl_->implicit_.size();
+}
+
+size_t FileSystem::ExpireImplicitOpens(int64_t idle_ns) {
+  return impl_->ExpireImplicitOpens(idle_ns);
+}
+
+}  // namespace needlefs

@@ -1,0 +1,302 @@
+// The protocol-neutral file-system layer every front end stands on (FUSE
+// today, NFSv3 and S3 next): the role Ganesha's FSAL + MDCACHE play for its
+// protocols. A front end translates its protocol's request into one call
+// here and the result back; every rule of permissions, consistency and
+// caching lives here (or in the namespace behind MetaClient), once.
+//
+// What it owns:
+//  - wiring: the meta client (namespace), the blob client (data), the file
+//    client (buffered chunked I/O), the directory cache, a meta session with
+//    a renewed lease, and meta's change stream, each with its thread;
+//  - a namespace subdirectory as the root (root()), and path resolution for
+//    path-based front ends (ResolvePath: symlinks are never followed, "."
+//    and ".." are refused, so a path cannot leave the root);
+//  - permissions: every call takes the caller's RequestContext (uid, gid,
+//    supplementary groups); namespace calls are checked by meta, opens,
+//    reads and writes here (MayAccess), with the POSIX exceptions a local
+//    file system makes (ftruncate through a descriptor open for writing,
+//    the kill-suid/sgid chmod a non-owner's write asks for);
+//  - the open-file table: explicit opens (FUSE; Open/Release with a handle)
+//    and implicit opens for stateless callers (NFS READ/WRITE of an inode
+//    nobody opened: it is opened on first use and released, flushing what
+//    it buffered, after `implicit_open_idle_ns` without use); files unlinked
+//    while open are held by the session until their last release (POSIX);
+//  - attributes that include data still buffered (the pending size), the
+//    truncate ordering (flush, then meta's setattr, then drop buffered data
+//    past the new size), close-to-open consistency (keep_cache), and cache
+//    invalidation from the change stream, passed on to the front end's
+//    Listener (FUSE tells the kernel).
+//
+// Errors: errno-carrying statuses (Status::posix_errno()), meta's own
+// unchanged (see metadata/namespace.h for which call returns which), plus
+// EROFS (read-only layer), EBADF (unknown handle, or a handle not open for
+// that access), EACCES/EPERM from the checks here, EIO for a failed upload
+// or an unreachable part. ErrnoOf (file_client.h) maps any Status to one.
+//
+// Thread-safe: every method may be called from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/file_client.h"
+#include "common/status.h"
+#include "common/types.h"
+#include "metadata/namespace_types.h"
+
+namespace needlefs {
+
+class MetaClient;
+class BlobClient;
+class DirCache;
+
+struct FileSystemOptions {
+  std::string meta;    ///< meta's gRPC "host:port"
+  std::string master;  ///< the master's HTTP "host:port"
+  /// Namespace path served as root() (must be a directory). Default: "/".
+  std::string subdir = "/";
+  /// Names the meta session (who holds unlinked-but-open files), e.g.
+  /// "fuse:/mnt/data" or "nfsd:host:2049".
+  std::string client_name = "needlefs";
+  /// Every modifying call fails with EROFS. Default: false.
+  bool read_only = false;
+  /// Namespace changes wait until they are durable on meta's disk, and
+  /// Flush is an Fsync (FUSE -o sync; NFS, whose metadata changes must be
+  /// stable, RFC 1813 section 3.3). Default: false (visible at once and
+  /// surviving kill -9 of any one process; Fsync makes them crash-safe).
+  bool sync = false;
+  /// Answer Lookup from whole directory listings (client/dir_cache.h).
+  bool dir_cache = true;
+  /// How long a cached listing answers lookups, ns (the front end's entry
+  /// timeout). Default: 1 s.
+  int64_t entry_ttl_ns = 1'000'000'000;
+  /// Follow meta's change stream to drop what others changed from the
+  /// caches (and tell the Listener). Off only in tests of timeouts; off, no
+  /// listing is cached. Default: true.
+  bool follow_changes = true;
+  /// Deadline of one meta call, ms. A slow meta (a stalled disk sync) makes
+  /// a call wait, as a hard NFS mount does, rather than fail. Default: 60 s.
+  int meta_timeout_ms = 60'000;
+  /// An implicit open (Read/Write without a handle) ends after this long
+  /// without use, ns: its buffered data is flushed. Default: 5 s.
+  int64_t implicit_open_idle_ns = 5'000'000'000;
+  /// Lease of the meta session, ms (renewed every third of it). Default: 60 s.
+  int64_t session_lease_ms = 60'000;
+  FileClientOptions file;
+};
+
+/// What the front end hears about changes made by other clients (from
+/// meta's change stream), to drop its own caches (the kernel's, for FUSE).
+/// Called from the change-stream thread; must not call back into the
+/// FileSystem synchronously with a lock held that a FileSystem call takes.
+class FileSystemListener {
+ public:
+  virtual ~FileSystemListener() = default;
+  /// The attributes or data of `ino` changed.
+  virtual void InodeChanged(InodeId ino) = 0;
+  /// Entry `name` of directory `parent` (pointing to `ino`) was added or
+  /// removed by another client.
+  virtual void EntryChanged(InodeId parent, const std::string& name, InodeId ino) = 0;
+  /// Events were missed (meta restarted, the stream fell behind): drop
+  /// everything cached.
+  virtual void AllChanged() {}
+};
+
+/// An open file, as Open and Create return it.
+struct OpenedFile {
+  uint64_t handle = 0;  ///< pass to Read/Write/Flush/Fsync/Release/SetAttr
+  InodeAttr attr;       ///< with the pending size
+  /// Close-to-open: the file is unchanged since this client last opened
+  /// it, so pages cached from then are still valid.
+  bool keep_cache = false;
+};
+
+/// File-system statistics for statfs(2), NFS FSSTAT.
+struct FsStat {
+  uint64_t capacity_bytes = 0;  ///< what the cluster can hold
+  uint64_t used_bytes = 0;      ///< sum of regular file sizes
+  uint64_t inodes_used = 0;
+  uint64_t inodes_free = 0;
+};
+
+/// The opaque value that changes whenever buffered (unstable) writes could
+/// have been lost: once per process start (NFS WRITE/COMMIT verf3).
+using WriteVerifier = uint64_t;
+
+class FileSystem {
+ public:
+  /// Connects to meta and the master, resolves `subdir`, opens a meta
+  /// session, and starts the change stream (waits up to 5 s for it).
+  /// `listener` (may be null; not owned, must outlive the FileSystem) hears
+  /// about others' changes. Errors: kUnavailable (meta unreachable),
+  /// kNotFound / kFailedPrecondition (subdir missing or not a directory).
+  static StatusOr<std::unique_ptr<FileSystem>> Open(const FileSystemOptions& options,
+                                                    FileSystemListener* listener = nullptr);
+  /// Releases implicit opens (flushing them), stops the threads, closes the
+  /// session. Explicit opens still held are flushed too.
+  ~FileSystem();
+  FileSystem(const FileSystem&) = delete;
+  FileSystem& operator=(const FileSystem&) = delete;
+
+  /// The inode served as the root (subdir).
+  InodeId root() const;
+  const FileSystemOptions& options() const;
+  /// Changes at every process start (see WriteVerifier).
+  WriteVerifier write_verifier() const;
+
+  // ---- names (each checks the caller's permissions) ----
+
+  /// Entry `name` of directory `parent`. Errors: ENAMETOOLONG (over 255
+  /// bytes, before any cache), ENOENT, ENOTDIR, EACCES (no search
+  /// permission on parent).
+  StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent, const std::string& name);
+  /// `path` ("a/b/c", relative to root(); leading and repeated "/" are
+  /// ignored) resolved component by component with search permission
+  /// checked on each directory. Policy: a symlink is never followed (one in
+  /// the middle is ENOTDIR; a final one is returned as itself); "." and ".."
+  /// components are EINVAL, so no path leaves the root. Errors: as Lookup,
+  /// EINVAL, ENAMETOOLONG (path over 4096 bytes).
+  StatusOr<InodeAttr> ResolvePath(const RequestContext& ctx, std::string_view path);
+  /// Attributes with the pending size of data buffered here. Errors: ENOENT.
+  StatusOr<InodeAttr> GetAttr(InodeId ino);
+  /// As GetAttr, ENOENT when `ino` now has another generation (a stale NFS
+  /// handle). REQUIRES: generation != 0.
+  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation);
+  /// chmod/chown/truncate/utimes as Namespace::SetAttr, with buffered writes
+  /// flushed first when the size or mtime changes and buffered data past a
+  /// new size dropped after. `handle` (0 = none) is the open file the call
+  /// came through: a size change through a handle open for writing needs no
+  /// write permission (ftruncate). A non-owner's chmod that only clears
+  /// S_ISUID/S_ISGID is allowed when the caller may write the file (the
+  /// kernel asks for it before a non-owner's write). Errors: as
+  /// Namespace::SetAttr, EROFS, EIO (the flush).
+  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req,
+                              uint64_t handle = 0);
+  /// Errors: ENOENT, EINVAL (not a symlink).
+  StatusOr<std::string> Readlink(InodeId ino);
+
+  /// A regular file, directory, special file or symlink named `name` in
+  /// `parent`. Errors: as the Namespace methods, EROFS.
+  StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+                            uint32_t mode);
+  /// type kRegular makes an empty file (exclusively: EEXIST if it exists).
+  StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent, const std::string& name,
+                            FileType type, uint32_t mode, uint64_t rdev);
+  StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                              const std::string& target);
+  StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
+                           const std::string& new_name);
+  /// Removes a non-directory; a file this client holds open lives on until
+  /// its last Release. Errors: as Namespace::Unlink, EROFS.
+  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name);
+  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name);
+  /// rename(2)/renameat2(2) (flags: RenameFlags). A replaced file this
+  /// client holds open lives on until its last Release.
+  Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
+                InodeId new_parent, const std::string& new_name, uint32_t flags = 0);
+
+  // ---- directories ----
+
+  /// Checks that `ctx` may list directory `ino` (read permission).
+  /// Errors: ENOENT, ENOTDIR, EACCES.
+  StatusOr<InodeAttr> OpenDir(const RequestContext& ctx, InodeId ino);
+  /// Entries after `cookie` (no "." or ".."), attributes with the pending
+  /// size when `plus`. Errors: as Namespace::ReadDir.
+  StatusOr<ReadDirResult> ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,
+                                  size_t max_entries, bool plus);
+  /// Makes every namespace change so far durable (fsyncdir).
+  Status SyncNamespace();
+
+  // ---- files ----
+
+  /// Opens regular file `ino` with open(2) `flags` (O_ACCMODE, O_TRUNC):
+  /// checks read/write permission (O_TRUNC needs write), truncates, sets up
+  /// buffers. Errors: ENOENT, EISDIR, EACCES, EROFS (writing), EINVAL (not
+  /// a regular file).
+  StatusOr<OpenedFile> Open(const RequestContext& ctx, InodeId ino, int flags);
+  /// Creates regular file `name` in `parent` and opens it with `flags`
+  /// (O_EXCL: EEXIST if it exists; otherwise an existing file is opened,
+  /// with the permission check and O_TRUNC of Open). `*created` (may be
+  /// null) says whether the file is new. Errors: as Namespace::Create, Open.
+  StatusOr<OpenedFile> Create(const RequestContext& ctx, InodeId parent, const std::string& name,
+                              uint32_t mode, int flags, bool* created = nullptr);
+  /// Exclusive create with a client verifier (RFC 1813 CREATE EXCLUSIVE):
+  /// the verifier is stored with the new inode (in its atime and mtime, as
+  /// knfsd does: the client sets real times with a SETATTR after), so a
+  /// retried call of the same name and verifier finds it and succeeds
+  /// (*created false), and a different verifier gets EEXIST.
+  StatusOr<InodeAttr> CreateExclusive(const RequestContext& ctx, InodeId parent,
+                                      const std::string& name, uint32_t mode, uint64_t verifier,
+                                      bool* created = nullptr);
+  /// Drops one Open/Create: flushes what it buffered (errors are logged,
+  /// Flush reports them) and, at the last release, frees buffers and lets
+  /// an unlinked file go.
+  void Release(uint64_t handle);
+
+  /// Reads up to `length` bytes at `offset` of regular file `ino` through
+  /// `handle` (0: a stateless read, checked for read permission now).
+  /// Shorter only at end of file. Errors: EBADF (handle not open for
+  /// reading), EACCES, EISDIR, ENOENT, EIO.
+  StatusOr<std::string> Read(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                             uint64_t length, uint64_t handle = 0);
+  /// Writes `data` at `offset` (buffered) through `handle` (0: a stateless
+  /// write, checked for write permission now; the inode is opened
+  /// implicitly). Errors: EBADF, EACCES, EROFS, EFBIG, EISDIR, ENOENT.
+  Status Write(const RequestContext& ctx, InodeId ino, uint64_t offset, std::string_view data,
+               uint64_t handle = 0);
+  /// Commits what is buffered for `ino` (close(2); an Fsync with
+  /// options.sync). Errors: EIO, meta's errno.
+  Status Flush(InodeId ino);
+  /// Commits and makes durable on every replica and meta (fsync(2), NFS
+  /// COMMIT). Errors: EIO.
+  Status Fsync(InodeId ino);
+  /// Extends regular file `ino` to at least `offset + length` bytes
+  /// (fallocate mode 0; holes read as zeros). Errors: as SetAttr, ENODEV
+  /// (not a regular file), EINVAL.
+  Status Allocate(const RequestContext& ctx, InodeId ino, uint64_t offset, uint64_t length,
+                  uint64_t handle = 0);
+
+  /// Streams the whole regular file `ino` from `offset` to `sink` in pieces
+  /// of at most one chunk (memory stays bounded whatever the size); stops
+  /// at the first error `sink` returns. Errors: as Read, `sink`'s.
+  Status ReadTo(const RequestContext& ctx, InodeId ino, uint64_t offset,
+                const std::function<Status(std::string_view)>& sink);
+  /// Replaces the contents of regular file `ino` with what `source` yields
+  /// (it fills `*piece` and returns OK, an empty piece at the end), then
+  /// commits; memory stays bounded by the write buffer. Errors: as Write,
+  /// Flush, `source`'s (then the file holds what was written so far).
+  Status WriteFrom(const RequestContext& ctx, InodeId ino,
+                   const std::function<Status(std::string* piece)>& source);
+
+  // ---- the rest ----
+
+  /// access(2) mask (R_OK|W_OK|X_OK); W_OK on a read-only layer is EROFS.
+  Status Access(const RequestContext& ctx, InodeId ino, int mask);
+  StatusOr<FsStat> StatFs();
+  /// Extended attributes (as Namespace's). POSIX ACL names are EOPNOTSUPP
+  /// at once; the absence of security.capability (asked before every
+  /// write) is cached until the inode changes.
+  Status SetXattr(const RequestContext& ctx, InodeId ino, const std::string& name,
+                  const std::string& value, int flags);
+  StatusOr<std::string> GetXattr(const RequestContext& ctx, InodeId ino, const std::string& name);
+  StatusOr<std::vector<std::string>> ListXattr(const RequestContext& ctx, InodeId ino);
+  Status RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name);
+
+  /// Implicit opens now (for tests and metrics).
+  size_t implicit_opens() const;
+  /// Ends implicit opens idle for at least `idle_ns` now (flushing them);
+  /// returns how many. The layer calls it itself once a second.
+  size_t ExpireImplicitOpens(int64_t idle_ns);
+
+ private:
+  class Impl;
+  explicit FileSystem(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace needlefs

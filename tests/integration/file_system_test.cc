@@ -1,0 +1,331 @@
+// Tests of the file-system layer (client/file_system.h) in this process
+// against a real cluster on loopback (master, volume server, meta): the
+// rules every front end shares -- permissions on each call, implicit opens,
+// the truncate ordering, exclusive create with a verifier, path resolution,
+// streaming -- checked through the layer's own API, as NFS and S3 use it.
+#include "client/file_system.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "integration/process.h"
+
+namespace needlefs::integration {
+namespace {
+
+std::string Addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+RequestContext User(uint32_t uid, uint32_t gid = 0) {
+  RequestContext c;
+  c.uid = uid;
+  c.gid = gid == 0 ? uid : gid;
+  return c;
+}
+
+/// Resident set size of this process, bytes.
+uint64_t RssBytes() {
+  std::ifstream in("/proc/self/statm");
+  uint64_t pages = 0, resident = 0;
+  in >> pages >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+class FileSystemTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new TempDir("needlefs-fs-test-");
+    const std::string dir = tmp_->path();
+    std::string error;
+    auto master = StartDaemon(
+        {"master", "-mdir", dir + "/master", "-port", "0", "-grpcPort", "0", "-log.level", "warn"},
+        "needlefs master ready", dir, &error, 15'000);
+    ASSERT_TRUE(master) << error;
+    master_ = new DaemonProcess(std::move(*master));
+    auto volume =
+        StartDaemon({"volume", "-dir", dir + "/volume", "-port", "0", "-grpcPort", "0", "-max", "8",
+                     "-mserver", Addr(master_->http_port), "-mserverGrpcPort",
+                     std::to_string(master_->grpc_port), "-log.level", "warn"},
+                    "needlefs volume ready", dir, &error, 15'000);
+    ASSERT_TRUE(volume) << error;
+    volume_ = new DaemonProcess(std::move(*volume));
+    auto meta = StartDaemon({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers",
+                             Addr(volume_->http_port), "-log.level", "warn"},
+                            "needlefs meta ready", dir, &error, 15'000);
+    ASSERT_TRUE(meta) << error;
+    meta_ = new DaemonProcess(std::move(*meta));
+  }
+
+  static void TearDownTestSuite() {
+    delete meta_;
+    delete volume_;
+    delete master_;
+    delete tmp_;
+  }
+
+  /// A layer over the suite's cluster, rooted at this test's directory.
+  std::unique_ptr<FileSystem> OpenFs(FileSystemOptions o = {}) {
+    o.meta = Addr(meta_->grpc_port);
+    o.master = Addr(master_->http_port);
+    o.subdir = "/" + dir_;
+    o.file.chunk_size = 1 << 20;
+    auto fs = FileSystem::Open(o);
+    EXPECT_TRUE(fs.ok()) << fs.status().ToString();
+    return fs.ok() ? std::move(fs).value() : nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(meta_, nullptr);
+    dir_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    FileSystemOptions o;
+    o.meta = Addr(meta_->grpc_port);
+    o.master = Addr(master_->http_port);
+    auto top = FileSystem::Open(o);
+    ASSERT_TRUE(top.ok()) << top.status().ToString();
+    auto d = (*top)->Mkdir(root_, (*top)->root(), dir_, 0777);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    fs_ = OpenFs();
+    ASSERT_NE(fs_, nullptr);
+  }
+
+  /// A root-owned file `name` in the test's root with `mode` and `data`.
+  InodeAttr MakeFile(const std::string& name, uint32_t mode, const std::string& data = "") {
+    auto f = fs_->Create(root_, fs_->root(), name, mode, O_RDWR | O_EXCL);
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    if (!f.ok()) return {};
+    if (!data.empty()) EXPECT_TRUE(fs_->Write(root_, f->attr.ino, 0, data, f->handle).ok());
+    EXPECT_TRUE(fs_->Flush(f->attr.ino).ok());
+    fs_->Release(f->handle);
+    auto a = fs_->GetAttr(f->attr.ino);
+    EXPECT_TRUE(a.ok());
+    return a.ok() ? *a : InodeAttr{};
+  }
+
+  static int Errno(const Status& s) { return s.posix_errno(); }
+  template <typename T>
+  static int Errno(const StatusOr<T>& s) {
+    return s.ok() ? 0 : s.status().posix_errno();
+  }
+
+  static TempDir* tmp_;
+  static DaemonProcess *master_, *volume_, *meta_;
+  RequestContext root_ = RequestContext::Root();
+  std::string dir_;
+  std::unique_ptr<FileSystem> fs_;
+};
+
+TempDir* FileSystemTest::tmp_ = nullptr;
+DaemonProcess* FileSystemTest::master_ = nullptr;
+DaemonProcess* FileSystemTest::volume_ = nullptr;
+DaemonProcess* FileSystemTest::meta_ = nullptr;
+
+TEST_F(FileSystemTest, EachOperationChecksTheCallersPermission) {
+  const InodeAttr f = MakeFile("f", 0644, "hello");
+  auto d = fs_->Mkdir(root_, fs_->root(), "d", 0755);
+  ASSERT_TRUE(d.ok());
+  const RequestContext u = User(1001);
+  // READ and WRITE without an open (NFS): checked on every call.
+  EXPECT_EQ(*fs_->Read(u, f.ino, 0, 100), "hello");
+  EXPECT_EQ(Errno(fs_->Write(u, f.ino, 0, "x")), EACCES);
+  // Open for writing, setattr, create, remove, rename.
+  EXPECT_EQ(Errno(fs_->Open(u, f.ino, O_WRONLY)), EACCES);
+  EXPECT_EQ(Errno(fs_->Open(u, f.ino, O_RDONLY | O_TRUNC)), EACCES);
+  SetAttrRequest chmod;
+  chmod.mode = 0777;
+  EXPECT_EQ(Errno(fs_->SetAttr(u, f.ino, chmod)), EPERM);
+  SetAttrRequest trunc;
+  trunc.size = 0;
+  EXPECT_EQ(Errno(fs_->SetAttr(u, f.ino, trunc)), EACCES);
+  EXPECT_EQ(Errno(fs_->Create(u, d->ino, "new", 0644, O_RDWR)), EACCES);
+  EXPECT_EQ(Errno(fs_->Mkdir(u, d->ino, "sub", 0755)), EACCES);
+  EXPECT_EQ(Errno(fs_->Unlink(u, d->ino, "nothing")), EACCES);
+  ASSERT_TRUE(fs_->Mknod(root_, d->ino, "g", FileType::kRegular, 0666, 0).ok());
+  EXPECT_EQ(Errno(fs_->Unlink(u, d->ino, "g")), EACCES);
+  EXPECT_EQ(Errno(fs_->Rename(u, d->ino, "g", fs_->root(), "g2")), EACCES);
+  EXPECT_EQ(Errno(fs_->OpenDir(User(1001), d->ino)), 0);
+  SetAttrRequest closed;
+  closed.mode = 0700;
+  ASSERT_TRUE(fs_->SetAttr(root_, d->ino, closed).ok());
+  EXPECT_EQ(Errno(fs_->OpenDir(u, d->ino)), EACCES);
+  EXPECT_EQ(Errno(fs_->Lookup(u, d->ino, "g")), EACCES);
+  // Nothing above changed the file.
+  EXPECT_EQ(*fs_->Read(root_, f.ino, 0, 100), "hello");
+  EXPECT_EQ(fs_->GetAttr(f.ino)->mode, 0644u);
+}
+
+TEST_F(FileSystemTest, ImplicitOpenBuffersAndExpiresFlushing) {
+  const InodeAttr f = MakeFile("f", 0666);
+  auto other = OpenFs();  // a second client of the same cluster
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(fs_->Write(User(1001), f.ino, 0, "unstable data").ok());
+  EXPECT_EQ(fs_->implicit_opens(), 1u);
+  // Buffered here: this client sees it, the other not yet.
+  EXPECT_EQ(fs_->GetAttr(f.ino)->size, 13u);
+  EXPECT_EQ(other->GetAttr(f.ino)->size, 0u);
+  EXPECT_EQ(fs_->ExpireImplicitOpens(0), 1u);
+  EXPECT_EQ(fs_->implicit_opens(), 0u);
+  EXPECT_EQ(*other->Read(root_, f.ino, 0, 100), "unstable data");
+}
+
+TEST_F(FileSystemTest, IdleImplicitOpenEndsByItself) {
+  FileSystemOptions o;
+  o.implicit_open_idle_ns = 200'000'000;
+  auto fs = OpenFs(o);
+  ASSERT_NE(fs, nullptr);
+  const InodeAttr f = MakeFile("f", 0666);
+  ASSERT_TRUE(fs->Write(root_, f.ino, 0, "abc").ok());
+  EXPECT_EQ(fs->implicit_opens(), 1u);
+  for (int i = 0; i < 50 && fs->implicit_opens() > 0; ++i) usleep(100'000);
+  EXPECT_EQ(fs->implicit_opens(), 0u);
+  EXPECT_EQ(fs_->GetAttr(f.ino)->size, 3u);
+}
+
+TEST_F(FileSystemTest, TruncateOrderingDropsBufferedDataPastTheNewSize) {
+  auto f = fs_->Create(root_, fs_->root(), "f", 0644, O_RDWR);
+  ASSERT_TRUE(f.ok());
+  const InodeId ino = f->attr.ino;
+  ASSERT_TRUE(fs_->Write(root_, ino, 0, "0123456789", f->handle).ok());
+  SetAttrRequest r;
+  r.size = 4;
+  auto a = fs_->SetAttr(root_, ino, r, f->handle);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->size, 4u);
+  EXPECT_EQ(*fs_->Read(root_, ino, 0, 100, f->handle), "0123");
+  // A write past the end after the truncate leaves a hole of zeros.
+  ASSERT_TRUE(fs_->Write(root_, ino, 6, "xy", f->handle).ok());
+  ASSERT_TRUE(fs_->Flush(ino).ok());
+  fs_->Release(f->handle);
+  auto other = OpenFs();
+  EXPECT_EQ(*other->Read(root_, ino, 0, 100), std::string("0123\0\0xy", 8));
+}
+
+TEST_F(FileSystemTest, FtruncateFollowsTheHandleAndWriteKillsSetuid) {
+  const RequestContext u = User(1001);
+  auto f = fs_->Create(u, fs_->root(), "f", 0644, O_RDWR);
+  ASSERT_TRUE(f.ok());
+  SetAttrRequest ro;
+  ro.mode = 0444;
+  ASSERT_TRUE(fs_->SetAttr(u, f->attr.ino, ro).ok());
+  SetAttrRequest t;
+  t.size = 3;
+  EXPECT_EQ(Errno(fs_->SetAttr(u, f->attr.ino, t)), EACCES);        // truncate(2)
+  EXPECT_EQ(Errno(fs_->SetAttr(u, f->attr.ino, t, f->handle)), 0);  // ftruncate(2)
+  EXPECT_EQ(Errno(fs_->SetAttr(User(1002), f->attr.ino, t, f->handle)), 0);
+  fs_->Release(f->handle);
+
+  // The chmod the kernel sends before a non-owner's write to a setuid file.
+  const InodeAttr s = MakeFile("s", 06777);
+  SetAttrRequest kill;
+  kill.mode = 0777;
+  auto k = fs_->SetAttr(u, s.ino, kill);
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(k->mode, 0777u);
+  // Anything more than clearing those bits stays the owner's.
+  SetAttrRequest more;
+  more.mode = 0700;
+  EXPECT_EQ(Errno(fs_->SetAttr(u, s.ino, more)), EPERM);
+  const InodeAttr p = MakeFile("p", 06755);  // not writable by 1001
+  EXPECT_EQ(Errno(fs_->SetAttr(u, p.ino, kill)), EPERM);
+}
+
+TEST_F(FileSystemTest, ExclusiveCreateReplaysWithTheSameVerifier) {
+  bool created = false;
+  auto a = fs_->CreateExclusive(root_, fs_->root(), "x", 0644, 0x1234567890abcdefull, &created);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_TRUE(created);
+  auto again = fs_->CreateExclusive(root_, fs_->root(), "x", 0644, 0x1234567890abcdefull, &created);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(created);
+  EXPECT_EQ(again->ino, a->ino);
+  EXPECT_EQ(Errno(fs_->CreateExclusive(root_, fs_->root(), "x", 0644, 42, &created)), EEXIST);
+  // A file made otherwise is never taken for a retransmission.
+  MakeFile("plain", 0644);
+  EXPECT_EQ(Errno(fs_->CreateExclusive(root_, fs_->root(), "plain", 0644, 0, &created)), EEXIST);
+}
+
+TEST_F(FileSystemTest, ResolvePathNeverLeavesTheRoot) {
+  auto a = fs_->Mkdir(root_, fs_->root(), "a", 0755);
+  ASSERT_TRUE(a.ok());
+  auto b = fs_->Mkdir(root_, a->ino, "b", 0755);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(fs_->Symlink(root_, a->ino, "up", "/").ok());
+  EXPECT_EQ(fs_->ResolvePath(root_, "a/b")->ino, b->ino);
+  EXPECT_EQ(fs_->ResolvePath(root_, "//a//b/")->ino, b->ino);
+  EXPECT_EQ(fs_->ResolvePath(root_, "")->ino, fs_->root());
+  EXPECT_EQ(Errno(fs_->ResolvePath(root_, "a/../a")), EINVAL);
+  EXPECT_EQ(Errno(fs_->ResolvePath(root_, "a/./b")), EINVAL);
+  EXPECT_EQ(fs_->ResolvePath(root_, "a/up")->type, FileType::kSymlink);  // not followed
+  EXPECT_EQ(Errno(fs_->ResolvePath(root_, "a/up/etc")), ENOTDIR);
+  EXPECT_EQ(Errno(fs_->ResolvePath(root_, "a/nothing")), ENOENT);
+  EXPECT_EQ(Errno(fs_->ResolvePath(root_, std::string(300, 'n'))), ENAMETOOLONG);
+  EXPECT_EQ(Errno(fs_->ResolvePath(root_, std::string(5000, 'a'))), ENAMETOOLONG);
+  SetAttrRequest closed;
+  closed.mode = 0700;
+  ASSERT_TRUE(fs_->SetAttr(root_, a->ino, closed).ok());
+  EXPECT_EQ(Errno(fs_->ResolvePath(User(1001), "a/b")), EACCES);
+}
+
+TEST_F(FileSystemTest, WriteVerifierDiffersPerInstance) {
+  auto other = OpenFs();
+  ASSERT_NE(other, nullptr);
+  EXPECT_NE(fs_->write_verifier(), other->write_verifier());
+  EXPECT_EQ(fs_->write_verifier(), fs_->write_verifier());
+}
+
+TEST_F(FileSystemTest, UnlinkedOpenFileStaysReadableUntilRelease) {
+  const InodeAttr f = MakeFile("f", 0644, "still here");
+  auto h = fs_->Open(root_, f.ino, O_RDONLY);
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(fs_->Unlink(root_, fs_->root(), "f").ok());
+  EXPECT_EQ(Errno(fs_->Lookup(root_, fs_->root(), "f")), ENOENT);
+  EXPECT_EQ(*fs_->Read(root_, f.ino, 0, 100, h->handle), "still here");
+  fs_->Release(h->handle);
+  EXPECT_EQ(Errno(fs_->GetAttr(f.ino)), ENOENT);
+}
+
+TEST_F(FileSystemTest, StreamsALargeFileWithBoundedMemory) {
+  FileSystemOptions o;
+  o.file.max_write_buffer_bytes = 16 << 20;
+  o.file.cache_bytes = 16 << 20;
+  auto fs = OpenFs(o);
+  ASSERT_NE(fs, nullptr);
+  const InodeAttr f = MakeFile("big", 0644);
+  constexpr uint64_t kTotal = 512ull << 20;
+  constexpr size_t kPiece = 1 << 20;
+  const uint64_t rss_before = RssBytes();
+  uint64_t produced = 0, peak = 0;
+  Status st = fs->WriteFrom(root_, f.ino, [&](std::string* piece) {
+    if (produced < kTotal) {
+      piece->assign(kPiece, static_cast<char>('a' + (produced / kPiece) % 26));
+      produced += kPiece;
+    }
+    peak = std::max(peak, RssBytes());
+    return Status::OK();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(fs->GetAttr(f.ino)->size, kTotal);
+  uint64_t consumed = 0;
+  bool same = true;
+  st = fs->ReadTo(root_, f.ino, 0, [&](std::string_view data) {
+    for (size_t i = 0; i < data.size(); i += 4096) {
+      same = same && data[i] == static_cast<char>('a' + ((consumed + i) / kPiece) % 26);
+    }
+    consumed += data.size();
+    peak = std::max(peak, RssBytes());
+    return Status::OK();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(consumed, kTotal);
+  EXPECT_TRUE(same);
+  // Buffers and caches of 16 MiB each, plus chunks in flight: far below
+  // the object's 512 MiB.
+  EXPECT_LT(peak - rss_before, 160ull << 20) << "peak " << (peak >> 20) << " MiB";
+}
+
+}  // namespace
+}  // namespace needlefs::integration
