@@ -68,6 +68,36 @@ Chunk FromPb(const pb::Chunk& c) {
   return out;
 }
 
+namespace {
+
+WccAttr WccFromPb(const pb::Wcc& w) {
+  WccAttr out;
+  if (w.has_before()) out.before = FromPb(w.before());
+  if (w.has_after()) out.after = FromPb(w.after());
+  return out;
+}
+
+void WccToPb(const WccAttr& w, pb::Wcc* out) {
+  if (w.before) ToPb(*w.before, out->mutable_before());
+  if (w.after) ToPb(*w.after, out->mutable_after());
+}
+
+}  // namespace
+
+ChangeInfo FromPb(const pb::ChangeInfo& c) {
+  ChangeInfo out;
+  out.dir = WccFromPb(c.dir());
+  out.to_dir = WccFromPb(c.to_dir());
+  out.inode = WccFromPb(c.inode());
+  return out;
+}
+
+void ToPb(const ChangeInfo& c, pb::ChangeInfo* out) {
+  WccToPb(c.dir, out->mutable_dir());
+  WccToPb(c.to_dir, out->mutable_to_dir());
+  WccToPb(c.inode, out->mutable_inode());
+}
+
 bool IsBatchReadOp(const pb::BatchOp& op) {
   return op.op_case() == pb::BatchOp::kLookup || op.op_case() == pb::BatchOp::kGetAttr;
 }

@@ -14,6 +14,9 @@ void ToPb(const RequestContext& ctx, meta::Caller* out);
 InodeAttr FromPb(const meta::Attr& a);
 void ToPb(const InodeAttr& a, meta::Attr* out);
 Chunk FromPb(const meta::Chunk& c);
+/// The Wcc halves present in `c` (has_before / has_after) become set.
+ChangeInfo FromPb(const meta::ChangeInfo& c);
+void ToPb(const ChangeInfo& c, meta::ChangeInfo* out);
 void ToPb(const Chunk& c, meta::Chunk* out);
 
 /// True for the ops a BatchRead call carries (Lookup and GetAttr): the

@@ -43,8 +43,13 @@ int64_t MonotonicNs() {
 bool IsPosixAcl(const std::string& name) { return name.rfind("system.posix_acl_", 0) == 0; }
 bool IsCapability(const std::string& name) { return name == "security.capability"; }
 
-/// R_OK/W_OK of open(2) flags (O_TRUNC needs write permission).
+/// The kernel's __FMODE_EXEC in the flags of the open execve(2) makes: it
+/// needs execute permission, not read (a 0711 program runs).
+constexpr int kFmodeExec = 0x20;
+
+/// R_OK/W_OK/X_OK of open(2) flags (O_TRUNC needs write permission).
 int AccessMask(int flags) {
+  if (flags & kFmodeExec) return X_OK;
   const int acc = flags & O_ACCMODE;
   int mask = acc == O_RDONLY ? R_OK : acc == O_WRONLY ? W_OK : R_OK | W_OK;
   if (flags & O_TRUNC) mask |= W_OK;
@@ -65,6 +70,7 @@ struct ImplicitOpen {
   InodeAttr attr;
   bool attr_valid = false;  ///< false after a change: fetch again
   int64_t last_use_ns = 0;
+  int busy = 0;  ///< calls using it now: it does not expire meanwhile
 };
 
 }  // namespace
@@ -183,6 +189,9 @@ class FileSystem::Impl {
       if (!a.ok()) return a;
       cur = std::move(a);
     }
+    if (!path.empty() && path.back() == '/' && cur->type != FileType::kDirectory) {
+      return Status::Posix(ENOTDIR, "trailing / after a non-directory");
+    }
     return cur;
   }
 
@@ -256,10 +265,19 @@ class FileSystem::Impl {
     }
     auto a = meta_->Lookup(ctx, parent, name);
     if (!a.ok() || a->type != FileType::kRegular) return;
-    std::lock_guard<std::mutex> g(open_mu_);
-    auto it = open_count_.find(a->ino.value);
-    if (it == open_count_.end() || held_.count(a->ino.value)) return;
-    if (meta_->OpenFile(session_, a->ino).ok()) held_.insert(a->ino.value);
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      if (!open_count_.count(a->ino.value) || held_.count(a->ino.value)) return;
+    }
+    // No lock over the meta call: every read and write takes open_mu_.
+    if (!meta_->OpenFile(session_, a->ino).ok()) return;
+    bool still_open;
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      still_open = open_count_.count(a->ino.value) > 0;
+      if (still_open) held_.insert(a->ino.value);
+    }
+    if (!still_open) (void)meta_->ReleaseFile(session_, a->ino);  // closed meanwhile
   }
 
   // ---- the open-file table ----
@@ -326,21 +344,33 @@ class FileSystem::Impl {
   /// open's flush failed): a new write verifier makes NFS clients resend.
   void LostBufferedData() { verifier_.fetch_add(1); }
 
-  /// The implicit open of `ino` with fresh attributes, made on first use,
-  /// its idle clock restarted.
-  StatusOr<std::pair<uint64_t, InodeAttr>> Implicit(InodeId ino) {
+  /// May `ctx` read or write (`mask`) a file with attributes `a` without
+  /// an open? The owner may whatever the mode, as NFS servers allow (a
+  /// client creates a file 0444 and then writes it).
+  static bool StatelessMayAccess(const RequestContext& ctx, const InodeAttr& a, int mask) {
+    return MayAccess(ctx, a, mask) || ctx.uid == a.uid;
+  }
+
+  /// The implicit open of `ino` for a stateless call that `ctx` may make
+  /// (`mask`), made on first use, marked busy (pair with EndImplicit) and
+  /// its idle clock restarted. Errors: EACCES (nothing is opened then),
+  /// EISDIR, EINVAL (not a regular file), ENOENT.
+  StatusOr<uint64_t> BeginImplicit(const RequestContext& ctx, InodeId ino, int mask) {
     {
       std::lock_guard<std::mutex> g(open_mu_);
       auto it = implicit_.find(ino.value);
       if (it != implicit_.end() && it->second.attr_valid) {
+        if (!StatelessMayAccess(ctx, it->second.attr, mask)) return Denied(mask);
         it->second.last_use_ns = MonotonicNs();
-        return std::make_pair(it->second.handle, it->second.attr);
+        ++it->second.busy;
+        return it->second.handle;
       }
     }
     auto a = meta_->GetAttr(ino);
     if (!a.ok()) return a.status();
     if (a->type == FileType::kDirectory) return Status::Posix(EISDIR, "a directory");
     if (a->type != FileType::kRegular) return Status::Posix(EINVAL, "not a regular file");
+    if (!StatelessMayAccess(ctx, *a, mask)) return Denied(mask);
     {
       std::lock_guard<std::mutex> g(open_mu_);
       auto it = implicit_.find(ino.value);
@@ -348,7 +378,8 @@ class FileSystem::Impl {
         it->second.attr = *a;
         it->second.attr_valid = true;
         it->second.last_use_ns = MonotonicNs();
-        return std::make_pair(it->second.handle, *a);
+        ++it->second.busy;
+        return it->second.handle;
       }
     }
     OpenedFile f = NewHandle(*a, true, true, false);
@@ -357,32 +388,46 @@ class FileSystem::Impl {
       std::lock_guard<std::mutex> g(open_mu_);
       auto [it, inserted] = implicit_.try_emplace(ino.value);
       if (inserted) {
-        it->second = ImplicitOpen{f.handle, *a, true, MonotonicNs()};
-        return std::make_pair(f.handle, *a);
+        it->second = ImplicitOpen{f.handle, *a, true, MonotonicNs(), 1};
+        return f.handle;
       }
+      // Another caller made it meanwhile: use theirs, drop ours.
+      ++it->second.busy;
       theirs = it->second.handle;
     }
-    // Another caller made it meanwhile: use theirs, drop ours.
     Release(f.handle);
-    return std::make_pair(theirs, *a);
+    return theirs;
   }
 
-  /// The handle a stateless (handle 0) or explicit call goes through, after
-  /// the permission check of a stateless one (`mask`: R_OK or W_OK).
-  StatusOr<uint64_t> HandleFor(const RequestContext& ctx, InodeId ino, uint64_t handle, int mask) {
+  /// Ends a BeginImplicit's use; the idle clock starts again now.
+  void EndImplicit(InodeId ino) {
+    std::lock_guard<std::mutex> g(open_mu_);
+    auto it = implicit_.find(ino.value);
+    if (it == implicit_.end()) return;
+    --it->second.busy;
+    it->second.last_use_ns = MonotonicNs();
+  }
+
+  static Status Denied(int mask) {
+    return Status::Posix(EACCES, mask & W_OK ? "no write permission" : "no read permission");
+  }
+
+  /// Runs `io` through `handle` (checked for `mask`: EBADF) or, with handle
+  /// 0, through the inode's implicit open after the permission check.
+  template <typename Io>
+  auto WithHandle(const RequestContext& ctx, InodeId ino, uint64_t handle, int mask, Io&& io)
+      -> decltype(io()) {
     if (handle != 0) {
       NEEDLEFS_ASSIGN_OR_RETURN(Handle h, FindHandle(handle, ino));
       if ((mask & R_OK) && !h.readable) return Status::Posix(EBADF, "not open for reading");
       if ((mask & W_OK) && !h.writable) return Status::Posix(EBADF, "not open for writing");
-      return handle;
+      return io();
     }
-    NEEDLEFS_ASSIGN_OR_RETURN(auto opened, Implicit(ino));
-    // The owner may write a file whatever its mode once open, as NFS
-    // servers allow (a client creates a file 0444 and then writes it).
-    if (!MayAccess(ctx, opened.second, mask) && ctx.uid != opened.second.uid) {
-      return Status::Posix(EACCES, mask & W_OK ? "no write permission" : "no read permission");
-    }
-    return opened.first;
+    auto begun = BeginImplicit(ctx, ino, mask);
+    if (!begun.ok()) return begun.status();
+    auto result = io();
+    EndImplicit(ino);
+    return result;
   }
 
   void InvalidateImplicit(InodeId ino) {
@@ -397,15 +442,20 @@ class FileSystem::Impl {
     {
       std::lock_guard<std::mutex> g(open_mu_);
       for (auto it = implicit_.begin(); it != implicit_.end();) {
-        if (now - it->second.last_use_ns >= idle_ns) {
+        if (it->second.busy == 0 && now - it->second.last_use_ns >= idle_ns) {
           expired.push_back(it->second.handle);
           it = implicit_.erase(it);
+          ++expiring_;
         } else {
           ++it;
         }
       }
     }
-    for (uint64_t h : expired) Release(h);
+    for (uint64_t h : expired) {
+      Release(h);
+      std::lock_guard<std::mutex> g(open_mu_);
+      --expiring_;
+    }
     return expired.size();
   }
 
@@ -420,7 +470,7 @@ class FileSystem::Impl {
   /// after it), changes the attributes in meta, then drops buffered data
   /// past a new size: the one truncate ordering of every front end.
   StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req,
-                              uint64_t handle) {
+                              uint64_t handle, ChangeInfo* info = nullptr) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
     if (req.size || req.mtime_ns || req.mtime_now) NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
     RequestContext c = C(ctx);
@@ -431,10 +481,7 @@ class FileSystem::Impl {
       auto h = FindHandle(handle, ino);
       if (h.ok() && h->writable) c = AsOwnerOf(c);
     }
-    auto a = meta_->SetAttr(c, ino, req);
-    if (!a.ok() && a.status().posix_errno() == EPERM && req.mode && c.uid != 0) {
-      a = KillPrivilege(c, ino, req, a);
-    }
+    auto a = meta_->SetAttr(c, ino, req, info);
     if (a.ok() && req.size) files_->Truncated(ino, *req.size);
     dirs_->InvalidateInode(ino);
     InvalidateImplicit(ino);
@@ -442,31 +489,12 @@ class FileSystem::Impl {
   }
 
   /// A context that passes the namespace's checks of a change POSIX allows
-  /// for another reason (an open descriptor, a write's kill-priv): root's
-  /// identity, with the caller's durability.
+  /// for another reason (ftruncate through a descriptor open for writing):
+  /// root's identity, with the caller's durability.
   static RequestContext AsOwnerOf(const RequestContext& c) {
     RequestContext r = RequestContext::Root();
     r.sync = c.sync;
     return r;
-  }
-
-  /// The kernel's request to clear S_ISUID/S_ISGID before a non-owner's
-  /// write (or truncate) is a chmod the namespace refuses to a non-owner:
-  /// allowed when it only clears those bits and the caller may write.
-  StatusOr<InodeAttr> KillPrivilege(const RequestContext& c, InodeId ino, const SetAttrRequest& req,
-                                    StatusOr<InodeAttr> refused) {
-    const bool only_mode = !req.size && !req.uid && !req.gid && !req.atime_ns && !req.mtime_ns &&
-                           !req.atime_now && !req.mtime_now;
-    if (!only_mode) return refused;
-    auto cur = meta_->GetAttr(ino);
-    if (!cur.ok()) return refused;
-    const uint32_t kill = S_ISUID | S_ISGID;
-    const uint32_t want = *req.mode & 07777;
-    const bool clears_only = (want | (cur->mode & kill)) == cur->mode && want != cur->mode;
-    if (!clears_only || !MayAccess(c, *cur, W_OK)) return refused;
-    SetAttrRequest r;
-    r.mode = want;
-    return meta_->SetAttr(AsOwnerOf(c), ino, r);
   }
 
   StatusOr<OpenedFile> Open(const RequestContext& ctx, InodeId ino, int flags) {
@@ -518,48 +546,34 @@ class FileSystem::Impl {
     return OpenAttr(ctx, *a, flags, std::nullopt);
   }
 
-  StatusOr<InodeAttr> CreateExclusive(const RequestContext& ctx, InodeId parent,
-                                      const std::string& name, uint32_t mode, uint64_t verifier,
-                                      bool* created_out) {
-    // The verifier's halves as atime and mtime (both non-negative).
-    const int64_t hi = static_cast<int64_t>(verifier >> 32);
-    const int64_t lo = static_cast<int64_t>(verifier & 0xffffffffu);
+  StatusOr<InodeAttr> CreateFile(const RequestContext& ctx, InodeId parent, const std::string& name,
+                                 uint32_t mode, CreateHow how, uint64_t verifier, bool* created_out,
+                                 ChangeInfo* info) {
     bool created = false;
-    auto a = NewEntry(parent, name, [&] {
-      return meta_->Create(C(ctx), parent, name, mode & 07777, true, &created);
-    });
-    if (a.ok()) {
+    std::optional<uint64_t> verf;
+    if (how == CreateHow::kExclusive) verf = verifier;
+    RecordOwnEntry(parent, name);  // before: see NewEntry
+    auto a = meta_->Create(C(ctx), parent, name, mode & 07777, how != CreateHow::kUnchecked,
+                           &created, info, verf);
+    if (!created) DropOwnEntry(parent, name);  // no entry made: no echo to expect
+    if (!a.ok()) return a;
+    if (created) {
       SetNoCapability(a->ino, true);
-      SetAttrRequest r;
-      r.atime_ns = hi;
-      r.mtime_ns = lo;
-      auto s = meta_->SetAttr(C(ctx), a->ino, r);
-      if (!s.ok()) return s;
-      if (created_out) *created_out = true;
-      return s;
+      dirs_->Added(parent, name, *a);
     }
-    if (a.status().posix_errno() != EEXIST) return a;
-    auto e = meta_->Lookup(ctx, parent, name);
-    if (e.ok() && e->type == FileType::kRegular && e->atime_ns == hi && e->mtime_ns == lo) {
-      if (created_out) *created_out = false;  // a retransmission of ours
-      return WithPending(*e);
-    }
-    return a;
+    if (created_out) *created_out = created;
+    return WithPending(*a);
   }
 
   StatusOr<std::string> Read(const RequestContext& ctx, InodeId ino, uint64_t offset,
                              uint64_t length, uint64_t handle) {
-    NEEDLEFS_ASSIGN_OR_RETURN(uint64_t h, HandleFor(ctx, ino, handle, R_OK));
-    (void)h;
-    return files_->Read(ino, offset, length);
+    return WithHandle(ctx, ino, handle, R_OK, [&] { return files_->Read(ino, offset, length); });
   }
 
   Status Write(const RequestContext& ctx, InodeId ino, uint64_t offset, std::string_view data,
                uint64_t handle) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
-    NEEDLEFS_ASSIGN_OR_RETURN(uint64_t h, HandleFor(ctx, ino, handle, W_OK));
-    (void)h;
-    return files_->Write(ino, offset, data);
+    return WithHandle(ctx, ino, handle, W_OK, [&] { return files_->Write(ino, offset, data); });
   }
 
   Status Flush(InodeId ino) {
@@ -694,8 +708,12 @@ class FileSystem::Impl {
     auto s = meta_->OpenSession(options_.client_name, options_.session_lease_ms);
     if (!s.ok()) return;
     session_ = *s;
-    std::lock_guard<std::mutex> g(open_mu_);
-    for (uint64_t ino : held_) (void)meta_->OpenFile(session_, InodeId{ino});
+    std::vector<uint64_t> held;
+    {
+      std::lock_guard<std::mutex> g(open_mu_);
+      held.assign(held_.begin(), held_.end());
+    }
+    for (uint64_t ino : held) (void)meta_->OpenFile(session_, InodeId{ino});
   }
 
   /// Follows meta's change stream: drops what the caches hold about what
@@ -776,6 +794,7 @@ class FileSystem::Impl {
   std::unordered_map<uint64_t, Handle> handles_;         // GUARDED_BY(open_mu_)
   std::unordered_map<uint64_t, int> open_count_;         // GUARDED_BY(open_mu_): per inode
   std::unordered_map<uint64_t, ImplicitOpen> implicit_;  // GUARDED_BY(open_mu_): per inode
+  size_t expiring_ = 0;  // GUARDED_BY(open_mu_): implicit opens ended, not yet flushed
   std::unordered_map<uint64_t, std::pair<int64_t, uint64_t>> seen_;  // (mtime, size) at open
   std::set<uint64_t> held_;  // GUARDED_BY(open_mu_): inodes meta holds open for us
 
@@ -828,61 +847,68 @@ StatusOr<InodeAttr> FileSystem::GetAttrChecked(InodeId ino, uint64_t generation)
 }
 
 StatusOr<InodeAttr> FileSystem::SetAttr(const RequestContext& ctx, InodeId ino,
-                                        const SetAttrRequest& req, uint64_t handle) {
-  return impl_->SetAttr(ctx, ino, req, handle);
+                                        const SetAttrRequest& req, uint64_t handle,
+                                        ChangeInfo* info) {
+  return impl_->SetAttr(ctx, ino, req, handle, info);
 }
 
 StatusOr<std::string> FileSystem::Readlink(InodeId ino) { return impl_->meta_->Readlink(ino); }
 
 StatusOr<InodeAttr> FileSystem::Mkdir(const RequestContext& ctx, InodeId parent,
-                                      const std::string& name, uint32_t mode) {
-  return impl_->NewEntry(
-      parent, name, [&] { return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777); });
+                                      const std::string& name, uint32_t mode, ChangeInfo* info) {
+  return impl_->NewEntry(parent, name, [&] {
+    return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777, info);
+  });
 }
 
 StatusOr<InodeAttr> FileSystem::Mknod(const RequestContext& ctx, InodeId parent,
                                       const std::string& name, FileType type, uint32_t mode,
-                                      uint64_t rdev) {
+                                      uint64_t rdev, ChangeInfo* info) {
   return impl_->NewEntry(parent, name, [&]() -> StatusOr<InodeAttr> {
     switch (type) {
       case FileType::kRegular:
-        return impl_->meta_->Create(impl_->C(ctx), parent, name, mode & 07777, true);
+        return impl_->meta_->Create(impl_->C(ctx), parent, name, mode & 07777, true, nullptr, info);
       case FileType::kDirectory:
-        return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777);
+        return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777, info);
       default:
-        return impl_->meta_->Mknod(impl_->C(ctx), parent, name, type, mode & 07777, rdev);
+        return impl_->meta_->Mknod(impl_->C(ctx), parent, name, type, mode & 07777, rdev, info);
     }
   });
 }
 
 StatusOr<InodeAttr> FileSystem::Symlink(const RequestContext& ctx, InodeId parent,
-                                        const std::string& name, const std::string& target) {
-  return impl_->NewEntry(
-      parent, name, [&] { return impl_->meta_->Symlink(impl_->C(ctx), parent, name, target); });
-}
-
-StatusOr<InodeAttr> FileSystem::Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
-                                     const std::string& new_name) {
-  return impl_->NewEntry(new_parent, new_name, [&] {
-    return impl_->meta_->Link(impl_->C(ctx), ino, new_parent, new_name);
+                                        const std::string& name, const std::string& target,
+                                        ChangeInfo* info) {
+  return impl_->NewEntry(parent, name, [&] {
+    return impl_->meta_->Symlink(impl_->C(ctx), parent, name, target, info);
   });
 }
 
-Status FileSystem::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) {
-  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
-  impl_->HoldIfOpen(ctx, parent, name);
-  return impl_->RemoveEntry(parent, name,
-                            [&] { return impl_->meta_->Unlink(impl_->C(ctx), parent, name); });
+StatusOr<InodeAttr> FileSystem::Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
+                                     const std::string& new_name, ChangeInfo* info) {
+  return impl_->NewEntry(new_parent, new_name, [&] {
+    return impl_->meta_->Link(impl_->C(ctx), ino, new_parent, new_name, info);
+  });
 }
 
-Status FileSystem::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) {
+Status FileSystem::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                          ChangeInfo* info) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  impl_->HoldIfOpen(ctx, parent, name);
+  return impl_->RemoveEntry(
+      parent, name, [&] { return impl_->meta_->Unlink(impl_->C(ctx), parent, name, info); });
+}
+
+Status FileSystem::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+                         ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   return impl_->RemoveEntry(parent, name,
-                            [&] { return impl_->meta_->Rmdir(impl_->C(ctx), parent, name); });
+                            [&] { return impl_->meta_->Rmdir(impl_->C(ctx), parent, name, info); });
 }
 
 Status FileSystem::Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
-                          InodeId new_parent, const std::string& new_name, uint32_t flags) {
+                          InodeId new_parent, const std::string& new_name, uint32_t flags,
+                          ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   const bool move = !(flags & kRenameExchange);
   if (move) {
@@ -893,7 +919,7 @@ Status FileSystem::Rename(const RequestContext& ctx, InodeId parent, const std::
     impl_->RecordOwnEntry(parent, name);
     impl_->RecordOwnEntry(new_parent, new_name);
   }
-  Status st = impl_->meta_->Rename(impl_->C(ctx), parent, name, new_parent, new_name, flags);
+  Status st = impl_->meta_->Rename(impl_->C(ctx), parent, name, new_parent, new_name, flags, info);
   if (st.ok()) {
     impl_->dirs_->Renamed(parent, name, new_parent, new_name, !move);
   } else if (move) {
@@ -934,10 +960,11 @@ StatusOr<OpenedFile> FileSystem::Create(const RequestContext& ctx, InodeId paren
   return impl_->Create(ctx, parent, name, mode, flags, created);
 }
 
-StatusOr<InodeAttr> FileSystem::CreateExclusive(const RequestContext& ctx, InodeId parent,
-                                                const std::string& name, uint32_t mode,
-                                                uint64_t verifier, bool* created) {
-  return impl_->CreateExclusive(ctx, parent, name, mode, verifier, created);
+StatusOr<InodeAttr> FileSystem::CreateFile(const RequestContext& ctx, InodeId parent,
+                                           const std::string& name, uint32_t mode, CreateHow how,
+                                           uint64_t verifier, bool* created, ChangeInfo* info) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  return impl_->CreateFile(ctx, parent, name, mode, how, verifier, created, info);
 }
 
 void FileSystem::Release(uint64_t handle) { impl_->Release(handle); }
@@ -996,7 +1023,7 @@ Status FileSystem::SetXattr(const RequestContext& ctx, InodeId ino, const std::s
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
   impl_->SetNoCapability(ino, false);
-  return impl_->meta_->SetXattr(ctx, ino, name, value, flags);
+  return impl_->meta_->SetXattr(impl_->C(ctx), ino, name, value, flags);
 }
 
 StatusOr<std::string> FileSystem::GetXattr(const RequestContext& ctx, InodeId ino,
@@ -1017,12 +1044,12 @@ Status FileSystem::RemoveXattr(const RequestContext& ctx, InodeId ino, const std
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
   impl_->SetNoCapability(ino, false);
-  return impl_->meta_->RemoveXattr(ctx, ino, name);
+  return impl_->meta_->RemoveXattr(impl_->C(ctx), ino, name);
 }
 
 size_t FileSystem::implicit_opens() const {
   std::lock_guard<std::mutex> g(impl_->open_mu_);
-  return impl_->implicit_.size();
+  return impl_->implicit_.size() + impl_->expiring_;
 }
 
 size_t FileSystem::ExpireImplicitOpens(int64_t idle_ns) {

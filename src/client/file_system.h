@@ -13,9 +13,10 @@
 //    and ".." are refused, so a path cannot leave the root);
 //  - permissions: every call takes the caller's RequestContext (uid, gid,
 //    supplementary groups); namespace calls are checked by meta, opens,
-//    reads and writes here (MayAccess), with the POSIX exceptions a local
-//    file system makes (ftruncate through a descriptor open for writing,
-//    the kill-suid/sgid chmod a non-owner's write asks for);
+//    reads and writes here (MayAccess), with the exceptions a local file
+//    system makes (ftruncate through a descriptor open for writing; exec
+//    needs x, not r) and the one NFS servers make (a file's owner may read
+//    and write it without an open whatever its mode);
 //  - the open-file table: explicit opens (FUSE; Open/Release with a handle)
 //    and implicit opens for stateless callers (NFS READ/WRITE of an inode
 //    nobody opened: it is opened on first use and released, flushing what
@@ -25,7 +26,7 @@
 //    truncate ordering (flush, then meta's setattr, then drop buffered data
 //    past the new size), close-to-open consistency (keep_cache), and cache
 //    invalidation from the change stream, passed on to the front end's
-//    Listener (FUSE tells the kernel).
+//    Listener (FUSE tells the kernel about each inode and entry).
 //
 // Errors: errno-carrying statuses (Status::posix_errno()), meta's own
 // unchanged (see metadata/namespace.h for which call returns which), plus
@@ -103,7 +104,8 @@ class FileSystemListener {
   /// removed by another client.
   virtual void EntryChanged(InodeId parent, const std::string& name, InodeId ino) = 0;
   /// Events were missed (meta restarted, the stream fell behind): drop
-  /// everything cached.
+  /// everything cached. (FUSE cannot drop all of the kernel's entries at
+  /// once; they expire with their timeouts.)
   virtual void AllChanged() {}
 };
 
@@ -124,6 +126,13 @@ struct FsStat {
   uint64_t inodes_free = 0;
 };
 
+/// How CreateFile treats a name that exists (RFC 1813 createmode3).
+enum class CreateHow {
+  kUnchecked,  ///< an existing regular file is returned (*created false)
+  kGuarded,    ///< EEXIST
+  kExclusive,  ///< EEXIST unless it carries the same verifier (a retransmission)
+};
+
 /// The opaque value that changes whenever buffered (unstable) writes could
 /// have been lost: once per process start (NFS WRITE/COMMIT verf3).
 using WriteVerifier = uint64_t;
@@ -137,8 +146,9 @@ class FileSystem {
   /// kNotFound / kFailedPrecondition (subdir missing or not a directory).
   static StatusOr<std::unique_ptr<FileSystem>> Open(const FileSystemOptions& options,
                                                     FileSystemListener* listener = nullptr);
-  /// Releases implicit opens (flushing them), stops the threads, closes the
-  /// session. Explicit opens still held are flushed too.
+  /// Stops the threads, releases every open still here (flushing it: an
+  /// implicit open's buffered data is committed; a front end has normally
+  /// released its explicit ones), closes the session.
   ~FileSystem();
   FileSystem(const FileSystem&) = delete;
   FileSystem& operator=(const FileSystem&) = delete;
@@ -159,7 +169,8 @@ class FileSystem {
   /// ignored) resolved component by component with search permission
   /// checked on each directory. Policy: a symlink is never followed (one in
   /// the middle is ENOTDIR; a final one is returned as itself); "." and ".."
-  /// components are EINVAL, so no path leaves the root. Errors: as Lookup,
+  /// components are EINVAL, so no path leaves the root; a trailing "/"
+  /// after a non-directory is ENOTDIR. Errors: as Lookup,
   /// EINVAL, ENAMETOOLONG (path over 4096 bytes).
   StatusOr<InodeAttr> ResolvePath(const RequestContext& ctx, std::string_view path);
   /// Attributes with the pending size of data buffered here. Errors: ENOENT.
@@ -167,38 +178,47 @@ class FileSystem {
   /// As GetAttr, ENOENT when `ino` now has another generation (a stale NFS
   /// handle). REQUIRES: generation != 0.
   StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation);
+  // Every modifying call takes an optional ChangeInfo: the attributes of the
+  // parent directory (or, for SetAttr, the inode) before and after the
+  // change, read by meta in the change's own transaction (NFS wcc_data); set
+  // also when the call fails with an errno.
+
   /// chmod/chown/truncate/utimes as Namespace::SetAttr, with buffered writes
   /// flushed first when the size or mtime changes and buffered data past a
   /// new size dropped after. `handle` (0 = none) is the open file the call
   /// came through: a size change through a handle open for writing needs no
-  /// write permission (ftruncate). A non-owner's chmod that only clears
-  /// S_ISUID/S_ISGID is allowed when the caller may write the file (the
-  /// kernel asks for it before a non-owner's write). Errors: as
-  /// Namespace::SetAttr, EROFS, EIO (the flush).
+  /// write permission (ftruncate). Errors: as Namespace::SetAttr (which also
+  /// lets a writer clear S_ISUID/S_ISGID, the chmod the kernel makes before
+  /// a non-owner's write), EROFS, EIO (the flush).
   StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req,
-                              uint64_t handle = 0);
+                              uint64_t handle = 0, ChangeInfo* info = nullptr);
   /// Errors: ENOENT, EINVAL (not a symlink).
   StatusOr<std::string> Readlink(InodeId ino);
 
   /// A regular file, directory, special file or symlink named `name` in
   /// `parent`. Errors: as the Namespace methods, EROFS.
   StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent, const std::string& name,
-                            uint32_t mode);
+                            uint32_t mode, ChangeInfo* info = nullptr);
   /// type kRegular makes an empty file (exclusively: EEXIST if it exists).
   StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent, const std::string& name,
-                            FileType type, uint32_t mode, uint64_t rdev);
+                            FileType type, uint32_t mode, uint64_t rdev,
+                            ChangeInfo* info = nullptr);
   StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent, const std::string& name,
-                              const std::string& target);
+                              const std::string& target, ChangeInfo* info = nullptr);
   StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
-                           const std::string& new_name);
+                           const std::string& new_name, ChangeInfo* info = nullptr);
   /// Removes a non-directory; a file this client holds open lives on until
   /// its last Release. Errors: as Namespace::Unlink, EROFS.
-  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name);
-  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name);
+  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                ChangeInfo* info = nullptr);
+  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+               ChangeInfo* info = nullptr);
   /// rename(2)/renameat2(2) (flags: RenameFlags). A replaced file this
-  /// client holds open lives on until its last Release.
+  /// client holds open lives on until its last Release. `info`: dir is
+  /// the source directory, to_dir the target's.
   Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
-                InodeId new_parent, const std::string& new_name, uint32_t flags = 0);
+                InodeId new_parent, const std::string& new_name, uint32_t flags = 0,
+                ChangeInfo* info = nullptr);
 
   // ---- directories ----
 
@@ -225,28 +245,31 @@ class FileSystem {
   /// null) says whether the file is new. Errors: as Namespace::Create, Open.
   StatusOr<OpenedFile> Create(const RequestContext& ctx, InodeId parent, const std::string& name,
                               uint32_t mode, int flags, bool* created = nullptr);
-  /// Exclusive create with a client verifier (RFC 1813 CREATE EXCLUSIVE):
-  /// the verifier is stored with the new inode (in its atime and mtime, as
-  /// knfsd does: the client sets real times with a SETATTR after), so a
-  /// retried call of the same name and verifier finds it and succeeds
-  /// (*created false), and a different verifier gets EEXIST.
-  StatusOr<InodeAttr> CreateExclusive(const RequestContext& ctx, InodeId parent,
-                                      const std::string& name, uint32_t mode, uint64_t verifier,
-                                      bool* created = nullptr);
+  /// Creates regular file `name` without opening it (NFS CREATE, RFC 1813
+  /// section 3.3.8). kExclusive stores `verifier` with the new inode, in
+  /// the same meta transaction (in its atime and mtime, as knfsd does: the
+  /// client sets real times with a SETATTR after), so a retried call of the
+  /// same name and verifier finds it and succeeds (*created false), and a
+  /// different verifier gets EEXIST. Errors: as Namespace::Create, EROFS.
+  StatusOr<InodeAttr> CreateFile(const RequestContext& ctx, InodeId parent, const std::string& name,
+                                 uint32_t mode, CreateHow how, uint64_t verifier = 0,
+                                 bool* created = nullptr, ChangeInfo* info = nullptr);
   /// Drops one Open/Create: flushes what it buffered (errors are logged,
   /// Flush reports them) and, at the last release, frees buffers and lets
   /// an unlinked file go.
   void Release(uint64_t handle);
 
   /// Reads up to `length` bytes at `offset` of regular file `ino` through
-  /// `handle` (0: a stateless read, checked for read permission now).
+  /// `handle` (0: a stateless read, checked for read permission now; the
+  /// owner passes whatever the mode).
   /// Shorter only at end of file. Errors: EBADF (handle not open for
   /// reading), EACCES, EISDIR, ENOENT, EIO.
   StatusOr<std::string> Read(const RequestContext& ctx, InodeId ino, uint64_t offset,
                              uint64_t length, uint64_t handle = 0);
   /// Writes `data` at `offset` (buffered) through `handle` (0: a stateless
-  /// write, checked for write permission now; the inode is opened
-  /// implicitly). Errors: EBADF, EACCES, EROFS, EFBIG, EISDIR, ENOENT.
+  /// write, checked for write permission now, the owner passing whatever
+  /// the mode; the inode is opened implicitly). Errors: EBADF, EACCES, EROFS, EFBIG, EISDIR,
+  /// ENOENT.
   Status Write(const RequestContext& ctx, InodeId ino, uint64_t offset, std::string_view data,
                uint64_t handle = 0);
   /// Commits what is buffered for `ino` (close(2); an Fsync with
@@ -287,7 +310,8 @@ class FileSystem {
   StatusOr<std::vector<std::string>> ListXattr(const RequestContext& ctx, InodeId ino);
   Status RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name);
 
-  /// Implicit opens now (for tests and metrics).
+  /// Implicit opens now, counting ended ones until their data is flushed
+  /// (for tests and metrics).
   size_t implicit_opens() const;
   /// Ends implicit opens idle for at least `idle_ns` now (flushing them);
   /// returns how many. The layer calls it itself once a second.

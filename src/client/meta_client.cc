@@ -116,10 +116,11 @@ class GrpcMetaClient final : public MetaClient {
     return DoGetAttr(ino, generation);
   }
 
-  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino,
-                              const SetAttrRequest& sa) override {
+  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& sa,
+                              ChangeInfo* info) override {
     pb::SetAttrRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_ino(ino.value);
     if (sa.mode) req.set_mode(*sa.mode);
     if (sa.uid) req.set_uid(*sa.uid);
@@ -130,67 +131,81 @@ class GrpcMetaClient final : public MetaClient {
     req.set_atime_now(sa.atime_now);
     req.set_mtime_now(sa.mtime_now);
     pb::SetAttrResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("SetAttr", req, &resp, [&](grpc::ClientContext* c) {
-      return stub_->SetAttr(c, req, &resp);
-    }));
+    Status st = Call("SetAttr", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->SetAttr(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    NEEDLEFS_RETURN_IF_ERROR(st);
     return FromPb(resp.attr());
   }
 
   StatusOr<InodeAttr> Create(const RequestContext& ctx, InodeId parent, const std::string& name,
-                             uint32_t mode, bool exclusive, bool* created) override {
+                             uint32_t mode, bool exclusive, bool* created, ChangeInfo* info,
+                             std::optional<uint64_t> verifier) override {
     pb::CreateRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_parent(parent.value);
     req.set_name(name);
     req.set_mode(mode);
     req.set_exclusive(exclusive);
+    if (verifier) req.set_verifier(*verifier);
     pb::CreateResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("Create", req, &resp, [&](grpc::ClientContext* c) {
-      return stub_->Create(c, req, &resp);
-    }));
+    Status st = Call("Create", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Create(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    NEEDLEFS_RETURN_IF_ERROR(st);
     if (created) *created = resp.created();
     return FromPb(resp.attr());
   }
 
   StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent, const std::string& name,
-                            uint32_t mode) override {
+                            uint32_t mode, ChangeInfo* info) override {
     pb::MkdirRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_parent(parent.value);
     req.set_name(name);
     req.set_mode(mode);
     pb::MkdirResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "Mkdir", req, &resp, [&](grpc::ClientContext* c) { return stub_->Mkdir(c, req, &resp); }));
+    Status st = Call("Mkdir", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Mkdir(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    NEEDLEFS_RETURN_IF_ERROR(st);
     return FromPb(resp.attr());
   }
 
   StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent, const std::string& name,
-                            FileType type, uint32_t mode, uint64_t rdev) override {
+                            FileType type, uint32_t mode, uint64_t rdev,
+                            ChangeInfo* info) override {
     pb::MknodRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_parent(parent.value);
     req.set_name(name);
     req.set_type(static_cast<uint32_t>(type));
     req.set_mode(mode);
     req.set_rdev(rdev);
     pb::MknodResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "Mknod", req, &resp, [&](grpc::ClientContext* c) { return stub_->Mknod(c, req, &resp); }));
+    Status st = Call("Mknod", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Mknod(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    NEEDLEFS_RETURN_IF_ERROR(st);
     return FromPb(resp.attr());
   }
 
   StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent, const std::string& name,
-                              const std::string& target) override {
+                              const std::string& target, ChangeInfo* info) override {
     pb::SymlinkRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_parent(parent.value);
     req.set_name(name);
     req.set_target(target);
     pb::SymlinkResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("Symlink", req, &resp, [&](grpc::ClientContext* c) {
-      return stub_->Symlink(c, req, &resp);
-    }));
+    Status st = Call("Symlink", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Symlink(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    NEEDLEFS_RETURN_IF_ERROR(st);
     return FromPb(resp.attr());
   }
 
@@ -204,50 +219,65 @@ class GrpcMetaClient final : public MetaClient {
   }
 
   StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
-                           const std::string& new_name) override {
+                           const std::string& new_name, ChangeInfo* info) override {
     pb::LinkRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_ino(ino.value);
     req.set_new_parent(new_parent.value);
     req.set_new_name(new_name);
     pb::LinkResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "Link", req, &resp, [&](grpc::ClientContext* c) { return stub_->Link(c, req, &resp); }));
+    Status st = Call("Link", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Link(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    NEEDLEFS_RETURN_IF_ERROR(st);
     return FromPb(resp.attr());
   }
 
-  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) override {
+  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                ChangeInfo* info) override {
     pb::UnlinkRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_parent(parent.value);
     req.set_name(name);
     pb::UnlinkResponse resp;
-    return Call("Unlink", req, &resp,
-                [&](grpc::ClientContext* c) { return stub_->Unlink(c, req, &resp); });
+    Status st = Call("Unlink", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Unlink(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    return st;
   }
 
-  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) override {
+  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+               ChangeInfo* info) override {
     pb::RmdirRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_parent(parent.value);
     req.set_name(name);
     pb::RmdirResponse resp;
-    return Call("Rmdir", req, &resp,
-                [&](grpc::ClientContext* c) { return stub_->Rmdir(c, req, &resp); });
+    Status st = Call("Rmdir", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Rmdir(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    return st;
   }
 
   Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
-                InodeId new_parent, const std::string& new_name, uint32_t flags) override {
+                InodeId new_parent, const std::string& new_name, uint32_t flags,
+                ChangeInfo* info) override {
     pb::RenameRequest req;
     ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_parent(parent.value);
     req.set_name(name);
     req.set_new_parent(new_parent.value);
     req.set_new_name(new_name);
     req.set_flags(flags);
     pb::RenameResponse resp;
-    return Call("Rename", req, &resp,
-                [&](grpc::ClientContext* c) { return stub_->Rename(c, req, &resp); });
+    Status st = Call("Rename", req, &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Rename(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    return st;
   }
 
   StatusOr<ReadDirResult> ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -73,26 +74,35 @@ class MetaClient {
                                                 std::optional<std::vector<Chunk>>* chunks) = 0;
   /// REQUIRES: generation != 0 (0 means "no check" on the wire).
   virtual StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation) = 0;
+  /// `info` (here and below; may be null): asks meta for the attributes
+  /// around the change (ChangeInfo), set also when the call failed with an
+  /// errno (then with what was read before the failure).
   virtual StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino,
-                                      const SetAttrRequest& req) = 0;
+                                      const SetAttrRequest& req, ChangeInfo* info = nullptr) = 0;
   /// *created (when not null) is set only on success.
   virtual StatusOr<InodeAttr> Create(const RequestContext& ctx, InodeId parent,
                                      const std::string& name, uint32_t mode, bool exclusive,
-                                     bool* created = nullptr) = 0;
+                                     bool* created = nullptr, ChangeInfo* info = nullptr,
+                                     std::optional<uint64_t> verifier = std::nullopt) = 0;
   virtual StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent,
-                                    const std::string& name, uint32_t mode) = 0;
+                                    const std::string& name, uint32_t mode,
+                                    ChangeInfo* info = nullptr) = 0;
   virtual StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent,
                                     const std::string& name, FileType type, uint32_t mode,
-                                    uint64_t rdev) = 0;
+                                    uint64_t rdev, ChangeInfo* info = nullptr) = 0;
   virtual StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent,
-                                      const std::string& name, const std::string& target) = 0;
+                                      const std::string& name, const std::string& target,
+                                      ChangeInfo* info = nullptr) = 0;
   virtual StatusOr<std::string> Readlink(InodeId ino) = 0;
   virtual StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
-                                   const std::string& new_name) = 0;
-  virtual Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) = 0;
-  virtual Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) = 0;
+                                   const std::string& new_name, ChangeInfo* info = nullptr) = 0;
+  virtual Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                        ChangeInfo* info = nullptr) = 0;
+  virtual Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+                       ChangeInfo* info = nullptr) = 0;
   virtual Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
-                        InodeId new_parent, const std::string& new_name, uint32_t flags = 0) = 0;
+                        InodeId new_parent, const std::string& new_name, uint32_t flags = 0,
+                        ChangeInfo* info = nullptr) = 0;
   /// The server returns at most 65536 entries per call (then eof is false).
   virtual StatusOr<ReadDirResult> ReadDir(const RequestContext& ctx, InodeId dir, uint64_t cookie,
                                           size_t max_entries, bool plus) = 0;

@@ -29,7 +29,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!f.ok()) return FuseServer::ReplyErr(req, f.status());
   fi->fh = f->handle;
   fi->keep_cache = f->keep_cache;
-  fuse_reply_open(req, fi);
+  // An interrupted open gets no release: drop the handle now.
+  if (fuse_reply_open(req, fi) != 0) s->fs().Release(f->handle);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -41,7 +42,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   fi->keep_cache = f->keep_cache;
   fuse_entry_param e;
   s->FillEntry(f->attr, &e);
-  fuse_reply_create(req, &e, fi);
+  if (fuse_reply_create(req, &e, fi) != 0) s->fs().Release(f->handle);
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

@@ -112,15 +112,19 @@ Status FuseServer::MountKernel() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  se_ = fuse_session_new(&fargs, Ops(), sizeof(fuse_lowlevel_ops), this);
+  fuse_session* se = fuse_session_new(&fargs, Ops(), sizeof(fuse_lowlevel_ops), this);
   fuse_opt_free_args(&fargs);
-  if (!se_) return Status::Internal("fuse_session_new failed (bad options?)");
-  if (fuse_session_mount(se_, options_.mountpoint.c_str()) != 0) {
-    fuse_session_destroy(se_);
-    se_ = nullptr;
+  if (!se) return Status::Internal("fuse_session_new failed (bad options?)");
+  if (fuse_session_mount(se, options_.mountpoint.c_str()) != 0) {
+    fuse_session_destroy(se);
     return Status::Internal("cannot mount FUSE at " + options_.mountpoint +
                             " (see the message above; is /dev/fuse there and the "
                             "directory not already a mount?)");
+  }
+  {
+    std::lock_guard<std::mutex> g(notify_mu_);
+    se_ = se;
+    notify_ = true;
   }
   std::lock_guard<std::mutex> g(unmount_mu_);
   mounted_ = true;
@@ -152,6 +156,10 @@ void FuseServer::Stop() {
 }
 
 void FuseServer::Unmount() {
+  {
+    std::lock_guard<std::mutex> g(notify_mu_);
+    notify_ = false;
+  }
   std::lock_guard<std::mutex> g(unmount_mu_);
   if (!mounted_ || !se_) return;
   mounted_ = false;
@@ -223,11 +231,13 @@ void FuseServer::ReplyAttr(fuse_req_t req, const StatusOr<InodeAttr>& a) const {
 }
 
 void FuseServer::InodeChanged(InodeId ino) {
-  if (se_) fuse_lowlevel_notify_inval_inode(se_, ToFuse(ino), 0, 0);
+  std::lock_guard<std::mutex> g(notify_mu_);
+  if (notify_) fuse_lowlevel_notify_inval_inode(se_, ToFuse(ino), 0, 0);
 }
 
 void FuseServer::EntryChanged(InodeId parent, const std::string& name, InodeId ino) {
-  if (!se_) return;
+  std::lock_guard<std::mutex> g(notify_mu_);
+  if (!notify_) return;
   fuse_lowlevel_notify_inval_entry(se_, ToFuse(parent), name.data(), name.size());
   fuse_lowlevel_notify_inval_inode(se_, ToFuse(ino), -1, 0);
 }
@@ -242,6 +252,8 @@ void OpInit(void*, fuse_conn_info* conn) {
   // We decide about the page cache on open (keep_cache), not the kernel
   // on every mtime change it sees.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // Write-through: a write never needs the page read first, so a handle
+  // open for writing only is never read from (the layer says EBADF).
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 

@@ -71,8 +71,9 @@ class FuseMount {
   /// directory), kInternal (the kernel refused the mount; the message says
   /// why: no /dev/fuse, not a directory, not empty, ...).
   static StatusOr<std::unique_ptr<FuseMount>> Mount(const FuseMountOptions& options);
-  /// Unmounts (when still mounted) and flushes nothing: the kernel flushed
-  /// and released every file before the unmount reached us.
+  /// Unmounts (when still mounted). The kernel flushed and released every
+  /// file before the unmount reached us; what it left open (a killed loop)
+  /// is flushed now.
   ~FuseMount();
 
   /// Serves requests until the file system is unmounted (umount, fusermount3

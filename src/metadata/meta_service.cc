@@ -84,6 +84,19 @@ grpc::Status ReplyAttr(const char* method, const StatusOr<InodeAttr>& r, Resp* r
   return grpc::Status::OK;
 }
 
+/// A ChangeInfo for the namespace call when the caller asked for one
+/// (Caller.want_change_info), else null; PutChange puts it into the reply.
+struct WantChange {
+  explicit WantChange(const pb::Caller& c) : wanted(c.want_change_info()) {}
+  ChangeInfo* ptr() { return wanted ? &info : nullptr; }
+  template <typename Resp>
+  void PutChange(Resp* resp) const {
+    if (wanted) ToPb(info, resp->mutable_change());
+  }
+  bool wanted;
+  ChangeInfo info;
+};
+
 /// Finishes a callback call with `s` at once.
 grpc::ServerUnaryReactor* Inline(grpc::CallbackServerContext* ctx, const grpc::Status& s) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
@@ -184,23 +197,32 @@ class Service final : public ServiceBase {
     if (req->has_mtime_ns()) sa.mtime_ns = req->mtime_ns();
     sa.atime_now = req->atime_now();
     sa.mtime_now = req->mtime_now();
-    return ReplyAttr("SetAttr", ns_->SetAttr(FromPb(req->caller()), InodeId(req->ino()), sa), resp);
+    WantChange w(req->caller());
+    auto r = ns_->SetAttr(FromPb(req->caller()), InodeId(req->ino()), sa, w.ptr());
+    w.PutChange(resp);
+    return ReplyAttr("SetAttr", r, resp);
   }
 
   grpc::Status Create(grpc::ServerContext*, const pb::CreateRequest* req,
                       pb::CreateResponse* resp) override {
     bool created = false;
+    WantChange w(req->caller());
+    std::optional<uint64_t> verifier;
+    if (req->has_verifier()) verifier = req->verifier();
     auto r = ns_->Create(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->mode(),
-                         req->exclusive(), &created);
+                         req->exclusive(), &created, w.ptr(), verifier);
     if (r.ok()) resp->set_created(created);
+    w.PutChange(resp);
     return ReplyAttr("Create", r, resp);
   }
 
   grpc::Status Mkdir(grpc::ServerContext*, const pb::MkdirRequest* req,
                      pb::MkdirResponse* resp) override {
-    return ReplyAttr(
-        "Mkdir",
-        ns_->Mkdir(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->mode()), resp);
+    WantChange w(req->caller());
+    auto r = ns_->Mkdir(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->mode(),
+                        w.ptr());
+    w.PutChange(resp);
+    return ReplyAttr("Mkdir", r, resp);
   }
 
   grpc::Status Mknod(grpc::ServerContext*, const pb::MknodRequest* req,
@@ -209,18 +231,20 @@ class Service final : public ServiceBase {
         req->type() > static_cast<uint32_t>(FileType::kBlockDevice)) {
       return Reply("Mknod", Status::Posix(EINVAL, "mknod: unknown file type"), resp);
     }
-    return ReplyAttr("Mknod",
-                     ns_->Mknod(FromPb(req->caller()), InodeId(req->parent()), req->name(),
-                                static_cast<FileType>(req->type()), req->mode(), req->rdev()),
-                     resp);
+    WantChange w(req->caller());
+    auto r = ns_->Mknod(FromPb(req->caller()), InodeId(req->parent()), req->name(),
+                        static_cast<FileType>(req->type()), req->mode(), req->rdev(), w.ptr());
+    w.PutChange(resp);
+    return ReplyAttr("Mknod", r, resp);
   }
 
   grpc::Status Symlink(grpc::ServerContext*, const pb::SymlinkRequest* req,
                        pb::SymlinkResponse* resp) override {
-    return ReplyAttr(
-        "Symlink",
-        ns_->Symlink(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->target()),
-        resp);
+    WantChange w(req->caller());
+    auto r = ns_->Symlink(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->target(),
+                          w.ptr());
+    w.PutChange(resp);
+    return ReplyAttr("Symlink", r, resp);
   }
 
   grpc::Status DoReadlink(const pb::ReadlinkRequest* req, pb::ReadlinkResponse* resp) {
@@ -232,30 +256,36 @@ class Service final : public ServiceBase {
 
   grpc::Status Link(grpc::ServerContext*, const pb::LinkRequest* req,
                     pb::LinkResponse* resp) override {
-    return ReplyAttr("Link",
-                     ns_->Link(FromPb(req->caller()), InodeId(req->ino()),
-                               InodeId(req->new_parent()), req->new_name()),
-                     resp);
+    WantChange w(req->caller());
+    auto r = ns_->Link(FromPb(req->caller()), InodeId(req->ino()), InodeId(req->new_parent()),
+                       req->new_name(), w.ptr());
+    w.PutChange(resp);
+    return ReplyAttr("Link", r, resp);
   }
 
   grpc::Status Unlink(grpc::ServerContext*, const pb::UnlinkRequest* req,
                       pb::UnlinkResponse* resp) override {
-    return Reply("Unlink", ns_->Unlink(FromPb(req->caller()), InodeId(req->parent()), req->name()),
-                 resp);
+    WantChange w(req->caller());
+    Status s = ns_->Unlink(FromPb(req->caller()), InodeId(req->parent()), req->name(), w.ptr());
+    w.PutChange(resp);
+    return Reply("Unlink", s, resp);
   }
 
   grpc::Status Rmdir(grpc::ServerContext*, const pb::RmdirRequest* req,
                      pb::RmdirResponse* resp) override {
-    return Reply("Rmdir", ns_->Rmdir(FromPb(req->caller()), InodeId(req->parent()), req->name()),
-                 resp);
+    WantChange w(req->caller());
+    Status s = ns_->Rmdir(FromPb(req->caller()), InodeId(req->parent()), req->name(), w.ptr());
+    w.PutChange(resp);
+    return Reply("Rmdir", s, resp);
   }
 
   grpc::Status Rename(grpc::ServerContext*, const pb::RenameRequest* req,
                       pb::RenameResponse* resp) override {
-    return Reply("Rename",
-                 ns_->Rename(FromPb(req->caller()), InodeId(req->parent()), req->name(),
-                             InodeId(req->new_parent()), req->new_name(), req->flags()),
-                 resp);
+    WantChange w(req->caller());
+    Status s = ns_->Rename(FromPb(req->caller()), InodeId(req->parent()), req->name(),
+                           InodeId(req->new_parent()), req->new_name(), req->flags(), w.ptr());
+    w.PutChange(resp);
+    return Reply("Rename", s, resp);
   }
 
   grpc::Status ReadDir(grpc::ServerContext*, const pb::ReadDirRequest* req,

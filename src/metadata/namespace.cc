@@ -276,17 +276,26 @@ StatusOr<InodeAttr> Namespace::GetAttrChecked(InodeId ino, uint64_t generation) 
 }
 
 StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
-                                       const SetAttrRequest& req) {
+                                       const SetAttrRequest& req, ChangeInfo* info) {
   InodeAttr out;
   Status s = RunTransaction(*impl_->store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
     InodeAttr& a = r->attr;
+    if (info) info->inode.before = info->inode.after = a;
     const bool owner = ctx.uid == 0 || ctx.uid == a.uid;
     const int64_t now = NowNs();
     if (req.mode) {
-      if (!owner) return Status::Posix(EPERM, "chmod: not the owner");
-      a.mode = *req.mode & 07777;
+      // Linux's file_remove_privs: before a non-owner's write or truncate
+      // the kernel drops S_ISUID/S_ISGID with a chmod it makes for the
+      // writer. So a non-owner who may write a regular file may clear those
+      // bits, and change nothing else.
+      const uint32_t want = *req.mode & 07777;
+      const uint32_t privs = S_ISUID | S_ISGID;
+      const bool drops_privs_only = a.type == FileType::kRegular && want != a.mode &&
+                                    (want | (a.mode & privs)) == a.mode && MayAccess(ctx, a, 2);
+      if (!owner && !drops_privs_only) return Status::Posix(EPERM, "chmod: not the owner");
+      a.mode = want;
       if (ctx.uid != 0 && !ctx.InGroup(a.gid)) a.mode &= ~static_cast<uint32_t>(S_ISGID);
     }
     if (req.uid || req.gid) {
@@ -335,6 +344,7 @@ StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
     NEEDLEFS_RETURN_IF_ERROR(set_time(req.mtime_ns, req.mtime_now, &a.mtime_ns));
     a.ctime_ns = now;
     out = a;
+    if (info) info->inode.after = a;
     return tx.Flush();
   });
   if (!s.ok()) return s;
@@ -345,7 +355,8 @@ StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
 StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId parent,
                                               const std::string& name, FileType type, uint32_t mode,
                                               uint64_t rdev, const std::string& target,
-                                              bool exclusive, bool* created) {
+                                              bool exclusive, bool* created, ChangeInfo* info,
+                                              std::optional<uint64_t> verifier) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == "." || name == "..") return Status::Posix(EEXIST, name);
   NEEDLEFS_ASSIGN_OR_RETURN(uint64_t ino, inodes_.Next());
@@ -355,10 +366,19 @@ StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId
     made = false;
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/false));
+    if (info) info->dir.before = info->dir.after = p->attr;
+    // The verifier's halves, as atime and mtime (both non-negative).
+    const int64_t verf_hi = verifier ? static_cast<int64_t>(*verifier >> 32) : 0;
+    const int64_t verf_lo = verifier ? static_cast<int64_t>(*verifier & 0xffffffffu) : 0;
     NEEDLEFS_ASSIGN_OR_RETURN(auto existing, tx.Entry(parent, name));
     if (existing) {
-      if (exclusive || type != FileType::kRegular) return Status::Posix(EEXIST, name);
+      if (type != FileType::kRegular) return Status::Posix(EEXIST, name);
       NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * e, tx.Inode(existing->ino));
+      if (exclusive) {
+        const bool replay = verifier && e->attr.type == FileType::kRegular &&
+                            e->attr.atime_ns == verf_hi && e->attr.mtime_ns == verf_lo;
+        if (!replay) return Status::Posix(EEXIST, name);
+      }
       if (e->attr.type == FileType::kDirectory) return Status::Posix(EISDIR, name);
       out = e->attr;
       return Status::OK();  // nothing to write
@@ -376,6 +396,10 @@ StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId
     if (type == FileType::kDirectory && (p->attr.mode & S_ISGID)) r.attr.mode |= S_ISGID;
     r.attr.nlink = type == FileType::kDirectory ? 2 : 1;
     r.attr.atime_ns = r.attr.mtime_ns = r.attr.ctime_ns = now;
+    if (verifier && exclusive) {
+      r.attr.atime_ns = verf_hi;
+      r.attr.mtime_ns = verf_lo;
+    }
     r.attr.rdev = rdev;
     if (type == FileType::kDirectory) {
       r.parent = parent;
@@ -391,6 +415,7 @@ StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId
     NEEDLEFS_RETURN_IF_ERROR(tx.AddEntry(p, name, InodeId(ino), type, now));
     out = r.attr;
     made = true;
+    if (info) info->dir.after = p->attr;
     return tx.Flush();
   });
   if (!made) inodes_.GiveBack(ino);
@@ -405,29 +430,33 @@ StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId
 
 StatusOr<InodeAttr> Namespace::Create(const RequestContext& ctx, InodeId parent,
                                       const std::string& name, uint32_t mode, bool exclusive,
-                                      bool* created) {
-  return impl_->MakeNode(ctx, parent, name, FileType::kRegular, mode, 0, "", exclusive, created);
+                                      bool* created, ChangeInfo* info,
+                                      std::optional<uint64_t> verifier) {
+  return impl_->MakeNode(ctx, parent, name, FileType::kRegular, mode, 0, "", exclusive, created,
+                         info, verifier);
 }
 
 StatusOr<InodeAttr> Namespace::Mkdir(const RequestContext& ctx, InodeId parent,
-                                     const std::string& name, uint32_t mode) {
-  return impl_->MakeNode(ctx, parent, name, FileType::kDirectory, mode, 0, "", true, nullptr);
+                                     const std::string& name, uint32_t mode, ChangeInfo* info) {
+  return impl_->MakeNode(ctx, parent, name, FileType::kDirectory, mode, 0, "", true, nullptr, info);
 }
 
 StatusOr<InodeAttr> Namespace::Mknod(const RequestContext& ctx, InodeId parent,
                                      const std::string& name, FileType type, uint32_t mode,
-                                     uint64_t rdev) {
+                                     uint64_t rdev, ChangeInfo* info) {
   if (type == FileType::kRegular || type == FileType::kDirectory || type == FileType::kSymlink) {
     return Status::Posix(EINVAL, "mknod of a regular file, directory or symlink");
   }
-  return impl_->MakeNode(ctx, parent, name, type, mode, rdev, "", true, nullptr);
+  return impl_->MakeNode(ctx, parent, name, type, mode, rdev, "", true, nullptr, info);
 }
 
 StatusOr<InodeAttr> Namespace::Symlink(const RequestContext& ctx, InodeId parent,
-                                       const std::string& name, const std::string& target) {
+                                       const std::string& name, const std::string& target,
+                                       ChangeInfo* info) {
   if (target.empty()) return Status::Posix(ENOENT, "empty symlink target");
   if (target.size() > kMaxSymlinkBytes) return Status::Posix(ENAMETOOLONG, "symlink target");
-  return impl_->MakeNode(ctx, parent, name, FileType::kSymlink, 0777, 0, target, true, nullptr);
+  return impl_->MakeNode(ctx, parent, name, FileType::kSymlink, 0777, 0, target, true, nullptr,
+                         info);
 }
 
 StatusOr<std::string> Namespace::Readlink(InodeId ino) {
@@ -440,7 +469,7 @@ StatusOr<std::string> Namespace::Readlink(InodeId ino) {
 }
 
 StatusOr<InodeAttr> Namespace::Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
-                                    const std::string& new_name) {
+                                    const std::string& new_name, ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(new_name));
   if (new_name == "." || new_name == "..") return Status::Posix(EEXIST, new_name);
   InodeAttr out;
@@ -450,6 +479,7 @@ StatusOr<InodeAttr> Namespace::Link(const RequestContext& ctx, InodeId ino, Inod
     if (r->attr.type == FileType::kDirectory)
       return Status::Posix(EPERM, "hard link to a directory");
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, new_parent, /*write=*/true));
+    if (info) info->dir.before = info->dir.after = p->attr;
     NEEDLEFS_ASSIGN_OR_RETURN(auto existing, tx.Entry(new_parent, new_name));
     if (existing) return Status::Posix(EEXIST, new_name);
     if (r->attr.nlink >= 65000) return Status::Posix(EMLINK, "too many links");
@@ -458,6 +488,7 @@ StatusOr<InodeAttr> Namespace::Link(const RequestContext& ctx, InodeId ino, Inod
     r->attr.ctime_ns = now;
     NEEDLEFS_RETURN_IF_ERROR(tx.AddEntry(p, new_name, ino, r->attr.type, now));
     out = r->attr;
+    if (info) info->dir.after = p->attr;
     return tx.Flush();
   });
   if (!s.ok()) return s;

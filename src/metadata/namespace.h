@@ -55,52 +55,70 @@ class Namespace {
   /// (a file handle to a removed and reused inode: NFS3ERR_STALE).
   StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation);
   /// chmod/chown/truncate/utimes in one transaction. Sets ctime. Permission
-  /// rules as Linux: only the owner (or root) may chmod or set times to
+  /// rules as Linux: only the owner (or root) may chmod (but a non-owner
+  /// who may write a regular file may clear its S_ISUID/S_ISGID, as the
+  /// kernel does before that user's write) or set times to
   /// explicit values; only root may change the owner; the owner may change
   /// the group to one of its groups; "now" times need write permission or
   /// ownership; size needs write permission. chmod by a non-root owner
   /// outside the file's group clears S_ISGID; chown clears S_ISUID/S_ISGID.
   /// Truncation moves dropped chunks to the garbage queue.
   /// Errors: ENOENT, EPERM, EACCES, EISDIR (size of a directory), EINVAL.
-  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req);
+  /// `info` (optional): the inode before and after (ChangeInfo::inode).
+  StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req,
+                              ChangeInfo* info = nullptr);
 
   /// Creates a regular file. With `exclusive`, an existing name is EEXIST;
   /// without it, the existing file is returned unchanged (O_CREAT) and
   /// *created is false. Errors: EEXIST, EISDIR (the name is a directory and
   /// !exclusive), ENOTDIR, EACCES, ENAMETOOLONG, EINVAL (bad name).
+  /// `verifier` (with `exclusive`; RFC 1813 CREATE EXCLUSIVE): stored as the
+  /// new file's atime (high 32 bits) and mtime (low 32 bits), as knfsd does,
+  /// in the same transaction; an existing regular file carrying the same
+  /// verifier is a retransmission and is returned (*created false) instead
+  /// of EEXIST. The client sets real times with a SETATTR after.
+  /// `info` (optional, every method below too): the parent directory
+  /// before and after (ChangeInfo::dir).
   StatusOr<InodeAttr> Create(const RequestContext& ctx, InodeId parent, const std::string& name,
-                             uint32_t mode, bool exclusive, bool* created = nullptr);
+                             uint32_t mode, bool exclusive, bool* created = nullptr,
+                             ChangeInfo* info = nullptr,
+                             std::optional<uint64_t> verifier = std::nullopt);
   /// Errors: EEXIST, ENOTDIR, EACCES, ENAMETOOLONG, EINVAL, EMLINK.
   StatusOr<InodeAttr> Mkdir(const RequestContext& ctx, InodeId parent, const std::string& name,
-                            uint32_t mode);
+                            uint32_t mode, ChangeInfo* info = nullptr);
   /// A FIFO, socket, or character/block device (`rdev`). Errors: as Create,
   /// and EINVAL for kRegular/kDirectory/kSymlink.
   StatusOr<InodeAttr> Mknod(const RequestContext& ctx, InodeId parent, const std::string& name,
-                            FileType type, uint32_t mode, uint64_t rdev);
+                            FileType type, uint32_t mode, uint64_t rdev,
+                            ChangeInfo* info = nullptr);
   /// Errors: as Create, and ENAMETOOLONG for a target over kMaxSymlinkBytes.
   StatusOr<InodeAttr> Symlink(const RequestContext& ctx, InodeId parent, const std::string& name,
-                              const std::string& target);
+                              const std::string& target, ChangeInfo* info = nullptr);
   /// Errors: ENOENT, EINVAL (not a symlink).
   StatusOr<std::string> Readlink(InodeId ino);
   /// A new name for `ino` (not a directory). Errors: EPERM (directory),
   /// EEXIST, ENOENT, ENOTDIR, EACCES, EMLINK.
   StatusOr<InodeAttr> Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
-                           const std::string& new_name);
+                           const std::string& new_name, ChangeInfo* info = nullptr);
   /// Removes a non-directory entry. The inode goes when its last link goes
   /// (its chunks to the garbage queue) unless a session holds it open (see
   /// OpenFile): then it lives on with nlink 0 until ReleaseFile. Errors: ENOENT, EISDIR, ENOTDIR,
   /// EACCES, EPERM (sticky dir).
-  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name);
+  Status Unlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                ChangeInfo* info = nullptr);
   /// Errors: ENOENT, ENOTDIR, ENOTEMPTY, EACCES, EPERM (sticky), EINVAL
   /// (name "."), EBUSY (root).
-  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name);
+  Status Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+               ChangeInfo* info = nullptr);
   /// rename(2)/renameat2(2): replaces a file or an empty directory; same
   /// inode is a no-op; nlink and mtime/ctime of both parents updated.
   /// Errors: ENOENT, EEXIST (NOREPLACE), ENOTDIR, EISDIR, ENOTEMPTY, EINVAL
   /// (a directory into its own subtree, both flags, "." / ".."), EACCES,
-  /// EPERM (sticky), EBUSY.
+  /// EPERM (sticky), EBUSY. `info`: both directories (ChangeInfo::dir and
+  /// to_dir).
   Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
-                InodeId new_parent, const std::string& new_name, uint32_t flags = 0);
+                InodeId new_parent, const std::string& new_name, uint32_t flags = 0,
+                ChangeInfo* info = nullptr);
 
   /// Up to `max_entries` entries of directory `dir` whose cookie is greater
   /// than `cookie` (0 = from the start), in cookie order. Cookies are stable

@@ -21,25 +21,28 @@ bool StickyAllows(const RequestContext& ctx, const InodeAttr& dir, const InodeAt
 
 }  // namespace
 
-Status Namespace::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name) {
+Status Namespace::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name,
+                         ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == "." || name == "..") return Status::Posix(EISDIR, name);
-  return impl_->RemoveName(ctx, parent, name, /*directory=*/false);
+  return impl_->RemoveName(ctx, parent, name, /*directory=*/false, info);
 }
 
-Status Namespace::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name) {
+Status Namespace::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
+                        ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(CheckName(name));
   if (name == ".") return Status::Posix(EINVAL, "rmdir of .");
   if (name == "..") return Status::Posix(ENOTEMPTY, "rmdir of ..");
-  return impl_->RemoveName(ctx, parent, name, /*directory=*/true);
+  return impl_->RemoveName(ctx, parent, name, /*directory=*/true, info);
 }
 
 Status Namespace::Impl::RemoveName(const RequestContext& ctx, InodeId parent,
-                                   const std::string& name, bool directory) {
+                                   const std::string& name, bool directory, ChangeInfo* info) {
   InodeId removed;
   Status st = RunTransaction(*store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Dir(ctx, parent, /*write=*/true));
+    if (info) info->dir.before = info->dir.after = p->attr;
     NEEDLEFS_ASSIGN_OR_RETURN(auto d, tx.Entry(parent, name));
     if (!d) return Status::Posix(ENOENT, name);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * c, tx.Inode(d->ino));
@@ -55,6 +58,7 @@ Status Namespace::Impl::RemoveName(const RequestContext& ctx, InodeId parent,
     NEEDLEFS_RETURN_IF_ERROR(tx.RemoveEntry(p, name, *d, now));
     NEEDLEFS_RETURN_IF_ERROR(tx.DropLink(c, now, &garbage_seq_));
     removed = d->ino;
+    if (info) info->dir.after = p->attr;
     return tx.Flush();
   });
   if (st.ok()) {
@@ -66,8 +70,9 @@ Status Namespace::Impl::RemoveName(const RequestContext& ctx, InodeId parent,
 }
 
 Status Namespace::Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
-                         InodeId new_parent, const std::string& new_name, uint32_t flags) {
-  Status s = impl_->Rename(ctx, parent, name, new_parent, new_name, flags);
+                         InodeId new_parent, const std::string& new_name, uint32_t flags,
+                         ChangeInfo* info) {
+  Status s = impl_->Rename(ctx, parent, name, new_parent, new_name, flags, info);
   if (s.ok()) {
     impl_->NotifyEntry(parent, name, InodeId());
     impl_->NotifyEntry(new_parent, new_name, InodeId());
@@ -78,7 +83,8 @@ Status Namespace::Rename(const RequestContext& ctx, InodeId parent, const std::s
 }
 
 Status Namespace::Impl::Rename(const RequestContext& ctx, InodeId sp, const std::string& sn,
-                               InodeId dp, const std::string& dn, uint32_t flags) {
+                               InodeId dp, const std::string& dn, uint32_t flags,
+                               ChangeInfo* info) {
   if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) {
     return Status::Posix(EINVAL, "RENAME_NOREPLACE with RENAME_EXCHANGE");
   }
@@ -106,6 +112,16 @@ Status Namespace::Impl::Rename(const RequestContext& ctx, InodeId sp, const std:
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p2, tx.Dir(ctx, second, /*write=*/true));
     InodeRecord* src_dir = first == sp ? p1 : p2;
     InodeRecord* dst_dir = first == dp ? p1 : p2;
+    // The directories as read; record_after() sets them as written.
+    if (info) {
+      info->dir.before = info->dir.after = src_dir->attr;
+      info->to_dir.before = info->to_dir.after = dst_dir->attr;
+    }
+    auto record_after = [&] {
+      if (!info) return;
+      info->dir.after = src_dir->attr;
+      info->to_dir.after = dst_dir->attr;
+    };
 
     NEEDLEFS_ASSIGN_OR_RETURN(auto sd, tx.Entry(sp, sn));
     if (!sd) return Status::Posix(ENOENT, sn);
@@ -176,6 +192,7 @@ Status Namespace::Impl::Rename(const RequestContext& ctx, InodeId sp, const std:
       src->attr.ctime_ns = dst->attr.ctime_ns = now;
       src_dir->attr.mtime_ns = src_dir->attr.ctime_ns = now;
       dst_dir->attr.mtime_ns = dst_dir->attr.ctime_ns = now;
+      record_after();
       return tx.Flush();
     }
 
@@ -198,6 +215,7 @@ Status Namespace::Impl::Rename(const RequestContext& ctx, InodeId sp, const std:
       dst_dir->attr.nlink += 1;
     }
     src->attr.ctime_ns = now;
+    record_after();
     return tx.Flush();
   });
 }

@@ -55,6 +55,7 @@ struct InodeAttr {
 
   /// st_mode: type bits (S_IFREG, ...) | permission bits.
   uint32_t StMode() const;
+  bool operator==(const InodeAttr&) const = default;
 };
 
 /// The caller's identity, checked against mode bits (and the sticky bit).
@@ -132,6 +133,25 @@ enum RenameFlags : uint32_t {
 enum XattrFlags : int {
   kXattrCreate = 1,   ///< fail with EEXIST when it exists
   kXattrReplace = 2,  ///< fail with ENODATA when it does not exist
+};
+
+/// The attributes of one inode around a change, both read in the change's
+/// own transaction: NFS wcc_data (RFC 1813 section 2.6) without another
+/// round trip. Unset when the call failed before reading the inode.
+struct WccAttr {
+  std::optional<InodeAttr> before;
+  std::optional<InodeAttr> after;
+};
+
+/// What a modifying namespace call reports beside its result when the
+/// caller passes a ChangeInfo: `dir` is the parent directory (Create,
+/// Mkdir, Mknod, Symlink, Link, Unlink, Rmdir; Rename: the source
+/// directory), `to_dir` Rename's target directory (the same as `dir`
+/// within one directory), `inode` SetAttr's inode.
+struct ChangeInfo {
+  WccAttr dir;
+  WccAttr to_dir;
+  WccAttr inode;
 };
 
 /// One committed change, for caches to invalidate (meta's change stream).

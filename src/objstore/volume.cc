@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/file.h"
 #include "common/group_commit.h"
 #include "common/logging.h"
 #include "objstore/index_file.h"
@@ -48,7 +49,7 @@ std::string BasePath(const VolumeOptions& o) {
 }  // namespace
 
 Volume::Volume(const VolumeOptions& options) : options_(options), base_(BasePath(options)) {
-  committer_ = std::make_unique<GroupCommitter>([this] { return files()->data.DataSync(); });
+  committer_ = std::make_unique<GroupCommitter>([this] { return files()->data->DataSync(); });
 }
 
 Volume::~Volume() {
@@ -64,6 +65,7 @@ uint64_t Volume::sync_count() const { return committer_->sync_count(); }
 
 StatusOr<std::unique_ptr<Volume>> Volume::Open(const VolumeOptions& options, bool create) {
   if (options.dir.empty()) return Status::InvalidArgument("volume dir is empty");
+  if (options.env == nullptr) return Status::InvalidArgument("volume env is null");
   if (options.size_limit_bytes > (32ull << 30)) {
     return Status::InvalidArgument("volume size limit above 32 GiB");
   }
@@ -86,10 +88,11 @@ Status Volume::Create() {
   // leaves a data file without a whole superblock.
   std::string tmp = base_ + ".dat.tmp";
   {
-    NEEDLEFS_ASSIGN_OR_RETURN(File f, File::Open(tmp, O_RDWR | O_CREAT | O_TRUNC));
+    NEEDLEFS_ASSIGN_OR_RETURN(auto f,
+                              options_.env->NewRandomRWFile(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644));
     std::string bytes = sb.Encode();
-    NEEDLEFS_RETURN_IF_ERROR(f.WriteAt(0, bytes.data(), bytes.size()));
-    NEEDLEFS_RETURN_IF_ERROR(f.Sync());
+    NEEDLEFS_RETURN_IF_ERROR(f->WriteAt(0, bytes.data(), bytes.size()));
+    NEEDLEFS_RETURN_IF_ERROR(f->Sync());
   }
   ::unlink((base_ + ".idx").c_str());
   if (::rename(tmp.c_str(), (base_ + ".dat").c_str()) != 0) {
@@ -151,10 +154,10 @@ Status Volume::Load() {
   fs::remove_all(base_ + ".cpldb", ec);
 
   auto f = std::make_shared<VolumeFiles>();
-  NEEDLEFS_ASSIGN_OR_RETURN(f->data, File::Open(base_ + ".dat", O_RDWR));
-  NEEDLEFS_ASSIGN_OR_RETURN(uint64_t data_size, f->data.Size());
+  NEEDLEFS_ASSIGN_OR_RETURN(f->data, options_.env->NewRandomRWFile(base_ + ".dat", O_RDWR, 0644));
+  NEEDLEFS_ASSIGN_OR_RETURN(uint64_t data_size, f->data->Size());
   std::string sb_bytes(kSuperBlockSize, '\0');
-  Status s = f->data.ReadAt(0, sb_bytes.data(), sb_bytes.size());
+  Status s = f->data->ReadAt(0, sb_bytes.data(), sb_bytes.size());
   if (!s.ok()) return Status::Corruption(base_ + ".dat: superblock unreadable: " + s.ToString());
   auto sb = SuperBlock::Decode(sb_bytes);
   if (!sb.ok()) return sb.status().WithContext(base_ + ".dat");
@@ -170,7 +173,8 @@ Status Volume::Load() {
   }
 
   bool had_index = PathExists(base_ + ".idx");
-  NEEDLEFS_ASSIGN_OR_RETURN(f->index, File::Open(base_ + ".idx", O_RDWR | O_CREAT));
+  NEEDLEFS_ASSIGN_OR_RETURN(f->index,
+                            options_.env->NewRandomRWFile(base_ + ".idx", O_RDWR | O_CREAT, 0644));
   NEEDLEFS_RETURN_IF_ERROR(OpenMap(f.get(), base_ + ".ldb", super_block_.compaction_revision));
 
   uint64_t max_end = kSuperBlockSize;
@@ -231,7 +235,7 @@ Status Volume::ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool 
 }
 
 Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
-  NEEDLEFS_ASSIGN_OR_RETURN(uint64_t idx_size, f->index.Size());
+  NEEDLEFS_ASSIGN_OR_RETURN(uint64_t idx_size, f->index->Size());
   uint64_t entries = idx_size / kIndexEntrySize;
   if (idx_size % kIndexEntrySize != 0) {
     spdlog::warn("volume.recover id={} index has a torn entry; cut {} bytes", options_.id.value,
@@ -245,7 +249,7 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
   for (uint64_t i = 0; i < entries && valid == i; i += kBatch) {
     uint64_t n = std::min(kBatch, entries - i);
     buf.resize(n * kIndexEntrySize);
-    NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(i * kIndexEntrySize, buf.data(), buf.size()));
+    NEEDLEFS_RETURN_IF_ERROR(f->index->ReadAt(i * kIndexEntrySize, buf.data(), buf.size()));
     for (uint64_t j = 0; j < n; ++j) {
       IndexEntry e = DecodeIndexEntry(buf.data() + j * kIndexEntrySize);
       uint64_t start = e.offset_bytes();
@@ -259,7 +263,7 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
                  options_.id.value, entries - valid);
   }
   if (valid * kIndexEntrySize != idx_size) {
-    NEEDLEFS_RETURN_IF_ERROR(f->index.Truncate(valid * kIndexEntrySize));
+    NEEDLEFS_RETURN_IF_ERROR(f->index->Truncate(valid * kIndexEntrySize));
   }
 
   uint64_t applied = f->map->AppliedEntries();
@@ -279,7 +283,7 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
   for (uint64_t i = 0; i < valid; i += kBatch) {
     uint64_t n = std::min(kBatch, valid - i);
     buf.resize(n * kIndexEntrySize);
-    NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(i * kIndexEntrySize, buf.data(), buf.size()));
+    NEEDLEFS_RETURN_IF_ERROR(f->index->ReadAt(i * kIndexEntrySize, buf.data(), buf.size()));
     for (uint64_t j = 0; j < n; ++j) {
       IndexEntry e = DecodeIndexEntry(buf.data() + j * kIndexEntrySize);
       uint64_t end =
@@ -296,7 +300,7 @@ Status Volume::LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end) {
   // otherwise index and data disagree and we cannot tell which is right.
   if (valid > 0) {
     char h[kNeedleHeaderSize];
-    Status s = f->data.ReadAt(last.offset_bytes(), h, sizeof(h));
+    Status s = f->data->ReadAt(last.offset_bytes(), h, sizeof(h));
     NeedleHeader hdr = DecodeNeedleHeader(h);
     uint32_t want = last.tombstone() ? kTombstoneBodySize : last.size;
     if (!s.ok() || hdr.key != last.key || hdr.body_size != want) {
@@ -329,7 +333,7 @@ Status Volume::IndexRecovered(Files* f, const IndexEntry& e) {
   char ebuf[kIndexEntrySize];
   EncodeIndexEntry(e, ebuf);
   uint64_t idx = f->index_entries.load();
-  NEEDLEFS_RETURN_IF_ERROR(f->index.WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf)));
+  NEEDLEFS_RETURN_IF_ERROR(f->index->WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf)));
   NEEDLEFS_RETURN_IF_ERROR(ApplyEntry(f, e, idx + 1, true));
   f->index_entries = idx + 1;
   return Status::OK();
@@ -348,13 +352,13 @@ Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
     uint64_t pos = start;
     while (pos < data_size) {
       char h[kNeedleHeaderSize];
-      if (data_size - pos < kNeedleHeaderSize || !f->data.ReadAt(pos, h, sizeof(h)).ok()) {
+      if (data_size - pos < kNeedleHeaderSize || !f->data->ReadAt(pos, h, sizeof(h)).ok()) {
         break;
       }
       uint64_t n = NeedleRecordSize(DecodeNeedleHeader(h).body_size);
       if (n > data_size - pos) break;
       std::string rec(n, '\0');
-      NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(pos, rec.data(), n));
+      NEEDLEFS_RETURN_IF_ERROR(f->data->ReadAt(pos, rec.data(), n));
       auto needle = DecodeNeedle(rec);
       if (!needle.ok()) break;
       NEEDLEFS_RETURN_IF_ERROR(IndexRecovered(
@@ -371,7 +375,7 @@ Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
   }
 
   std::string buf(tail, '\0');
-  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(start, buf.data(), tail));
+  NEEDLEFS_RETURN_IF_ERROR(f->data->ReadAt(start, buf.data(), tail));
   uint64_t pos = 0;
   uint64_t recovered = 0;
   while (pos < tail) {
@@ -407,8 +411,8 @@ Status Volume::RecoverTail(Files* f, uint64_t start, uint64_t data_size) {
   }
   spdlog::warn("volume.recover id={} cut torn tail of {} bytes at offset {}", options_.id.value,
                tail - pos, start + pos);
-  NEEDLEFS_RETURN_IF_ERROR(f->data.Truncate(start + pos));
-  NEEDLEFS_RETURN_IF_ERROR(f->data.DataSync());
+  NEEDLEFS_RETURN_IF_ERROR(f->data->Truncate(start + pos));
+  NEEDLEFS_RETURN_IF_ERROR(f->data->DataSync());
   f->data_end = start + pos;
   return Status::OK();
 }
@@ -417,8 +421,8 @@ Status Volume::Sync() {
   auto f = files();
   if (!f) return Status::OK();
   std::lock_guard<std::mutex> l(append_mu_);
-  NEEDLEFS_RETURN_IF_ERROR(f->data.DataSync());
-  NEEDLEFS_RETURN_IF_ERROR(f->index.DataSync());
+  NEEDLEFS_RETURN_IF_ERROR(f->data->DataSync());
+  NEEDLEFS_RETURN_IF_ERROR(f->index->DataSync());
   std::shared_lock sl(mu_);
   return f->map->Flush();
 }

@@ -25,7 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "common/file.h"
+#include "common/env.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "objstore/needle.h"
@@ -53,6 +53,10 @@ struct VolumeOptions {
   /// For a new volume: its replica placement and TTL (superblock).
   ReplicaPlacement replica_placement;
   uint16_t ttl = 0;
+  /// Opens the data file and the index log (also the temporary ones of
+  /// creation and compaction); tests pass one that injects faults. Not
+  /// owned: it must outlive the volume. Default: Env::Default() (POSIX).
+  Env* env = Env::Default();
 };
 
 /// A volume's counters, as /status and the master see them.
@@ -146,12 +150,22 @@ class Volume {
   /// returns once it is durable per the durability mode. Overwriting an
   /// existing key requires its cookie. Errors: kFailedPrecondition (volume
   /// read-only or full; the write is not stored), kNotFound (cookie of the
-  /// existing needle differs), kInvalidArgument (too large), IOError (the
-  /// volume turns read-only: state on disk is unknown). `appended`, when
-  /// given, sees the record exactly as stored right after it was appended,
-  /// under the append lock (so in append order), before the durability
-  /// wait: replication sends it to the other replicas while this write
-  /// waits for its own durability. It must not block.
+  /// existing needle differs), kInvalidArgument (too large),
+  /// kResourceExhausted (disk full, ENOSPC) or another IOError, e.g.
+  /// kInternal for EIO; an IOError carries the errno as posix_errno() and
+  /// its strerror in the message. When the needle itself could not be
+  /// written, nothing is stored: its partial bytes are cut from the data
+  /// file (should the cut fail too, the next append overwrites them or
+  /// recovery cuts them at the next open), and the volume stays writable
+  /// after ENOSPC but turns read-only after any other error, until it is
+  /// reopened or marked writable. A failure after the needle was written
+  /// (index log, fdatasync) turns the volume read-only and leaves the
+  /// write's fate open: it may be there after a reopen. Writes acknowledged
+  /// before a failure are never affected. `appended`, when given, sees the
+  /// record exactly as stored right after it was appended, under the append
+  /// lock (so in append order), before the durability wait: replication
+  /// sends it to the other replicas while this write waits for its own
+  /// durability. It must not block.
   /// `wait_durable` false makes it an unstable write (NFS's UNSTABLE,
   /// RFC 1813 section 3.3.7): it returns once appended -- the record is in
   /// the OS, so it survives kill -9 of the server but not a machine crash --

@@ -41,11 +41,11 @@ Status Volume::ReadTail(uint64_t from_entry, int revision, size_t max_bytes, Tai
   while (next < end && (out->records.empty() || out->bytes < max_bytes)) {
     const uint64_t n = std::min<uint64_t>(end - next, 1024);
     ebuf.resize(n * kIndexEntrySize);
-    NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(next * kIndexEntrySize, ebuf.data(), ebuf.size()));
+    NEEDLEFS_RETURN_IF_ERROR(f->index->ReadAt(next * kIndexEntrySize, ebuf.data(), ebuf.size()));
     for (uint64_t i = 0; i < n && (out->records.empty() || out->bytes < max_bytes); ++i) {
       const IndexEntry e = DecodeIndexEntry(ebuf.data() + i * kIndexEntrySize);
       std::string rec(NeedleRecordSize(e.tombstone() ? kTombstoneBodySize : e.size), '\0');
-      NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(e.offset_bytes(), rec.data(), rec.size()));
+      NEEDLEFS_RETURN_IF_ERROR(f->data->ReadAt(e.offset_bytes(), rec.data(), rec.size()));
       out->bytes += rec.size();
       out->records.push_back(std::move(rec));
       ++next;
@@ -142,7 +142,7 @@ StatusOr<bool> Volume::AppendRawNoWait(std::string_view record, int revision, Un
         const uint64_t count = std::min<uint64_t>(end - since->scanned, 1024);
         ebuf.resize(count * kIndexEntrySize);
         NEEDLEFS_RETURN_IF_ERROR(
-            f->index.ReadAt(since->scanned * kIndexEntrySize, ebuf.data(), ebuf.size()));
+            f->index->ReadAt(since->scanned * kIndexEntrySize, ebuf.data(), ebuf.size()));
         for (uint64_t i = 0; i < count; ++i) {
           since->touched.insert(DecodeIndexEntry(ebuf.data() + i * kIndexEntrySize).key.value);
         }

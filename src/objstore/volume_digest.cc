@@ -33,7 +33,7 @@ Status Volume::Digest(VolumeDigest* out) const {
   for (uint64_t next = 0; next < end;) {
     const uint64_t n = std::min<uint64_t>(end - next, 4096);
     ebuf.resize(n * kIndexEntrySize);
-    NEEDLEFS_RETURN_IF_ERROR(f->index.ReadAt(next * kIndexEntrySize, ebuf.data(), ebuf.size()));
+    NEEDLEFS_RETURN_IF_ERROR(f->index->ReadAt(next * kIndexEntrySize, ebuf.data(), ebuf.size()));
     for (uint64_t i = 0; i < n; ++i) {
       const IndexEntry e = DecodeIndexEntry(ebuf.data() + i * kIndexEntrySize);
       all.push_back({e.key.value, next + i, e});
@@ -54,7 +54,7 @@ Status Volume::Digest(VolumeDigest* out) const {
                                 std::to_string(e.key.value) + " indexed past the data");
     }
     char t[12];
-    NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at, t, sizeof(t)));
+    NEEDLEFS_RETURN_IF_ERROR(f->data->ReadAt(at, t, sizeof(t)));
     DigestEntry d;
     d.key = e.key;
     d.offset_units = e.offset_units;
@@ -87,11 +87,11 @@ Status Volume::ReadRecordAt(NeedleKey key, uint32_t offset_units, int revision,
   };
   if (at + kNeedleHeaderSize > end) return missing();
   char h[kNeedleHeaderSize];
-  NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(at, h, sizeof(h)));
+  NEEDLEFS_RETURN_IF_ERROR(f->data->ReadAt(at, h, sizeof(h)));
   const NeedleHeader header = DecodeNeedleHeader(h);
   if (header.key != key || at + NeedleRecordSize(header.body_size) > end) return missing();
   out->resize(NeedleRecordSize(header.body_size));
-  return f->data.ReadAt(at, out->data(), out->size());
+  return f->data->ReadAt(at, out->data(), out->size());
 }
 
 }  // namespace needlefs

@@ -68,8 +68,8 @@ StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
   NEEDLEFS_ASSIGN_OR_RETURN(auto found, Locate(key));
   const auto& [f, loc] = found;
   std::string rec(NeedleRecordSize(loc.size), '\0');
-  NEEDLEFS_RETURN_IF_ERROR(
-      Checked(f->data.ReadAt(loc.offset_bytes(), rec.data(), rec.size()), key, loc.offset_bytes()));
+  NEEDLEFS_RETURN_IF_ERROR(Checked(f->data->ReadAt(loc.offset_bytes(), rec.data(), rec.size()), key,
+                                   loc.offset_bytes()));
   NeedleHeader h = DecodeNeedleHeader(rec.data());
   auto n = h.key == key ? DecodeNeedle(rec)
                         : StatusOr<Needle>(Status::Corruption("index points at needle " +
@@ -85,7 +85,7 @@ StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePick
   const auto& [f, loc] = found;
   const uint64_t at = loc.offset_bytes();
   char head[kNeedleHeadSize];
-  NEEDLEFS_RETURN_IF_ERROR(Checked(f->data.ReadAt(at, head, sizeof(head)), key, at));
+  NEEDLEFS_RETURN_IF_ERROR(Checked(f->data->ReadAt(at, head, sizeof(head)), key, at));
   const NeedleHeader h = DecodeNeedleHeader(head);
   const uint32_t size = DecodeFixed32(head + kNeedleHeaderSize);
   if (h.key != key) {
@@ -98,7 +98,7 @@ StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePick
   }
   std::string tail(h.body_size - 4 - size + kNeedleTrailerSize, '\0');
   NEEDLEFS_RETURN_IF_ERROR(
-      Checked(f->data.ReadAt(at + kNeedleHeadSize + size, tail.data(), tail.size()), key, at));
+      Checked(f->data->ReadAt(at + kNeedleHeadSize + size, tail.data(), tail.size()), key, at));
   auto n = DecodeNeedleWithoutData(std::string_view(head, sizeof(head)), tail);
   if (!n.ok()) return ReportCorrupt(options_.id, key, at, n.status());
   NEEDLEFS_RETURN_IF_ERROR(CheckReadable(*n, cookie));
@@ -109,7 +109,7 @@ StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePick
   length = std::min<uint64_t>(length, size - offset);
   n->data.resize(length);
   NEEDLEFS_RETURN_IF_ERROR(
-      Checked(f->data.ReadAt(at + kNeedleHeadSize + offset, n->data.data(), length), key, at));
+      Checked(f->data->ReadAt(at + kNeedleHeadSize + offset, n->data.data(), length), key, at));
   return std::move(n).value();
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/file.h"
 #include "common/logging.h"
 #include "objstore/index_file.h"
 #include "objstore/internal/volume_files.h"
@@ -26,13 +27,13 @@ namespace {
 Status CopyRecord(VolumeFiles* dst, const std::string& record, NeedleKey key, uint32_t size,
                   bool tombstone) {
   uint64_t offset = dst->data_end.load();
-  NEEDLEFS_RETURN_IF_ERROR(dst->data.WriteAt(offset, record.data(), record.size()));
+  NEEDLEFS_RETURN_IF_ERROR(dst->data->WriteAt(offset, record.data(), record.size()));
   IndexEntry e{key, static_cast<uint32_t>(offset / kNeedleAlignment),
                tombstone ? kIndexTombstoneSize : size};
   char ebuf[kIndexEntrySize];
   EncodeIndexEntry(e, ebuf);
   uint64_t idx = dst->index_entries.load();
-  NEEDLEFS_RETURN_IF_ERROR(dst->index.WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf)));
+  NEEDLEFS_RETURN_IF_ERROR(dst->index->WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf)));
   Status s = tombstone ? dst->map->Delete(key, idx + 1)
                        : dst->map->Put(key, NeedleLocation{e.offset_units, size}, idx + 1);
   NEEDLEFS_RETURN_IF_ERROR(s);
@@ -47,12 +48,12 @@ Status CatchUp(const VolumeFiles& src, VolumeFiles* dst, uint64_t* from, uint64_
   while (*from < to) {
     uint64_t n = std::min<uint64_t>(to - *from, 4096);
     ebuf.resize(n * kIndexEntrySize);
-    NEEDLEFS_RETURN_IF_ERROR(src.index.ReadAt(*from * kIndexEntrySize, ebuf.data(), ebuf.size()));
+    NEEDLEFS_RETURN_IF_ERROR(src.index->ReadAt(*from * kIndexEntrySize, ebuf.data(), ebuf.size()));
     for (uint64_t i = 0; i < n; ++i) {
       IndexEntry e = DecodeIndexEntry(ebuf.data() + i * kIndexEntrySize);
       uint32_t body = e.tombstone() ? kTombstoneBodySize : e.size;
       rec.resize(NeedleRecordSize(body));
-      NEEDLEFS_RETURN_IF_ERROR(src.data.ReadAt(e.offset_bytes(), rec.data(), rec.size()));
+      NEEDLEFS_RETURN_IF_ERROR(src.data->ReadAt(e.offset_bytes(), rec.data(), rec.size()));
       NEEDLEFS_RETURN_IF_ERROR(CopyRecord(dst, rec, e.key, e.size, e.tombstone()));
     }
     *from += n;
@@ -114,17 +115,18 @@ Status Volume::Compact(const CompactProgress& progress) {
     return err;
   };
   Status s = [&]() -> Status {
-    NEEDLEFS_ASSIGN_OR_RETURN(nf->data, File::Open(cpd, O_RDWR | O_CREAT | O_TRUNC));
-    NEEDLEFS_ASSIGN_OR_RETURN(nf->index, File::Open(cpx, O_RDWR | O_CREAT | O_TRUNC));
+    constexpr int kNew = O_RDWR | O_CREAT | O_TRUNC;
+    NEEDLEFS_ASSIGN_OR_RETURN(nf->data, options_.env->NewRandomRWFile(cpd, kNew, 0644));
+    NEEDLEFS_ASSIGN_OR_RETURN(nf->index, options_.env->NewRandomRWFile(cpx, kNew, 0644));
     NEEDLEFS_RETURN_IF_ERROR(OpenMap(nf.get(), cpldb, sb.compaction_revision));
     std::string sb_bytes = sb.Encode();
-    NEEDLEFS_RETURN_IF_ERROR(nf->data.WriteAt(0, sb_bytes.data(), sb_bytes.size()));
+    NEEDLEFS_RETURN_IF_ERROR(nf->data->WriteAt(0, sb_bytes.data(), sb_bytes.size()));
     nf->data_end = kSuperBlockSize;
     std::string rec;
     uint64_t done = 0;
     for (const auto& [key, loc] : live) {
       rec.resize(NeedleRecordSize(loc.size));
-      NEEDLEFS_RETURN_IF_ERROR(old->data.ReadAt(loc.offset_bytes(), rec.data(), rec.size()));
+      NEEDLEFS_RETURN_IF_ERROR(old->data->ReadAt(loc.offset_bytes(), rec.data(), rec.size()));
       NEEDLEFS_RETURN_IF_ERROR(CopyRecord(nf.get(), rec, key, loc.size, false));
       if (progress && (++done % 1024 == 0 || done == live.size())) progress(done, live.size());
     }
@@ -143,8 +145,8 @@ Status Volume::Compact(const CompactProgress& progress) {
     std::lock_guard<std::mutex> al(append_mu_);
     s = [&]() -> Status {
       NEEDLEFS_RETURN_IF_ERROR(CatchUp(*old, nf.get(), &from, old->index_entries.load()));
-      NEEDLEFS_RETURN_IF_ERROR(nf->data.DataSync());
-      NEEDLEFS_RETURN_IF_ERROR(nf->index.DataSync());
+      NEEDLEFS_RETURN_IF_ERROR(nf->data->DataSync());
+      NEEDLEFS_RETURN_IF_ERROR(nf->index->DataSync());
       NEEDLEFS_RETURN_IF_ERROR(nf->map->Flush());
       return Status::OK();
     }();

@@ -22,10 +22,10 @@ uint64_t NowNs() {
 
 Status Volume::AppendLocked(Files* f, const std::string& record, const IndexEntry& entry) {
   const uint64_t offset = f->data_end.load();
-  Status s = f->data.WriteAt(offset, record.data(), record.size());
+  Status s = f->data->WriteAt(offset, record.data(), record.size());
   if (!s.ok()) {
     // Leave no half record behind; if even that fails, recovery cuts it.
-    f->data.Truncate(offset).IgnoreError();
+    f->data->Truncate(offset).IgnoreError();
     if (s.code() != StatusCode::kResourceExhausted)
       MarkBroken("data write failed: " + s.ToString());
     return s;
@@ -33,7 +33,7 @@ Status Volume::AppendLocked(Files* f, const std::string& record, const IndexEntr
   char ebuf[kIndexEntrySize];
   EncodeIndexEntry(entry, ebuf);
   const uint64_t idx = f->index_entries.load();
-  s = f->index.WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf));
+  s = f->index->WriteAt(idx * kIndexEntrySize, ebuf, sizeof(ebuf));
   if (!s.ok()) {
     // The needle is in the data file; the index is rebuilt from it at the
     // next open. Stop taking writes until then.
@@ -58,7 +58,7 @@ StatusOr<uint64_t> Volume::IssueLocked(Files* f) {
   const uint64_t seq = ++write_seq_;
   committer_->Issued(seq);
   if (options_.durability == Durability::kAlways) {
-    Status s = f->data.DataSync();
+    Status s = f->data->DataSync();
     if (!s.ok()) {
       MarkBroken("fdatasync failed: " + s.ToString());
       return s;
@@ -125,7 +125,7 @@ StatusOr<WriteResult> Volume::Write(Needle n, const RecordHook& appended, bool w
     }
     if (old) {
       char oh[kNeedleHeaderSize];
-      NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(old->offset_bytes(), oh, sizeof(oh)));
+      NEEDLEFS_RETURN_IF_ERROR(f->data->ReadAt(old->offset_bytes(), oh, sizeof(oh)));
       if (DecodeNeedleHeader(oh).cookie != n.cookie) {
         return Status::NotFound("cookie mismatch for existing needle " +
                                 std::to_string(n.key.value));
@@ -162,7 +162,7 @@ StatusOr<uint32_t> Volume::Delete(NeedleKey key, Cookie cookie, const RecordHook
     }
     if (!loc) return Status::NotFound("needle " + std::to_string(key.value) + " not found");
     char h[kNeedleHeadSize];
-    NEEDLEFS_RETURN_IF_ERROR(f->data.ReadAt(loc->offset_bytes(), h, sizeof(h)));
+    NEEDLEFS_RETURN_IF_ERROR(f->data->ReadAt(loc->offset_bytes(), h, sizeof(h)));
     if (DecodeNeedleHeader(h).cookie != cookie) {
       return Status::NotFound("needle " + std::to_string(key.value) + " not found (cookie)");
     }

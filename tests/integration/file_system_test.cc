@@ -235,17 +235,72 @@ TEST_F(FileSystemTest, FtruncateFollowsTheHandleAndWriteKillsSetuid) {
 
 TEST_F(FileSystemTest, ExclusiveCreateReplaysWithTheSameVerifier) {
   bool created = false;
-  auto a = fs_->CreateExclusive(root_, fs_->root(), "x", 0644, 0x1234567890abcdefull, &created);
+  auto a = fs_->CreateFile(root_, fs_->root(), "x", 0644, CreateHow::kExclusive,
+                           0x1234567890abcdefull, &created);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_TRUE(created);
-  auto again = fs_->CreateExclusive(root_, fs_->root(), "x", 0644, 0x1234567890abcdefull, &created);
+  auto again = fs_->CreateFile(root_, fs_->root(), "x", 0644, CreateHow::kExclusive,
+                               0x1234567890abcdefull, &created);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_FALSE(created);
   EXPECT_EQ(again->ino, a->ino);
-  EXPECT_EQ(Errno(fs_->CreateExclusive(root_, fs_->root(), "x", 0644, 42, &created)), EEXIST);
+  EXPECT_EQ(
+      Errno(fs_->CreateFile(root_, fs_->root(), "x", 0644, CreateHow::kExclusive, 42, &created)),
+      EEXIST);
+  // GUARDED refuses any existing name, UNCHECKED returns the file.
+  EXPECT_EQ(Errno(fs_->CreateFile(root_, fs_->root(), "x", 0644, CreateHow::kGuarded)), EEXIST);
+  auto unchecked =
+      fs_->CreateFile(root_, fs_->root(), "x", 0644, CreateHow::kUnchecked, 0, &created);
+  ASSERT_TRUE(unchecked.ok());
+  EXPECT_FALSE(created);
+  EXPECT_EQ(unchecked->ino, a->ino);
   // A file made otherwise is never taken for a retransmission.
   MakeFile("plain", 0644);
-  EXPECT_EQ(Errno(fs_->CreateExclusive(root_, fs_->root(), "plain", 0644, 0, &created)), EEXIST);
+  EXPECT_EQ(
+      Errno(fs_->CreateFile(root_, fs_->root(), "plain", 0644, CreateHow::kExclusive, 0, &created)),
+      EEXIST);
+}
+
+TEST_F(FileSystemTest, ModifyingCallsReportWccAttributes) {
+  // NFS wcc_data: the parent's attributes before and after, from meta in
+  // the same reply.
+  auto d = fs_->Mkdir(root_, fs_->root(), "d", 0755);
+  ASSERT_TRUE(d.ok());
+  ChangeInfo info;
+  auto f = fs_->CreateFile(root_, d->ino, "f", 0644, CreateHow::kGuarded, 0, nullptr, &info);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE(info.dir.before && info.dir.after);
+  EXPECT_EQ(info.dir.before->ino, d->ino);
+  EXPECT_EQ(info.dir.before->size, 0u);
+  EXPECT_EQ(info.dir.after->size, 1u);
+  EXPECT_GE(info.dir.after->mtime_ns, info.dir.before->mtime_ns);
+  EXPECT_EQ(*info.dir.after, *fs_->GetAttr(d->ino));
+
+  ChangeInfo set;
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  ASSERT_TRUE(fs_->SetAttr(root_, f->ino, chmod, 0, &set).ok());
+  ASSERT_TRUE(set.inode.before && set.inode.after);
+  EXPECT_EQ(set.inode.before->mode, 0644u);
+  EXPECT_EQ(set.inode.after->mode, 0600u);
+
+  auto e = fs_->Mkdir(root_, fs_->root(), "e", 0755);
+  ASSERT_TRUE(e.ok());
+  ChangeInfo mv;
+  ASSERT_TRUE(fs_->Rename(root_, d->ino, "f", e->ino, "g", 0, &mv).ok());
+  EXPECT_EQ(mv.dir.before->size, 1u);
+  EXPECT_EQ(mv.dir.after->size, 0u);
+  EXPECT_EQ(mv.to_dir.before->size, 0u);
+  EXPECT_EQ(mv.to_dir.after->size, 1u);
+
+  ChangeInfo rm;
+  ASSERT_TRUE(fs_->Unlink(root_, e->ino, "g", &rm).ok());
+  EXPECT_EQ(rm.dir.after->size, 0u);
+  // A failed call still reports the directory as it was read.
+  ChangeInfo miss;
+  EXPECT_EQ(Errno(fs_->Unlink(root_, e->ino, "g", &miss)), ENOENT);
+  ASSERT_TRUE(miss.dir.before.has_value());
+  EXPECT_EQ(miss.dir.before->ino, e->ino);
 }
 
 TEST_F(FileSystemTest, ResolvePathNeverLeavesTheRoot) {

@@ -97,6 +97,22 @@ TEST_F(FusePermissionTest, RootMountServesOtherUsers) {
       "hello EACCES EACCES");
 }
 
+TEST_F(FusePermissionTest, ExecuteOnlyProgramRuns) {
+  // execve opens with __FMODE_EXEC: that needs x, not r (a 0711 program
+  // runs; reading it is still EACCES).
+  std::string out;
+  ASSERT_EQ(Sh("cp /bin/true " + ShellQuote(work_ + "/prog") + " && chmod 0711 " +
+                   ShellQuote(work_ + "/prog"),
+               &out),
+            0)
+      << out;
+  EXPECT_EQ(AsUserSh(1001, 1001, "./prog && echo ran", &out), 0) << out;
+  EXPECT_EQ(out, "ran\n");
+  EXPECT_EQ(Py(1001, 1001, "P(T(open, 'prog', 'rb'))"), "EACCES");
+  ASSERT_EQ(Sh("chmod 0644 " + ShellQuote(work_ + "/prog"), &out), 0) << out;
+  EXPECT_NE(AsUserSh(1001, 1001, "./prog", &out), 0) << "ran without x";
+}
+
 TEST_F(FusePermissionTest, SearchPermissionOnDirectoryIsEnforcedEvenWhenCached) {
   ASSERT_EQ(Root("os.mkdir('d', 0o755); Touch('d/f'); os.chmod('d/f', 0o666); P(Mode('d/f'))"),
             "0o666");

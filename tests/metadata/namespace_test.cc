@@ -534,6 +534,63 @@ TEST_P(NamespaceTest, ChownToAnotherUidByNonRootIsEPERM) {
   EXPECT_EQ(Attr(f.ino).uid, 1000u);
 }
 
+TEST_P(NamespaceTest, AWriterMayClearSetuidAndSetgidButNothingElse) {
+  // The chmod the kernel makes before a non-owner's write (file_remove_privs).
+  InodeId u = SharedDir();
+  InodeAttr f = MakeFile(u, "f", 0666);
+  ASSERT_TRUE(Chmod(root_, f.ino, 06777).ok());
+  EXPECT_EQ(Errno(Chmod(User(1001, 1001), f.ino, 06775)), EPERM);  // not only clearing
+  EXPECT_EQ(Errno(Chmod(User(1001, 1001), f.ino, 06777)), EPERM);  // clears nothing
+  auto a = Chmod(User(1001, 1001), f.ino, 0777);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->mode, 0777u);
+  InodeAttr g = MakeFile(u, "g", 0644);  // not writable by 1001
+  ASSERT_TRUE(Chmod(root_, g.ino, 04755).ok());
+  EXPECT_EQ(Errno(Chmod(User(1001, 1001), g.ino, 0755)), EPERM);
+  InodeAttr d = MakeDir(u, "d", 0777);  // directories: never
+  ASSERT_TRUE(Chmod(root_, d.ino, 02777).ok());
+  EXPECT_EQ(Errno(Chmod(User(1001, 1001), d.ino, 0777)), EPERM);
+}
+
+TEST_P(NamespaceTest, ExclusiveCreateWithAVerifierReplays) {
+  // RFC 1813 CREATE EXCLUSIVE: the verifier is kept in atime/mtime.
+  bool created = false;
+  const uint64_t verf = 0xfeedface12345678ull;
+  auto a = ns_->Create(root_, kRootInode, "x", 0644, true, &created, nullptr, verf);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_TRUE(created);
+  EXPECT_EQ(a->atime_ns, static_cast<int64_t>(verf >> 32));
+  EXPECT_EQ(a->mtime_ns, static_cast<int64_t>(verf & 0xffffffffu));
+  auto again = ns_->Create(root_, kRootInode, "x", 0644, true, &created, nullptr, verf);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(created);
+  EXPECT_EQ(again->ino, a->ino);
+  EXPECT_EQ(Errno(ns_->Create(root_, kRootInode, "x", 0644, true, &created, nullptr, verf + 1)),
+            EEXIST);
+  EXPECT_EQ(Errno(ns_->Create(root_, kRootInode, "x", 0644, true, &created)), EEXIST);
+}
+
+TEST_P(NamespaceTest, ChangeInfoHoldsTheParentBeforeAndAfter) {
+  InodeAttr d = MakeDir(kRootInode, "d");
+  ChangeInfo info;
+  ASSERT_TRUE(ns_->Mkdir(root_, d.ino, "sub", 0755, &info).ok());
+  ASSERT_TRUE(info.dir.before && info.dir.after);
+  EXPECT_EQ(*info.dir.before, d);
+  EXPECT_EQ(info.dir.after->nlink, d.nlink + 1);
+  EXPECT_EQ(*info.dir.after, Attr(d.ino));
+  ChangeInfo rm;
+  ASSERT_TRUE(ns_->Rmdir(root_, d.ino, "sub", &rm).ok());
+  EXPECT_EQ(*rm.dir.before, *info.dir.after);
+  EXPECT_EQ(*rm.dir.after, Attr(d.ino));
+  ChangeInfo set;
+  ASSERT_TRUE(Chmod(root_, d.ino, 0700).ok());
+  SetAttrRequest r;
+  r.mode = 0711;
+  ASSERT_TRUE(ns_->SetAttr(root_, d.ino, r, &set).ok());
+  EXPECT_EQ(set.inode.before->mode, 0700u);
+  EXPECT_EQ(set.inode.after->mode, 0711u);
+}
+
 TEST_P(NamespaceTest, NonOwnerChownToTheCurrentOwnerIsEPERM) {
   // As Linux: asking is refused even when nothing would change.
   InodeId u = SharedDir();

@@ -86,8 +86,13 @@ class FuseServer : public FileSystemListener {
   FuseMountOptions options_;
   std::unique_ptr<FileSystem> fs_;
   InodeId root_ = kRootInode;
-  std::atomic<fuse_session*> se_{nullptr};  // read by the layer's change-stream thread
-  bool stopping_ = false;
+  fuse_session* se_ = nullptr;
+  std::atomic<bool> stopping_{false};
+  /// Kernel notifications (from the layer's change-stream thread) go out
+  /// only while the session is mounted: not before the mount succeeded,
+  /// not while or after it is unmounted (the fd is closed then).
+  std::mutex notify_mu_;
+  bool notify_ = false;  // GUARDED_BY(notify_mu_)
   std::mutex unmount_mu_;
   bool mounted_ = false;  // GUARDED_BY(unmount_mu_)
   std::mutex groups_mu_;

@@ -131,13 +131,15 @@ class Namespace::Impl {
   /// regular file (O_CREAT without O_EXCL).
   StatusOr<InodeAttr> MakeNode(const RequestContext& ctx, InodeId parent, const std::string& name,
                                FileType type, uint32_t mode, uint64_t rdev,
-                               const std::string& target, bool exclusive, bool* created);
+                               const std::string& target, bool exclusive, bool* created,
+                               ChangeInfo* info = nullptr,
+                               std::optional<uint64_t> verifier = std::nullopt);
   Status Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
-                InodeId new_parent, const std::string& new_name, uint32_t flags);
+                InodeId new_parent, const std::string& new_name, uint32_t flags, ChangeInfo* info);
   /// Unlink (`directory` false) or rmdir (true) of `name` in `parent`,
   /// after the caller checked the name.
   Status RemoveName(const RequestContext& ctx, InodeId parent, const std::string& name,
-                    bool directory);
+                    bool directory, ChangeInfo* info);
   /// Releases every file `session` holds and deletes the session.
   Status EndSession(uint64_t session);
 };

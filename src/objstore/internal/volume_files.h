@@ -7,14 +7,15 @@
 #include <memory>
 #include <string>
 
-#include "common/file.h"
+#include "common/env.h"
 #include "objstore/needle_map.h"
 
 namespace needlefs {
 
 struct VolumeFiles {
-  File data;
-  File index;
+  // Opened through VolumeOptions::env; never null once loaded.
+  std::unique_ptr<RandomRWFile> data;
+  std::unique_ptr<RandomRWFile> index;
   std::unique_ptr<NeedleMap> map;  // guarded by Volume::mu_
   /// Next append offset in bytes (written under the append lock).
   std::atomic<uint64_t> data_end{0};
