@@ -210,6 +210,14 @@ Status Eio(const Status& s, const std::string& what) {
   return Status::Posix(EIO, what + ": " + s.ToString());
 }
 
+/// A failed blob transfer (upload, read, volume sync) as the caller's
+/// errno: EIO, whatever errno the transport carried (ECONNREFUSED from a
+/// dead volume server is not a file error), but ENOSPC and EDQUOT.
+Status BlobEio(const Status& s, const std::string& what) {
+  if (s.posix_errno() == ENOSPC || s.posix_errno() == EDQUOT) return s;
+  return Status::Posix(EIO, what + ": " + s.ToString());
+}
+
 /// The disk tier of the read cache, when the options ask for one; a cache
 /// that cannot be opened is logged and left out (reads still work).
 std::unique_ptr<DiskCache> OpenDiskCache(const FileClientOptions& o) {
@@ -343,7 +351,7 @@ class FileClient::Impl {
         // kept, it would fail every later fsync of this mount.
         spdlog::warn("client.fsync volume={}: {}", volume, st.ToString());
       } else if (!st.ok()) {
-        return Eio(st, "volume sync");
+        return BlobEio(st, "volume sync");
       }
       // Forgotten only when no unstable write landed there meanwhile (that
       // one may have missed this sync).
@@ -519,13 +527,13 @@ class FileClient::Impl {
         // 4 MiB chunk per 4 KiB read made random reads 20x slower), and
         // leaves the cache to the chunks read through.
         auto r = blobs_->ReadRange(c.file_id, at, to - from);
-        if (!r.ok()) return Eio(r.status(), "read blob " + c.file_id);
+        if (!r.ok()) return BlobEio(r.status(), "read blob " + c.file_id);
         part = std::move(r).value();
         bytes = part;
         at = 0;
       } else {
         auto r = cache_.Get(c.file_id);
-        if (!r.ok()) return Eio(r.status(), "read blob " + c.file_id);
+        if (!r.ok()) return BlobEio(r.status(), "read blob " + c.file_id);
         blob = std::move(r).value();
         bytes = *blob;
       }
@@ -649,7 +657,7 @@ class FileClient::Impl {
           p.state = PendingChunk::State::kFailed;
           spdlog::warn("client.upload ino={} offset={} bytes={}: {}", s->ino.value, p.offset,
                        data->size(), fid.status().ToString());
-          if (s->error.ok()) s->error = Eio(fid.status(), "upload");
+          if (s->error.ok()) s->error = BlobEio(fid.status(), "upload");
         }
         break;
       }

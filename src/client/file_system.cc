@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -1045,6 +1046,64 @@ Status FileSystem::RemoveXattr(const RequestContext& ctx, InodeId ino, const std
   if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
   impl_->SetNoCapability(ino, false);
   return impl_->meta_->RemoveXattr(impl_->C(ctx), ino, name);
+}
+
+StatusOr<InodeAttr> FileSystem::Compose(const RequestContext& ctx, InodeId target,
+                                        InodeId parts_dir, const std::vector<std::string>& parts,
+                                        ChangeInfo* info) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  NEEDLEFS_RETURN_IF_ERROR(impl_->files_->Flush(target));
+  for (const std::string& p : parts) {
+    auto a = impl_->Lookup(ctx, parts_dir, p);
+    if (a.ok() && a->type == FileType::kRegular) {
+      NEEDLEFS_RETURN_IF_ERROR(impl_->files_->Flush(a->ino));
+    }
+  }
+  for (const std::string& p : parts) impl_->RecordOwnEntry(parts_dir, p);
+  auto a = impl_->meta_->Compose(impl_->C(ctx), target, parts_dir, parts, info);
+  for (const std::string& p : parts) {
+    if (a.ok()) {
+      impl_->dirs_->Removed(parts_dir, p);
+    } else {
+      impl_->DropOwnEntry(parts_dir, p);
+    }
+  }
+  impl_->files_->Invalidate(target);
+  impl_->dirs_->InvalidateInode(target);
+  impl_->InvalidateImplicit(target);
+  return impl_->WithPending(std::move(a));
+}
+
+StatusOr<InodeAttr> FileSystem::ReplaceFile(const RequestContext& ctx, InodeId parent,
+                                            const std::string& name, uint32_t mode,
+                                            const std::function<Status(std::string* piece)>& source,
+                                            ChangeInfo* info) {
+  NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char tmp[40];
+  std::snprintf(tmp, sizeof(tmp), ".needlefs-tmp-%016llx", static_cast<unsigned long long>(rng()));
+  NEEDLEFS_ASSIGN_OR_RETURN(OpenedFile f, Create(ctx, parent, tmp, mode, O_WRONLY | O_EXCL));
+  const InodeId ino = f.attr.ino;
+  Status st;
+  uint64_t offset = 0;
+  std::string piece;
+  for (;;) {
+    piece.clear();
+    st = source(&piece);
+    if (!st.ok() || piece.empty()) break;
+    st = Write(ctx, ino, offset, piece, f.handle);
+    if (!st.ok()) break;
+    offset += piece.size();
+  }
+  if (st.ok()) st = Flush(ino);
+  Release(f.handle);
+  if (st.ok()) st = Rename(ctx, parent, tmp, parent, name, 0, info);
+  if (!st.ok()) {
+    Status rm = Unlink(ctx, parent, tmp);
+    if (!rm.ok()) spdlog::warn("fs.replace: cannot remove {}: {}", tmp, rm.ToString());
+    return st;
+  }
+  return GetAttr(ino);
 }
 
 size_t FileSystem::implicit_opens() const {

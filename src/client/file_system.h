@@ -296,6 +296,28 @@ class FileSystem {
   Status WriteFrom(const RequestContext& ctx, InodeId ino,
                    const std::function<Status(std::string* piece)>& source);
 
+  /// Makes regular file `target` (empty) the concatenation of `parts`,
+  /// files in directory `parts_dir`, without copying data
+  /// (Namespace::Compose); the parts are gone after. What this client
+  /// buffered for them is flushed first. S3 CompleteMultipartUpload.
+  /// Errors: as Namespace::Compose, EROFS, EIO (a flush).
+  StatusOr<InodeAttr> Compose(const RequestContext& ctx, InodeId target, InodeId parts_dir,
+                              const std::vector<std::string>& parts, ChangeInfo* info = nullptr);
+  /// Gives `parent`/`name` new contents from `source` (as WriteFrom) in one
+  /// step: the data goes to a new file under a temporary name in `parent`
+  /// (".needlefs-tmp-" and 16 hex digits; listed while it is written, as
+  /// rsync's temporary files are), which is then renamed over `name`. A
+  /// reader sees the old file or the new one, never a mix or a short file
+  /// (S3 PutObject over an existing key); one of this client that has the
+  /// old file open keeps reading it. On failure the temporary file is
+  /// removed and `name` is unchanged. `mode`: the new file's. `info`: as
+  /// Rename's. Errors: as Create, Write, Flush and Rename (EISDIR: `name`
+  /// is a directory), `source`'s.
+  StatusOr<InodeAttr> ReplaceFile(const RequestContext& ctx, InodeId parent,
+                                  const std::string& name, uint32_t mode,
+                                  const std::function<Status(std::string* piece)>& source,
+                                  ChangeInfo* info = nullptr);
+
   // ---- the rest ----
 
   /// access(2) mask (R_OK|W_OK|X_OK); W_OK on a read-only layer is EROFS.

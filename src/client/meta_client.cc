@@ -382,6 +382,22 @@ class GrpcMetaClient final : public MetaClient {
                 [&](grpc::ClientContext* c) { return stub_->RemoveXattr(c, req, &resp); });
   }
 
+  StatusOr<InodeAttr> Compose(const RequestContext& ctx, InodeId target, InodeId parts_dir,
+                              const std::vector<std::string>& parts, ChangeInfo* info) override {
+    pb::ComposeRequest req;
+    ToPb(ctx, req.mutable_caller());
+    if (info) req.mutable_caller()->set_want_change_info(true);
+    req.set_target(target.value);
+    req.set_parts_dir(parts_dir.value);
+    for (const auto& p : parts) req.add_parts(p);
+    pb::ComposeResponse resp;
+    Status st = Call("Compose", &resp,
+                     [&](grpc::ClientContext* c) { return stub_->Compose(c, req, &resp); });
+    if (info) *info = FromPb(resp.change());
+    NEEDLEFS_RETURN_IF_ERROR(st);
+    return FromPb(resp.attr());
+  }
+
   StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
                                 bool sync) override {
     pb::AddChunksRequest req;

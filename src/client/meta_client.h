@@ -114,6 +114,9 @@ class MetaClient {
                                          const std::string& name) = 0;
   virtual StatusOr<std::vector<std::string>> ListXattr(const RequestContext& ctx, InodeId ino) = 0;
   virtual Status RemoveXattr(const RequestContext& ctx, InodeId ino, const std::string& name) = 0;
+  virtual StatusOr<InodeAttr> Compose(const RequestContext& ctx, InodeId target, InodeId parts_dir,
+                                      const std::vector<std::string>& parts,
+                                      ChangeInfo* info = nullptr) = 0;
   /// `sync` as RequestContext::sync (false: not yet durable, see Sync).
   virtual StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
                                         uint64_t min_size, bool sync) = 0;

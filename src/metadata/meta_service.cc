@@ -348,6 +348,16 @@ class Service final : public ServiceBase {
                  ns_->RemoveXattr(FromPb(req->caller()), InodeId(req->ino()), req->name()), resp);
   }
 
+  grpc::Status Compose(grpc::ServerContext*, const pb::ComposeRequest* req,
+                       pb::ComposeResponse* resp) override {
+    WantChange w(req->caller());
+    std::vector<std::string> parts(req->parts().begin(), req->parts().end());
+    auto r = ns_->Compose(FromPb(req->caller()), InodeId(req->target()), InodeId(req->parts_dir()),
+                          parts, w.ptr());
+    w.PutChange(resp);
+    return ReplyAttr("Compose", r, resp);
+  }
+
   grpc::Status AddChunks(grpc::ServerContext*, const pb::AddChunksRequest* req,
                          pb::AddChunksResponse* resp) override {
     std::vector<Chunk> chunks;

@@ -127,7 +127,8 @@ Status NsTxn::DropLink(InodeRecord* rec, int64_t now, BatchAllocator* garbage_se
   return Reap(rec, garbage_seq);
 }
 
-Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq) {
+Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq,
+                   const std::set<std::string>* keep) {
   const InodeId ino = rec->attr.ino;
   std::vector<std::string> keys;
   NEEDLEFS_RETURN_IF_ERROR(
@@ -148,6 +149,7 @@ Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq) {
   std::sort(blobs.begin(), blobs.end());
   blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
   for (const auto& fid : blobs) {
+    if (keep && keep->count(fid)) continue;
     NEEDLEFS_ASSIGN_OR_RETURN(uint64_t seq, garbage_seq->Next());
     NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Garbage(seq), fid));
   }

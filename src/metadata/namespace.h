@@ -148,6 +148,18 @@ class Namespace {
   /// EINVAL.
   StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
                                 bool sync = true);
+  /// Makes regular file `target` (empty; the caller may write it) the
+  /// concatenation of `parts`, regular files of one link each named in
+  /// directory `parts_dir`, without copying data: each part's visible
+  /// chunks move to `target`, shifted by the sizes of the parts before it,
+  /// and the part goes (unlink rules) without its blobs going to the
+  /// garbage queue. One transaction: S3 CompleteMultipartUpload.
+  /// `info`: parts_dir before and after (ChangeInfo::dir). Errors: ENOENT,
+  /// EINVAL (no parts, a name twice, the target among them, not a regular
+  /// file, target not empty), EISDIR, EMLINK (a part with other links),
+  /// EBUSY (a part held open), EACCES, EPERM (sticky).
+  StatusOr<InodeAttr> Compose(const RequestContext& ctx, InodeId target, InodeId parts_dir,
+                              const std::vector<std::string>& parts, ChangeInfo* info = nullptr);
   /// The visible pieces of [offset, offset+length) clipped to the file size:
   /// each result chunk says which blob bytes back which file bytes; bytes
   /// that no chunk covers (holes) are absent and read as zeros.

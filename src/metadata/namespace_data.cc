@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <set>
 
 #include "metadata/internal/namespace_impl.h"
 
@@ -201,24 +202,23 @@ StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& 
   return out;
 }
 
-StatusOr<std::vector<Chunk>> Namespace::ReadChunks(InodeId ino, uint64_t offset, uint64_t length) {
-  auto t = impl_->store_->Begin();
-  NEEDLEFS_ASSIGN_OR_RETURN(auto v, t->Get(meta_keys::Inode(ino)));
-  if (!v) return Status::Posix(ENOENT, "no inode");
-  NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord r, InodeRecord::Decode(*v));
-  if (r.attr.type == FileType::kDirectory) return Status::Posix(EISDIR, "read of a directory");
-  const uint64_t end = std::min(r.attr.size, offset + std::min(length, UINT64_MAX - offset));
+namespace {
+
+/// The visible pieces of [offset, end) of inode `ino`'s chunks, by offset
+/// (holes absent): the newest chunk covering a byte wins.
+StatusOr<std::vector<Chunk>> VisibleChunks(KvTransaction& t, InodeId ino, uint64_t offset,
+                                           uint64_t end) {
   std::vector<Chunk> out;
   if (offset >= end) return out;
   std::vector<Chunk> all;  // in write order: later entries are newer
   NEEDLEFS_RETURN_IF_ERROR(
-      t->Scan(meta_keys::ChunkPrefix(ino), "", 0, [&](std::string_view, std::string_view cv) {
+      t.Scan(meta_keys::ChunkPrefix(ino), "", 0, [&](std::string_view, std::string_view cv) {
         auto c = meta_keys::DecodeChunk(cv);
         if (c.ok() && c->offset < end && c->offset + c->size > offset) all.push_back(*c);
         return true;
       }));
-  // Painter's algorithm: the newest chunk covering a byte wins. `gaps` are
-  // the parts of [offset, end) no newer chunk covered yet.
+  // Painter's algorithm: `gaps` are the parts of [offset, end) no newer
+  // chunk covered yet.
   std::vector<std::pair<uint64_t, uint64_t>> gaps{{offset, end}};
   for (auto it = all.rbegin(); it != all.rend() && !gaps.empty(); ++it) {
     const uint64_t cs = it->offset, ce = it->offset + it->size;
@@ -237,6 +237,88 @@ StatusOr<std::vector<Chunk>> Namespace::ReadChunks(InodeId ino, uint64_t offset,
   }
   std::sort(out.begin(), out.end(),
             [](const Chunk& a, const Chunk& b) { return a.offset < b.offset; });
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Chunk>> Namespace::ReadChunks(InodeId ino, uint64_t offset, uint64_t length) {
+  auto t = impl_->store_->Begin();
+  NEEDLEFS_ASSIGN_OR_RETURN(auto v, t->Get(meta_keys::Inode(ino)));
+  if (!v) return Status::Posix(ENOENT, "no inode");
+  NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord r, InodeRecord::Decode(*v));
+  if (r.attr.type == FileType::kDirectory) return Status::Posix(EISDIR, "read of a directory");
+  const uint64_t end = std::min(r.attr.size, offset + std::min(length, UINT64_MAX - offset));
+  return VisibleChunks(*t, ino, offset, end);
+}
+
+StatusOr<InodeAttr> Namespace::Compose(const RequestContext& ctx, InodeId target, InodeId parts_dir,
+                                       const std::vector<std::string>& parts, ChangeInfo* info) {
+  if (parts.empty()) return Status::Posix(EINVAL, "compose of no parts");
+  std::set<std::string> names;
+  for (const std::string& n : parts) {
+    NEEDLEFS_RETURN_IF_ERROR(CheckName(n));
+    if (n == "." || n == "..") return Status::Posix(EINVAL, "compose of . or ..");
+    if (!names.insert(n).second) return Status::Posix(EINVAL, "part named twice: " + n);
+  }
+  InodeAttr out;
+  std::vector<InodeId> removed;
+  Status s = RunTransaction(*impl_->store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
+    removed.clear();
+    NsTxn tx(t);
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(target));
+    if (r->attr.type == FileType::kDirectory) return Status::Posix(EISDIR, "compose target");
+    if (r->attr.type != FileType::kRegular) return Status::Posix(EINVAL, "compose target type");
+    if (r->attr.size != 0) return Status::Posix(EINVAL, "compose target is not empty");
+    if (!MayAccess(ctx, r->attr, 2)) return Status::Posix(EACCES, "no write permission");
+    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * dir, tx.Dir(ctx, parts_dir, /*write=*/true));
+    if (info) info->dir.before = info->dir.after = dir->attr;
+    const int64_t now = NowNs();
+    uint64_t offset = 0;
+    for (const std::string& name : parts) {
+      NEEDLEFS_ASSIGN_OR_RETURN(auto d, tx.Entry(parts_dir, name));
+      if (!d) return Status::Posix(ENOENT, name);
+      if (d->ino == target) return Status::Posix(EINVAL, "compose target among its parts");
+      NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * p, tx.Inode(d->ino));
+      if (p->attr.type == FileType::kDirectory) return Status::Posix(EISDIR, name);
+      if (p->attr.type != FileType::kRegular) return Status::Posix(EINVAL, name);
+      if (p->attr.nlink != 1) return Status::Posix(EMLINK, name + " has other links");
+      if ((dir->attr.mode & S_ISVTX) && ctx.uid != 0 && ctx.uid != dir->attr.uid &&
+          ctx.uid != p->attr.uid) {
+        return Status::Posix(EPERM, "sticky directory");
+      }
+      bool open = false;
+      NEEDLEFS_RETURN_IF_ERROR(t.Scan(meta_keys::OpenPrefix(p->attr.ino), "", 1,
+                                      [&](std::string_view, std::string_view) {
+                                        open = true;
+                                        return false;
+                                      }));
+      if (open) return Status::Posix(EBUSY, name + " is open");
+      NEEDLEFS_ASSIGN_OR_RETURN(auto visible, VisibleChunks(t, p->attr.ino, 0, p->attr.size));
+      std::set<std::string> moved;
+      for (Chunk c : visible) {
+        moved.insert(c.file_id);
+        c.offset += offset;
+        NEEDLEFS_RETURN_IF_ERROR(
+            t.Put(meta_keys::ChunkKey(target, r->next_chunk_seq++), meta_keys::EncodeChunk(c)));
+      }
+      offset += p->attr.size;
+      NEEDLEFS_RETURN_IF_ERROR(tx.RemoveEntry(dir, name, *d, now));
+      p->attr.nlink = 0;
+      NEEDLEFS_RETURN_IF_ERROR(tx.Reap(p, &impl_->garbage_seq_, &moved));
+      removed.push_back(d->ino);
+    }
+    tx.AddStats(0, static_cast<int64_t>(offset));
+    r->attr.size = offset;
+    r->attr.mtime_ns = r->attr.ctime_ns = now;
+    out = r->attr;
+    if (info) info->dir.after = dir->attr;
+    return tx.Flush();
+  });
+  if (!s.ok()) return s;
+  for (size_t i = 0; i < parts.size(); ++i) impl_->NotifyEntry(parts_dir, parts[i], removed[i]);
+  impl_->NotifyAttr(parts_dir);
+  impl_->NotifyAttr(target);
   return out;
 }
 

@@ -7,13 +7,18 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "client/meta_client.h"
 #include "integration/process.h"
 
 namespace needlefs::integration {
@@ -343,6 +348,92 @@ TEST_F(FileSystemTest, UnlinkedOpenFileStaysReadableUntilRelease) {
   EXPECT_EQ(Errno(fs_->GetAttr(f.ino)), ENOENT);
 }
 
+TEST_F(FileSystemTest, ComposeJoinsPartsWithoutCopying) {
+  auto up = fs_->Mkdir(root_, fs_->root(), "uploads", 0755);
+  ASSERT_TRUE(up.ok());
+  std::string want;
+  std::vector<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    // Parts of 1.5 MiB: chunks (1 MiB here) cross part boundaries.
+    const std::string data(3 << 19, static_cast<char>('p' + i));
+    auto f = fs_->Create(root_, up->ino, std::to_string(i), 0644, O_WRONLY);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(fs_->Write(root_, f->attr.ino, 0, data, f->handle).ok());
+    fs_->Release(f->handle);  // flushes
+    want += data;
+    names.push_back(std::to_string(i));
+  }
+  auto t = fs_->CreateFile(root_, fs_->root(), "joined", 0644, CreateHow::kGuarded);
+  ASSERT_TRUE(t.ok());
+  auto a = fs_->Compose(root_, t->ino, up->ino, names);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->size, want.size());
+  auto other = OpenFs();
+  auto got = other->Read(root_, t->ino, 0, want.size() + 10);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(*got == want) << "composed data differs";
+  auto listing = fs_->ReadDir(root_, up->ino, 0, 100, false);
+  ASSERT_TRUE(listing.ok());
+  EXPECT_TRUE(listing->entries.empty());
+  EXPECT_EQ(Errno(fs_->Lookup(root_, up->ino, "0")), ENOENT);
+}
+
+TEST_F(FileSystemTest, ReplaceFileIsAtomicForReaders) {
+  constexpr size_t kSize = 3 << 20;  // three chunks
+  auto source = [](char c) {
+    auto left = std::make_shared<size_t>(size_t{3 << 20});
+    return [c, left](std::string* piece) {
+      const size_t n = std::min<size_t>(*left, 700'000);
+      piece->assign(n, c);
+      *left -= n;
+      return Status::OK();
+    };
+  };
+  auto first = fs_->ReplaceFile(root_, fs_->root(), "obj", 0644, source('a'));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto reader_fs = OpenFs();
+  std::atomic<bool> stop{false};
+  std::atomic<int> whole{0}, stale{0}, bad{0};
+  std::thread reader([&] {
+    while (!stop) {
+      auto a = reader_fs->Lookup(root_, reader_fs->root(), "obj");
+      if (!a.ok()) {
+        ++bad;  // the name always exists
+        continue;
+      }
+      auto data = reader_fs->Read(root_, a->ino, 0, kSize + 1);
+      if (!data.ok()) {
+        ++stale;  // the inode was replaced between lookup and read
+        continue;
+      }
+      const bool one =
+          data->size() == kSize && data->find_first_not_of((*data)[0]) == std::string::npos;
+      one ? ++whole : ++bad;
+    }
+  });
+  for (int i = 0; i < 6; ++i) {
+    auto r = fs_->ReplaceFile(root_, fs_->root(), "obj", 0644, source(i % 2 ? 'a' : 'b'));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->size, kSize);
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(bad, 0) << "a reader saw a mix, a short file or no file";
+  EXPECT_GT(whole, 0);
+  // No temporary file is left, and a failed source leaves the old file.
+  auto failing = [](std::string* piece) -> Status {
+    if (piece->empty()) return Status::Unavailable("source broke");
+    return Status::OK();
+  };
+  EXPECT_FALSE(fs_->ReplaceFile(root_, fs_->root(), "obj", 0644, failing).ok());
+  auto listing = fs_->ReadDir(root_, fs_->root(), 0, 100, false);
+  ASSERT_TRUE(listing.ok());
+  ASSERT_EQ(listing->entries.size(), 1u);
+  EXPECT_EQ(listing->entries[0].name, "obj");
+  EXPECT_EQ(fs_->Lookup(root_, fs_->root(), "obj")->size, kSize);
+  (void)stale;
+}
+
 TEST_F(FileSystemTest, StreamsALargeFileWithBoundedMemory) {
   FileSystemOptions o;
   o.file.max_write_buffer_bytes = 16 << 20;
@@ -380,6 +471,94 @@ TEST_F(FileSystemTest, StreamsALargeFileWithBoundedMemory) {
   // Buffers and caches of 16 MiB each, plus chunks in flight: far below
   // the object's 512 MiB.
   EXPECT_LT(peak - rss_before, 160ull << 20) << "peak " << (peak >> 20) << " MiB";
+}
+
+TEST_F(FileSystemTest, SmallWritesMergeIntoChunksCommittedInOrder) {
+  // 2.5 MiB in 4 KiB writes through one open: whole 1 MiB chunks go to
+  // the volumes, not one blob per write; a later overlapping write wins.
+  auto f = fs_->Create(root_, fs_->root(), "f", 0644, O_RDWR);
+  ASSERT_TRUE(f.ok());
+  const InodeId ino = f->attr.ino;
+  std::string want;
+  for (int i = 0; i < 640; ++i) {
+    const std::string piece(4096, static_cast<char>('a' + i % 26));
+    ASSERT_TRUE(fs_->Write(root_, ino, want.size(), piece, f->handle).ok());
+    want += piece;
+  }
+  ASSERT_TRUE(fs_->Flush(ino).ok());
+  auto meta = MetaClient::Create(Addr(meta_->grpc_port));
+  ASSERT_TRUE(meta.ok());
+  auto chunks = (*meta)->ReadChunks(ino, 0, want.size());
+  ASSERT_TRUE(chunks.ok());
+  EXPECT_EQ(chunks->size(), 3u) << "writes were not merged into 1 MiB chunks";
+  // Overwrite across the first chunk boundary, then read through another
+  // client: the newer bytes win.
+  const std::string over(300'000, 'Z');
+  ASSERT_TRUE(fs_->Write(root_, ino, (1 << 20) - 100'000, over, f->handle).ok());
+  ASSERT_TRUE(fs_->Flush(ino).ok());
+  fs_->Release(f->handle);
+  want.replace((1 << 20) - 100'000, over.size(), over);
+  auto other = OpenFs();
+  auto got = other->Read(root_, ino, 0, want.size());
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(*got == want);
+}
+
+/// A cluster of its own, whose volume server a test may stop.
+class FileSystemFailureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string dir = tmp_.path();
+    std::string error;
+    auto master = StartDaemon(
+        {"master", "-mdir", dir + "/master", "-port", "0", "-grpcPort", "0", "-log.level", "warn"},
+        "needlefs master ready", dir, &error, 15'000);
+    ASSERT_TRUE(master) << error;
+    master_ = std::move(*master);
+    auto volume = StartDaemon({"volume", "-dir", dir + "/volume", "-port", "0", "-grpcPort", "0",
+                               "-max", "8", "-mserver", Addr(master_.http_port), "-mserverGrpcPort",
+                               std::to_string(master_.grpc_port), "-log.level", "warn"},
+                              "needlefs volume ready", dir, &error, 15'000);
+    ASSERT_TRUE(volume) << error;
+    volume_ = std::move(*volume);
+    auto meta = StartDaemon({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers",
+                             Addr(volume_.http_port), "-log.level", "warn"},
+                            "needlefs meta ready", dir, &error, 15'000);
+    ASSERT_TRUE(meta) << error;
+    meta_ = std::move(*meta);
+    FileSystemOptions o;
+    o.meta = Addr(meta_.grpc_port);
+    o.master = Addr(master_.http_port);
+    o.file.chunk_size = 1 << 20;
+    auto fs = FileSystem::Open(o);
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    fs_ = std::move(fs).value();
+  }
+
+  TempDir tmp_{"needlefs-fs-fail-"};
+  DaemonProcess master_, volume_, meta_;
+  std::unique_ptr<FileSystem> fs_;
+  RequestContext root_ = RequestContext::Root();
+};
+
+TEST_F(FileSystemFailureTest, AFailedUploadIsReportedByTheNextFlushAsEIO) {
+  auto f = fs_->Create(root_, fs_->root(), "f", 0644, O_WRONLY);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE(fs_->Write(root_, f->attr.ino, 0, "acknowledged", f->handle).ok());
+  ASSERT_TRUE(fs_->Flush(f->attr.ino).ok());
+  // No volume server: the buffered data cannot be uploaded.
+  volume_.process->Kill(SIGKILL);
+  volume_.process->Wait();
+  ASSERT_TRUE(fs_->Write(root_, f->attr.ino, 12, std::string(2 << 20, 'x'), f->handle).ok());
+  Status st = fs_->Flush(f->attr.ino);
+  EXPECT_EQ(st.posix_errno(), EIO) << st.ToString();
+  fs_->Release(f->handle);
+  // What was committed before stays, exactly: no short or zero-filled data.
+  auto meta = MetaClient::Create(Addr(meta_.grpc_port));
+  ASSERT_TRUE(meta.ok());
+  auto a = (*meta)->GetAttr(f->attr.ino);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size, 12u);
 }
 
 }  // namespace

@@ -552,6 +552,58 @@ TEST_P(NamespaceTest, AWriterMayClearSetuidAndSetgidButNothingElse) {
   EXPECT_EQ(Errno(Chmod(User(1001, 1001), d.ino, 0777)), EPERM);
 }
 
+TEST_P(NamespaceTest, ComposeMovesChunksWithoutGarbage) {
+  // S3 CompleteMultipartUpload: parts become one file, no blob is freed.
+  InodeAttr up = MakeDir(kRootInode, "up", 0777);
+  InodeAttr p1 = MakeFile(up.ino, "1");
+  InodeAttr p2 = MakeFile(up.ino, "2");
+  ASSERT_TRUE(ns_->AddChunks(p1.ino, {{"b1", 0, 10, 0}}, 10).ok());
+  // Part 2: an overwritten chunk (b2old is hidden by b2 except its tail).
+  ASSERT_TRUE(ns_->AddChunks(p2.ino, {{"b2old", 0, 6, 0}}, 6).ok());
+  ASSERT_TRUE(ns_->AddChunks(p2.ino, {{"b2", 0, 4, 100}}, 4).ok());
+  InodeAttr t = MakeFile(kRootInode, "target");
+  const size_t garbage_before = GarbageIds().size();
+  ASSERT_EQ(garbage_before, 0u);
+  ChangeInfo info;
+  auto a = ns_->Compose(root_, t.ino, up.ino, {"1", "2"}, &info);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->size, 16u);
+  auto chunks = ns_->ReadChunks(t.ino, 0, 100);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 3u);
+  EXPECT_EQ((*chunks)[0].file_id, "b1");
+  EXPECT_EQ((*chunks)[1].file_id, "b2");
+  EXPECT_EQ((*chunks)[1].offset, 10u);
+  EXPECT_EQ((*chunks)[1].blob_offset, 100u);
+  EXPECT_EQ((*chunks)[2].file_id, "b2old");
+  EXPECT_EQ((*chunks)[2].offset, 14u);
+  EXPECT_EQ((*chunks)[2].blob_offset, 4u);
+  EXPECT_EQ(GarbageIds().size(), garbage_before);
+  EXPECT_EQ(Errno(ns_->Lookup(root_, up.ino, "1")), ENOENT);
+  EXPECT_EQ(Errno(ns_->GetAttr(p2.ino)), ENOENT);
+  EXPECT_EQ(info.dir.before->size, 2u);
+  EXPECT_EQ(info.dir.after->size, 0u);
+  // Deleting the target frees every blob once.
+  ASSERT_TRUE(ns_->Unlink(root_, kRootInode, "target").ok());
+  auto g = GarbageIds();
+  std::sort(g.begin(), g.end());
+  EXPECT_EQ(g, (std::vector<std::string>{"b1", "b2", "b2old"}));
+}
+
+TEST_P(NamespaceTest, ComposeRefusesBadParts) {
+  InodeAttr up = MakeDir(kRootInode, "up", 0777);
+  MakeFile(up.ino, "1");
+  InodeAttr t = MakeFile(kRootInode, "target");
+  EXPECT_EQ(Errno(ns_->Compose(root_, t.ino, up.ino, {})), EINVAL);
+  EXPECT_EQ(Errno(ns_->Compose(root_, t.ino, up.ino, {"1", "1"})), EINVAL);
+  EXPECT_EQ(Errno(ns_->Compose(root_, t.ino, up.ino, {"1", "nope"})), ENOENT);
+  EXPECT_EQ(Errno(ns_->Lookup(root_, up.ino, "1")), 0) << "a failed compose removed a part";
+  ASSERT_TRUE(ns_->Link(root_, ns_->Lookup(root_, up.ino, "1")->ino, kRootInode, "other").ok());
+  EXPECT_EQ(Errno(ns_->Compose(root_, t.ino, up.ino, {"1"})), EMLINK);
+  MakeFile(up.ino, "2");
+  EXPECT_EQ(Errno(ns_->Compose(User(1001, 1001), t.ino, up.ino, {"2"})), EACCES);
+}
+
 TEST_P(NamespaceTest, ExclusiveCreateWithAVerifierReplays) {
   // RFC 1813 CREATE EXCLUSIVE: the verifier is kept in atime/mtime.
   bool created = false;

@@ -80,8 +80,10 @@ class NsTxn {
   /// go (chunks to the garbage queue), unless a session holds it open:
   /// then it stays with nlink 0, marked unlinked, until released.
   Status DropLink(meta_keys::InodeRecord* rec, int64_t now, BatchAllocator* garbage_seq);
-  /// Removes inode `rec` with its xattrs and chunks (chunks to garbage).
-  Status Reap(meta_keys::InodeRecord* rec, BatchAllocator* garbage_seq);
+  /// Removes inode `rec` with its xattrs and chunks (their blobs to the
+  /// garbage queue, but for those named in `keep`: Compose moved them).
+  Status Reap(meta_keys::InodeRecord* rec, BatchAllocator* garbage_seq,
+              const std::set<std::string>* keep = nullptr);
   /// Creates a new inode record (written by Flush).
   meta_keys::InodeRecord* NewInode(const meta_keys::InodeRecord& rec);
   /// Whether the directory has any entry.
