@@ -22,7 +22,7 @@ void ToPb(const RequestContext& ctx, pb::Caller* out) {
 
 void ToPb(const InodeAttr& a, pb::Attr* out) {
   out->set_ino(a.ino.value);
-  out->set_generation(a.generation);
+  out->set_generation(a.generation.value);
   out->set_type(static_cast<uint32_t>(a.type));
   out->set_mode(a.mode);
   out->set_uid(a.uid);
@@ -38,7 +38,7 @@ void ToPb(const InodeAttr& a, pb::Attr* out) {
 InodeAttr FromPb(const pb::Attr& a) {
   InodeAttr out;
   out.ino = InodeId(a.ino());
-  out.generation = a.generation();
+  out.generation = Generation(a.generation());
   out.type = static_cast<FileType>(a.type());
   out.mode = a.mode();
   out.uid = a.uid();
@@ -53,15 +53,17 @@ InodeAttr FromPb(const pb::Attr& a) {
 }
 
 void ToPb(const Chunk& c, pb::Chunk* out) {
-  out->set_file_id(c.file_id);
+  out->set_file_id(c.file_id.ToString());
   out->set_offset(c.offset);
   out->set_size(c.size);
   out->set_blob_offset(c.blob_offset);
 }
 
-Chunk FromPb(const pb::Chunk& c) {
+StatusOr<Chunk> FromPb(const pb::Chunk& c) {
+  auto fid = FileId::Parse(c.file_id());
+  if (!fid.ok()) return fid.status().WithContext("chunk");
   Chunk out;
-  out.file_id = c.file_id();
+  out.file_id = *fid;
   out.offset = c.offset();
   out.size = c.size();
   out.blob_offset = c.blob_offset();

@@ -13,7 +13,8 @@ RequestContext FromPb(const meta::Caller& c);
 void ToPb(const RequestContext& ctx, meta::Caller* out);
 InodeAttr FromPb(const meta::Attr& a);
 void ToPb(const InodeAttr& a, meta::Attr* out);
-Chunk FromPb(const meta::Chunk& c);
+/// Errors: kInvalidArgument (the file id does not parse).
+StatusOr<Chunk> FromPb(const meta::Chunk& c);
 /// The Wcc halves present in `c` (has_before / has_after) become set.
 ChangeInfo FromPb(const meta::ChangeInfo& c);
 void ToPb(const ChangeInfo& c, meta::ChangeInfo* out);

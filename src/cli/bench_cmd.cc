@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -64,7 +65,7 @@ int RunBenchMaster(const BenchFlags& f, uint64_t size) {
   std::printf("needlefs bench: %lu blobs of %lu bytes, c=%d, master %s, replication %s\n",
               static_cast<unsigned long>(f.n), static_cast<unsigned long>(size), f.concurrency,
               f.master.c_str(), f.replication.empty() ? "(default)" : f.replication.c_str());
-  std::vector<std::string> fids(f.n);
+  std::vector<std::optional<FileId>> fids(f.n);  // unset: the upload failed
   UploadRequest up;
   up.replication = f.replication;
   std::mutex err_mu;
@@ -86,8 +87,8 @@ int RunBenchMaster(const BenchFlags& f, uint64_t size) {
   for (uint64_t i = 0; i < f.n; ++i) order[i] = i;
   std::shuffle(order.begin(), order.end(), rng);
   auto r = ParallelOps(f.concurrency, f.n, [&](int, uint64_t i) {
-    if (fids[order[i]].empty()) return false;
-    auto data = client.Read(fids[order[i]]);
+    if (!fids[order[i]]) return false;
+    auto data = client.Read(*fids[order[i]]);
     return data.ok() && data->size() == size;
   });
   Print("read", r, size, f.concurrency);

@@ -40,7 +40,7 @@ int RunMeta(MetaFlags f) {
     bo.master = f.master;
     bo.volume_servers = f.volume_servers;
     blobs = std::make_unique<BlobClient>(bo);
-    f.options.delete_blob = [b = blobs.get()](const std::string& fid) { return b->Delete(fid); };
+    f.options.delete_blob = [b = blobs.get()](const FileId& fid) { return b->Delete(fid); };
   }
   auto server = MetaServer::Start(f.options);
   if (!server.ok()) return fail(server.status());

@@ -123,7 +123,7 @@ int RunServer(ServerFlags f) {
   meo.ip = f.ip;
   meo.grpc_port = static_cast<uint16_t>(f.meta_port);
   meo.http_port = MetaHttpPortFor(f.meta_port);
-  meo.delete_blob = [&blobs](const std::string& fid) { return blobs.Delete(fid); };
+  meo.delete_blob = [&blobs](const FileId& fid) { return blobs.Delete(fid); };
   auto meta = MetaServer::Start(meo);
   if (!meta.ok()) return fail(meta.status().WithContext("meta"));
   const std::string meta_addr = JoinHostPort(f.ip, (*meta)->grpc_port());

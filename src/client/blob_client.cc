@@ -5,14 +5,6 @@
 #include <thread>
 
 namespace needlefs {
-namespace {
-
-bool ValidFid(const std::string& fid) {
-  return !fid.empty() && fid.find(',') != std::string::npos &&
-         fid.find_first_of("/?# ") == std::string::npos;
-}
-
-}  // namespace
 
 BlobClient::BlobClient(BlobClientOptions options)
     : options_(std::move(options)),
@@ -28,14 +20,14 @@ StatusOr<HttpClientResponse> BlobClient::Call(const std::string& server, const s
   return pool_.Request(server, method, target, body, headers);
 }
 
-StatusOr<std::vector<std::string>> BlobClient::Locate(const std::string& fid, bool refresh) {
+StatusOr<std::vector<std::string>> BlobClient::Locate(VolumeId volume, bool refresh) {
   if (options_.master.empty()) {
     if (options_.volume_servers.empty()) {
       return Status::InvalidArgument("no master and no volume servers configured");
     }
     return options_.volume_servers;
   }
-  return locator_.Lookup(fid.substr(0, fid.find(',')), refresh);
+  return locator_.Lookup(std::to_string(volume.value), refresh);
 }
 
 namespace {
@@ -54,7 +46,7 @@ StatusOr<BlobClient::Assignment> BlobClient::Assign(const UploadRequest& req) {
     if (it != assign_pools_.end() && it->second.remaining > 0) {
       AssignPool& p = it->second;
       --p.remaining;
-      Assignment a{p.next.ToString(), p.url};
+      Assignment a{p.next, p.url};
       p.next.key = NeedleKey(p.next.key.value + 1);
       return a;
     }
@@ -83,7 +75,7 @@ StatusOr<BlobClient::Assignment> BlobClient::Assign(const UploadRequest& req) {
     std::lock_guard<std::mutex> g(assign_mu_);
     assign_pools_[layout] = AssignPool{next, static_cast<uint64_t>(count - 1), url};
   }
-  return Assignment{fid, url};
+  return Assignment{*parsed, url};
 }
 
 void BlobClient::DropAssignPool(const UploadRequest& req) {
@@ -91,7 +83,7 @@ void BlobClient::DropAssignPool(const UploadRequest& req) {
   assign_pools_.erase(LayoutOf(req));
 }
 
-StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRequest& req) {
+StatusOr<FileId> BlobClient::Upload(const std::string& data, const UploadRequest& req) {
   if (options_.master.empty()) return Status::InvalidArgument("upload needs a master");
   Status last = Status::Unavailable("no attempt");
   // Up to 5 tries, 0.1 + 0.2 + 0.4 + 0.8 s apart: rides out a volume server
@@ -103,7 +95,7 @@ StatusOr<std::string> BlobClient::Upload(const std::string& data, const UploadRe
       last = a.status();
       continue;
     }
-    std::string target = "/" + a->fid;
+    std::string target = "/" + a->fid.ToString();
     if (!req.name.empty()) target += "?name=" + PercentEncode(req.name);
     if (req.unstable) target += req.name.empty() ? "?unstable=1" : "&unstable=1";
     HttpHeaders headers;
@@ -135,16 +127,15 @@ bool RangeStartsPastEnd(const HttpClientResponse& r, uint64_t offset) {
 
 }  // namespace
 
-StatusOr<std::string> BlobClient::Read(const std::string& fid) { return Get(fid, 0, 0); }
+StatusOr<std::string> BlobClient::Read(const FileId& fid) { return Get(fid, 0, 0); }
 
-StatusOr<std::string> BlobClient::ReadRange(const std::string& fid, uint64_t offset,
-                                            uint64_t length) {
+StatusOr<std::string> BlobClient::ReadRange(const FileId& fid, uint64_t offset, uint64_t length) {
   if (length == 0) return std::string();
   return Get(fid, offset, length);
 }
 
-StatusOr<std::string> BlobClient::Get(const std::string& fid, uint64_t offset, uint64_t length) {
-  if (!ValidFid(fid)) return Status::InvalidArgument("bad file id: " + fid);
+StatusOr<std::string> BlobClient::Get(const FileId& file_id, uint64_t offset, uint64_t length) {
+  const std::string fid = file_id.ToString();
   HttpHeaders headers;
   if (length > 0) {
     headers["Range"] =
@@ -152,7 +143,7 @@ StatusOr<std::string> BlobClient::Get(const std::string& fid, uint64_t offset, u
   }
   Status last = Status::NotFound("blob " + fid + " not found");
   for (int attempt = 0; attempt < 2; ++attempt) {
-    NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(fid, attempt > 0));
+    NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(file_id.volume, attempt > 0));
     bool any_error = false;
     for (const auto& s : servers) {
       auto r = Call(s, "GET", "/" + fid, "", headers);
@@ -179,11 +170,11 @@ StatusOr<std::string> BlobClient::Get(const std::string& fid, uint64_t offset, u
   return last;
 }
 
-Status BlobClient::Delete(const std::string& fid) {
-  if (!ValidFid(fid)) return Status::InvalidArgument("bad file id: " + fid);
+Status BlobClient::Delete(const FileId& file_id) {
+  const std::string fid = file_id.ToString();
   Status unreachable;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(fid, attempt > 0));
+    NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(file_id.volume, attempt > 0));
     unreachable = Status::OK();
     for (const auto& server : servers) {
       auto r = Call(server, "DELETE", "/" + fid);
@@ -206,8 +197,7 @@ Status BlobClient::Sync(VolumeId volume) {
   Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {
     // The second try asks the master again: the volume may have moved.
-    NEEDLEFS_ASSIGN_OR_RETURN(auto servers,
-                              Locate(std::to_string(volume.value) + ",", attempt > 0));
+    NEEDLEFS_ASSIGN_OR_RETURN(auto servers, Locate(volume, attempt > 0));
     last = Status::OK();
     bool found = false;
     for (const auto& server : servers) {

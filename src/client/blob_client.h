@@ -58,20 +58,20 @@ class BlobClient {
   /// about 1.5 s (a volume server may still be joining the master).
   /// Errors: kFailedPrecondition (the master cannot place the replication,
   /// message from it), kUnavailable, kInvalidArgument (no master).
-  StatusOr<std::string> Upload(const std::string& data, const UploadRequest& req = {});
+  StatusOr<FileId> Upload(const std::string& data, const UploadRequest& req = {});
   /// The blob's bytes, from the first replica that has it intact; a replica
   /// that fails sends the read to the next and refreshes the cache.
   /// Errors: kNotFound (no replica has it), kUnavailable.
-  StatusOr<std::string> Read(const std::string& file_id);
+  StatusOr<std::string> Read(const FileId& file_id);
   /// Bytes [offset, offset + length) of the blob (fewer at its end; none
   /// past it), with an HTTP Range request: the volume server reads just
   /// those bytes, verifying the record's checksum but not the data's (that
   /// one covers the whole blob; Read verifies it). Replicas and errors as
   /// Read.
-  StatusOr<std::string> ReadRange(const std::string& file_id, uint64_t offset, uint64_t length);
+  StatusOr<std::string> ReadRange(const FileId& file_id, uint64_t offset, uint64_t length);
   /// Deletes the blob (the volume server deletes the replicas). OK when it
   /// is already gone. Errors: kUnavailable, kInternal (refused).
-  Status Delete(const std::string& file_id);
+  Status Delete(const FileId& file_id);
   /// Makes every write to volume `volume` so far durable on every replica
   /// (POST /admin/sync to each server that holds it; asks the master again
   /// once when that fails): what follows unstable uploads. Errors:
@@ -84,13 +84,13 @@ class BlobClient {
                                     const std::string& target, const std::string& body = {},
                                     const HttpHeaders& headers = {});
   /// Read (length 0: the whole blob) and ReadRange.
-  StatusOr<std::string> Get(const std::string& file_id, uint64_t offset, uint64_t length);
-  /// Servers holding the volume of `file_id`.
-  StatusOr<std::vector<std::string>> Locate(const std::string& file_id, bool refresh);
+  StatusOr<std::string> Get(const FileId& file_id, uint64_t offset, uint64_t length);
+  /// Servers holding `volume` (`refresh`: ask the master, not the cache).
+  StatusOr<std::vector<std::string>> Locate(VolumeId volume, bool refresh);
 
   /// One assignment: a file id and the volume server to upload it to.
   struct Assignment {
-    std::string fid;
+    FileId fid;
     std::string url;
   };
   /// Keys left from the last /dir/assign of one (replication, collection,

@@ -3,7 +3,8 @@
 // disk_cache_dir), kept across mounts. A file id always names the same
 // bytes (the client never rewrites a blob), so nothing is ever stale.
 //
-// Layout: one file per blob, DIR/<file id>, holding the bytes followed by
+// Layout: one file per blob, DIR/<file id> (FileId::ToString, the form the
+// file client passes), holding the bytes followed by
 // their CRC32C (4 bytes, little-endian). A file that fails the check (torn
 // by a crash, damaged on disk) is removed and reads as a miss. New files are
 // written as DIR/.tmp-<pid>-<n> and renamed into place; those of dead

@@ -66,9 +66,10 @@ class TaskPool {
 
 using BlobData = std::shared_ptr<const std::string>;
 
-/// Whole chunk blobs by file id, least recently used evicted first; two
-/// readers of one blob share one fetch. Blob contents never change under a
-/// file id, so entries never go stale.
+/// Whole chunk blobs by file id (keyed by its string form, as the disk
+/// tier names its files), least recently used evicted first; two readers of
+/// one blob share one fetch. Blob contents never change under a file id, so
+/// entries never go stale.
 class BlobCache {
  public:
   /// `disk` (may be null) is the second tier, consulted before the volume
@@ -76,7 +77,8 @@ class BlobCache {
   BlobCache(BlobClient* blobs, uint64_t cap_bytes, std::unique_ptr<DiskCache> disk)
       : blobs_(blobs), cap_(cap_bytes), disk_(std::move(disk)) {}
 
-  StatusOr<BlobData> Get(const std::string& fid) {
+  StatusOr<BlobData> Get(const FileId& file_id) {
+    const std::string fid = file_id.ToString();
     std::shared_ptr<Fetch> fetch;
     bool owner = false;
     {
@@ -97,7 +99,8 @@ class BlobCache {
       return fetch->data;
     }
     std::optional<std::string> local = disk_ ? disk_->Get(fid) : std::nullopt;
-    StatusOr<std::string> r = local ? StatusOr<std::string>(std::move(*local)) : blobs_->Read(fid);
+    StatusOr<std::string> r =
+        local ? StatusOr<std::string>(std::move(*local)) : blobs_->Read(file_id);
     if (!local && disk_ && r.ok()) disk_->Put(fid, *r);
     BlobData data;
     Status status;
@@ -123,7 +126,8 @@ class BlobCache {
   }
 
   /// In memory, being fetched, or on the local disk.
-  bool Contains(const std::string& fid) {
+  bool Contains(const FileId& file_id) {
+    const std::string fid = file_id.ToString();
     {
       std::lock_guard<std::mutex> g(mu_);
       if (index_.count(fid) > 0 || fetching_.count(fid) > 0) return true;
@@ -174,7 +178,7 @@ struct PendingChunk {
   uint64_t offset = 0;
   std::shared_ptr<const std::string> data;
   enum class State { kUploading, kUploaded, kFailed } state = State::kUploading;
-  std::string fid;
+  FileId fid;  ///< kUploaded: the blob
 };
 
 /// Chunks larger than this are read by ranges when the access is random.
@@ -365,11 +369,9 @@ class FileClient::Impl {
 
   /// Remembers that blob `fid` was uploaded unstably (its volume needs a
   /// sync before the next Fsync returns).
-  void NoteUnstable(const std::string& fid) {
-    auto parsed = FileId::Parse(fid);
-    if (!parsed.ok()) return;
+  void NoteUnstable(const FileId& fid) {
     std::lock_guard<std::mutex> g(unstable_mu_);
-    unstable_[parsed->volume.value] = ++unstable_stamp_;
+    unstable_[fid.volume.value] = ++unstable_stamp_;
   }
 
   Status Flush(InodeId ino) {
@@ -527,19 +529,19 @@ class FileClient::Impl {
         // 4 MiB chunk per 4 KiB read made random reads 20x slower), and
         // leaves the cache to the chunks read through.
         auto r = blobs_->ReadRange(c.file_id, at, to - from);
-        if (!r.ok()) return BlobEio(r.status(), "read blob " + c.file_id);
+        if (!r.ok()) return BlobEio(r.status(), "read blob " + c.file_id.ToString());
         part = std::move(r).value();
         bytes = part;
         at = 0;
       } else {
         auto r = cache_.Get(c.file_id);
-        if (!r.ok()) return BlobEio(r.status(), "read blob " + c.file_id);
+        if (!r.ok()) return BlobEio(r.status(), "read blob " + c.file_id.ToString());
         blob = std::move(r).value();
         bytes = *blob;
       }
       // A range comes back exactly as asked; a whole blob must hold it.
       if (ranged ? bytes.size() != to - from : at + (to - from) > bytes.size()) {
-        return Status::Posix(EIO, "blob " + c.file_id + " is shorter than its chunk");
+        return Status::Posix(EIO, "blob " + c.file_id.ToString() + " is shorter than its chunk");
       }
       std::memcpy(out.data() + (from - offset), bytes.data() + at, to - from);
     }
@@ -715,8 +717,7 @@ class FileClient::Impl {
     for (const Chunk& c : *s->chunks) {
       if (c.offset + c.size <= from || c.offset >= until) continue;
       if (cache_.Contains(c.file_id)) continue;
-      std::string fid = c.file_id;
-      readahead_.Submit([this, fid] { (void)cache_.Get(fid); });
+      readahead_.Submit([this, fid = c.file_id] { (void)cache_.Get(fid); });
     }
   }
 

@@ -230,13 +230,101 @@ class FileSystem::Impl {
     return std::to_string(parent.value) + "/" + name;
   }
 
-  /// Makes entry `parent`/`name` with `make` (a meta call), marked as this
-  /// client's own before the call so an echo that beats the reply is caught.
+  // ---- own directory changes: attributes without a round trip ----
+  //
+  // Every change of a directory's entries changes its attributes (size,
+  // mtime, ctime, nlink), and the kernel then asks for them again before its
+  // next permission check in that directory (-o default_permissions: a
+  // GETATTR per create or unlink). Meta returns them with the change
+  // (ChangeInfo); this client keeps them for GetAttr until the entry
+  // timeout ends or another client changes the directory. The change
+  // stream's echo of this client's own change is marked, as entries are.
+
+  /// What one modifying call needs to report its directories' new
+  /// attributes: the ChangeInfo meta fills (the caller's or a local one)
+  /// and the directories it changes.
+  struct DirChange {
+    ChangeInfo local;
+    ChangeInfo* info = nullptr;
+    InodeId dirs[2];
+    int count = 0;
+  };
+
+  /// Marks `dir` (and `dir2`, when another) as changed by this client now:
+  /// pass `c.info` to the meta call, then EndDirChange.
+  void BeginDirChange(DirChange* c, ChangeInfo* caller, InodeId dir,
+                      std::optional<InodeId> dir2 = std::nullopt) {
+    c->info = caller ? caller : &c->local;
+    c->dirs[c->count++] = dir;
+    if (dir2 && *dir2 != dir) c->dirs[c->count++] = *dir2;
+    std::lock_guard<std::mutex> g(own_mu_);
+    if (own_attrs_.size() > 100'000) own_attrs_.clear();
+    for (int i = 0; i < c->count; ++i) ++own_attrs_[c->dirs[i].value];
+  }
+
+  /// `committed`: the call changed the directories (meta will echo it).
+  /// Otherwise the marks go, and no attributes are kept.
+  void EndDirChange(DirChange* c, bool committed) {
+    const int64_t expiry = MonotonicNs() + options_.entry_ttl_ns;
+    for (int i = 0; i < c->count; ++i) {
+      const InodeId dir = c->dirs[i];
+      // Its attributes in its own parent's cached listing are stale now.
+      dirs_->InvalidateInode(dir);
+      const std::optional<InodeAttr>& after = i == 0 ? c->info->dir.after : c->info->to_dir.after;
+      std::lock_guard<std::mutex> g(own_mu_);
+      if (!committed) {
+        auto it = own_attrs_.find(dir.value);
+        if (it != own_attrs_.end() && --it->second <= 0) own_attrs_.erase(it);
+        dir_attrs_.erase(dir.value);
+      } else if (after && after->type == FileType::kDirectory && options_.follow_changes &&
+                 options_.entry_ttl_ns > 0) {
+        if (dir_attrs_.size() > 100'000) dir_attrs_.clear();
+        dir_attrs_[dir.value] = {*after, expiry};
+      } else {
+        dir_attrs_.erase(dir.value);
+      }
+    }
+  }
+
+  /// True (and one mark used up) when an attribute event only echoes
+  /// this client's own change of a directory.
+  bool IsOwnAttr(const ChangeEvent& e) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    auto it = own_attrs_.find(e.ino.value);
+    if (it == own_attrs_.end()) return false;
+    if (--it->second <= 0) own_attrs_.erase(it);
+    return true;
+  }
+
+  /// Directory attributes this client's own change returned, still fresh.
+  std::optional<InodeAttr> CachedDirAttr(InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    auto it = dir_attrs_.find(ino.value);
+    if (it == dir_attrs_.end()) return std::nullopt;
+    if (MonotonicNs() >= it->second.second) {
+      dir_attrs_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.first;
+  }
+
+  void ForgetDirAttr(InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    dir_attrs_.erase(ino.value);
+  }
+
+  /// Makes entry `parent`/`name` with `make(ChangeInfo*)` (a meta call),
+  /// marked as this client's own before the call so an echo that beats the
+  /// reply is caught.
   template <typename Make>
-  StatusOr<InodeAttr> NewEntry(InodeId parent, const std::string& name, Make&& make) {
+  StatusOr<InodeAttr> NewEntry(InodeId parent, const std::string& name, ChangeInfo* info,
+                               Make&& make) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
     RecordOwnEntry(parent, name);
-    StatusOr<InodeAttr> a = make();
+    DirChange change;
+    BeginDirChange(&change, info, parent);
+    StatusOr<InodeAttr> a = make(change.info);
+    EndDirChange(&change, a.ok());
     if (a.ok()) {
       dirs_->Added(parent, name, *a);
     } else {
@@ -246,9 +334,12 @@ class FileSystem::Impl {
   }
 
   template <typename Remove>
-  Status RemoveEntry(InodeId parent, const std::string& name, Remove&& remove) {
+  Status RemoveEntry(InodeId parent, const std::string& name, ChangeInfo* info, Remove&& remove) {
     RecordOwnEntry(parent, name);
-    Status st = remove();
+    DirChange change;
+    BeginDirChange(&change, info, parent);
+    Status st = remove(change.info);
+    EndDirChange(&change, st.ok());
     if (st.ok()) {
       dirs_->Removed(parent, name);
     } else {
@@ -482,6 +573,7 @@ class FileSystem::Impl {
       auto h = FindHandle(handle, ino);
       if (h.ok() && h->writable) c = AsOwnerOf(c);
     }
+    ForgetDirAttr(ino);
     auto a = meta_->SetAttr(c, ino, req, info);
     if (a.ok() && req.size) files_->Truncated(ino, *req.size);
     dirs_->InvalidateInode(ino);
@@ -533,7 +625,11 @@ class FileSystem::Impl {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
     bool created = false;
     RecordOwnEntry(parent, name);  // before: see NewEntry
-    auto a = meta_->Create(C(ctx), parent, name, mode & 07777, (flags & O_EXCL) != 0, &created);
+    DirChange change;
+    BeginDirChange(&change, nullptr, parent);
+    auto a = meta_->Create(C(ctx), parent, name, mode & 07777, (flags & O_EXCL) != 0, &created,
+                           change.info);
+    EndDirChange(&change, a.ok() && created);
     if (!created) DropOwnEntry(parent, name);  // no entry made, no echo to expect
     if (!a.ok()) return a.status();
     if (created_out) *created_out = created;
@@ -554,8 +650,11 @@ class FileSystem::Impl {
     std::optional<uint64_t> verf;
     if (how == CreateHow::kExclusive) verf = verifier;
     RecordOwnEntry(parent, name);  // before: see NewEntry
+    DirChange change;
+    BeginDirChange(&change, info, parent);
     auto a = meta_->Create(C(ctx), parent, name, mode & 07777, how != CreateHow::kUnchecked,
-                           &created, info, verf);
+                           &created, change.info, verf);
+    EndDirChange(&change, a.ok() && created);
     if (!created) DropOwnEntry(parent, name);  // no entry made: no echo to expect
     if (!a.ok()) return a;
     if (created) {
@@ -733,6 +832,8 @@ class FileSystem::Impl {
           return true;
         }
         if (e.kind == ChangeEvent::Kind::kAttr) {
+          if (IsOwnAttr(e)) return true;  // handled when the change returned
+          ForgetDirAttr(e.ino);
           files_->Invalidate(e.ino);
           dirs_->InvalidateInode(e.ino);
           SetNoCapability(e.ino, false);
@@ -760,6 +861,8 @@ class FileSystem::Impl {
       // Echoes lost with the old stream would keep their marks.
       std::lock_guard<std::mutex> g(own_mu_);
       own_entries_.clear();
+      own_attrs_.clear();
+      dir_attrs_.clear();
     }
     {
       std::lock_guard<std::mutex> g(nocap_mu_);
@@ -801,6 +904,10 @@ class FileSystem::Impl {
 
   std::mutex own_mu_;
   std::unordered_map<std::string, int> own_entries_;  // GUARDED_BY(own_mu_): marks per name
+  std::unordered_map<uint64_t, int> own_attrs_;       // GUARDED_BY(own_mu_): marks per directory
+  /// Directory attributes from this client's own changes, with expiry (ns,
+  /// monotonic). GUARDED_BY(own_mu_)
+  std::unordered_map<uint64_t, std::pair<InodeAttr, int64_t>> dir_attrs_;
 
   std::mutex nocap_mu_;
   std::unordered_set<uint64_t> no_capability_;  // GUARDED_BY(nocap_mu_)
@@ -840,10 +947,11 @@ StatusOr<InodeAttr> FileSystem::ResolvePath(const RequestContext& ctx, std::stri
 }
 
 StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
+  if (auto a = impl_->CachedDirAttr(ino)) return *a;
   return impl_->WithPending(impl_->meta_->GetAttr(ino));
 }
 
-StatusOr<InodeAttr> FileSystem::GetAttrChecked(InodeId ino, uint64_t generation) {
+StatusOr<InodeAttr> FileSystem::GetAttrChecked(InodeId ino, Generation generation) {
   return impl_->WithPending(impl_->meta_->GetAttrChecked(ino, generation));
 }
 
@@ -857,22 +965,22 @@ StatusOr<std::string> FileSystem::Readlink(InodeId ino) { return impl_->meta_->R
 
 StatusOr<InodeAttr> FileSystem::Mkdir(const RequestContext& ctx, InodeId parent,
                                       const std::string& name, uint32_t mode, ChangeInfo* info) {
-  return impl_->NewEntry(parent, name, [&] {
-    return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777, info);
+  return impl_->NewEntry(parent, name, info, [&](ChangeInfo* ci) {
+    return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777, ci);
   });
 }
 
 StatusOr<InodeAttr> FileSystem::Mknod(const RequestContext& ctx, InodeId parent,
                                       const std::string& name, FileType type, uint32_t mode,
                                       uint64_t rdev, ChangeInfo* info) {
-  return impl_->NewEntry(parent, name, [&]() -> StatusOr<InodeAttr> {
+  return impl_->NewEntry(parent, name, info, [&](ChangeInfo* ci) -> StatusOr<InodeAttr> {
     switch (type) {
       case FileType::kRegular:
-        return impl_->meta_->Create(impl_->C(ctx), parent, name, mode & 07777, true, nullptr, info);
+        return impl_->meta_->Create(impl_->C(ctx), parent, name, mode & 07777, true, nullptr, ci);
       case FileType::kDirectory:
-        return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777, info);
+        return impl_->meta_->Mkdir(impl_->C(ctx), parent, name, mode & 07777, ci);
       default:
-        return impl_->meta_->Mknod(impl_->C(ctx), parent, name, type, mode & 07777, rdev, info);
+        return impl_->meta_->Mknod(impl_->C(ctx), parent, name, type, mode & 07777, rdev, ci);
     }
   });
 }
@@ -880,15 +988,15 @@ StatusOr<InodeAttr> FileSystem::Mknod(const RequestContext& ctx, InodeId parent,
 StatusOr<InodeAttr> FileSystem::Symlink(const RequestContext& ctx, InodeId parent,
                                         const std::string& name, const std::string& target,
                                         ChangeInfo* info) {
-  return impl_->NewEntry(parent, name, [&] {
-    return impl_->meta_->Symlink(impl_->C(ctx), parent, name, target, info);
+  return impl_->NewEntry(parent, name, info, [&](ChangeInfo* ci) {
+    return impl_->meta_->Symlink(impl_->C(ctx), parent, name, target, ci);
   });
 }
 
 StatusOr<InodeAttr> FileSystem::Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
                                      const std::string& new_name, ChangeInfo* info) {
-  return impl_->NewEntry(new_parent, new_name, [&] {
-    return impl_->meta_->Link(impl_->C(ctx), ino, new_parent, new_name, info);
+  return impl_->NewEntry(new_parent, new_name, info, [&](ChangeInfo* ci) {
+    return impl_->meta_->Link(impl_->C(ctx), ino, new_parent, new_name, ci);
   });
 }
 
@@ -896,15 +1004,17 @@ Status FileSystem::Unlink(const RequestContext& ctx, InodeId parent, const std::
                           ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   impl_->HoldIfOpen(ctx, parent, name);
-  return impl_->RemoveEntry(
-      parent, name, [&] { return impl_->meta_->Unlink(impl_->C(ctx), parent, name, info); });
+  return impl_->RemoveEntry(parent, name, info, [&](ChangeInfo* ci) {
+    return impl_->meta_->Unlink(impl_->C(ctx), parent, name, ci);
+  });
 }
 
 Status FileSystem::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
                          ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
-  return impl_->RemoveEntry(parent, name,
-                            [&] { return impl_->meta_->Rmdir(impl_->C(ctx), parent, name, info); });
+  return impl_->RemoveEntry(parent, name, info, [&](ChangeInfo* ci) {
+    return impl_->meta_->Rmdir(impl_->C(ctx), parent, name, ci);
+  });
 }
 
 Status FileSystem::Rename(const RequestContext& ctx, InodeId parent, const std::string& name,
@@ -920,7 +1030,11 @@ Status FileSystem::Rename(const RequestContext& ctx, InodeId parent, const std::
     impl_->RecordOwnEntry(parent, name);
     impl_->RecordOwnEntry(new_parent, new_name);
   }
-  Status st = impl_->meta_->Rename(impl_->C(ctx), parent, name, new_parent, new_name, flags, info);
+  Impl::DirChange change;
+  impl_->BeginDirChange(&change, info, parent, new_parent);
+  Status st =
+      impl_->meta_->Rename(impl_->C(ctx), parent, name, new_parent, new_name, flags, change.info);
+  impl_->EndDirChange(&change, st.ok());
   if (st.ok()) {
     impl_->dirs_->Renamed(parent, name, new_parent, new_name, !move);
   } else if (move) {
@@ -1060,7 +1174,10 @@ StatusOr<InodeAttr> FileSystem::Compose(const RequestContext& ctx, InodeId targe
     }
   }
   for (const std::string& p : parts) impl_->RecordOwnEntry(parts_dir, p);
-  auto a = impl_->meta_->Compose(impl_->C(ctx), target, parts_dir, parts, info);
+  Impl::DirChange change;
+  impl_->BeginDirChange(&change, info, parts_dir);
+  auto a = impl_->meta_->Compose(impl_->C(ctx), target, parts_dir, parts, change.info);
+  impl_->EndDirChange(&change, a.ok());
   for (const std::string& p : parts) {
     if (a.ok()) {
       impl_->dirs_->Removed(parts_dir, p);

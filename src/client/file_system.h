@@ -173,11 +173,14 @@ class FileSystem {
   /// after a non-directory is ENOTDIR. Errors: as Lookup,
   /// EINVAL, ENAMETOOLONG (path over 4096 bytes).
   StatusOr<InodeAttr> ResolvePath(const RequestContext& ctx, std::string_view path);
-  /// Attributes with the pending size of data buffered here. Errors: ENOENT.
+  /// Attributes with the pending size of data buffered here. A directory
+  /// this client changed within the entry timeout is answered from the
+  /// attributes meta returned with that change (no round trip), unless
+  /// another client changed it since. Errors: ENOENT.
   StatusOr<InodeAttr> GetAttr(InodeId ino);
   /// As GetAttr, ENOENT when `ino` now has another generation (a stale NFS
-  /// handle). REQUIRES: generation != 0.
-  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation);
+  /// handle). REQUIRES: generation.value != 0.
+  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, Generation generation);
   // Every modifying call takes an optional ChangeInfo: the attributes of the
   // parent directory (or, for SetAttr, the inode) before and after the
   // change, read by meta in the change's own transaction (NFS wcc_data); set

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -68,6 +69,14 @@ bool TakeBatchResult(pb::BatchResult* r, Resp* out) {
   return true;
 }
 
+/// A chunk of meta's reply; one whose file id does not parse is EIO (a bug
+/// or version skew on meta's side, not the caller's error).
+StatusOr<Chunk> MetaChunk(const pb::Chunk& c) {
+  auto chunk = FromPb(c);
+  if (!chunk.ok()) return Status::Posix(EIO, "meta sent " + chunk.status().ToString());
+  return chunk;
+}
+
 uint32_t ClampU32(size_t n) {
   return static_cast<uint32_t>(std::min<size_t>(n, std::numeric_limits<uint32_t>::max()));
 }
@@ -92,7 +101,7 @@ class GrpcMetaClient final : public MetaClient {
     return FromPb(resp.attr());
   }
 
-  StatusOr<InodeAttr> GetAttr(InodeId ino) override { return DoGetAttr(ino, 0); }
+  StatusOr<InodeAttr> GetAttr(InodeId ino) override { return DoGetAttr(ino, Generation()); }
 
   StatusOr<InodeAttr> GetAttrWithChunks(InodeId ino, uint32_t max_chunks,
                                         std::optional<std::vector<Chunk>>* chunks) override {
@@ -107,12 +116,15 @@ class GrpcMetaClient final : public MetaClient {
     if (resp.has_chunks()) {
       chunks->emplace();
       (*chunks)->reserve(static_cast<size_t>(resp.chunks_size()));
-      for (const auto& c : resp.chunks()) (*chunks)->push_back(FromPb(c));
+      for (const auto& c : resp.chunks()) {
+        NEEDLEFS_ASSIGN_OR_RETURN(Chunk chunk, MetaChunk(c));
+        (*chunks)->push_back(std::move(chunk));
+      }
     }
     return FromPb(resp.attr());
   }
 
-  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation) override {
+  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, Generation generation) override {
     return DoGetAttr(ino, generation);
   }
 
@@ -424,7 +436,10 @@ class GrpcMetaClient final : public MetaClient {
     }));
     std::vector<Chunk> out;
     out.reserve(resp.chunks_size());
-    for (const pb::Chunk& ch : resp.chunks()) out.push_back(FromPb(ch));
+    for (const pb::Chunk& ch : resp.chunks()) {
+      NEEDLEFS_ASSIGN_OR_RETURN(Chunk chunk, MetaChunk(ch));
+      out.push_back(std::move(chunk));
+    }
     return out;
   }
 
@@ -719,10 +734,11 @@ class GrpcMetaClient final : public MetaClient {
     if (!queue_.empty()) queue_.front()->cv.notify_one();
   }
 
-  StatusOr<InodeAttr> DoGetAttr(InodeId ino, uint64_t generation) {
+  /// GetAttr, checking the generation unless it is 0.
+  StatusOr<InodeAttr> DoGetAttr(InodeId ino, Generation generation) {
     pb::GetAttrRequest req;
     req.set_ino(ino.value);
-    req.set_generation(generation);
+    req.set_generation(generation.value);
     pb::GetAttrResponse resp;
     NEEDLEFS_RETURN_IF_ERROR(Call("GetAttr", req, &resp, [&](grpc::ClientContext* c) {
       return stub_->GetAttr(c, req, &resp);

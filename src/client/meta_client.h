@@ -72,8 +72,8 @@ class MetaClient {
   /// chunks; otherwise `*chunks` is left empty (nullopt). One round trip.
   virtual StatusOr<InodeAttr> GetAttrWithChunks(InodeId ino, uint32_t max_chunks,
                                                 std::optional<std::vector<Chunk>>* chunks) = 0;
-  /// REQUIRES: generation != 0 (0 means "no check" on the wire).
-  virtual StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation) = 0;
+  /// REQUIRES: generation.value != 0 (0 means "no check" on the wire).
+  virtual StatusOr<InodeAttr> GetAttrChecked(InodeId ino, Generation generation) = 0;
   /// `info` (here and below; may be null): asks meta for the attributes
   /// around the change (ChangeInfo), set also when the call failed with an
   /// errno (then with what was read before the failure).
@@ -122,6 +122,8 @@ class MetaClient {
                                         uint64_t min_size, bool sync) = 0;
   /// Makes every change meta committed so far durable (Namespace::Sync).
   virtual Status Sync() = 0;
+  /// A chunk in meta's reply whose file id does not parse is EIO (here and
+  /// in GetAttrWithChunks).
   virtual StatusOr<std::vector<Chunk>> ReadChunks(InodeId ino, uint64_t offset,
                                                   uint64_t length) = 0;
   /// Sessions: an unknown or expired session is kNotFound (no errno).

@@ -26,6 +26,8 @@ struct FileId {
   static Status ParseKeyCookie(std::string_view s, NeedleKey* key, Cookie* cookie);
 
   friend bool operator==(const FileId&, const FileId&) = default;
+  /// By volume, then key, then cookie (for sets and maps of ids).
+  friend auto operator<=>(const FileId&, const FileId&) = default;
 };
 
 }  // namespace needlefs

@@ -26,6 +26,10 @@ using Cookie = StrongId<struct CookieTag, uint32_t>;
 
 /// Inode number in the namespace (64-bit; root is 1).
 using InodeId = StrongId<struct InodeIdTag, uint64_t>;
+/// Inode generation: changes when an inode number is reused, so (ino,
+/// generation) names one file for its whole life (NFS handles, FUSE).
+/// Never 0 for a live inode (0 means "no check" where one is optional).
+using Generation = StrongId<struct GenerationTag, uint64_t>;
 
 }  // namespace needlefs
 

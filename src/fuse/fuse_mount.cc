@@ -210,7 +210,7 @@ void FuseServer::FillStat(const InodeAttr& a, struct stat* st) const {
 void FuseServer::FillEntry(const InodeAttr& a, fuse_entry_param* e) const {
   std::memset(e, 0, sizeof(*e));
   e->ino = ToFuse(a.ino);
-  e->generation = a.generation;
+  e->generation = a.generation.value;
   FillStat(a, &e->attr);
   e->attr_timeout = options_.attr_timeout_s;
   e->entry_timeout = options_.entry_timeout_s;

@@ -39,8 +39,8 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
   std::vector<EntryInfo> entries;
   std::set<std::pair<uint64_t, uint64_t>> cookies;  // (dir, cookie) from C
   std::map<std::pair<uint64_t, uint64_t>, std::string> cookie_names;
-  std::map<std::string, std::set<uint64_t>> blob_users;         // file id -> inodes
-  std::vector<std::pair<std::string, std::string>> chunk_keys;  // key, file id
+  std::map<FileId, std::set<uint64_t>> blob_users;         // file id -> inodes
+  std::vector<std::pair<std::string, FileId>> chunk_keys;  // key, file id
   std::vector<std::string> xattr_keys;
   std::vector<std::pair<std::string, std::string>> garbage;  // key, file id
   std::set<uint64_t> unlinked_open;  // U: unlinked, kept while a session holds it
@@ -75,8 +75,14 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
       return true;
     }));
     NEEDLEFS_RETURN_IF_ERROR(t->Scan("K", "", 0, [&](std::string_view k, std::string_view v) {
+      if (k.size() != 17) return true;
       auto c = meta_keys::DecodeChunk(v);
-      if (!c.ok() || k.size() != 17) return true;
+      if (!c.ok()) {
+        // Not repaired: nothing says which blob it meant.
+        rep.problems.push_back("undecodable chunk " + Hex(k) + ": " +
+                               std::string(c.status().message()));
+        return true;
+      }
       blob_users[c->file_id].insert(meta_keys::ReadBE64(k.substr(1)));
       chunk_keys.emplace_back(std::string(k), c->file_id);
       return true;
@@ -187,7 +193,7 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
   }
 
   // Chunks, xattrs, garbage.
-  std::vector<std::string> orphan_blobs;
+  std::vector<FileId> orphan_blobs;
   for (const auto& [key, fid] : chunk_keys) {
     uint64_t ino = meta_keys::ReadBE64(std::string_view(key).substr(1));
     if (!inodes.count(ino)) {
@@ -197,7 +203,9 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
     }
   }
   for (const auto& [fid, users] : blob_users) {
-    if (users.size() > 1) rep.problems.push_back("blob " + fid + " backs chunks of several inodes");
+    if (users.size() > 1) {
+      rep.problems.push_back("blob " + fid.ToString() + " backs chunks of several inodes");
+    }
   }
   for (const auto& key : xattr_keys) {
     uint64_t ino = meta_keys::ReadBE64(std::string_view(key).substr(1));
@@ -206,13 +214,20 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
       drop_keys.push_back(key);
     }
   }
-  for (const auto& [key, fid] : garbage) {
-    auto it = blob_users.find(fid);
+  for (const auto& [key, text] : garbage) {
+    auto fid = FileId::Parse(text);
+    if (!fid.ok()) {
+      // Names no blob: the garbage collector would drop it too.
+      rep.problems.push_back("garbage queue entry " + Hex(key) + " is not a file id: " + text);
+      drop_keys.push_back(key);
+      continue;
+    }
+    auto it = blob_users.find(*fid);
     if (it != blob_users.end()) {
       bool live = false;
       for (uint64_t ino : it->second) live |= inodes.count(ino) > 0;
       if (live) {
-        rep.problems.push_back("garbage queue names blob " + fid + " that a file still uses");
+        rep.problems.push_back("garbage queue names blob " + text + " that a file still uses");
         drop_keys.push_back(key);
       }
     }
@@ -235,7 +250,7 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
   for (const auto& fid : orphan_blobs) {
     NEEDLEFS_ASSIGN_OR_RETURN(uint64_t seq, garbage_seq.Next());
     NEEDLEFS_RETURN_IF_ERROR(RunTransaction(
-        store, [&](KvTransaction& t) { return t.Put(meta_keys::Garbage(seq), fid); }));
+        store, [&](KvTransaction& t) { return t.Put(meta_keys::Garbage(seq), fid.ToString()); }));
   }
   // Unreachable inodes go to /lost+found.
   if (!orphans.empty()) {
@@ -252,7 +267,7 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
       } else {
         InodeRecord r;
         r.attr.ino = InodeId(lf_ino);
-        r.attr.generation = static_cast<uint64_t>(now);
+        r.attr.generation = Generation(static_cast<uint64_t>(now));
         r.attr.type = FileType::kDirectory;
         r.attr.mode = 0700;
         r.attr.nlink = 2;

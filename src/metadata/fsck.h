@@ -4,14 +4,16 @@
 // Checked (an unlinked file a session still holds open is fine): every entry (D) points to a live
 // inode of the recorded type and has its cookie record (C) and the reverse; every inode but the
 // root is reachable; nlink = names (files) or 2 + subdirectories (directories); directory parent
-// pointers match the entry that names them; chunks (K) and xattrs (X) belong to live inodes; no
-// blob backs chunks of two inodes; no garbage-queue entry (G) names a blob a chunk still uses.
+// pointers match the entry that names them; chunks (K) and xattrs (X) belong to live inodes; every
+// chunk record decodes (its file id parses); no blob backs chunks of two inodes; every
+// garbage-queue entry (G) is a file id, and none names a blob a chunk still uses.
 //
 // Repairs: dangling entries and cookie records are removed, missing cookie
 // records of live entries are written back; nlink and parent
 // pointers are set to what the tree says; chunks/xattrs of missing inodes are
 // removed (chunk blobs queued as garbage); garbage entries whose blob is
-// still used are dropped (deleting them would lose data); unreachable inodes
+// still used are dropped (deleting them would lose data), and so are those
+// that are not file ids (they name no blob); unreachable inodes
 // are linked into /lost+found as "#<ino>".
 //
 // Memory: one entry per inode and per blob id (a check of a namespace with

@@ -20,9 +20,14 @@ StatusOr<size_t> GarbageCollector::RunOnce() {
   size_t done = 0;
   uint64_t last_seq = 0;
   Status failure;
+  size_t dropped = 0;
   for (const auto& [seq, file_id] : batch) {
-    Status s = delete_blob_(file_id);
-    if (!s.ok()) {
+    auto fid = FileId::Parse(file_id);
+    if (!fid.ok()) {
+      // No retry can delete a blob by this name: drop the entry.
+      spdlog::error("meta.gc_bad_entry seq={} error=\"{}\": dropped", seq, fid.status().ToString());
+      ++dropped;
+    } else if (Status s = delete_blob_(*fid); !s.ok()) {
       failure = s.WithContext("delete blob " + file_id);
       break;
     }
@@ -31,7 +36,7 @@ StatusOr<size_t> GarbageCollector::RunOnce() {
   }
   if (done > 0) {
     NEEDLEFS_RETURN_IF_ERROR(ns_->AckGarbage(last_seq));
-    deleted.Increment(static_cast<double>(done));
+    deleted.Increment(static_cast<double>(done - dropped));
   }
   if (!failure.ok()) return failure;
   return done;

@@ -1,7 +1,8 @@
 // The background consumer of the namespace's garbage queue: deletes the
 // blobs (needles) that no file references any more, then acknowledges them.
 // Crash-safe: an entry leaves the queue only after its blob is gone, so a
-// crash repeats deletes (harmless: deleting a missing blob is success).
+// crash repeats deletes (harmless: deleting a missing blob is success). An
+// entry that is not a file id names no blob: it is logged and dropped.
 //
 // Thread-safe; Stop() (also by the destructor) joins the worker.
 #pragma once
@@ -13,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "common/file_id.h"
 #include "common/status.h"
 #include "metadata/namespace.h"
 
@@ -30,7 +32,7 @@ class GarbageCollector {
  public:
   /// `delete_blob(file_id)` deletes one blob; OK also when it is already
   /// gone. An error stops the pass (retried after the interval).
-  using DeleteFn = std::function<Status(const std::string& file_id)>;
+  using DeleteFn = std::function<Status(const FileId& file_id)>;
   GarbageCollector(Namespace* ns, DeleteFn delete_blob, GarbageCollectorOptions options = {});
   ~GarbageCollector();
   GarbageCollector(const GarbageCollector&) = delete;
@@ -40,8 +42,9 @@ class GarbageCollector {
   void Start();
   void Stop();
   /// One pass now, on the caller's thread: deletes and acknowledges up to
-  /// `batch` entries. Returns how many were collected. Errors: the first
-  /// failed delete (entries before it are acknowledged) or a namespace error.
+  /// `batch` entries. Returns how many left the queue (deleted, or dropped
+  /// as not a file id). Errors: the first failed delete (entries before it
+  /// are acknowledged) or a namespace error.
   StatusOr<size_t> RunOnce();
 
  private:

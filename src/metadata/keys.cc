@@ -22,7 +22,7 @@ std::string InodeRecord::Encode() const {
   EncodeFixed32(p + 6, attr.uid);
   EncodeFixed32(p + 10, attr.gid);
   EncodeFixed32(p + 14, attr.nlink);
-  EncodeFixed64(p + 18, attr.generation);
+  EncodeFixed64(p + 18, attr.generation.value);
   EncodeFixed64(p + 26, attr.size);
   EncodeFixed64(p + 34, static_cast<uint64_t>(attr.atime_ns));
   EncodeFixed64(p + 42, static_cast<uint64_t>(attr.mtime_ns));
@@ -46,7 +46,7 @@ StatusOr<InodeRecord> InodeRecord::Decode(std::string_view v) {
   r.attr.uid = DecodeFixed32(p + 6);
   r.attr.gid = DecodeFixed32(p + 10);
   r.attr.nlink = DecodeFixed32(p + 14);
-  r.attr.generation = DecodeFixed64(p + 18);
+  r.attr.generation = Generation(DecodeFixed64(p + 18));
   r.attr.size = DecodeFixed64(p + 26);
   r.attr.atime_ns = static_cast<int64_t>(DecodeFixed64(p + 34));
   r.attr.mtime_ns = static_cast<int64_t>(DecodeFixed64(p + 42));
@@ -81,7 +81,7 @@ std::string EncodeChunk(const Chunk& c) {
   EncodeFixed64(v.data(), c.offset);
   EncodeFixed64(v.data() + 8, c.size);
   EncodeFixed64(v.data() + 16, c.blob_offset);
-  return v + c.file_id;
+  return v + c.file_id.ToString();
 }
 
 StatusOr<Chunk> DecodeChunk(std::string_view v) {
@@ -90,7 +90,11 @@ StatusOr<Chunk> DecodeChunk(std::string_view v) {
   c.offset = DecodeFixed64(v.data());
   c.size = DecodeFixed64(v.data() + 8);
   c.blob_offset = DecodeFixed64(v.data() + 16);
-  c.file_id.assign(v.substr(24));
+  auto fid = FileId::Parse(v.substr(24));
+  if (!fid.ok()) {
+    return Status::Corruption("bad chunk record: " + std::string(fid.status().message()));
+  }
+  c.file_id = *fid;
   return c;
 }
 

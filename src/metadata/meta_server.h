@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "common/file_id.h"
 #include "common/status.h"
 
 namespace needlefs {
@@ -29,7 +30,7 @@ struct MetaServerOptions {
   int max_threads = 128;
   /// Deletes one blob of removed data (OK when already gone). Empty = no
   /// garbage collection: the queue keeps the file ids until one is given.
-  std::function<Status(const std::string& file_id)> delete_blob;
+  std::function<Status(const FileId& file_id)> delete_blob;
   /// How often crashed clients' sessions are expired. Default: 5000 ms.
   int session_expiry_interval_ms = 5000;
 };

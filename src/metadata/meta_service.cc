@@ -173,8 +173,8 @@ class Service final : public ServiceBase {
 
   grpc::Status DoGetAttr(const pb::GetAttrRequest* req, pb::GetAttrResponse* resp) {
     InodeId ino(req->ino());
-    auto a =
-        req->generation() != 0 ? ns_->GetAttrChecked(ino, req->generation()) : ns_->GetAttr(ino);
+    auto a = req->generation() != 0 ? ns_->GetAttrChecked(ino, Generation(req->generation()))
+                                    : ns_->GetAttr(ino);
     if (a.ok() && req->max_chunks() > 0 && a->type == FileType::kRegular) {
       // The whole visible list; a failure here only means no list.
       auto c = ns_->ReadChunks(ino, 0, uint64_t{1} << 62);
@@ -362,7 +362,14 @@ class Service final : public ServiceBase {
                          pb::AddChunksResponse* resp) override {
     std::vector<Chunk> chunks;
     chunks.reserve(req->chunks_size());
-    for (const pb::Chunk& c : req->chunks()) chunks.push_back(FromPb(c));
+    for (const pb::Chunk& c : req->chunks()) {
+      auto chunk = FromPb(c);
+      // A malformed file id is the caller's error, as an empty chunk is.
+      if (!chunk.ok()) {
+        return Reply("AddChunks", Status::Posix(EINVAL, chunk.status().message()), resp);
+      }
+      chunks.push_back(std::move(chunk).value());
+    }
     return ReplyAttr("AddChunks",
                      ns_->AddChunks(InodeId(req->ino()), chunks, req->min_size(), !req->no_sync()),
                      resp);

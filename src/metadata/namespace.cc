@@ -127,8 +127,7 @@ Status NsTxn::DropLink(InodeRecord* rec, int64_t now, BatchAllocator* garbage_se
   return Reap(rec, garbage_seq);
 }
 
-Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq,
-                   const std::set<std::string>* keep) {
+Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq, const std::set<FileId>* keep) {
   const InodeId ino = rec->attr.ino;
   std::vector<std::string> keys;
   NEEDLEFS_RETURN_IF_ERROR(
@@ -136,7 +135,7 @@ Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq,
         keys.emplace_back(k);
         return true;
       }));
-  std::vector<std::string> blobs;
+  std::vector<FileId> blobs;
   NEEDLEFS_RETURN_IF_ERROR(
       txn_.Scan(meta_keys::ChunkPrefix(ino), "", 0, [&](std::string_view k, std::string_view v) {
         keys.emplace_back(k);
@@ -151,7 +150,7 @@ Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq,
   for (const auto& fid : blobs) {
     if (keep && keep->count(fid)) continue;
     NEEDLEFS_ASSIGN_OR_RETURN(uint64_t seq, garbage_seq->Next());
-    NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Garbage(seq), fid));
+    NEEDLEFS_RETURN_IF_ERROR(txn_.Put(meta_keys::Garbage(seq), fid.ToString()));
   }
   AddStats(-1, rec->attr.type == FileType::kRegular ? -static_cast<int64_t>(rec->attr.size) : 0);
   deleted_.insert(ino.value);
@@ -216,7 +215,7 @@ StatusOr<std::unique_ptr<Namespace>> Namespace::Open(KvStore* store,
     NsTxn tx(t);
     InodeRecord r;
     r.attr.ino = kRootInode;
-    r.attr.generation = 1;
+    r.attr.generation = Generation(1);
     r.attr.type = FileType::kDirectory;
     r.attr.mode = 0755;
     r.attr.nlink = 2;
@@ -271,7 +270,7 @@ StatusOr<InodeAttr> Namespace::GetAttr(InodeId ino) {
   return r.attr;
 }
 
-StatusOr<InodeAttr> Namespace::GetAttrChecked(InodeId ino, uint64_t generation) {
+StatusOr<InodeAttr> Namespace::GetAttrChecked(InodeId ino, Generation generation) {
   NEEDLEFS_ASSIGN_OR_RETURN(InodeAttr a, GetAttr(ino));
   if (a.generation != generation) return Status::Posix(ENOENT, "stale generation");
   return a;
@@ -389,7 +388,7 @@ StatusOr<InodeAttr> Namespace::Impl::MakeNode(const RequestContext& ctx, InodeId
     const int64_t now = NowNs();
     InodeRecord r;
     r.attr.ino = InodeId(ino);
-    r.attr.generation = static_cast<uint64_t>(now);
+    r.attr.generation = Generation(static_cast<uint64_t>(now));
     r.attr.type = type;
     r.attr.mode = mode & 07777;
     r.attr.uid = ctx.uid;

@@ -53,7 +53,7 @@ class Namespace {
   StatusOr<InodeAttr> GetAttr(InodeId ino);
   /// As GetAttr, and ENOENT when the inode's generation is not `generation`
   /// (a file handle to a removed and reused inode: NFS3ERR_STALE).
-  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, uint64_t generation);
+  StatusOr<InodeAttr> GetAttrChecked(InodeId ino, Generation generation);
   /// chmod/chown/truncate/utimes in one transaction. Sets ctime. Permission
   /// rules as Linux: only the owner (or root) may chmod (but a non-owner
   /// who may write a regular file may clear its S_ISUID/S_ISGID, as the
@@ -145,7 +145,8 @@ class Namespace {
   /// Appends chunks written to a regular file (newer chunks win where they
   /// overlap older ones), raises the size to at least `min_size`, sets
   /// mtime/ctime. `sync` as RequestContext::sync. Errors: ENOENT, EISDIR,
-  /// EINVAL.
+  /// EINVAL (a chunk of size 0 or without a file id, FileId{}; a special
+  /// file).
   StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
                                 bool sync = true);
   /// Makes regular file `target` (empty; the caller may write it) the

@@ -177,7 +177,7 @@ Status Namespace::Sync() { return impl_->store_->SyncLog(); }
 StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
                                          uint64_t min_size, bool sync) {
   for (const Chunk& c : chunks) {
-    if (c.file_id.empty() || c.size == 0) return Status::Posix(EINVAL, "empty chunk");
+    if (c.file_id == FileId{} || c.size == 0) return Status::Posix(EINVAL, "empty chunk");
   }
   InodeAttr out;
   Status s = RunTransaction(*impl_->store_, TxnOptions{sync}, [&](KvTransaction& t) -> Status {
@@ -295,7 +295,7 @@ StatusOr<InodeAttr> Namespace::Compose(const RequestContext& ctx, InodeId target
                                       }));
       if (open) return Status::Posix(EBUSY, name + " is open");
       NEEDLEFS_ASSIGN_OR_RETURN(auto visible, VisibleChunks(t, p->attr.ino, 0, p->attr.size));
-      std::set<std::string> moved;
+      std::set<FileId> moved;
       for (Chunk c : visible) {
         moved.insert(c.file_id);
         c.offset += offset;
@@ -350,7 +350,7 @@ Status TruncateChunks(KvTransaction& t, InodeRecord* rec, uint64_t new_size,
           }));
       if (!still_used) {
         NEEDLEFS_ASSIGN_OR_RETURN(uint64_t seq, garbage_seq->Next());
-        NEEDLEFS_RETURN_IF_ERROR(t.Put(meta_keys::Garbage(seq), c.file_id));
+        NEEDLEFS_RETURN_IF_ERROR(t.Put(meta_keys::Garbage(seq), c.file_id.ToString()));
       }
     } else {
       c.size = new_size - c.offset;  // clip the chunk that straddles the new end

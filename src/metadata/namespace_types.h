@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/file_id.h"
 #include "common/types.h"
 
 namespace needlefs {
@@ -41,7 +42,7 @@ inline constexpr uint64_t kFirstEntryCookie = 3;
 
 struct InodeAttr {
   InodeId ino;
-  uint64_t generation = 0;  ///< changes when an inode number is reused
+  Generation generation;  ///< changes when an inode number is reused
   FileType type = FileType::kRegular;
   uint32_t mode = 0;  ///< permission bits only (07777)
   uint32_t uid = 0;
@@ -110,9 +111,10 @@ struct ReadDirResult {
 };
 
 /// A piece of a regular file's data: `size` bytes at file offset `offset`
-/// stored in blob `file_id` (a needle) starting at `blob_offset`.
+/// stored in blob `file_id` (a needle) starting at `blob_offset`. Stored and
+/// sent as the id's string form (FileId::ToString).
 struct Chunk {
-  std::string file_id;
+  FileId file_id;
   uint64_t offset = 0;
   uint64_t size = 0;
   uint64_t blob_offset = 0;

@@ -125,8 +125,8 @@ inline std::map<uint32_t, std::set<std::string>> Holders(const nlohmann::json& v
 
 /// Uploads `n` blobs with replication 001, deletes every tenth; returns
 /// fid -> data ("" for the deleted ones).
-inline std::map<std::string, std::string> UploadBlobs(BlobClient& client, int n) {
-  std::map<std::string, std::string> blobs;
+inline std::map<FileId, std::string> UploadBlobs(BlobClient& client, int n) {
+  std::map<FileId, std::string> blobs;
   UploadRequest up;
   up.replication = "001";
   for (int i = 0; i < n; ++i) {
@@ -144,17 +144,17 @@ inline std::map<std::string, std::string> UploadBlobs(BlobClient& client, int n)
 }
 
 /// Every blob reads as uploaded; deleted ones stay deleted.
-inline void ExpectBlobs(BlobClient& client, const std::map<std::string, std::string>& blobs) {
+inline void ExpectBlobs(BlobClient& client, const std::map<FileId, std::string>& blobs) {
   for (const auto& [fid, data] : blobs) {
     auto got = client.Read(fid);
     if (data.empty()) {
       // NotFound, or Unavailable while a replica that could have it is down.
       EXPECT_TRUE(got.status().code() == StatusCode::kNotFound ||
                   got.status().code() == StatusCode::kUnavailable)
-          << fid << " came back: " << got.status().ToString();
+          << fid.ToString() << " came back: " << got.status().ToString();
     } else {
-      ASSERT_TRUE(got.ok()) << fid << ": " << got.status().ToString();
-      EXPECT_EQ(*got, data) << fid;
+      ASSERT_TRUE(got.ok()) << fid.ToString() << ": " << got.status().ToString();
+      EXPECT_EQ(*got, data) << fid.ToString();
     }
   }
 }

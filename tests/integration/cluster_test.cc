@@ -182,8 +182,8 @@ TEST_F(ClusterTest, KillNineDuringAWriteLoadLosesNoAcknowledgedBlob) {
   ASSERT_NO_FATAL_FAILURE(StartFour(/*grace_ms=*/1000));
   BlobClient client(ClientOptions());
   std::mutex mu;
-  std::map<std::string, std::string> acked;  // GUARDED_BY(mu)
-  std::string last_error;                    // GUARDED_BY(mu): of the last failed upload
+  std::map<FileId, std::string> acked;  // GUARDED_BY(mu)
+  std::string last_error;               // GUARDED_BY(mu): of the last failed upload
   std::atomic<int> acked_after_kill{0};
   std::atomic<bool> killed{false};
   std::thread writer([&] {
@@ -260,7 +260,7 @@ TEST_F(ClusterTest, KillNineDuringAWriteLoadLosesNoAcknowledgedBlob) {
   for (const auto& [fid, data] : acked) {
     if (++checked > 50) break;
     auto got = fresh.Read(fid);
-    ASSERT_TRUE(got.ok()) << fid << ": " << got.status().ToString();
+    ASSERT_TRUE(got.ok()) << fid.ToString() << ": " << got.status().ToString();
     EXPECT_EQ(*got, data);
   }
 }
@@ -273,8 +273,8 @@ TEST_F(ClusterTest, VacuumThroughTheMasterReturnsDiskSpace) {
   BlobClient client(ClientOptions());
   UploadRequest up;
   up.replication = "100";
-  std::map<std::string, std::string> kept;
-  std::vector<std::string> doomed;
+  std::map<FileId, std::string> kept;
+  std::vector<FileId> doomed;
   for (int i = 0; i < 120; ++i) {
     auto fid = client.Upload(std::string(20'000, static_cast<char>('a' + i % 26)), up);
     ASSERT_TRUE(fid.ok()) << fid.status().ToString();
@@ -284,7 +284,7 @@ TEST_F(ClusterTest, VacuumThroughTheMasterReturnsDiskSpace) {
       doomed.push_back(*fid);
     }
   }
-  for (const auto& fid : doomed) ASSERT_TRUE(client.Delete(fid).ok()) << fid;
+  for (const auto& fid : doomed) ASSERT_TRUE(client.Delete(fid).ok()) << fid.ToString();
   const std::string dir = tmp_.path();
   const uint64_t before =
       DiskBytes(dir + "/a") + DiskBytes(dir + "/b") + DiskBytes(dir + "/c") + DiskBytes(dir + "/d");
@@ -298,7 +298,7 @@ TEST_F(ClusterTest, VacuumThroughTheMasterReturnsDiskSpace) {
   ExpectBlobs(client, kept);
 
   // mark -readonly reaches every replica of the volume through the master.
-  const auto vid = FileId::Parse(kept.begin()->first)->volume.value;
+  const auto vid = kept.begin()->first.volume.value;
   ASSERT_EQ(Admin("volume.mark -readonly -volumeId " + std::to_string(vid), &out), 0) << out;
   bool all_ro = false;
   for (int i = 0; i < 50 && !all_ro; ++i) {
@@ -333,8 +333,8 @@ TEST_F(ClusterTest, ARestartedMasterRelearnsTheTopologyAndKeepsIdsUnique) {
   ASSERT_TRUE(port && grpc_port);
   ASSERT_NO_FATAL_FAILURE(StartFour(-1, port, grpc_port));
   BlobClient client(ClientOptions());
-  std::map<std::string, std::string> blobs;
-  std::set<std::string> keys;
+  std::map<FileId, std::string> blobs;
+  std::set<std::pair<VolumeId, NeedleKey>> keys;
   for (const char* code : {"000", "001", "010", "100"}) {
     UploadRequest up;
     up.replication = code;
@@ -343,7 +343,7 @@ TEST_F(ClusterTest, ARestartedMasterRelearnsTheTopologyAndKeepsIdsUnique) {
       auto fid = client.Upload(data, up);
       ASSERT_TRUE(fid.ok()) << fid.status().ToString();
       blobs[*fid] = data;
-      keys.insert(fid->substr(0, fid->size() - 8));
+      keys.insert({fid->volume, fid->key});
     }
   }
   const auto before = Holders(Get("/vol/status"));
@@ -365,7 +365,7 @@ TEST_F(ClusterTest, ARestartedMasterRelearnsTheTopologyAndKeepsIdsUnique) {
     for (int i = 0; i < 10; ++i) {
       auto fid = fresh.Upload("after the restart", up);
       ASSERT_TRUE(fid.ok()) << fid.status().ToString();
-      EXPECT_TRUE(keys.insert(fid->substr(0, fid->size() - 8)).second) << "key reused: " << *fid;
+      EXPECT_TRUE(keys.insert({fid->volume, fid->key}).second) << "key reused: " << fid->ToString();
     }
   }
 }

@@ -221,7 +221,7 @@ TEST_F(MasterTest, BlobClientUploadsReadsWithReplicaFallbackAndDeletes) {
   UploadRequest up;
   up.replication = "001";
   up.name = "notes.txt";
-  std::vector<std::pair<std::string, std::string>> blobs;
+  std::vector<std::pair<FileId, std::string>> blobs;
   for (int i = 0; i < 20; ++i) {
     std::string data = "blob " + std::to_string(i) + std::string(static_cast<size_t>(i) * 100, 'x');
     auto fid = client.Upload(data, up);
@@ -235,7 +235,7 @@ TEST_F(MasterTest, BlobClientUploadsReadsWithReplicaFallbackAndDeletes) {
   a.process->Wait();
   for (const auto& [fid, data] : blobs) {
     auto got = client.Read(fid);
-    ASSERT_TRUE(got.ok()) << fid << ": " << got.status().ToString();
+    ASSERT_TRUE(got.ok()) << fid.ToString() << ": " << got.status().ToString();
     EXPECT_EQ(*got, data);
   }
   // A delete cannot reach every replica: the error says so (the survivor
@@ -352,9 +352,9 @@ TEST_F(MasterTest, AKilledServersVolumesAreCopiedToAnotherServerAfterTheGracePer
   // Reads fall back to the new replica once the survivor is gone.
   ASSERT_TRUE(survivor->process->Kill(SIGKILL));
   survivor->process->Wait();
-  std::map<std::string, std::string> of_vid;
+  std::map<FileId, std::string> of_vid;
   for (const auto& [fid, data] : blobs) {
-    if (fid.rfind(std::to_string(vid) + ",", 0) == 0) of_vid[fid] = data;
+    if (fid.volume.value == vid) of_vid[fid] = data;
   }
   ASSERT_FALSE(of_vid.empty());
   ExpectBlobs(client, of_vid);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "client/meta_client.h"
+#include "common/file_id.h"
 #include "common/http.h"
 #include "integration/meta_fixture.h"
 #include "integration/process.h"
@@ -18,6 +19,9 @@ namespace needlefs::integration {
 namespace {
 
 using namespace std::chrono_literals;
+
+/// The file id `s` names (the test's own constants: they parse).
+FileId ParseFid(std::string_view s) { return FileId::Parse(s).value(); }
 
 class MetaServerTest : public MetaFixture {
  protected:
@@ -36,11 +40,11 @@ TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
   EXPECT_EQ(client_->Create(root_, dir->ino, "a.txt", 0644, true).status().posix_errno(), EEXIST);
   EXPECT_EQ(client_->Lookup(root_, dir->ino, "nope").status().posix_errno(), ENOENT);
   EXPECT_EQ(client_->Rmdir(root_, kRootInode, "docs").posix_errno(), ENOTEMPTY);
-  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,01637037d6", 0, 5, 0}}, 5, true).ok());
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{ParseFid("3,01637037d6"), 0, 5, 0}}, 5, true).ok());
   auto chunks = client_->ReadChunks(f->ino, 0, 100);
   ASSERT_TRUE(chunks.ok());
   ASSERT_EQ(chunks->size(), 1u);
-  EXPECT_EQ((*chunks)[0].file_id, "3,01637037d6");
+  EXPECT_EQ((*chunks)[0].file_id.ToString(), "3,01637037d6");
   // GetAttr can bring the whole chunk list along (one round trip on open).
   std::optional<std::vector<Chunk>> with;
   auto wa = client_->GetAttrWithChunks(f->ino, 64, &with);
@@ -48,9 +52,9 @@ TEST_F(MetaServerTest, OperationsAndErrnosCrossTheWire) {
   EXPECT_EQ(wa->size, 5u);
   ASSERT_TRUE(with.has_value());
   ASSERT_EQ(with->size(), 1u);
-  EXPECT_EQ((*with)[0].file_id, "3,01637037d6");
+  EXPECT_EQ((*with)[0].file_id.ToString(), "3,01637037d6");
   // An unsynced commit is visible at once; Sync then makes it durable.
-  ASSERT_TRUE(client_->AddChunks(f->ino, {{"3,02637037d6", 5, 5, 0}}, 10, false).ok());
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{ParseFid("3,02637037d6"), 5, 5, 0}}, 10, false).ok());
   EXPECT_EQ(client_->GetAttr(f->ino)->size, 10u);
   EXPECT_TRUE(client_->Sync().ok());
   EXPECT_TRUE(client_->GetAttrWithChunks(f->ino, 1, &with).ok());
@@ -281,6 +285,28 @@ TEST_F(MetaServerTest, MalformedBatchGetsAClearError) {
   EXPECT_EQ(client_->Lookup(root_, kRootInode, "m0").status().posix_errno(), ENOENT);
 }
 
+TEST_F(MetaServerTest, AChunkWithAMalformedFileIdIsEinval) {
+  auto f = client_->Create(root_, kRootInode, "f", 0644, true);
+  ASSERT_TRUE(f.ok());
+  auto stub =
+      meta::MetaService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  for (const char* bad : {"", "b1", "3,xyz", "3,01637037d6,"}) {
+    SCOPED_TRACE(bad);
+    meta::AddChunksRequest req;
+    req.set_ino(f->ino.value);
+    auto* c = req.add_chunks();
+    c->set_file_id(bad);
+    c->set_size(5);
+    req.set_min_size(5);
+    meta::AddChunksResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->AddChunks(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.errno_value(), EINVAL);
+    EXPECT_NE(resp.error().find("file id"), std::string::npos) << resp.error();
+  }
+  EXPECT_EQ(client_->GetAttr(f->ino)->size, 0u) << "a refused chunk changed the file";
+}
+
 TEST_F(MetaServerTest, KillDuringCreateStormLosesNoAcknowledgedOperation) {
   CreateStormThenKill(/*shared=*/false);
 }
@@ -380,7 +406,7 @@ TEST_F(MetaServerTest, DeletedFilesBlobsAreRemovedFromVolumeServers) {
   ASSERT_TRUE(put.ok() && put->status == 201);
   auto f = client_->Create(root_, kRootInode, "doomed", 0644, true);
   ASSERT_TRUE(f.ok());
-  ASSERT_TRUE(client_->AddChunks(f->ino, {{fid, 0, 9, 0}}, 9, true).ok());
+  ASSERT_TRUE(client_->AddChunks(f->ino, {{ParseFid(fid), 0, 9, 0}}, 9, true).ok());
   ASSERT_TRUE(client_->Unlink(root_, kRootInode, "doomed").ok());
   int status = 200;
   for (int i = 0; i < 100 && status == 200; ++i) {  // the collector runs every 2 s

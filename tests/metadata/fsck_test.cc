@@ -6,6 +6,7 @@
 
 #include "metadata/internal/keys.h"
 #include "metadata/namespace.h"
+#include "namespace_test_util.h"
 
 namespace needlefs {
 namespace {
@@ -21,7 +22,7 @@ class FsckTest : public ::testing::Test {
     dir_ = ns_->Mkdir(root, kRootInode, "dir", 0755)->ino;
     file_ = ns_->Create(root, dir_, "f", 0644, true)->ino;
     ASSERT_TRUE(ns_->Link(root, file_, kRootInode, "hard").ok());
-    ASSERT_TRUE(ns_->AddChunks(file_, {{"3,01637037d6", 0, 100, 0}}, 100).ok());
+    ASSERT_TRUE(ns_->AddChunks(file_, {{Fid(3, 1), 0, 100, 0}}, 100).ok());
     ASSERT_TRUE(ns_->SetXattr(root, file_, "user.k", "v", 0).ok());
   }
   void Put(const std::string& k, const std::string& v) {
@@ -58,7 +59,7 @@ TEST_F(FsckTest, FindsAndRepairsDamage) {
   lost.attr.mode = 0600;
   lost.attr.nlink = 1;
   Put(meta_keys::Inode(InodeId(5000)), lost.Encode());
-  Put(meta_keys::Garbage(1), "3,01637037d6");
+  Put(meta_keys::Garbage(1), Fid(3, 1).ToString());
 
   auto r = Fsck(*store_, false);
   ASSERT_TRUE(r.ok());
@@ -80,6 +81,30 @@ TEST_F(FsckTest, FindsAndRepairsDamage) {
   EXPECT_EQ(ns_->Lookup(root, lf->ino, "#5000")->ino, InodeId(5000));
   EXPECT_TRUE(ns_->PeekGarbage(10)->empty());  // the live blob is safe
   EXPECT_EQ(ns_->ReadChunks(file_, 0, 100)->size(), 1u);
+}
+
+TEST_F(FsckTest, ReportsAChunkWhoseFileIdDoesNotParseAndDropsABadGarbageEntry) {
+  // The chunk record's fixed part, then text that is no file id.
+  std::string chunk = meta_keys::EncodeChunk(Chunk{Fid(3, 2), 0, 10, 0}).substr(0, 24) + "bogus";
+  EXPECT_TRUE(meta_keys::DecodeChunk(chunk).status().IsCorruption());
+  Put(meta_keys::ChunkKey(file_, 99), chunk);
+  Put(meta_keys::Garbage(1), "not a file id");
+  auto r = Fsck(*store_, false);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->problems.size(), 2u);
+  for (const auto& p : r->problems) std::printf("fsck: %s\n", p.c_str());
+  // Reads skip the record they cannot decode.
+  EXPECT_EQ(ns_->ReadChunks(file_, 0, 100)->size(), 1u);
+
+  r = Fsck(*store_, true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->repaired, 1u);
+  EXPECT_TRUE(ns_->PeekGarbage(10)->empty());
+  // The chunk stays reported: nothing says which blob it meant.
+  r = Fsck(*store_, false);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->problems.size(), 1u);
+  EXPECT_NE(r->problems[0].find("undecodable chunk"), std::string::npos) << r->problems[0];
 }
 
 }  // namespace

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <vector>
+
+#include "metadata/internal/keys.h"
+#include "namespace_test_util.h"
 
 namespace needlefs {
 namespace {
@@ -16,7 +20,7 @@ class GarbageCollectorTest : public ::testing::Test {
     for (int i = 0; i < 5; ++i) {
       auto f = ns_->Create(root, kRootInode, "f" + std::to_string(i), 0644, true);
       ASSERT_TRUE(
-          ns_->AddChunks(f->ino, {{"1,0" + std::to_string(i) + "00000001", 0, 9, 0}}, 9).ok());
+          ns_->AddChunks(f->ino, {{Fid(1, static_cast<uint64_t>(i) + 1), 0, 9, 0}}, 9).ok());
       ASSERT_TRUE(ns_->Unlink(root, kRootInode, "f" + std::to_string(i)).ok());
     }
   }
@@ -25,8 +29,8 @@ class GarbageCollectorTest : public ::testing::Test {
 };
 
 TEST_F(GarbageCollectorTest, DeletesEveryQueuedBlobThenEmptiesTheQueue) {
-  std::set<std::string> deleted;
-  GarbageCollector gc(ns_.get(), [&](const std::string& fid) {
+  std::set<FileId> deleted;
+  GarbageCollector gc(ns_.get(), [&](const FileId& fid) {
     deleted.insert(fid);
     return Status::OK();
   });
@@ -39,7 +43,7 @@ TEST_F(GarbageCollectorTest, DeletesEveryQueuedBlobThenEmptiesTheQueue) {
 
 TEST_F(GarbageCollectorTest, FailedDeleteKeepsTheRestQueued) {
   int calls = 0;
-  GarbageCollector gc(ns_.get(), [&](const std::string&) {
+  GarbageCollector gc(ns_.get(), [&](const FileId&) {
     return ++calls == 3 ? Status::Unavailable("volume server down") : Status::OK();
   });
   auto n = gc.RunOnce();
@@ -50,6 +54,24 @@ TEST_F(GarbageCollectorTest, FailedDeleteKeepsTheRestQueued) {
   n = gc.RunOnce();
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 3u);
+  EXPECT_TRUE(ns_->PeekGarbage(10)->empty());
+}
+
+TEST_F(GarbageCollectorTest, AnEntryThatIsNotAFileIdIsDropped) {
+  // Queued after the five blobs, as a bug or a bad disk would leave it: no
+  // retry could delete a blob by that name, so it must not block the queue.
+  ASSERT_TRUE(RunTransaction(*store_, [](KvTransaction& t) {
+                return t.Put(meta_keys::Garbage(uint64_t{1} << 40), "not a file id");
+              }).ok());
+  std::vector<FileId> deleted;
+  GarbageCollector gc(ns_.get(), [&](const FileId& fid) {
+    deleted.push_back(fid);
+    return Status::OK();
+  });
+  auto n = gc.RunOnce();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 6u);
+  EXPECT_EQ(deleted.size(), 5u);
   EXPECT_TRUE(ns_->PeekGarbage(10)->empty());
 }
 

@@ -4,6 +4,7 @@
 
 #include "metadata/fsck.h"
 #include "metadata/namespace.h"
+#include "namespace_test_util.h"
 
 namespace needlefs {
 namespace {
@@ -14,7 +15,7 @@ class NamespaceSessionTest : public ::testing::Test {
     store_ = NewMemoryKvStore();
     ns_ = std::move(Namespace::Open(store_.get())).value();
     file_ = ns_->Create(root_, kRootInode, "f", 0644, true)->ino;
-    ASSERT_TRUE(ns_->AddChunks(file_, {{"7,0a00000001", 0, 10, 0}}, 10).ok());
+    ASSERT_TRUE(ns_->AddChunks(file_, {{Fid(7, 10), 0, 10, 0}}, 10).ok());
   }
   size_t Garbage() { return ns_->PeekGarbage(100)->size(); }
   RequestContext root_ = RequestContext::Root();

@@ -74,12 +74,12 @@ class NamespaceTest : public NamespaceFixture {
 INSTANTIATE_TEST_SUITE_P(Engines, NamespaceTest,
                          ::testing::Values(KvEngine::kMemory, KvEngine::kRocksDb), KvEngineName);
 
-void ExpectChunk(const Chunk& c, const std::string& id, uint64_t offset, uint64_t size,
+void ExpectChunk(const Chunk& c, const FileId& id, uint64_t offset, uint64_t size,
                  uint64_t blob_offset) {
   EXPECT_EQ(c.file_id, id);
-  EXPECT_EQ(c.offset, offset) << id;
-  EXPECT_EQ(c.size, size) << id;
-  EXPECT_EQ(c.blob_offset, blob_offset) << id;
+  EXPECT_EQ(c.offset, offset) << id.ToString();
+  EXPECT_EQ(c.size, size) << id.ToString();
+  EXPECT_EQ(c.blob_offset, blob_offset) << id.ToString();
 }
 
 // ---------------------------------------------------------------------------
@@ -196,7 +196,7 @@ TEST_P(NamespaceTest, NonExclusiveCreateReturnsExistingFileUnchanged) {
   auto first = ns_->Create(root_, kRootInode, "f", 0600, /*exclusive=*/false, &created);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_TRUE(created);
-  ASSERT_TRUE(ns_->AddChunks(first->ino, {{"b1", 0, 10, 0}}, 10).ok());
+  ASSERT_TRUE(ns_->AddChunks(first->ino, {{Fid(1, 1), 0, 10, 0}}, 10).ok());
   auto second = ns_->Create(root_, kRootInode, "f", 0777, /*exclusive=*/false, &created);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_FALSE(created);
@@ -280,7 +280,7 @@ TEST_P(NamespaceTest, RmdirOrUnlinkOfMissingNameIsENOENT) {
 TEST_P(NamespaceTest, RmdirSucceedsOnceHardLinkedFileInsideIsUnlinked) {
   InodeAttr d = MakeDir(kRootInode, "d");
   InodeAttr f = MakeFile(d.ino, "f");
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"blob", 0, 5, 0}}, 5).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 5, 0}}, 5).ok());
   ASSERT_TRUE(ns_->Link(root_, f.ino, kRootInode, "outside").ok());
   EXPECT_EQ(Errno(ns_->Rmdir(root_, kRootInode, "d")), ENOTEMPTY);
   ASSERT_TRUE(ns_->Unlink(root_, d.ino, "f").ok());
@@ -292,7 +292,7 @@ TEST_P(NamespaceTest, RmdirSucceedsOnceHardLinkedFileInsideIsUnlinked) {
   auto chunks = ns_->ReadChunks(f.ino, 0, 5);
   ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
   ASSERT_EQ(chunks->size(), 1u);
-  ExpectChunk((*chunks)[0], "blob", 0, 5, 0);
+  ExpectChunk((*chunks)[0], Fid(1, 1), 0, 5, 0);
   EXPECT_TRUE(GarbageIds().empty());
 }
 
@@ -557,10 +557,10 @@ TEST_P(NamespaceTest, ComposeMovesChunksWithoutGarbage) {
   InodeAttr up = MakeDir(kRootInode, "up", 0777);
   InodeAttr p1 = MakeFile(up.ino, "1");
   InodeAttr p2 = MakeFile(up.ino, "2");
-  ASSERT_TRUE(ns_->AddChunks(p1.ino, {{"b1", 0, 10, 0}}, 10).ok());
+  ASSERT_TRUE(ns_->AddChunks(p1.ino, {{Fid(1, 1), 0, 10, 0}}, 10).ok());
   // Part 2: an overwritten chunk (b2old is hidden by b2 except its tail).
-  ASSERT_TRUE(ns_->AddChunks(p2.ino, {{"b2old", 0, 6, 0}}, 6).ok());
-  ASSERT_TRUE(ns_->AddChunks(p2.ino, {{"b2", 0, 4, 100}}, 4).ok());
+  ASSERT_TRUE(ns_->AddChunks(p2.ino, {{Fid(1, 3), 0, 6, 0}}, 6).ok());
+  ASSERT_TRUE(ns_->AddChunks(p2.ino, {{Fid(1, 2), 0, 4, 100}}, 4).ok());
   InodeAttr t = MakeFile(kRootInode, "target");
   const size_t garbage_before = GarbageIds().size();
   ASSERT_EQ(garbage_before, 0u);
@@ -571,11 +571,11 @@ TEST_P(NamespaceTest, ComposeMovesChunksWithoutGarbage) {
   auto chunks = ns_->ReadChunks(t.ino, 0, 100);
   ASSERT_TRUE(chunks.ok());
   ASSERT_EQ(chunks->size(), 3u);
-  EXPECT_EQ((*chunks)[0].file_id, "b1");
-  EXPECT_EQ((*chunks)[1].file_id, "b2");
+  EXPECT_EQ((*chunks)[0].file_id, Fid(1, 1));
+  EXPECT_EQ((*chunks)[1].file_id, Fid(1, 2));
   EXPECT_EQ((*chunks)[1].offset, 10u);
   EXPECT_EQ((*chunks)[1].blob_offset, 100u);
-  EXPECT_EQ((*chunks)[2].file_id, "b2old");
+  EXPECT_EQ((*chunks)[2].file_id, Fid(1, 3));
   EXPECT_EQ((*chunks)[2].offset, 14u);
   EXPECT_EQ((*chunks)[2].blob_offset, 4u);
   EXPECT_EQ(GarbageIds().size(), garbage_before);
@@ -587,7 +587,8 @@ TEST_P(NamespaceTest, ComposeMovesChunksWithoutGarbage) {
   ASSERT_TRUE(ns_->Unlink(root_, kRootInode, "target").ok());
   auto g = GarbageIds();
   std::sort(g.begin(), g.end());
-  EXPECT_EQ(g, (std::vector<std::string>{"b1", "b2", "b2old"}));
+  EXPECT_EQ(g, (std::vector<std::string>{Fid(1, 1).ToString(), Fid(1, 2).ToString(),
+                                         Fid(1, 3).ToString()}));
 }
 
 TEST_P(NamespaceTest, ComposeRefusesBadParts) {
@@ -734,11 +735,11 @@ TEST_P(NamespaceTest, RenameFileOverExistingFileReplacesTarget) {
   EXPECT_EQ(Attr(b.ino).nlink, 1u) << "the replaced name's inode lost one link";
   // Replacing the last name of an inode removes it, and queues its chunks.
   InodeAttr c = MakeFile(kRootInode, "c");
-  ASSERT_TRUE(ns_->AddChunks(b.ino, {{"old-b", 0, 8, 0}}, 8).ok());
+  ASSERT_TRUE(ns_->AddChunks(b.ino, {{Fid(1, 1), 0, 8, 0}}, 8).ok());
   ASSERT_TRUE(ns_->Rename(root_, kRootInode, "c", kRootInode, "b2").ok());
   EXPECT_EQ(Look(kRootInode, "b2").ino, c.ino);
   EXPECT_EQ(Errno(ns_->GetAttr(b.ino)), ENOENT);
-  EXPECT_EQ(GarbageIds(), Names({"old-b"}));
+  EXPECT_EQ(GarbageIds(), Names({Fid(1, 1).ToString()}));
   EXPECT_EQ(ListAll(kRootInode).size(), 2u);
 }
 
@@ -1065,7 +1066,7 @@ TEST_P(NamespaceTest, ReadDirPaginatesEveryEntryExactlyOnce) {
 
 TEST_P(NamespaceTest, ReadDirPlusFillsAttributes) {
   InodeAttr f = MakeFile(kRootInode, "f", 0600);
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"b", 0, 33, 0}}, 33).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 33, 0}}, 33).ok());
   InodeAttr d = MakeDir(kRootInode, "d");
   std::vector<DirEntry> entries = ListAll(kRootInode, 1, /*plus=*/true);
   ASSERT_EQ(entries.size(), 2u);
@@ -1191,61 +1192,61 @@ TEST_P(NamespaceTest, SetXattrAdvancesCtime) {
 
 TEST_P(NamespaceTest, ReadChunksReturnsNewestChunkWhereChunksOverlap) {
   InodeAttr f = MakeFile(kRootInode, "f");
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"A", 0, 100, 1000}}, 100).ok());
-  auto b = ns_->AddChunks(f.ino, {{"B", 50, 100, 5000}}, 150);
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 100, 1000}}, 100).ok());
+  auto b = ns_->AddChunks(f.ino, {{Fid(1, 2), 50, 100, 5000}}, 150);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(b->size, 150u);
   auto all = ns_->ReadChunks(f.ino, 0, 150);
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   ASSERT_EQ(all->size(), 2u);
-  ExpectChunk((*all)[0], "A", 0, 50, 1000);
-  ExpectChunk((*all)[1], "B", 50, 100, 5000);
+  ExpectChunk((*all)[0], Fid(1, 1), 0, 50, 1000);
+  ExpectChunk((*all)[1], Fid(1, 2), 50, 100, 5000);
   auto mid = ns_->ReadChunks(f.ino, 20, 50);
   ASSERT_TRUE(mid.ok());
   ASSERT_EQ(mid->size(), 2u);
-  ExpectChunk((*mid)[0], "A", 20, 30, 1020);
-  ExpectChunk((*mid)[1], "B", 50, 20, 5000);
+  ExpectChunk((*mid)[0], Fid(1, 1), 20, 30, 1020);
+  ExpectChunk((*mid)[1], Fid(1, 2), 50, 20, 5000);
   auto inner = ns_->ReadChunks(f.ino, 60, 20);
   ASSERT_TRUE(inner.ok());
   ASSERT_EQ(inner->size(), 1u);
-  ExpectChunk((*inner)[0], "B", 60, 20, 5010);
+  ExpectChunk((*inner)[0], Fid(1, 2), 60, 20, 5010);
 }
 
 TEST_P(NamespaceTest, NewerChunkInsideOlderChunkSplitsIt) {
   InodeAttr f = MakeFile(kRootInode, "f");
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"C", 0, 100, 0}}, 100).ok());
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"D", 20, 20, 700}}, 0).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 3), 0, 100, 0}}, 100).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 4), 20, 20, 700}}, 0).ok());
   auto r = ns_->ReadChunks(f.ino, 0, 100);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), 3u);
-  ExpectChunk((*r)[0], "C", 0, 20, 0);
-  ExpectChunk((*r)[1], "D", 20, 20, 700);
-  ExpectChunk((*r)[2], "C", 40, 60, 40);
+  ExpectChunk((*r)[0], Fid(1, 3), 0, 20, 0);
+  ExpectChunk((*r)[1], Fid(1, 4), 20, 20, 700);
+  ExpectChunk((*r)[2], Fid(1, 3), 40, 60, 40);
   EXPECT_EQ(Attr(f.ino).size, 100u);
   // Within one AddChunks call, the later chunk of the vector wins.
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"E", 0, 10, 0}, {"F", 5, 10, 0}}, 0).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 5), 0, 10, 0}, {Fid(1, 6), 5, 10, 0}}, 0).ok());
   auto s = ns_->ReadChunks(f.ino, 0, 15);
   ASSERT_TRUE(s.ok());
   ASSERT_EQ(s->size(), 2u);
-  ExpectChunk((*s)[0], "E", 0, 5, 0);
-  ExpectChunk((*s)[1], "F", 5, 10, 0);
+  ExpectChunk((*s)[0], Fid(1, 5), 0, 5, 0);
+  ExpectChunk((*s)[1], Fid(1, 6), 5, 10, 0);
 }
 
 TEST_P(NamespaceTest, HolesAreAbsentFromReadChunks) {
   InodeAttr f = MakeFile(kRootInode, "f");
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"X", 1000, 100, 0}}, 1100).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 1000, 100, 0}}, 1100).ok());
   EXPECT_EQ(Attr(f.ino).size, 1100u);
   auto r = ns_->ReadChunks(f.ino, 0, 1100);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), 1u);
-  ExpectChunk((*r)[0], "X", 1000, 100, 0);
+  ExpectChunk((*r)[0], Fid(1, 1), 1000, 100, 0);
   auto hole = ns_->ReadChunks(f.ino, 0, 1000);
   ASSERT_TRUE(hole.ok());
   EXPECT_TRUE(hole->empty());
   auto past = ns_->ReadChunks(f.ino, 1050, 1'000'000);  // clipped to the size
   ASSERT_TRUE(past.ok());
   ASSERT_EQ(past->size(), 1u);
-  ExpectChunk((*past)[0], "X", 1050, 50, 50);
+  ExpectChunk((*past)[0], Fid(1, 1), 1050, 50, 50);
   auto beyond = ns_->ReadChunks(f.ino, 5000, 10);
   ASSERT_TRUE(beyond.ok());
   EXPECT_TRUE(beyond->empty());
@@ -1254,74 +1255,78 @@ TEST_P(NamespaceTest, HolesAreAbsentFromReadChunks) {
 TEST_P(NamespaceTest, AddChunksRaisesSizeToMinSizeButNeverLowersIt) {
   InodeAttr f = MakeFile(kRootInode, "f");
   TickClock();
-  auto a = ns_->AddChunks(f.ino, {{"A", 0, 100, 0}}, 500);
+  auto a = ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 100, 0}}, 500);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a->size, 500u);
   EXPECT_GT(a->mtime_ns, f.mtime_ns);
   EXPECT_GT(a->ctime_ns, f.ctime_ns);
-  auto b = ns_->AddChunks(f.ino, {{"B", 0, 10, 0}}, 100);
+  auto b = ns_->AddChunks(f.ino, {{Fid(1, 2), 0, 10, 0}}, 100);
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->size, 500u);
   EXPECT_EQ(Attr(f.ino).size, 500u);
   InodeAttr d = MakeDir(kRootInode, "d");
-  EXPECT_EQ(Errno(ns_->AddChunks(d.ino, {{"C", 0, 1, 0}}, 1)), EISDIR);
-  EXPECT_EQ(Errno(ns_->AddChunks(InodeId(987654321), {{"C", 0, 1, 0}}, 1)), ENOENT);
+  EXPECT_EQ(Errno(ns_->AddChunks(d.ino, {{Fid(1, 3), 0, 1, 0}}, 1)), EISDIR);
+  EXPECT_EQ(Errno(ns_->AddChunks(InodeId(987654321), {{Fid(1, 3), 0, 1, 0}}, 1)), ENOENT);
 }
 
 TEST_P(NamespaceTest, TruncateClipsChunksAndQueuesDroppedBlobs) {
   InodeAttr f = MakeFile(kRootInode, "f");
   ASSERT_TRUE(
-      ns_->AddChunks(f.ino, {{"A", 0, 100, 0}, {"B", 100, 100, 0}, {"C", 200, 100, 0}}, 300).ok());
+      ns_->AddChunks(f.ino,
+                     {{Fid(1, 1), 0, 100, 0}, {Fid(1, 2), 100, 100, 0}, {Fid(1, 3), 200, 100, 0}},
+                     300)
+          .ok());
   EXPECT_TRUE(GarbageIds().empty());
   ASSERT_TRUE(Truncate(f.ino, 150).ok());
   auto r = ns_->ReadChunks(f.ino, 0, 300);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), 2u);
-  ExpectChunk((*r)[0], "A", 0, 100, 0);
-  ExpectChunk((*r)[1], "B", 100, 50, 0);
-  EXPECT_EQ(GarbageIds(), Names({"C"}));
+  ExpectChunk((*r)[0], Fid(1, 1), 0, 100, 0);
+  ExpectChunk((*r)[1], Fid(1, 2), 100, 50, 0);
+  EXPECT_EQ(GarbageIds(), Names({Fid(1, 3).ToString()}));
   // Extending again exposes a hole, not the old bytes.
   ASSERT_TRUE(Truncate(f.ino, 300).ok());
   auto grown = ns_->ReadChunks(f.ino, 0, 300);
   ASSERT_TRUE(grown.ok());
   ASSERT_EQ(grown->size(), 2u);
-  ExpectChunk((*grown)[1], "B", 100, 50, 0);
+  ExpectChunk((*grown)[1], Fid(1, 2), 100, 50, 0);
   ASSERT_TRUE(Truncate(f.ino, 0).ok());
   auto none = ns_->ReadChunks(f.ino, 0, 300);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
-  EXPECT_EQ(Sorted(GarbageIds()), Sorted({"C", "A", "B"}));
+  EXPECT_EQ(Sorted(GarbageIds()),
+            Sorted({Fid(1, 3).ToString(), Fid(1, 1).ToString(), Fid(1, 2).ToString()}));
 }
 
 TEST_P(NamespaceTest, AckGarbageRemovesEntriesUpToSequence) {
   InodeAttr f = MakeFile(kRootInode, "f");
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"A", 0, 10, 0}, {"B", 10, 10, 0}}, 20).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 10, 0}, {Fid(1, 2), 10, 10, 0}}, 20).ok());
   ASSERT_TRUE(Truncate(f.ino, 10).ok());
   ASSERT_TRUE(Truncate(f.ino, 0).ok());
   auto g = ns_->PeekGarbage(10);
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   ASSERT_EQ(g->size(), 2u);
-  EXPECT_EQ((*g)[0].second, "B");
-  EXPECT_EQ((*g)[1].second, "A");
+  EXPECT_EQ((*g)[0].second, Fid(1, 2).ToString());
+  EXPECT_EQ((*g)[1].second, Fid(1, 1).ToString());
   EXPECT_LT((*g)[0].first, (*g)[1].first);
   auto one = ns_->PeekGarbage(1);
   ASSERT_TRUE(one.ok());
   ASSERT_EQ(one->size(), 1u);
-  EXPECT_EQ((*one)[0].second, "B");
+  EXPECT_EQ((*one)[0].second, Fid(1, 2).ToString());
   ASSERT_TRUE(ns_->AckGarbage((*g)[0].first).ok());
-  EXPECT_EQ(GarbageIds(), Names({"A"}));
+  EXPECT_EQ(GarbageIds(), Names({Fid(1, 1).ToString()}));
   ASSERT_TRUE(ns_->AckGarbage((*g)[1].first).ok());
   EXPECT_TRUE(GarbageIds().empty());
 }
 
 TEST_P(NamespaceTest, UnlinkOfLastNameQueuesFileChunks) {
   InodeAttr f = MakeFile(kRootInode, "f");
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"P", 0, 10, 0}, {"Q", 10, 10, 0}}, 20).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 10, 0}, {Fid(1, 2), 10, 10, 0}}, 20).ok());
   ASSERT_TRUE(ns_->Link(root_, f.ino, kRootInode, "g").ok());
   ASSERT_TRUE(ns_->Unlink(root_, kRootInode, "f").ok());
   EXPECT_TRUE(GarbageIds().empty()) << "still linked as g";
   ASSERT_TRUE(ns_->Unlink(root_, kRootInode, "g").ok());
-  EXPECT_EQ(Sorted(GarbageIds()), Sorted({"P", "Q"}));
+  EXPECT_EQ(Sorted(GarbageIds()), Sorted({Fid(1, 1).ToString(), Fid(1, 2).ToString()}));
 }
 
 // ---------------------------------------------------------------------------
@@ -1332,7 +1337,7 @@ TEST_P(NamespaceTest, GetAttrCheckedWithWrongGenerationIsENOENT) {
   auto ok = ns_->GetAttrChecked(f.ino, f.generation);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(ok->ino, f.ino);
-  EXPECT_EQ(Errno(ns_->GetAttrChecked(f.ino, f.generation + 1)), ENOENT);
+  EXPECT_EQ(Errno(ns_->GetAttrChecked(f.ino, Generation(f.generation.value + 1))), ENOENT);
   EXPECT_EQ(Errno(ns_->GetAttr(InodeId(987654321))), ENOENT);
 }
 
@@ -1355,7 +1360,7 @@ TEST_P(NamespaceTest, StatFsCountsInodesAndBytes) {
   ASSERT_TRUE(s0.ok()) << s0.status().ToString();
   InodeAttr f = MakeFile(kRootInode, "f");
   MakeDir(kRootInode, "d");
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"A", 0, 100, 0}}, 100).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 100, 0}}, 100).ok());
   auto s1 = ns_->GetStatFs();
   ASSERT_TRUE(s1.ok());
   EXPECT_EQ(s1->inodes, s0->inodes + 2);
@@ -1395,7 +1400,7 @@ TEST_P(NamespaceTest, ReopenKeepsTreeAndNeverReusesLiveInodeNumbers) {
   }
   InodeAttr a = MakeDir(kRootInode, "a", 0750);
   InodeAttr f = MakeFile(a.ino, "f", 0640);
-  ASSERT_TRUE(ns_->AddChunks(f.ino, {{"blob-1", 0, 64, 8}}, 100).ok());
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 64, 8}}, 100).ok());
   ASSERT_TRUE(ns_->Link(root_, f.ino, kRootInode, "f-link").ok());
   ASSERT_TRUE(ns_->SetXattr(root_, f.ino, "user.k", "v", 0).ok());
   ASSERT_TRUE(ns_->Symlink(root_, a.ino, "s", "f").ok());
@@ -1428,7 +1433,7 @@ TEST_P(NamespaceTest, ReopenKeepsTreeAndNeverReusesLiveInodeNumbers) {
     auto chunks = ns_->ReadChunks(f.ino, 0, 100);
     ASSERT_TRUE(chunks.ok());
     ASSERT_EQ(chunks->size(), 1u);
-    ExpectChunk((*chunks)[0], "blob-1", 0, 64, 8);
+    ExpectChunk((*chunks)[0], Fid(1, 1), 0, 64, 8);
     auto fs = ns_->GetStatFs();
     ASSERT_TRUE(fs.ok());
     EXPECT_EQ(fs->inodes, fs0->inodes + round * 5);

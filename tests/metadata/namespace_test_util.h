@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/file_id.h"
 #include "common/status.h"
 #include "metadata/kv_store.h"
 #include "metadata/namespace.h"
@@ -27,6 +29,15 @@ template <typename T>
 int Errno(const StatusOr<T>& s) {
   return s.status().posix_errno();
 }
+
+/// A valid file id for chunks in tests: distinct (volume, key) pairs are
+/// distinct ids. The cookie is fixed, so Fid(3, 1) is "3,01637037d6".
+inline FileId Fid(uint32_t volume, uint64_t key) {
+  return FileId{VolumeId(volume), NeedleKey(key), Cookie(0x637037d6)};
+}
+
+/// Prints file ids in gtest messages as "3,01637037d6".
+inline void PrintTo(const FileId& id, std::ostream* os) { *os << id.ToString(); }
 
 enum class KvEngine { kMemory, kRocksDb };
 

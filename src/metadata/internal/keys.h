@@ -7,8 +7,8 @@
 //   D <parent:8> <name>            -> child ino:8 LE, type:1, cookie:8 LE
 //   C <parent:8> <cookie:8>        -> name
 //   X <ino:8> <name>               -> xattr value
-//   K <ino:8> <seq:8>              -> chunk: offset:8 size:8 blob_offset:8 file_id
-//   G <seq:8>                      -> file id of a blob to delete (garbage queue)
+//   K <ino:8> <seq:8>              -> chunk: offset:8 size:8 blob_offset:8 file_id (text)
+//   G <seq:8>                      -> file id (text) of a blob to delete (garbage queue)
 //   S <shard:1>                    -> stat counters (64 shards): inodes:8 (i64) bytes:8 (i64)
 //   L <session:8>                  -> lease end ns:8 LE, client name
 //   O <ino:8> <session:8>          -> "" (ino is open in session)
@@ -141,7 +141,9 @@ struct DentryValue {
   static StatusOr<DentryValue> Decode(std::string_view v);
 };
 
+/// The file id is stored as text (FileId::ToString, "3,01637037d6").
 std::string EncodeChunk(const Chunk& c);
+/// Errors: kCorruption (too short, or the file id does not parse).
 StatusOr<Chunk> DecodeChunk(std::string_view v);
 
 }  // namespace needlefs::meta_keys

@@ -81,9 +81,10 @@ class NsTxn {
   /// then it stays with nlink 0, marked unlinked, until released.
   Status DropLink(meta_keys::InodeRecord* rec, int64_t now, BatchAllocator* garbage_seq);
   /// Removes inode `rec` with its xattrs and chunks (their blobs to the
-  /// garbage queue, but for those named in `keep`: Compose moved them).
+  /// garbage queue, but for those named in `keep`: Compose moved them; a
+  /// chunk record that does not decode names no blob and just goes).
   Status Reap(meta_keys::InodeRecord* rec, BatchAllocator* garbage_seq,
-              const std::set<std::string>* keep = nullptr);
+              const std::set<FileId>* keep = nullptr);
   /// Creates a new inode record (written by Flush).
   meta_keys::InodeRecord* NewInode(const meta_keys::InodeRecord& rec);
   /// Whether the directory has any entry.
