@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   needlefs::cli::AddServerCommand(app, &exit_code);
   needlefs::cli::AddMasterCommand(app, &exit_code);
   needlefs::cli::AddMountCommand(app, &exit_code);
+  needlefs::cli::AddNfsdCommand(app, &exit_code);
   needlefs::cli::AddVolumeCommand(app, &exit_code);
   needlefs::cli::AddMetaCommand(app, &exit_code);
   needlefs::cli::AddBenchCommand(app, &exit_code);

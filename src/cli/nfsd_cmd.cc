@@ -1,0 +1,69 @@
+// `needlefs nfsd`: flags -> NfsServerOptions; serves NFSv3 and MOUNT over the
+// cluster until SIGINT/SIGTERM.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "common/config.h"
+#include "common/logging.h"
+#include "nfsd/nfs_server.h"
+
+namespace needlefs::cli {
+namespace {
+
+struct NfsdFlags {
+  nfsd::NfsServerOptions options;
+  uint64_t cache_mb = 256;
+  LogOptions log;
+};
+
+int RunNfsd(NfsdFlags f) {
+  BlockTerminationSignals();
+  if (Status s = InitLogging(f.log); !s.ok()) {
+    std::fprintf(stderr, "needlefs nfsd: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  f.options.file.cache_bytes = f.cache_mb << 20;
+  auto server = nfsd::NfsServer::Start(f.options);
+  if (!server.ok()) {
+    spdlog::error("nfsd.exit error=\"{}\"", server.status().ToString());
+    std::fprintf(stderr, "needlefs nfsd: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("needlefs nfsd ready nfs=%s:%u mount=%s:%u\n", f.options.address.c_str(),
+              (*server)->port(), f.options.address.c_str(), (*server)->mount_port());
+  std::printf("  mount -t nfs -o vers=3,proto=tcp,nolock,port=%u,mountport=%u HOST:/ /mnt\n",
+              (*server)->port(), (*server)->mount_port());
+  std::fflush(stdout);
+  int sig = WaitForTerminationSignal();
+  spdlog::info("nfsd.stop signal={}", sig);
+  server->reset();
+  return 0;
+}
+
+}  // namespace
+
+void AddNfsdCommand(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("nfsd", "Serve the namespace over NFSv3 (with MOUNT v3)");
+  auto f = std::make_shared<NfsdFlags>();
+  f->options.meta = "127.0.0.1:18888";
+  f->options.master = "127.0.0.1:9333";
+  cmd->add_option("--meta", f->options.meta, "Meta server host:port (gRPC)")->capture_default_str();
+  cmd->add_option("--master", f->options.master, "Master host:port (HTTP)")->capture_default_str();
+  cmd->add_option("--ip", f->options.address, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", f->options.port, "NFS port (0 = any free port)")->capture_default_str();
+  cmd->add_option("--mountPort", f->options.mount_port, "MOUNT port (0 = any free port)")
+      ->capture_default_str();
+  cmd->add_option("--exports", f->options.exports_file,
+                  "Exports YAML (default: / read-write to loopback clients, no_root_squash)");
+  cmd->add_option("--threads", f->options.threads, "RPC handler threads")->capture_default_str();
+  cmd->add_option("--cacheMB", f->cache_mb, "Read cache, MiB")->capture_default_str();
+  cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
+      ->capture_default_str();
+  cmd->add_option("--log.format", f->log.format, "text|json")->capture_default_str();
+  AddYamlConfigOption(cmd);
+  cmd->callback([f, exit_code] { *exit_code = RunNfsd(*f); });
+}
+
+}  // namespace needlefs::cli

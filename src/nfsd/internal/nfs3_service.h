@@ -1,0 +1,68 @@
+// The NFSv3 and MOUNTv3 programs over the file-system layer: one RPC record
+// in, one reply out. nfs3_service.cc has the dispatch, the XDR plumbing,
+// the translations (fattr3, wcc_data, nfsstat3) and MOUNT;
+// nfs3_procs.cc has the 22 NFS procedures (RFC 1813 section 3.3), each a
+// translation around one or two FileSystem calls. The rpcgen headers
+// (xdr/nfs3.h, xdr/mount3.h) stay in these .cc files.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "client/file_system.h"
+#include "nfsd/exports.h"
+#include "nfsd/file_handle.h"
+#include "nfsd/rpc.h"
+#include "nfsd/rpc_server.h"
+
+namespace needlefs::nfsd {
+
+inline constexpr uint32_t kNfsProgram = 100003;
+inline constexpr uint32_t kNfsVersion = 3;
+inline constexpr uint32_t kMountProgram = 100005;
+inline constexpr uint32_t kMountVersion = 3;
+/// rtmax/wtmax (FSINFO): the largest READ and WRITE, bytes.
+inline constexpr uint32_t kMaxIo = 1u << 20;
+
+/// Per-procedure call counters (for /metrics and tests).
+struct NfsCounters {
+  std::atomic<uint64_t> calls[22] = {};
+  std::atomic<uint64_t> errors = 0;
+};
+
+class Nfs3Service {
+ public:
+  /// `fs` (not owned) must outlive the service.
+  Nfs3Service(FileSystem* fs, Exports exports);
+
+  /// One RPC record of NFS or MOUNT (or another program: PROG_UNAVAIL).
+  std::optional<std::string> Handle(std::string_view record, const Peer& peer);
+
+  const NfsCounters& counters() const { return counters_; }
+
+  /// What one call runs as: its export and identity.
+  struct Caller {
+    const Export* exp = nullptr;
+    uint8_t export_id = 0;
+    RequestContext ctx;
+    const Peer* peer = nullptr;
+  };
+
+  // The procedures (nfs3_procs.cc): decode `args`, run, return the whole
+  // reply record. `call` has the xid.
+  std::string Nfs(const RpcCall& call, const Peer& peer);
+  std::string Mount(const RpcCall& call, const Peer& peer);
+
+  FileSystem* fs() { return fs_; }
+  const Exports& exports() const { return exports_; }
+
+ private:
+  FileSystem* fs_;
+  Exports exports_;
+  NfsCounters counters_;
+};
+
+}  // namespace needlefs::nfsd

@@ -1,0 +1,91 @@
+// Nfs3Service: the RPC envelope (RFC 5531) around the NFS and MOUNT
+// programs, and the dispatch of NFSv3 procedures to their files.
+#include "nfsd/internal/nfs3_service.h"
+
+#include "common/logging.h"
+#include "nfsd/internal/nfs3_xdr.h"
+
+namespace needlefs::nfsd {
+
+Nfs3Service::Nfs3Service(FileSystem* fs, Exports exports) : fs_(fs), exports_(std::move(exports)) {}
+
+std::optional<std::string> Nfs3Service::Handle(std::string_view record, const Peer& peer) {
+  RpcCall call;
+  switch (ParseCall(record, &call)) {
+    case CallProblem::kNone:
+      break;
+    case CallProblem::kNotACall:
+      return std::nullopt;
+    case CallProblem::kRpcMismatch:
+      return RpcMismatchReply(call.xid);
+    case CallProblem::kBadCred:
+      return AuthErrorReply(call.xid, 1);  // AUTH_BADCRED
+    case CallProblem::kTooWeak:
+      return AuthErrorReply(call.xid, 5);  // AUTH_TOOWEAK
+  }
+  if (call.prog == kNfsProgram) {
+    if (call.vers != kNfsVersion) return ProgMismatchReply(call.xid, kNfsVersion, kNfsVersion);
+    return Nfs(call, peer);
+  }
+  if (call.prog == kMountProgram) {
+    if (call.vers != kMountVersion) {
+      return ProgMismatchReply(call.xid, kMountVersion, kMountVersion);
+    }
+    return Mount(call, peer);
+  }
+  return AcceptedReply(call.xid, kProgUnavail);
+}
+
+std::string Nfs3Service::Nfs(const RpcCall& call, const Peer& peer) {
+  if (call.proc < 22) counters_.calls[call.proc].fetch_add(1, std::memory_order_relaxed);
+  switch (call.proc) {
+    case NFSPROC3_NULL:
+      return AcceptedReply(call.xid, kSuccess);
+    case NFSPROC3_GETATTR:
+      return ProcGetattr(this, call, peer);
+    case NFSPROC3_SETATTR:
+      return ProcSetattr(this, call, peer);
+    case NFSPROC3_LOOKUP:
+      return ProcLookup(this, call, peer);
+    case NFSPROC3_ACCESS:
+      return ProcAccess(this, call, peer);
+    case NFSPROC3_READLINK:
+      return ProcReadlink(this, call, peer);
+    case NFSPROC3_READ:
+      return ProcRead(this, call, peer);
+    case NFSPROC3_WRITE:
+      return ProcWrite(this, call, peer);
+    case NFSPROC3_CREATE:
+      return ProcCreate(this, call, peer);
+    case NFSPROC3_MKDIR:
+      return ProcMkdir(this, call, peer);
+    case NFSPROC3_SYMLINK:
+      return ProcSymlink(this, call, peer);
+    case NFSPROC3_MKNOD:
+      return ProcMknod(this, call, peer);
+    case NFSPROC3_REMOVE:
+      return ProcRemove(this, call, peer, false);
+    case NFSPROC3_RMDIR:
+      return ProcRemove(this, call, peer, true);
+    case NFSPROC3_RENAME:
+      return ProcRename(this, call, peer);
+    case NFSPROC3_LINK:
+      return ProcLink(this, call, peer);
+    case NFSPROC3_READDIR:
+      return ProcReaddir(this, call, peer);
+    case NFSPROC3_READDIRPLUS:
+      return ProcReaddirplus(this, call, peer);
+    case NFSPROC3_FSSTAT:
+      return ProcFsstat(this, call, peer);
+    case NFSPROC3_FSINFO:
+      return ProcFsinfo(this, call, peer);
+    case NFSPROC3_PATHCONF:
+      return ProcPathconf(this, call, peer);
+    case NFSPROC3_COMMIT:
+      return ProcCommit(this, call, peer);
+    default:
+      return AcceptedReply(call.xid, kProcUnavail);
+  }
+}
+
+}  // namespace needlefs::nfsd

@@ -1,0 +1,74 @@
+#include "nfsd/nfs_server.h"
+
+#include "client/file_system.h"
+#include "nfsd/internal/nfs3_service.h"
+#include "nfsd/rpc_server.h"
+
+namespace needlefs::nfsd {
+
+class NfsServer::Impl {
+ public:
+  ~Impl() {
+    // Listeners first (no new calls), then the service and the layer.
+    mount_.reset();
+    nfs_.reset();
+    service_.reset();
+    fs_.reset();
+  }
+
+  Status Start(const NfsServerOptions& o) {
+    Exports exports = Exports::Default();
+    if (!o.exports_file.empty()) {
+      auto e = Exports::Load(o.exports_file);
+      if (!e.ok()) return e.status();
+      exports = std::move(e).value();
+    }
+    FileSystemOptions fo;
+    fo.meta = o.meta;
+    fo.master = o.master;
+    fo.client_name = "nfsd:" + o.address + ":" + std::to_string(o.port);
+    // NFSv3 metadata changes are stable when the reply goes (RFC 1813
+    // section 3.3); data follows WRITE's stable_how and COMMIT.
+    fo.sync = true;
+    fo.file = o.file;
+    auto fs = FileSystem::Open(fo);
+    if (!fs.ok()) return fs.status();
+    fs_ = std::move(fs).value();
+    service_ = std::make_unique<Nfs3Service>(fs_.get(), std::move(exports));
+    RpcHandler h = [svc = service_.get()](std::string_view record, const Peer& peer) {
+      return svc->Handle(record, peer);
+    };
+    RpcServerOptions ro;
+    ro.address = o.address;
+    ro.threads = o.threads;
+    ro.port = o.port;
+    auto nfs = RpcServer::Start(ro, h);
+    if (!nfs.ok()) return nfs.status().WithContext("NFS port");
+    nfs_ = std::move(nfs).value();
+    ro.port = o.mount_port;
+    ro.threads = 2;
+    auto mount = RpcServer::Start(ro, h);
+    if (!mount.ok()) return mount.status().WithContext("MOUNT port");
+    mount_ = std::move(mount).value();
+    return Status::OK();
+  }
+
+  std::unique_ptr<FileSystem> fs_;
+  std::unique_ptr<Nfs3Service> service_;
+  std::unique_ptr<RpcServer> nfs_;
+  std::unique_ptr<RpcServer> mount_;
+};
+
+NfsServer::NfsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NfsServer::~NfsServer() = default;
+
+StatusOr<std::unique_ptr<NfsServer>> NfsServer::Start(const NfsServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  NEEDLEFS_RETURN_IF_ERROR(impl->Start(options));
+  return std::unique_ptr<NfsServer>(new NfsServer(std::move(impl)));
+}
+
+uint16_t NfsServer::port() const { return impl_->nfs_->port(); }
+uint16_t NfsServer::mount_port() const { return impl_->mount_->port(); }
+
+}  // namespace needlefs::nfsd

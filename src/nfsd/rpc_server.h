@@ -1,0 +1,57 @@
+// ONC RPC over TCP (RFC 5531 section 11, record marking) on Boost.Asio:
+// many connections, records of one or more fragments reassembled up to a
+// size cap, each record handed to a worker pool, replies written back as
+// one-fragment records (in any order: RPC matches them by xid). Asio stays
+// in rpc_server.cc.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace needlefs::nfsd {
+
+/// Who sent a record.
+struct Peer {
+  std::string address;  ///< "127.0.0.1", "::1"
+  uint16_t port = 0;
+};
+
+/// Handles one RPC record (without its record mark): the reply record, or
+/// nullopt for a record that is not a call (the connection is then closed:
+/// nothing sensible can follow on it). Called from the worker threads, many
+/// at once.
+using RpcHandler = std::function<std::optional<std::string>(std::string_view record, const Peer&)>;
+
+struct RpcServerOptions {
+  std::string address = "0.0.0.0";  ///< "::" listens on IPv6 and IPv4
+  uint16_t port = 0;                ///< 0: any free port (see port())
+  /// Handler threads. Default: 8.
+  int threads = 8;
+  /// Largest record accepted, bytes; a connection sending a bigger one is
+  /// closed (a WRITE of 1 MiB takes about 1 MiB + 200). Default: 4 MiB.
+  size_t max_record_bytes = 4u << 20;
+};
+
+class RpcServer {
+ public:
+  /// Listens and serves until destroyed. Errors: kUnavailable (the address
+  /// is taken or cannot be bound; the message says which).
+  static StatusOr<std::unique_ptr<RpcServer>> Start(const RpcServerOptions& options,
+                                                    RpcHandler handler);
+  /// Closes the listener and every connection, waits for the handlers.
+  ~RpcServer();
+  uint16_t port() const;
+
+ private:
+  class Impl;
+  explicit RpcServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace needlefs::nfsd
