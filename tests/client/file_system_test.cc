@@ -1,5 +1,6 @@
-// Tests of the file-system layer (client/file_system.h) in this process
-// against a real cluster on loopback (master, volume server, meta): the
+// Unit tests of the file-system layer (client/file_system.h) over a cluster
+// inside the test process (tests/client/in_process_cluster.h: the real
+// master, volume server and meta on loopback, no child processes): the
 // rules every front end shares -- permissions on each call, implicit opens,
 // the truncate ordering, exclusive create with a verifier, path resolution,
 // streaming -- checked through the layer's own API, as NFS and S3 use it.
@@ -18,13 +19,11 @@
 #include <thread>
 #include <vector>
 
+#include "client/in_process_cluster.h"
 #include "client/meta_client.h"
-#include "integration/process.h"
 
-namespace needlefs::integration {
+namespace needlefs {
 namespace {
-
-std::string Addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
 RequestContext User(uint32_t uid, uint32_t gid = 0) {
   RequestContext c;
@@ -43,40 +42,16 @@ uint64_t RssBytes() {
 
 class FileSystemTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    tmp_ = new TempDir("needlefs-fs-test-");
-    const std::string dir = tmp_->path();
-    std::string error;
-    auto master = StartDaemon(
-        {"master", "-mdir", dir + "/master", "-port", "0", "-grpcPort", "0", "-log.level", "warn"},
-        "needlefs master ready", dir, &error, 15'000);
-    ASSERT_TRUE(master) << error;
-    master_ = new DaemonProcess(std::move(*master));
-    auto volume =
-        StartDaemon({"volume", "-dir", dir + "/volume", "-port", "0", "-grpcPort", "0", "-max", "8",
-                     "-mserver", Addr(master_->http_port), "-mserverGrpcPort",
-                     std::to_string(master_->grpc_port), "-log.level", "warn"},
-                    "needlefs volume ready", dir, &error, 15'000);
-    ASSERT_TRUE(volume) << error;
-    volume_ = new DaemonProcess(std::move(*volume));
-    auto meta = StartDaemon({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers",
-                             Addr(volume_->http_port), "-log.level", "warn"},
-                            "needlefs meta ready", dir, &error, 15'000);
-    ASSERT_TRUE(meta) << error;
-    meta_ = new DaemonProcess(std::move(*meta));
-  }
-
+  static void SetUpTestSuite() { cluster_ = new InProcessCluster("needlefs-fs-test-"); }
   static void TearDownTestSuite() {
-    delete meta_;
-    delete volume_;
-    delete master_;
-    delete tmp_;
+    delete cluster_;
+    cluster_ = nullptr;
   }
 
   /// A layer over the suite's cluster, rooted at this test's directory.
   std::unique_ptr<FileSystem> OpenFs(FileSystemOptions o = {}) {
-    o.meta = Addr(meta_->grpc_port);
-    o.master = Addr(master_->http_port);
+    o.meta = cluster_->meta_address();
+    o.master = cluster_->master_address();
     o.subdir = "/" + dir_;
     o.file.chunk_size = 1 << 20;
     auto fs = FileSystem::Open(o);
@@ -85,11 +60,11 @@ class FileSystemTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    ASSERT_NE(meta_, nullptr);
+    ASSERT_TRUE(cluster_ != nullptr && cluster_->ok());
     dir_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     FileSystemOptions o;
-    o.meta = Addr(meta_->grpc_port);
-    o.master = Addr(master_->http_port);
+    o.meta = cluster_->meta_address();
+    o.master = cluster_->master_address();
     auto top = FileSystem::Open(o);
     ASSERT_TRUE(top.ok()) << top.status().ToString();
     auto d = (*top)->Mkdir(root_, (*top)->root(), dir_, 0777);
@@ -117,17 +92,13 @@ class FileSystemTest : public ::testing::Test {
     return s.ok() ? 0 : s.status().posix_errno();
   }
 
-  static TempDir* tmp_;
-  static DaemonProcess *master_, *volume_, *meta_;
+  static InProcessCluster* cluster_;
   RequestContext root_ = RequestContext::Root();
   std::string dir_;
   std::unique_ptr<FileSystem> fs_;
 };
 
-TempDir* FileSystemTest::tmp_ = nullptr;
-DaemonProcess* FileSystemTest::master_ = nullptr;
-DaemonProcess* FileSystemTest::volume_ = nullptr;
-DaemonProcess* FileSystemTest::meta_ = nullptr;
+InProcessCluster* FileSystemTest::cluster_ = nullptr;
 
 TEST_F(FileSystemTest, EachOperationChecksTheCallersPermission) {
   const InodeAttr f = MakeFile("f", 0644, "hello");
@@ -441,7 +412,15 @@ TEST_F(FileSystemTest, StreamsALargeFileWithBoundedMemory) {
   auto fs = OpenFs(o);
   ASSERT_NE(fs, nullptr);
   const InodeAttr f = MakeFile("big", 0644);
-  constexpr uint64_t kTotal = 512ull << 20;
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in quarantine by design: a smaller object, and
+  // no bound on memory.
+  constexpr uint64_t kTotal = 128ull << 20;
+  constexpr bool kCheckMemory = false;
+#else
+  constexpr uint64_t kTotal = 1ull << 30;
+  constexpr bool kCheckMemory = true;
+#endif
   constexpr size_t kPiece = 1 << 20;
   const uint64_t rss_before = RssBytes();
   uint64_t produced = 0, peak = 0;
@@ -469,8 +448,10 @@ TEST_F(FileSystemTest, StreamsALargeFileWithBoundedMemory) {
   EXPECT_EQ(consumed, kTotal);
   EXPECT_TRUE(same);
   // Buffers and caches of 16 MiB each, plus chunks in flight: far below
-  // the object's 512 MiB.
-  EXPECT_LT(peak - rss_before, 160ull << 20) << "peak " << (peak >> 20) << " MiB";
+  // the object's 1 GiB (the servers run in this process too).
+  if (kCheckMemory) {
+    EXPECT_LT(peak - rss_before, 160ull << 20) << "peak " << (peak >> 20) << " MiB";
+  }
 }
 
 TEST_F(FileSystemTest, SmallWritesMergeIntoChunksCommittedInOrder) {
@@ -486,7 +467,7 @@ TEST_F(FileSystemTest, SmallWritesMergeIntoChunksCommittedInOrder) {
     want += piece;
   }
   ASSERT_TRUE(fs_->Flush(ino).ok());
-  auto meta = MetaClient::Create(Addr(meta_->grpc_port));
+  auto meta = MetaClient::Create(cluster_->meta_address());
   ASSERT_TRUE(meta.ok());
   auto chunks = (*meta)->ReadChunks(ino, 0, want.size());
   ASSERT_TRUE(chunks.ok());
@@ -508,35 +489,17 @@ TEST_F(FileSystemTest, SmallWritesMergeIntoChunksCommittedInOrder) {
 class FileSystemFailureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string dir = tmp_.path();
-    std::string error;
-    auto master = StartDaemon(
-        {"master", "-mdir", dir + "/master", "-port", "0", "-grpcPort", "0", "-log.level", "warn"},
-        "needlefs master ready", dir, &error, 15'000);
-    ASSERT_TRUE(master) << error;
-    master_ = std::move(*master);
-    auto volume = StartDaemon({"volume", "-dir", dir + "/volume", "-port", "0", "-grpcPort", "0",
-                               "-max", "8", "-mserver", Addr(master_.http_port), "-mserverGrpcPort",
-                               std::to_string(master_.grpc_port), "-log.level", "warn"},
-                              "needlefs volume ready", dir, &error, 15'000);
-    ASSERT_TRUE(volume) << error;
-    volume_ = std::move(*volume);
-    auto meta = StartDaemon({"meta", "-dir", dir + "/meta", "-port", "0", "-volumeServers",
-                             Addr(volume_.http_port), "-log.level", "warn"},
-                            "needlefs meta ready", dir, &error, 15'000);
-    ASSERT_TRUE(meta) << error;
-    meta_ = std::move(*meta);
+    ASSERT_TRUE(cluster_.ok());
     FileSystemOptions o;
-    o.meta = Addr(meta_.grpc_port);
-    o.master = Addr(master_.http_port);
+    o.meta = cluster_.meta_address();
+    o.master = cluster_.master_address();
     o.file.chunk_size = 1 << 20;
     auto fs = FileSystem::Open(o);
     ASSERT_TRUE(fs.ok()) << fs.status().ToString();
     fs_ = std::move(fs).value();
   }
 
-  TempDir tmp_{"needlefs-fs-fail-"};
-  DaemonProcess master_, volume_, meta_;
+  InProcessCluster cluster_{"needlefs-fs-fail-"};
   std::unique_ptr<FileSystem> fs_;
   RequestContext root_ = RequestContext::Root();
 };
@@ -547,14 +510,13 @@ TEST_F(FileSystemFailureTest, AFailedUploadIsReportedByTheNextFlushAsEIO) {
   ASSERT_TRUE(fs_->Write(root_, f->attr.ino, 0, "acknowledged", f->handle).ok());
   ASSERT_TRUE(fs_->Flush(f->attr.ino).ok());
   // No volume server: the buffered data cannot be uploaded.
-  volume_.process->Kill(SIGKILL);
-  volume_.process->Wait();
+  cluster_.StopVolume();
   ASSERT_TRUE(fs_->Write(root_, f->attr.ino, 12, std::string(2 << 20, 'x'), f->handle).ok());
   Status st = fs_->Flush(f->attr.ino);
   EXPECT_EQ(st.posix_errno(), EIO) << st.ToString();
   fs_->Release(f->handle);
   // What was committed before stays, exactly: no short or zero-filled data.
-  auto meta = MetaClient::Create(Addr(meta_.grpc_port));
+  auto meta = MetaClient::Create(cluster_.meta_address());
   ASSERT_TRUE(meta.ok());
   auto a = (*meta)->GetAttr(f->attr.ino);
   ASSERT_TRUE(a.ok());
@@ -562,4 +524,4 @@ TEST_F(FileSystemFailureTest, AFailedUploadIsReportedByTheNextFlushAsEIO) {
 }
 
 }  // namespace
-}  // namespace needlefs::integration
+}  // namespace needlefs
