@@ -7,6 +7,30 @@
 
 namespace needlefs::nfsd {
 
+namespace {
+
+/// The procedures whose retransmission must not run again (RFC 1813
+/// section 4.6: a lost reply of these turns a success into an error).
+bool NonIdempotent(uint32_t proc) {
+  switch (proc) {
+    case NFSPROC3_SETATTR:
+    case NFSPROC3_WRITE:
+    case NFSPROC3_CREATE:
+    case NFSPROC3_MKDIR:
+    case NFSPROC3_SYMLINK:
+    case NFSPROC3_MKNOD:
+    case NFSPROC3_REMOVE:
+    case NFSPROC3_RMDIR:
+    case NFSPROC3_RENAME:
+    case NFSPROC3_LINK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 Nfs3Service::Nfs3Service(FileSystem* fs, Exports exports) : fs_(fs), exports_(std::move(exports)) {}
 
 std::optional<std::string> Nfs3Service::Handle(std::string_view record, const Peer& peer) {
@@ -25,7 +49,20 @@ std::optional<std::string> Nfs3Service::Handle(std::string_view record, const Pe
   }
   if (call.prog == kNfsProgram) {
     if (call.vers != kNfsVersion) return ProgMismatchReply(call.xid, kNfsVersion, kNfsVersion);
-    return Nfs(call, peer);
+    if (!NonIdempotent(call.proc)) return Nfs(call, peer);
+    // A retransmission gets the first reply (or none while the first runs).
+    std::string reply;
+    switch (drc_.Begin(peer.address, call.xid, record, &reply)) {
+      case ReplyCache::Lookup::kReplay:
+        return reply;
+      case ReplyCache::Lookup::kInProgress:
+        return std::string();  // empty: send nothing, keep the connection
+      case ReplyCache::Lookup::kNew:
+        break;
+    }
+    reply = Nfs(call, peer);
+    drc_.Done(peer.address, call.xid, record, reply);
+    return reply;
   }
   if (call.prog == kMountProgram) {
     if (call.vers != kMountVersion) {

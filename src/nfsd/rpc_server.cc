@@ -88,7 +88,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       asio::post(*workers_, [self = shared_from_this(), record] {
         std::optional<std::string> reply = (*self->handler_)(*record, self->peer_);
         if (reply) {
-          self->Send(std::move(*reply));
+          if (!reply->empty()) self->Send(std::move(*reply));
         } else {
           self->Close();  // not RPC: nothing sensible can follow on this stream
         }

@@ -22,9 +22,10 @@ struct Peer {
   uint16_t port = 0;
 };
 
-/// Handles one RPC record (without its record mark): the reply record, or
-/// nullopt for a record that is not a call (the connection is then closed:
-/// nothing sensible can follow on it). Called from the worker threads, many
+/// Handles one RPC record (without its record mark): the reply record; an
+/// empty one to send nothing (a retransmission of a call still running);
+/// or nullopt for a record that is not a call (the connection is then
+/// closed: nothing sensible can follow on it). Called from the worker threads, many
 /// at once.
 using RpcHandler = std::function<std::optional<std::string>(std::string_view record, const Peer&)>;
 

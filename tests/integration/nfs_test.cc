@@ -373,5 +373,37 @@ TEST_F(NfsTest, BadCallsGetTheRpcErrorsOfRfc5531) {
   EXPECT_EQ(WordAt(r, 0), 14u);
 }
 
+/// XDR opaque<> / string: length, bytes, padding.
+std::string Opaque(const std::string& b) {
+  std::string out = U32(static_cast<uint32_t>(b.size())) + b;
+  out.append((4 - b.size() % 4) % 4, '\0');
+  return out;
+}
+
+TEST_F(NfsTest, ARetransmittedCreateGetsTheFirstReply) {
+  // The root handle from MOUNT, then the test directory's from LOOKUP.
+  std::string r = Call(mount_port_, CallHeader(20, 100005, 3, 1) + Opaque("/"));
+  ASSERT_GE(r.size(), 32u);
+  ASSERT_EQ(WordAt(r, 6), 0u) << "MNT3_OK";
+  const std::string root_fh = r.substr(32, WordAt(r, 7));
+  r = Call(nfs_port_, CallHeader(21, 100003, 3, 3) + Opaque(root_fh) + Opaque(dir_.substr(1)));
+  ASSERT_GE(r.size(), 32u);
+  ASSERT_EQ(WordAt(r, 6), 0u) << "LOOKUP";
+  const std::string dir_fh = r.substr(32, WordAt(r, 7));
+  // CREATE GUARDED "once" with no attributes set.
+  const std::string args = Opaque(dir_fh) + Opaque("once") + U32(1) + U32(0) + U32(0) + U32(0) +
+                           U32(0) + U32(0) + U32(0);
+  r = Call(nfs_port_, CallHeader(22, 100003, 3, 8) + args);
+  ASSERT_GE(r.size(), 28u);
+  EXPECT_EQ(WordAt(r, 6), 0u) << "first CREATE";
+  // The same call again (its reply was "lost"): the first reply, not EXIST.
+  const std::string again = Call(nfs_port_, CallHeader(22, 100003, 3, 8) + args);
+  EXPECT_EQ(again, r);
+  // A new call (another xid) runs: EXIST.
+  r = Call(nfs_port_, CallHeader(23, 100003, 3, 8) + args);
+  ASSERT_GE(r.size(), 28u);
+  EXPECT_EQ(WordAt(r, 6), 17u) << "NFS3ERR_EXIST";
+}
+
 }  // namespace
 }  // namespace needlefs::integration

@@ -15,6 +15,7 @@
 #include "client/file_system.h"
 #include "nfsd/exports.h"
 #include "nfsd/file_handle.h"
+#include "nfsd/reply_cache.h"
 #include "nfsd/rpc.h"
 #include "nfsd/rpc_server.h"
 
@@ -42,6 +43,8 @@ class Nfs3Service {
   std::optional<std::string> Handle(std::string_view record, const Peer& peer);
 
   const NfsCounters& counters() const { return counters_; }
+  /// Retransmissions answered from the duplicate request cache.
+  uint64_t drc_hits() const { return drc_.hits(); }
 
   /// What one call runs as: its export and identity.
   struct Caller {
@@ -63,6 +66,7 @@ class Nfs3Service {
   FileSystem* fs_;
   Exports exports_;
   NfsCounters counters_;
+  ReplyCache drc_;
 };
 
 }  // namespace needlefs::nfsd
