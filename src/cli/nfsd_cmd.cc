@@ -31,10 +31,15 @@ int RunNfsd(NfsdFlags f) {
     std::fprintf(stderr, "needlefs nfsd: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  std::printf("needlefs nfsd ready nfs=%s:%u mount=%s:%u\n", f.options.address.c_str(),
-              (*server)->port(), f.options.address.c_str(), (*server)->mount_port());
-  std::printf("  mount -t nfs -o vers=3,proto=tcp,nolock,port=%u,mountport=%u HOST:/ /mnt\n",
-              (*server)->port(), (*server)->mount_port());
+  std::printf("needlefs nfsd ready nfs=%s:%u mount=%s:%u portmap=%s:%u\n",
+              f.options.address.c_str(), (*server)->port(), f.options.address.c_str(),
+              (*server)->mount_port(), f.options.address.c_str(), (*server)->portmap_port());
+  if ((*server)->portmap_port() == 111 && (*server)->port() == 2049) {
+    std::printf("  mount -t nfs -o vers=3,nolock HOST:/ /mnt\n");
+  } else {
+    std::printf("  mount -t nfs -o vers=3,proto=tcp,nolock,port=%u,mountport=%u HOST:/ /mnt\n",
+                (*server)->port(), (*server)->mount_port());
+  }
   std::fflush(stdout);
   int sig = WaitForTerminationSignal();
   spdlog::info("nfsd.stop signal={}", sig);
@@ -58,6 +63,11 @@ void AddNfsdCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--exports", f->options.exports_file,
                   "Exports YAML (default: / read-write to loopback clients, no_root_squash)");
   cmd->add_option("--threads", f->options.threads, "RPC handler threads")->capture_default_str();
+  cmd->add_option("--portmap", f->options.portmap,
+                  "Answer the portmapper (PMAP v2) itself, for clients without port options")
+      ->capture_default_str();
+  cmd->add_option("--portmapPort", f->options.portmap_port, "Port of the built-in portmapper")
+      ->capture_default_str();
   cmd->add_option("--cacheMB", f->cache_mb, "Read cache, MiB")->capture_default_str();
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();

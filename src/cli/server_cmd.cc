@@ -22,6 +22,7 @@
 #include "common/logging.h"
 #include "fuse/fuse_mount.h"
 #include "metadata/meta_server.h"
+#include "nfsd/nfs_server.h"
 #include "objstore/volume_node.h"
 
 namespace needlefs::cli {
@@ -42,6 +43,10 @@ struct ServerFlags {
   std::string durability = "group";
   uint64_t mount_cache_mb = 256;
   bool allow_other = false;
+  int nfs_port = 2049;  // -1: no nfsd
+  int nfs_mount_port = 20048;
+  bool portmap = true;
+  std::string exports;  // "" = DIR/exports.yaml when it exists, else loopback only
   LogOptions log;
 };
 
@@ -152,13 +157,41 @@ int RunServer(ServerFlags f) {
     });
   }
 
+  // NFS: a port already taken (another nfsd, a test) leaves the rest
+  // running, with a warning.
+  std::unique_ptr<nfsd::NfsServer> nfs;
+  if (f.nfs_port >= 0) {
+    nfsd::NfsServerOptions no;
+    no.meta = meta_addr;
+    no.master = master_addr;
+    no.address = f.ip;
+    no.port = static_cast<uint16_t>(f.nfs_port);
+    no.mount_port = static_cast<uint16_t>(f.nfs_mount_port);
+    no.portmap = f.portmap;
+    no.exports_file = f.exports;
+    if (no.exports_file.empty()) {
+      struct stat st;
+      const std::string in_dir = f.dir + "/exports.yaml";
+      if (::stat(in_dir.c_str(), &st) == 0) no.exports_file = in_dir;
+    }
+    no.file.replication = f.replication;
+    auto n = nfsd::NfsServer::Start(no);
+    if (n.ok()) {
+      nfs = std::move(*n);
+    } else {
+      spdlog::warn("server.nfsd not started: {}", n.status().ToString());
+      std::fprintf(stderr, "needlefs server: NFS not started: %s\n", n.status().ToString().c_str());
+    }
+  }
+
   std::string vols;
   for (const auto& a : volume_addrs) vols += (vols.empty() ? "" : ",") + a;
   std::printf(
       "needlefs server ready master=%s volumes=%s meta=%s meta_http=%s:%u mount=%s "
-      "dir=%s replication=%s\n",
+      "dir=%s replication=%s nfs=%s\n",
       master_addr.c_str(), vols.c_str(), meta_addr.c_str(), f.ip.c_str(), (*meta)->http_port(),
-      f.mount.empty() ? "-" : f.mount.c_str(), f.dir.c_str(), f.replication.c_str());
+      f.mount.empty() ? "-" : f.mount.c_str(), f.dir.c_str(), f.replication.c_str(),
+      nfs ? JoinHostPort(f.ip, nfs->port()).c_str() : "-");
   std::printf("\n  master      http://%s  (status page: http://%s/)\n", master_addr.c_str(),
               master_addr.c_str());
   for (size_t i = 0; i < volume_addrs.size(); ++i) {
@@ -168,6 +201,12 @@ int RunServer(ServerFlags f) {
   std::printf("  meta        grpc %s, http://%s:%u/status\n", meta_addr.c_str(), f.ip.c_str(),
               (*meta)->http_port());
   if (!f.mount.empty()) std::printf("  mount       %s\n", f.mount.c_str());
+  if (nfs) {
+    std::printf(
+        "  nfs         %s (MOUNT %u%s)\n", JoinHostPort(f.ip, nfs->port()).c_str(),
+        nfs->mount_port(),
+        nfs->portmap_port() ? (", portmapper " + std::to_string(nfs->portmap_port())).c_str() : "");
+  }
   std::printf("\nTry:\n");
   std::printf("  curl 'http://%s/dir/assign'\n", master_addr.c_str());
   std::printf("  mkdir -p /mnt/needlefs && needlefs mount -meta %s -master %s /mnt/needlefs\n",
@@ -175,6 +214,12 @@ int RunServer(ServerFlags f) {
   std::printf(
       "  mount -t needlefs %s /mnt/needlefs   (with mount-tools/mount.needlefs installed)\n",
       meta_addr.c_str());
+  if (nfs && nfs->portmap_port() == 111 && nfs->port() == 2049) {
+    std::printf("  mount -t nfs -o vers=3,nolock %s:/ /mnt/nfs\n", f.ip.c_str());
+  } else if (nfs) {
+    std::printf("  mount -t nfs -o vers=3,proto=tcp,nolock,port=%u,mountport=%u %s:/ /mnt/nfs\n",
+                nfs->port(), nfs->mount_port(), f.ip.c_str());
+  }
   std::printf("  needlefs admin cluster.status -master %s\n", master_addr.c_str());
   std::printf("Stop: Ctrl-C or kill %d\n\n", static_cast<int>(getpid()));
   std::fflush(stdout);
@@ -182,6 +227,7 @@ int RunServer(ServerFlags f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("server.stop signal={}", sig);
   int rc = 0;
+  nfs.reset();
   if (mount) {
     mount->Stop();
     mount_thread.join();
@@ -231,6 +277,17 @@ void AddServerCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--durability", f->durability, "none | group | always")->capture_default_str();
   cmd->add_option("--mount.cacheMB", f->mount_cache_mb, "Read cache of the mount (MiB)")
       ->capture_default_str();
+  cmd->add_option("--nfs.port", f->nfs_port,
+                  "NFS port of the built-in nfsd (-1 = no NFS; 0 = free)")
+      ->capture_default_str();
+  cmd->add_option("--nfs.mountPort", f->nfs_mount_port, "MOUNT port of the built-in nfsd")
+      ->capture_default_str();
+  cmd->add_option("--portmap", f->portmap,
+                  "Answer the portmapper on 111 when nothing else does (for `mount -t nfs` "
+                  "without port options)")
+      ->capture_default_str();
+  cmd->add_option("--exports", f->exports,
+                  "NFS exports YAML (default: DIR/exports.yaml, else / to loopback clients)");
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();
   cmd->add_option("--log.format", f->log.format, "text|json")->capture_default_str();

@@ -35,17 +35,8 @@ Nfs3Service::Nfs3Service(FileSystem* fs, Exports exports) : fs_(fs), exports_(st
 
 std::optional<std::string> Nfs3Service::Handle(std::string_view record, const Peer& peer) {
   RpcCall call;
-  switch (ParseCall(record, &call)) {
-    case CallProblem::kNone:
-      break;
-    case CallProblem::kNotACall:
-      return std::nullopt;
-    case CallProblem::kRpcMismatch:
-      return RpcMismatchReply(call.xid);
-    case CallProblem::kBadCred:
-      return AuthErrorReply(call.xid, 1);  // AUTH_BADCRED
-    case CallProblem::kTooWeak:
-      return AuthErrorReply(call.xid, 5);  // AUTH_TOOWEAK
+  if (CallProblem p = ParseCall(record, &call); p != CallProblem::kNone) {
+    return RefusedCallReply(p, call.xid);
   }
   if (call.prog == kNfsProgram) {
     if (call.vers != kNfsVersion) return ProgMismatchReply(call.xid, kNfsVersion, kNfsVersion);

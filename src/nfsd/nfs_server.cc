@@ -1,7 +1,9 @@
 #include "nfsd/nfs_server.h"
 
 #include "client/file_system.h"
+#include "common/logging.h"
 #include "nfsd/internal/nfs3_service.h"
+#include "nfsd/portmap.h"
 #include "nfsd/rpc_server.h"
 
 namespace needlefs::nfsd {
@@ -10,6 +12,7 @@ class NfsServer::Impl {
  public:
   ~Impl() {
     // Listeners first (no new calls), then the service and the layer.
+    portmap_server_.reset();
     mount_.reset();
     nfs_.reset();
     service_.reset();
@@ -50,13 +53,36 @@ class NfsServer::Impl {
     auto mount = RpcServer::Start(ro, h);
     if (!mount.ok()) return mount.status().WithContext("MOUNT port");
     mount_ = std::move(mount).value();
+    if (o.portmap) StartPortmap(o);
     return Status::OK();
+  }
+
+  void StartPortmap(const NfsServerOptions& o) {
+    portmap_ = std::make_unique<Portmapper>();
+    portmap_->Set(kPortmapProgram, kPortmapVersion, kProtoTcp, o.portmap_port);
+    portmap_->Set(kNfsProgram, kNfsVersion, kProtoTcp, nfs_->port());
+    for (uint32_t v : {1u, 2u, 3u}) portmap_->Set(kMountProgram, v, kProtoTcp, mount_->port());
+    RpcServerOptions ro;
+    ro.address = o.address;
+    ro.port = o.portmap_port;
+    ro.threads = 1;
+    ro.max_record_bytes = 64 << 10;
+    auto pm = RpcServer::Start(ro, [p = portmap_.get()](std::string_view r, const Peer& peer) {
+      return p->Handle(r, peer);
+    });
+    if (!pm.ok()) {
+      spdlog::warn("nfsd.portmap not started (is rpcbind running?): {}", pm.status().ToString());
+      return;
+    }
+    portmap_server_ = std::move(pm).value();
   }
 
   std::unique_ptr<FileSystem> fs_;
   std::unique_ptr<Nfs3Service> service_;
   std::unique_ptr<RpcServer> nfs_;
   std::unique_ptr<RpcServer> mount_;
+  std::unique_ptr<Portmapper> portmap_;
+  std::unique_ptr<RpcServer> portmap_server_;
 };
 
 NfsServer::NfsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -70,5 +96,8 @@ StatusOr<std::unique_ptr<NfsServer>> NfsServer::Start(const NfsServerOptions& op
 
 uint16_t NfsServer::port() const { return impl_->nfs_->port(); }
 uint16_t NfsServer::mount_port() const { return impl_->mount_->port(); }
+uint16_t NfsServer::portmap_port() const {
+  return impl_->portmap_server_ ? impl_->portmap_server_->port() : 0;
+}
 
 }  // namespace needlefs::nfsd

@@ -24,6 +24,11 @@ struct NfsServerOptions {
   /// clients only, no_root_squash.
   std::string exports_file;
   int threads = 8;  ///< RPC handler threads per port
+  /// Also answer the portmapper (PMAP v2) on `portmap_port` with nfsd's
+  /// ports, so clients need no port options; a port already taken (by
+  /// rpcbind) is logged and left alone. Default: false.
+  bool portmap = false;
+  uint16_t portmap_port = 111;
   FileClientOptions file;
 };
 
@@ -37,6 +42,8 @@ class NfsServer {
   ~NfsServer();
   uint16_t port() const;
   uint16_t mount_port() const;
+  /// The built-in portmapper's port; 0 when it does not run.
+  uint16_t portmap_port() const;
 
  private:
   class Impl;

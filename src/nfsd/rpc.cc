@@ -97,6 +97,21 @@ CallProblem ParseCall(std::string_view record, RpcCall* call) {
   return CallProblem::kNone;
 }
 
+std::optional<std::string> RefusedCallReply(CallProblem problem, uint32_t xid) {
+  switch (problem) {
+    case CallProblem::kRpcMismatch:
+      return RpcMismatchReply(xid);
+    case CallProblem::kBadCred:
+      return AuthErrorReply(xid, 1);  // AUTH_BADCRED
+    case CallProblem::kTooWeak:
+      return AuthErrorReply(xid, 5);  // AUTH_TOOWEAK
+    case CallProblem::kNone:
+    case CallProblem::kNotACall:
+      break;
+  }
+  return std::nullopt;
+}
+
 void AcceptedReplyHeader(uint32_t xid, uint32_t stat, char* out) {
   const uint32_t words[6] = {xid, kReply, kMsgAccepted, kAuthNone, 0, stat};
   for (int i = 0; i < 6; ++i) {

@@ -54,6 +54,11 @@ enum class CallProblem {
 /// record was long enough to carry one).
 CallProblem ParseCall(std::string_view record, RpcCall* call);
 
+/// The reply to a record ParseCall refused (`problem` != kNone): MSG_DENIED
+/// RPC_MISMATCH or AUTH_ERROR (AUTH_BADCRED, AUTH_TOOWEAK); nullopt for
+/// kNotACall (no reply is possible: the transport closes the connection).
+std::optional<std::string> RefusedCallReply(CallProblem problem, uint32_t xid);
+
 /// accept_stat (RFC 5531 section 9).
 enum AcceptStat : uint32_t {
   kSuccess = 0,

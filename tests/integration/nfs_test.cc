@@ -56,15 +56,17 @@ class NfsTest : public ::testing::Test {
                             "needlefs meta ready", dir, &error, 15'000);
     ASSERT_TRUE(meta) << error;
     meta_ = new DaemonProcess(std::move(*meta));
-    nfsd_ = new ChildProcess({NeedlefsBinary(), "nfsd", "-meta", Addr(meta_->grpc_port), "-master",
-                              Addr(master_->http_port), "-ip", "127.0.0.1", "-port", "0",
-                              "-mountPort", "0", "-log.level", "warn"},
-                             dir);
+    nfsd_ =
+        new ChildProcess({NeedlefsBinary(), "nfsd", "-meta", Addr(meta_->grpc_port), "-master",
+                          Addr(master_->http_port), "-ip", "127.0.0.1", "-port", "0", "-mountPort",
+                          "0", "-portmap", "true", "-portmapPort", "0", "-log.level", "warn"},
+                         dir);
     ASSERT_TRUE(nfsd_->Start(&error)) << error;
     auto line = nfsd_->WaitForLine("needlefs nfsd ready", 15'000);
     ASSERT_TRUE(line) << nfsd_->LogTail();
     nfs_port_ = PortIn(*line, "nfs");
     mount_port_ = PortIn(*line, "mount");
+    portmap_port_ = PortIn(*line, "portmap");
     ASSERT_NE(nfs_port_, 0) << *line;
   }
 
@@ -149,7 +151,7 @@ class NfsTest : public ::testing::Test {
   static TempDir* tmp_;
   static DaemonProcess *master_, *volume_, *meta_;
   static ChildProcess* nfsd_;
-  static uint16_t nfs_port_, mount_port_;
+  static uint16_t nfs_port_, mount_port_, portmap_port_;
   std::string dir_;
   nfs_context* nfs_ = nullptr;
 };
@@ -161,6 +163,7 @@ DaemonProcess* NfsTest::meta_ = nullptr;
 ChildProcess* NfsTest::nfsd_ = nullptr;
 uint16_t NfsTest::nfs_port_ = 0;
 uint16_t NfsTest::mount_port_ = 0;
+uint16_t NfsTest::portmap_port_ = 0;
 
 TEST_F(NfsTest, WriteReadStatAndRemoveAFile) {
   std::string data(3 << 20, '\0');
@@ -403,6 +406,33 @@ TEST_F(NfsTest, ARetransmittedCreateGetsTheFirstReply) {
   r = Call(nfs_port_, CallHeader(23, 100003, 3, 8) + args);
   ASSERT_GE(r.size(), 28u);
   EXPECT_EQ(WordAt(r, 6), 17u) << "NFS3ERR_EXIST";
+}
+
+TEST_F(NfsTest, ThePortmapperAnswersWhereNfsAndMountListen) {
+  // PMAP v2 GETPORT(prog, vers, prot = TCP, port): what `mount -t nfs`
+  // without port options asks first.
+  ASSERT_NE(portmap_port_, 0);
+  auto getport = [&](uint32_t prog, uint32_t vers) {
+    std::string r =
+        Call(portmap_port_, CallHeader(30, 100000, 2, 3) + U32(prog) + U32(vers) + U32(6) + U32(0));
+    return r.size() >= 28 && WordAt(r, 5) == 0 ? WordAt(r, 6) : 0xffffffffu;
+  };
+  EXPECT_EQ(getport(100003, 3), nfs_port_);
+  EXPECT_EQ(getport(100005, 3), mount_port_);
+  EXPECT_EQ(getport(100005, 1), mount_port_);
+  EXPECT_EQ(getport(100021, 4), 0u) << "NLM is not served: port 0";
+  // DUMP lists the mappings (value-follows flag, 4 words each, FALSE).
+  std::string d = Call(portmap_port_, CallHeader(31, 100000, 2, 4));
+  ASSERT_GE(d.size(), 28u);
+  size_t found = 0;
+  for (size_t w = 6; 4 * w < d.size() && WordAt(d, w) == 1; w += 5) {
+    if (WordAt(d, w + 1) == 100003 && WordAt(d, w + 4) == nfs_port_) ++found;
+  }
+  EXPECT_EQ(found, 1u);
+  // Another version of the portmapper (rpcbind v3/v4) is PROG_MISMATCH 2..2.
+  d = Call(portmap_port_, CallHeader(32, 100000, 4, 0));
+  ASSERT_GE(d.size(), 32u);
+  EXPECT_EQ(WordAt(d, 5), 2u);
 }
 
 }  // namespace
