@@ -15,6 +15,7 @@ namespace {
 struct NfsdFlags {
   nfsd::NfsServerOptions options;
   uint64_t cache_mb = 256;
+  int http_port = -2;  // -2: port + 10000 (0 when port is 0)
   LogOptions log;
 };
 
@@ -25,15 +26,18 @@ int RunNfsd(NfsdFlags f) {
     return 2;
   }
   f.options.file.cache_bytes = f.cache_mb << 20;
+  f.options.http_port =
+      f.http_port != -2 ? f.http_port : (f.options.port == 0 ? 0 : f.options.port + 10000);
   auto server = nfsd::NfsServer::Start(f.options);
   if (!server.ok()) {
     spdlog::error("nfsd.exit error=\"{}\"", server.status().ToString());
     std::fprintf(stderr, "needlefs nfsd: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  std::printf("needlefs nfsd ready nfs=%s:%u mount=%s:%u portmap=%s:%u\n",
-              f.options.address.c_str(), (*server)->port(), f.options.address.c_str(),
-              (*server)->mount_port(), f.options.address.c_str(), (*server)->portmap_port());
+  const char* ip = f.options.address.c_str();
+  std::printf("needlefs nfsd ready nfs=%s:%u mount=%s:%u portmap=%s:%u http=%s:%u\n", ip,
+              (*server)->port(), ip, (*server)->mount_port(), ip, (*server)->portmap_port(), ip,
+              (*server)->http_port());
   if ((*server)->portmap_port() == 111 && (*server)->port() == 2049) {
     std::printf("  mount -t nfs -o vers=3,nolock HOST:/ /mnt\n");
   } else {
@@ -68,6 +72,9 @@ void AddNfsdCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--portmapPort", f->options.portmap_port, "Port of the built-in portmapper")
       ->capture_default_str();
+  cmd->add_option("--httpPort", f->http_port,
+                  "HTTP port of /metrics and /status (default: NFS port + 10000, free when the "
+                  "NFS port is 0; -1 = none)");
   cmd->add_option("--cacheMB", f->cache_mb, "Read cache, MiB")->capture_default_str();
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();

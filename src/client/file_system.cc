@@ -166,6 +166,26 @@ class FileSystem::Impl {
     return a;
   }
 
+  /// `fetch()` (meta's attributes of `ino`) with the size of data buffered
+  /// here. A flush that commits while meta answers would leave neither: the
+  /// buffered size is gone and meta's answer predates the commit, a size
+  /// too small (the kernel then appends over the last write). So when data
+  /// was buffered before the call and is not after, ask again.
+  template <typename Fetch>
+  StatusOr<InodeAttr> FreshAttr(InodeId ino, Fetch&& fetch) {
+    for (int attempt = 0;; ++attempt) {
+      const bool buffered = files_->PendingSize(ino).has_value();
+      StatusOr<InodeAttr> a = fetch();
+      if (!a.ok()) return a;
+      if (a->type != FileType::kRegular) return a;
+      if (auto pending = files_->PendingSize(ino)) {
+        a->size = *pending;
+        return a;
+      }
+      if (!buffered || attempt == 3) return a;
+    }
+  }
+
   /// Resolves `path` from `dir` with `ctx`'s permissions; see ResolvePath.
   /// `allow_dots`: "." components are skipped (the configured subdir).
   StatusOr<InodeAttr> ResolveFrom(const RequestContext& ctx, InodeId dir, std::string_view path,
@@ -948,11 +968,11 @@ StatusOr<InodeAttr> FileSystem::ResolvePath(const RequestContext& ctx, std::stri
 
 StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
   if (auto a = impl_->CachedDirAttr(ino)) return *a;
-  return impl_->WithPending(impl_->meta_->GetAttr(ino));
+  return impl_->FreshAttr(ino, [&] { return impl_->meta_->GetAttr(ino); });
 }
 
 StatusOr<InodeAttr> FileSystem::GetAttrChecked(InodeId ino, Generation generation) {
-  return impl_->WithPending(impl_->meta_->GetAttrChecked(ino, generation));
+  return impl_->FreshAttr(ino, [&] { return impl_->meta_->GetAttrChecked(ino, generation); });
 }
 
 StatusOr<InodeAttr> FileSystem::SetAttr(const RequestContext& ctx, InodeId ino,

@@ -2,6 +2,8 @@
 // programs, and the dispatch of NFSv3 procedures to their files.
 #include "nfsd/internal/nfs3_service.h"
 
+#include <chrono>
+
 #include "common/logging.h"
 #include "nfsd/internal/nfs3_xdr.h"
 
@@ -64,8 +66,54 @@ std::optional<std::string> Nfs3Service::Handle(std::string_view record, const Pe
   return AcceptedReply(call.xid, kProgUnavail);
 }
 
+const char* NfsProcName(uint32_t proc) {
+  static const char* const kNames[22] = {
+      "NULL",    "GETATTR",     "SETATTR", "LOOKUP", "ACCESS",   "READLINK", "READ",   "WRITE",
+      "CREATE",  "MKDIR",       "SYMLINK", "MKNOD",  "REMOVE",   "RMDIR",    "RENAME", "LINK",
+      "READDIR", "READDIRPLUS", "FSSTAT",  "FSINFO", "PATHCONF", "COMMIT"};
+  return proc < 22 ? kNames[proc] : "UNKNOWN";
+}
+
+std::string Nfs3Service::MetricsText() const {
+  std::string out =
+      "# HELP needlefs_nfs_calls_total NFSv3 calls by procedure.\n"
+      "# TYPE needlefs_nfs_calls_total counter\n";
+  auto line = [&](const char* name, uint32_t p, double v) {
+    out += std::string(name) + "{proc=\"" + NfsProcName(p) + "\"} " + std::to_string(v) + "\n";
+  };
+  for (uint32_t p = 0; p < 22; ++p) line("needlefs_nfs_calls_total", p, counters_.calls[p].load());
+  out +=
+      "# HELP needlefs_nfs_errors_total NFSv3 replies with an error status.\n"
+      "# TYPE needlefs_nfs_errors_total counter\n";
+  for (uint32_t p = 0; p < 22; ++p)
+    line("needlefs_nfs_errors_total", p, counters_.errors[p].load());
+  out +=
+      "# HELP needlefs_nfs_call_seconds_total Time spent in NFSv3 calls.\n"
+      "# TYPE needlefs_nfs_call_seconds_total counter\n";
+  for (uint32_t p = 0; p < 22; ++p) {
+    line("needlefs_nfs_call_seconds_total", p,
+         static_cast<double>(counters_.nanos[p].load()) / 1e9);
+  }
+  out +=
+      "# HELP needlefs_nfs_drc_hits_total Retransmissions answered by the duplicate request "
+      "cache.\n# TYPE needlefs_nfs_drc_hits_total counter\nneedlefs_nfs_drc_hits_total " +
+      std::to_string(drc_.hits()) + "\n";
+  return out;
+}
+
 std::string Nfs3Service::Nfs(const RpcCall& call, const Peer& peer) {
-  if (call.proc < 22) counters_.calls[call.proc].fetch_add(1, std::memory_order_relaxed);
+  if (call.proc >= 22) return AcceptedReply(call.xid, kProcUnavail);
+  const auto start = std::chrono::steady_clock::now();
+  std::string reply = Dispatch(call, peer);
+  counters_.calls[call.proc].fetch_add(1, std::memory_order_relaxed);
+  counters_.nanos[call.proc].fetch_add(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count(),
+      std::memory_order_relaxed);
+  return reply;
+}
+
+std::string Nfs3Service::Dispatch(const RpcCall& call, const Peer& peer) {
   switch (call.proc) {
     case NFSPROC3_NULL:
       return AcceptedReply(call.xid, kSuccess);

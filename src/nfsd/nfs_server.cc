@@ -1,6 +1,9 @@
 #include "nfsd/nfs_server.h"
 
+#include <nlohmann/json.hpp>
+
 #include "client/file_system.h"
+#include "common/http.h"
 #include "common/logging.h"
 #include "nfsd/internal/nfs3_service.h"
 #include "nfsd/portmap.h"
@@ -12,6 +15,7 @@ class NfsServer::Impl {
  public:
   ~Impl() {
     // Listeners first (no new calls), then the service and the layer.
+    http_.reset();
     portmap_server_.reset();
     mount_.reset();
     nfs_.reset();
@@ -54,7 +58,48 @@ class NfsServer::Impl {
     if (!mount.ok()) return mount.status().WithContext("MOUNT port");
     mount_ = std::move(mount).value();
     if (o.portmap) StartPortmap(o);
+    if (o.http_port >= 0) {
+      HttpServerOptions ho;
+      ho.listen_address = o.address;
+      ho.port = static_cast<uint16_t>(o.http_port);
+      auto http = HttpServer::Start(ho, [this](HttpRequest& r) { return Serve(r); });
+      if (!http.ok()) return http.status().WithContext("HTTP port");
+      http_ = std::move(http).value();
+    }
     return Status::OK();
+  }
+
+  /// GET /metrics and /status.
+  HttpResponse Serve(const HttpRequest& r) {
+    if (r.method != "GET") return HttpResponse::Error(405, "GET only");
+    if (r.path == "/metrics") {
+      HttpResponse resp;
+      resp.headers["Content-Type"] = "text/plain; version=0.0.4";
+      resp.body = service_->MetricsText();
+      return resp;
+    }
+    if (r.path == "/status") {
+      nlohmann::json j;
+      j["nfs_port"] = nfs_->port();
+      j["mount_port"] = mount_->port();
+      j["portmap_port"] = portmap_server_ ? portmap_server_->port() : 0;
+      j["write_verifier"] = fs_->write_verifier();
+      j["implicit_opens"] = fs_->implicit_opens();
+      j["drc_hits"] = service_->drc_hits();
+      for (const Export& e : service_->exports().list) {
+        j["exports"].push_back({{"path", e.path},
+                                {"clients", e.client_specs},
+                                {"access", e.read_only ? "ro" : "rw"},
+                                {"squash", e.squash == Squash::kRootSquash     ? "root_squash"
+                                           : e.squash == Squash::kNoRootSquash ? "no_root_squash"
+                                                                               : "all_squash"}});
+      }
+      for (uint32_t p = 0; p < 22; ++p) {
+        j["calls"][NfsProcName(p)] = service_->counters().calls[p].load();
+      }
+      return HttpResponse::Json(200, j.dump(2));
+    }
+    return HttpResponse::Error(404, "try /metrics or /status");
   }
 
   void StartPortmap(const NfsServerOptions& o) {
@@ -83,6 +128,7 @@ class NfsServer::Impl {
   std::unique_ptr<RpcServer> mount_;
   std::unique_ptr<Portmapper> portmap_;
   std::unique_ptr<RpcServer> portmap_server_;
+  std::unique_ptr<HttpServer> http_;
 };
 
 NfsServer::NfsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -96,6 +142,7 @@ StatusOr<std::unique_ptr<NfsServer>> NfsServer::Start(const NfsServerOptions& op
 
 uint16_t NfsServer::port() const { return impl_->nfs_->port(); }
 uint16_t NfsServer::mount_port() const { return impl_->mount_->port(); }
+uint16_t NfsServer::http_port() const { return impl_->http_ ? impl_->http_->port() : 0; }
 uint16_t NfsServer::portmap_port() const {
   return impl_->portmap_server_ ? impl_->portmap_server_->port() : 0;
 }

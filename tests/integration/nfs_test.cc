@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/http.h"
 #include "integration/process.h"
 
 namespace needlefs::integration {
@@ -56,17 +57,34 @@ class NfsTest : public ::testing::Test {
                             "needlefs meta ready", dir, &error, 15'000);
     ASSERT_TRUE(meta) << error;
     meta_ = new DaemonProcess(std::move(*meta));
-    nfsd_ =
-        new ChildProcess({NeedlefsBinary(), "nfsd", "-meta", Addr(meta_->grpc_port), "-master",
-                          Addr(master_->http_port), "-ip", "127.0.0.1", "-port", "0", "-mountPort",
-                          "0", "-portmap", "true", "-portmapPort", "0", "-log.level", "warn"},
-                         dir);
+    nfsd_ = new ChildProcess({NeedlefsBinary(),
+                              "nfsd",
+                              "-meta",
+                              Addr(meta_->grpc_port),
+                              "-master",
+                              Addr(master_->http_port),
+                              "-ip",
+                              "127.0.0.1",
+                              "-port",
+                              "0",
+                              "-mountPort",
+                              "0",
+                              "-portmap",
+                              "true",
+                              "-portmapPort",
+                              "0",
+                              "-httpPort",
+                              "0",
+                              "-log.level",
+                              "warn"},
+                             dir);
     ASSERT_TRUE(nfsd_->Start(&error)) << error;
     auto line = nfsd_->WaitForLine("needlefs nfsd ready", 15'000);
     ASSERT_TRUE(line) << nfsd_->LogTail();
     nfs_port_ = PortIn(*line, "nfs");
     mount_port_ = PortIn(*line, "mount");
     portmap_port_ = PortIn(*line, "portmap");
+    http_port_ = PortIn(*line, "http");
     ASSERT_NE(nfs_port_, 0) << *line;
   }
 
@@ -151,7 +169,7 @@ class NfsTest : public ::testing::Test {
   static TempDir* tmp_;
   static DaemonProcess *master_, *volume_, *meta_;
   static ChildProcess* nfsd_;
-  static uint16_t nfs_port_, mount_port_, portmap_port_;
+  static uint16_t nfs_port_, mount_port_, portmap_port_, http_port_;
   std::string dir_;
   nfs_context* nfs_ = nullptr;
 };
@@ -164,6 +182,7 @@ ChildProcess* NfsTest::nfsd_ = nullptr;
 uint16_t NfsTest::nfs_port_ = 0;
 uint16_t NfsTest::mount_port_ = 0;
 uint16_t NfsTest::portmap_port_ = 0;
+uint16_t NfsTest::http_port_ = 0;
 
 TEST_F(NfsTest, WriteReadStatAndRemoveAFile) {
   std::string data(3 << 20, '\0');
@@ -433,6 +452,28 @@ TEST_F(NfsTest, ThePortmapperAnswersWhereNfsAndMountListen) {
   d = Call(portmap_port_, CallHeader(32, 100000, 4, 0));
   ASSERT_GE(d.size(), 32u);
   EXPECT_EQ(WordAt(d, 5), 2u);
+}
+
+TEST_F(NfsTest, MetricsAndStatusCountCallsAndErrors) {
+  nfs_stat_64 st;
+  ASSERT_EQ(nfs_stat64(nfs_, P("absent").c_str(), &st), -ENOENT);
+  ASSERT_NE(http_port_, 0);
+  auto metrics = HttpClient("127.0.0.1", http_port_).Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status().ToString();
+  EXPECT_EQ(metrics->status, 200);
+  auto value = [&](const std::string& name) {
+    const size_t at = metrics->body.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics->body.substr(at + name.size() + 2));
+  };
+  EXPECT_GT(value("needlefs_nfs_calls_total{proc=\"LOOKUP\"}"), 0);
+  EXPECT_GT(value("needlefs_nfs_errors_total{proc=\"LOOKUP\"}"), 0) << "the ENOENT above";
+  EXPECT_GT(value("needlefs_nfs_call_seconds_total{proc=\"MKDIR\"}"), 0);
+  EXPECT_GE(value("needlefs_nfs_drc_hits_total"), 0);
+  auto status = HttpClient("127.0.0.1", http_port_).Request("GET", "/status");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->status, 200);
+  EXPECT_NE(status->body.find("\"no_root_squash\""), std::string::npos) << status->body;
+  EXPECT_NE(status->body.find("\"nfs_port\": " + std::to_string(nfs_port_)), std::string::npos);
 }
 
 }  // namespace

@@ -28,11 +28,15 @@ inline constexpr uint32_t kMountVersion = 3;
 /// rtmax/wtmax (FSINFO): the largest READ and WRITE, bytes.
 inline constexpr uint32_t kMaxIo = 1u << 20;
 
-/// Per-procedure call counters (for /metrics and tests).
+/// Per-procedure counters (for /metrics and /status).
 struct NfsCounters {
   std::atomic<uint64_t> calls[22] = {};
-  std::atomic<uint64_t> errors = 0;
+  std::atomic<uint64_t> errors[22] = {};  ///< replies with an nfsstat3 other than NFS3_OK
+  std::atomic<uint64_t> nanos[22] = {};   ///< time spent, ns
 };
+
+/// RFC 1813's names of the procedures, by number.
+const char* NfsProcName(uint32_t proc);
 
 class Nfs3Service {
  public:
@@ -43,6 +47,12 @@ class Nfs3Service {
   std::optional<std::string> Handle(std::string_view record, const Peer& peer);
 
   const NfsCounters& counters() const { return counters_; }
+  /// Counts a reply of procedure `proc` with an error status.
+  void CountError(uint32_t proc) {
+    if (proc < 22) counters_.errors[proc].fetch_add(1, std::memory_order_relaxed);
+  }
+  /// Prometheus text: calls, errors and seconds per procedure, DRC hits.
+  std::string MetricsText() const;
   /// Retransmissions answered from the duplicate request cache.
   uint64_t drc_hits() const { return drc_.hits(); }
 
@@ -57,6 +67,7 @@ class Nfs3Service {
   // The procedures (nfs3_procs.cc): decode `args`, run, return the whole
   // reply record. `call` has the xid.
   std::string Nfs(const RpcCall& call, const Peer& peer);
+  std::string Dispatch(const RpcCall& call, const Peer& peer);
   std::string Mount(const RpcCall& call, const Peer& peer);
 
   FileSystem* fs() { return fs_; }

@@ -328,6 +328,7 @@ inline std::string Proc(Nfs3Service* svc, const RpcCall& call, const Peer& peer,
   Scratch scratch;
   Nfs3Call c(svc, call, peer);
   run(c, args, &res, &scratch);
+  if (res.status != NFS3_OK) svc->CountError(call.proc);
   std::string out = Encode(call.xid, xr, &res, cap);
   Free(xa, &args);
   return out;
