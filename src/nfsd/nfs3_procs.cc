@@ -57,12 +57,8 @@ std::string ProcSetattr(Nfs3Service* svc, const RpcCall& call, const Peer& peer)
   return Proc(svc, call, peer, xdr_SETATTR3args, xdr_SETATTR3res, kSmall,
               [](Nfs3Call& c, SETATTR3args& a, SETATTR3res* r, Scratch*) {
                 InodeId ino;
-                if ((r->status = c.Resolve(a.object, &ino)) != NFS3_OK) return;
+                if ((r->status = c.ResolveForChange(a.object, &ino)) != NFS3_OK) return;
                 wcc_data* wcc = &r->SETATTR3res_u.resfail.obj_wcc;  // resok has the same shape
-                if (c.ReadOnly()) {
-                  r->status = NFS3ERR_ROFS;
-                  return;
-                }
                 if (a.guard.check) {
                   auto cur = c.fs().GetAttr(ino);
                   if (!cur.ok()) {
@@ -181,11 +177,7 @@ std::string ProcWrite(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
   return Proc(svc, call, peer, xdr_WRITE3args, xdr_WRITE3res, kSmall,
               [](Nfs3Call& c, WRITE3args& a, WRITE3res* r, Scratch*) {
                 InodeId ino;
-                if ((r->status = c.Resolve(a.file, &ino)) != NFS3_OK) return;
-                if (c.ReadOnly()) {
-                  r->status = NFS3ERR_ROFS;
-                  return;
-                }
+                if ((r->status = c.ResolveForChange(a.file, &ino)) != NFS3_OK) return;
                 if (a.data.data_len < a.count) {
                   r->status = NFS3ERR_INVAL;
                   return;
@@ -211,11 +203,7 @@ std::string ProcCreate(Nfs3Service* svc, const RpcCall& call, const Peer& peer) 
       svc, call, peer, xdr_CREATE3args, xdr_CREATE3res, kSmall,
       [](Nfs3Call& c, CREATE3args& a, CREATE3res* r, Scratch* s) {
         InodeId dir;
-        if ((r->status = c.Resolve(a.where.dir, &dir)) != NFS3_OK) return;
-        if (c.ReadOnly()) {
-          r->status = NFS3ERR_ROFS;
-          return;
-        }
+        if ((r->status = c.ResolveForChange(a.where.dir, &dir)) != NFS3_OK) return;
         const std::string name = a.where.name ? a.where.name : "";
         ChangeInfo info;
         bool created = false;
@@ -243,11 +231,7 @@ std::string ProcMkdir(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
       svc, call, peer, xdr_MKDIR3args, xdr_MKDIR3res, kSmall,
       [](Nfs3Call& c, MKDIR3args& a, MKDIR3res* r, Scratch* s) {
         InodeId dir;
-        if ((r->status = c.Resolve(a.where.dir, &dir)) != NFS3_OK) return;
-        if (c.ReadOnly()) {
-          r->status = NFS3ERR_ROFS;
-          return;
-        }
+        if ((r->status = c.ResolveForChange(a.where.dir, &dir)) != NFS3_OK) return;
         const sattr3& sa = a.attributes;
         const uint32_t mode = sa.mode.set_it ? sa.mode.set_mode3_u.mode & 07777 : 0755;
         ChangeInfo info;
@@ -262,11 +246,7 @@ std::string ProcSymlink(Nfs3Service* svc, const RpcCall& call, const Peer& peer)
       svc, call, peer, xdr_SYMLINK3args, xdr_SYMLINK3res, kSmall,
       [](Nfs3Call& c, SYMLINK3args& a, SYMLINK3res* r, Scratch* s) {
         InodeId dir;
-        if ((r->status = c.Resolve(a.where.dir, &dir)) != NFS3_OK) return;
-        if (c.ReadOnly()) {
-          r->status = NFS3ERR_ROFS;
-          return;
-        }
+        if ((r->status = c.ResolveForChange(a.where.dir, &dir)) != NFS3_OK) return;
         ChangeInfo info;
         auto made = c.fs().Symlink(c.ctx(), dir, a.where.name ? a.where.name : "",
                                    a.symlink.symlink_data ? a.symlink.symlink_data : "", &info);
@@ -279,11 +259,7 @@ std::string ProcMknod(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
       svc, call, peer, xdr_MKNOD3args, xdr_MKNOD3res, kSmall,
       [](Nfs3Call& c, MKNOD3args& a, MKNOD3res* r, Scratch* s) {
         InodeId dir;
-        if ((r->status = c.Resolve(a.where.dir, &dir)) != NFS3_OK) return;
-        if (c.ReadOnly()) {
-          r->status = NFS3ERR_ROFS;
-          return;
-        }
+        if ((r->status = c.ResolveForChange(a.where.dir, &dir)) != NFS3_OK) return;
         FileType type;
         const sattr3* sa;
         uint64_t rdev = 0;
@@ -317,11 +293,7 @@ std::string ProcRemove(Nfs3Service* svc, const RpcCall& call, const Peer& peer, 
   return Proc(svc, call, peer, xdr_REMOVE3args, xdr_REMOVE3res, kSmall,
               [rmdir](Nfs3Call& c, REMOVE3args& a, REMOVE3res* r, Scratch*) {
                 InodeId dir;
-                if ((r->status = c.Resolve(a.object.dir, &dir)) != NFS3_OK) return;
-                if (c.ReadOnly()) {
-                  r->status = NFS3ERR_ROFS;
-                  return;
-                }
+                if ((r->status = c.ResolveForChange(a.object.dir, &dir)) != NFS3_OK) return;
                 const std::string name = a.object.name ? a.object.name : "";
                 ChangeInfo info;
                 Status st = rmdir ? c.fs().Rmdir(c.ctx(), dir, name, &info)
@@ -336,11 +308,7 @@ std::string ProcRename(Nfs3Service* svc, const RpcCall& call, const Peer& peer) 
               [](Nfs3Call& c, RENAME3args& a, RENAME3res* r, Scratch*) {
                 InodeId from, to;
                 if ((r->status = c.Resolve(a.from.dir, &from)) != NFS3_OK) return;
-                if ((r->status = c.Resolve(a.to.dir, &to)) != NFS3_OK) return;
-                if (c.ReadOnly()) {
-                  r->status = NFS3ERR_ROFS;
-                  return;
-                }
+                if ((r->status = c.ResolveForChange(a.to.dir, &to)) != NFS3_OK) return;
                 ChangeInfo info;
                 Status st = c.fs().Rename(c.ctx(), from, a.from.name ? a.from.name : "", to,
                                           a.to.name ? a.to.name : "", 0, &info);
@@ -355,11 +323,7 @@ std::string ProcLink(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
               [](Nfs3Call& c, LINK3args& a, LINK3res* r, Scratch*) {
                 InodeId file, dir;
                 if ((r->status = c.Resolve(a.file, &file)) != NFS3_OK) return;
-                if ((r->status = c.Resolve(a.link.dir, &dir)) != NFS3_OK) return;
-                if (c.ReadOnly()) {
-                  r->status = NFS3ERR_ROFS;
-                  return;
-                }
+                if ((r->status = c.ResolveForChange(a.link.dir, &dir)) != NFS3_OK) return;
                 ChangeInfo info;
                 auto l = c.fs().Link(c.ctx(), file, dir, a.link.name ? a.link.name : "", &info);
                 r->status = l.ok() ? NFS3_OK : StatOf(l.status());

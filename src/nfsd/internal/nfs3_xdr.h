@@ -295,6 +295,13 @@ class Nfs3Call {
   }
 
   bool ReadOnly() const { return exp_ != nullptr && exp_->read_only; }
+  /// Resolve for a call that changes something: also ROFS on a read-only
+  /// export.
+  nfsstat3 ResolveForChange(const nfs_fh3& fh, InodeId* ino) {
+    const nfsstat3 st = Resolve(fh, ino);
+    if (st == NFS3_OK && ReadOnly()) return NFS3ERR_ROFS;
+    return st;
+  }
   const RequestContext& ctx() const { return ctx_; }
   FileSystem& fs() { return *svc_->fs(); }
   uint32_t xid() const { return call_.xid; }
