@@ -415,6 +415,11 @@ class FileSystem::Impl {
     return out;
   }
 
+  bool IsOpenHere(InodeId ino) {
+    std::lock_guard<std::mutex> g(open_mu_);
+    return open_count_.count(ino.value) > 0;
+  }
+
   /// The handle `handle` for `ino`, or EBADF.
   StatusOr<Handle> FindHandle(uint64_t handle, InodeId ino) {
     std::lock_guard<std::mutex> g(open_mu_);
@@ -575,7 +580,13 @@ class FileSystem::Impl {
 
   StatusOr<InodeAttr> Lookup(const RequestContext& ctx, InodeId parent, const std::string& name) {
     if (name.size() > kMaxNameBytes) return Status::Posix(ENAMETOOLONG, "name too long");
-    return WithPending(dirs_->Lookup(ctx, parent, name));
+    StatusOr<InodeAttr> a = dirs_->Lookup(ctx, parent, name);
+    if (a.ok() && a->type == FileType::kRegular && IsOpenHere(a->ino)) {
+      // Its size may be changing under a flush of this client: as GetAttr.
+      const InodeId ino = a->ino;
+      return FreshAttr(ino, [&] { return meta_->GetAttr(ino); });
+    }
+    return WithPending(std::move(a));
   }
 
   /// Flushes buffered writes before a size or mtime change (so none lands
