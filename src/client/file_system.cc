@@ -655,18 +655,12 @@ class FileSystem::Impl {
                               uint32_t mode, int flags, bool* created_out) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
     bool created = false;
-    RecordOwnEntry(parent, name);  // before: see NewEntry
-    DirChange change;
-    BeginDirChange(&change, nullptr, parent);
-    auto a = meta_->Create(C(ctx), parent, name, mode & 07777, (flags & O_EXCL) != 0, &created,
-                           change.info);
-    EndDirChange(&change, a.ok() && created);
-    if (!created) DropOwnEntry(parent, name);  // no entry made, no echo to expect
+    auto a = CreateNode(ctx, parent, name, mode,
+                        (flags & O_EXCL) ? CreateHow::kGuarded : CreateHow::kUnchecked, 0, &created,
+                        nullptr);
     if (!a.ok()) return a.status();
     if (created_out) *created_out = created;
     if (created) {
-      SetNoCapability(a->ino, true);  // a new file has no xattrs
-      dirs_->Added(parent, name, *a);
       const int acc = flags & O_ACCMODE;
       // The creator may use the descriptor whatever the new mode says.
       return NewHandle(*a, acc != O_WRONLY, acc != O_RDONLY, true);
@@ -674,7 +668,9 @@ class FileSystem::Impl {
     return OpenAttr(ctx, *a, flags, std::nullopt);
   }
 
-  StatusOr<InodeAttr> CreateFile(const RequestContext& ctx, InodeId parent, const std::string& name,
+  /// Creates regular file `name` (the own-entry and directory marks, the
+  /// caches): meta's attributes, without the pending size.
+  StatusOr<InodeAttr> CreateNode(const RequestContext& ctx, InodeId parent, const std::string& name,
                                  uint32_t mode, CreateHow how, uint64_t verifier, bool* created_out,
                                  ChangeInfo* info) {
     bool created = false;
@@ -693,7 +689,13 @@ class FileSystem::Impl {
       dirs_->Added(parent, name, *a);
     }
     if (created_out) *created_out = created;
-    return WithPending(*a);
+    return a;
+  }
+
+  StatusOr<InodeAttr> CreateFile(const RequestContext& ctx, InodeId parent, const std::string& name,
+                                 uint32_t mode, CreateHow how, uint64_t verifier, bool* created_out,
+                                 ChangeInfo* info) {
+    return WithPending(CreateNode(ctx, parent, name, mode, how, verifier, created_out, info));
   }
 
   StatusOr<std::string> Read(const RequestContext& ctx, InodeId ino, uint64_t offset,

@@ -275,8 +275,8 @@ class Nfs3Call {
     export_id_ = h->export_id;
     if (call_.flavor == kAuthSys) {
       ctx_ = e.Identity(call_.sys.uid, call_.sys.gid, call_.sys.gids);
-    } else {
-      ctx_ = e.Identity(e.anon_uid, e.anon_gid, {});
+    } else {  // AUTH_NONE: the anonymous identity
+      ctx_ = RequestContext();
       ctx_.uid = e.anon_uid;
       ctx_.gid = e.anon_gid;
     }
