@@ -97,7 +97,7 @@ std::string Nfs3Service::Mount(const RpcCall& call, const Peer& peer) {
       h.export_id = static_cast<uint8_t>(best);
       h.ino = dir->ino;
       h.generation = dir->generation;
-      std::string fh = h.Encode();
+      std::string fh = handles_.Encode(h);
       int flavors[1] = {kAuthSys};
       res.fhs_status = MNT3_OK;
       res.mountres3_u.mountinfo.fhandle.fhandle3_len = static_cast<u_int>(fh.size());

@@ -2,6 +2,9 @@
 // programs, and the dispatch of NFSv3 procedures to their files.
 #include "nfsd/internal/nfs3_service.h"
 
+#include <openssl/rand.h>
+
+#include <cerrno>
 #include <chrono>
 
 #include "common/logging.h"
@@ -33,7 +36,28 @@ bool NonIdempotent(uint32_t proc) {
 
 }  // namespace
 
-Nfs3Service::Nfs3Service(FileSystem* fs, Exports exports) : fs_(fs), exports_(std::move(exports)) {}
+Nfs3Service::Nfs3Service(FileSystem* fs, Exports exports, std::string handle_key)
+    : fs_(fs), exports_(std::move(exports)), handles_(std::move(handle_key)) {}
+
+StatusOr<std::string> LoadHandleKey(FileSystem* fs) {
+  static const std::string kName = "trusted.needlefs.nfs_handle_key";
+  const RequestContext root = RequestContext::Root();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto key = fs->GetXattr(root, fs->root(), kName);
+    if (key.ok() && key->size() == kFileHandleKeyBytes) return key;
+    if (key.ok()) return Status::Corruption(kName + " of the root has a wrong length");
+    if (key.status().posix_errno() != ENODATA) return key.status();
+    std::string fresh(kFileHandleKeyBytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(fresh.data()),
+                   static_cast<int>(fresh.size())) != 1) {
+      return Status::Internal("RAND_bytes failed");
+    }
+    Status s = fs->SetXattr(root, fs->root(), kName, fresh, kXattrCreate);
+    if (s.ok()) return fresh;
+    if (s.posix_errno() != EEXIST) return s;  // another nfsd made it first: read that one
+  }
+  return Status::Unavailable("cannot settle the file handle key");
+}
 
 std::optional<std::string> Nfs3Service::Handle(std::string_view record, const Peer& peer) {
   RpcCall call;

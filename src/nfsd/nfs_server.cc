@@ -41,7 +41,9 @@ class NfsServer::Impl {
     auto fs = FileSystem::Open(fo);
     if (!fs.ok()) return fs.status();
     fs_ = std::move(fs).value();
-    service_ = std::make_unique<Nfs3Service>(fs_.get(), std::move(exports));
+    auto key = LoadHandleKey(fs_.get());
+    if (!key.ok()) return key.status().WithContext("file handle key");
+    service_ = std::make_unique<Nfs3Service>(fs_.get(), std::move(exports), std::move(*key));
     RpcHandler h = [svc = service_.get()](std::string_view record, const Peer& peer) {
       return svc->Handle(record, peer);
     };

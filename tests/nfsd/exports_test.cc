@@ -104,25 +104,35 @@ TEST(ExportsTest, LoadsYamlAndRejectsBadFiles) {
   EXPECT_EQ(Exports::Load(dir.path() + "/none.yaml").status().code(), StatusCode::kNotFound);
 }
 
-TEST(FileHandleTest, RoundTripsAndRefusesForeignBytes) {
+TEST(FileHandleTest, RoundTripsAndRefusesForeignOrForgedBytes) {
+  const FileHandleCodec codec(std::string(kFileHandleKeyBytes, 'k'));
   FileHandle h;
   h.export_id = 3;
   h.ino = InodeId(0x0102030405060708ull);
   h.generation = Generation(99);
-  const std::string b = h.Encode();
+  const std::string b = codec.Encode(h);
   EXPECT_EQ(b.size(), kFileHandleBytes);
-  auto back = FileHandle::Decode(b);
+  auto back = codec.Decode(b);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->export_id, 3);
   EXPECT_EQ(back->ino, h.ino);
   EXPECT_EQ(back->generation, h.generation);
-  EXPECT_FALSE(FileHandle::Decode(b.substr(0, 19)));
-  std::string v2 = b;
-  v2[0] = 2;
-  EXPECT_FALSE(FileHandle::Decode(v2)) << "unknown version";
-  std::string zero(kFileHandleBytes, '\0');
-  zero[0] = 1;
-  EXPECT_FALSE(FileHandle::Decode(zero)) << "inode 0";
+  EXPECT_FALSE(codec.Decode(b.substr(0, kFileHandleBytes - 1))) << "short";
+  std::string other_version = b;
+  other_version[0] = 1;
+  EXPECT_FALSE(codec.Decode(other_version)) << "unknown version";
+  // Every field is signed: another export, inode or generation written
+  // into a real handle does not verify.
+  for (size_t at : {1u, 4u, 11u, 12u, 19u, 20u, 27u}) {
+    std::string forged = b;
+    forged[at] = static_cast<char>(forged[at] ^ 1);
+    EXPECT_FALSE(codec.Decode(forged)) << "byte " << at << " changed";
+  }
+  // Another cluster's key: not ours.
+  EXPECT_FALSE(FileHandleCodec(std::string(kFileHandleKeyBytes, 'o')).Decode(b));
+  FileHandle zero = h;
+  zero.ino = InodeId(0);
+  EXPECT_FALSE(codec.Decode(codec.Encode(zero))) << "inode 0";
 }
 
 }  // namespace

@@ -38,10 +38,17 @@ struct NfsCounters {
 /// RFC 1813's names of the procedures, by number.
 const char* NfsProcName(uint32_t proc);
 
+/// The key that signs file handles, shared by every nfsd of the cluster: an
+/// xattr of the root inode (trusted.*: only root reads it), made with
+/// random bytes by the first nfsd that finds none. Errors: those of the
+/// layer's xattr calls.
+StatusOr<std::string> LoadHandleKey(FileSystem* fs);
+
 class Nfs3Service {
  public:
-  /// `fs` (not owned) must outlive the service.
-  Nfs3Service(FileSystem* fs, Exports exports);
+  /// `fs` (not owned) must outlive the service; `handle_key` signs the
+  /// file handles (kFileHandleKeyBytes; LoadHandleKey).
+  Nfs3Service(FileSystem* fs, Exports exports, std::string handle_key);
 
   /// One RPC record of NFS or MOUNT (or another program: PROG_UNAVAIL).
   std::optional<std::string> Handle(std::string_view record, const Peer& peer);
@@ -72,10 +79,12 @@ class Nfs3Service {
 
   FileSystem* fs() { return fs_; }
   const Exports& exports() const { return exports_; }
+  const FileHandleCodec& handles() const { return handles_; }
 
  private:
   FileSystem* fs_;
   Exports exports_;
+  FileHandleCodec handles_;
   NfsCounters counters_;
   ReplyCache drc_;
 };

@@ -264,7 +264,7 @@ class Nfs3Call {
   /// The handle's inode and the identity the call runs as; an error status
   /// (BADHANDLE, STALE, ACCES) otherwise.
   nfsstat3 Resolve(const nfs_fh3& fh, InodeId* ino, FileHandle* out = nullptr) {
-    auto h = FileHandle::Decode(Bytes(fh));
+    auto h = svc_->handles().Decode(Bytes(fh));
     if (!h) return NFS3ERR_BADHANDLE;
     const Exports& ex = svc_->exports();
     if (h->export_id >= ex.list.size()) return NFS3ERR_STALE;
@@ -291,7 +291,7 @@ class Nfs3Call {
     h.export_id = export_id_;
     h.ino = a.ino;
     h.generation = a.generation;
-    return h.Encode();
+    return svc_->handles().Encode(h);
   }
 
   bool ReadOnly() const { return exp_ != nullptr && exp_->read_only; }
