@@ -38,7 +38,8 @@ int RunNfsd(NfsdFlags f) {
   std::printf("needlefs nfsd ready nfs=%s:%u mount=%s:%u portmap=%s:%u http=%s:%u\n", ip,
               (*server)->port(), ip, (*server)->mount_port(), ip, (*server)->portmap_port(), ip,
               (*server)->http_port());
-  if ((*server)->portmap_port() == 111 && (*server)->port() == 2049) {
+  if (((*server)->portmap_port() == 111 || (*server)->rpcbind_registered()) &&
+      (*server)->port() == 2049) {
     std::printf("  mount -t nfs -o vers=3,nolock HOST:/ /mnt\n");
   } else {
     std::printf("  mount -t nfs -o vers=3,proto=tcp,nolock,port=%u,mountport=%u HOST:/ /mnt\n",
@@ -71,6 +72,9 @@ void AddNfsdCommand(CLI::App& app, int* exit_code) {
                   "Answer the portmapper (PMAP v2) itself, for clients without port options")
       ->capture_default_str();
   cmd->add_option("--portmapPort", f->options.portmap_port, "Port of the built-in portmapper")
+      ->capture_default_str();
+  cmd->add_option("--rpcbind", f->options.register_rpcbind,
+                  "Register NFS and MOUNT with the machine's rpcbind when one runs")
       ->capture_default_str();
   cmd->add_option("--httpPort", f->http_port,
                   "HTTP port of /metrics and /status (default: NFS port + 10000, free when the "

@@ -202,10 +202,12 @@ int RunServer(ServerFlags f) {
               (*meta)->http_port());
   if (!f.mount.empty()) std::printf("  mount       %s\n", f.mount.c_str());
   if (nfs) {
-    std::printf(
-        "  nfs         %s (MOUNT %u%s)\n", JoinHostPort(f.ip, nfs->port()).c_str(),
-        nfs->mount_port(),
-        nfs->portmap_port() ? (", portmapper " + std::to_string(nfs->portmap_port())).c_str() : "");
+    std::printf("  nfs         %s (MOUNT %u%s)\n", JoinHostPort(f.ip, nfs->port()).c_str(),
+                nfs->mount_port(),
+                nfs->portmap_port()
+                    ? (", portmapper " + std::to_string(nfs->portmap_port())).c_str()
+                : nfs->rpcbind_registered() ? ", registered with rpcbind"
+                                            : "");
   }
   std::printf("\nTry:\n");
   std::printf("  curl 'http://%s/dir/assign'\n", master_addr.c_str());
@@ -214,7 +216,7 @@ int RunServer(ServerFlags f) {
   std::printf(
       "  mount -t needlefs %s /mnt/needlefs   (with mount-tools/mount.needlefs installed)\n",
       meta_addr.c_str());
-  if (nfs && nfs->portmap_port() == 111 && nfs->port() == 2049) {
+  if (nfs && (nfs->portmap_port() == 111 || nfs->rpcbind_registered()) && nfs->port() == 2049) {
     std::printf("  mount -t nfs -o vers=3,nolock %s:/ /mnt/nfs\n", f.ip.c_str());
   } else if (nfs) {
     std::printf("  mount -t nfs -o vers=3,proto=tcp,nolock,port=%u,mountport=%u %s:/ /mnt/nfs\n",

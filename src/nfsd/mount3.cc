@@ -65,18 +65,18 @@ std::string Nfs3Service::Mount(const RpcCall& call, const Peer& peer) {
       if (!DecodePath(call.args, &path)) return AcceptedReply(call.xid, kGarbageArgs);
       mountres3 res;
       std::memset(&res, 0, sizeof(res));
-      // The longest export that holds the path and allows the client.
+      // The longest export that holds the path decides (as mountd's
+      // export table does): a rule written for a subtree is not bypassed by
+      // one for a directory above it.
       int best = -1;
-      bool any_holds = false;
       for (size_t i = 0; i < exports_.list.size(); ++i) {
-        const Export& e = exports_.list[i];
-        if (!Under(path, e.path)) continue;
-        any_holds = true;
-        if (!e.Allows(peer.address, peer.port)) continue;
-        if (best < 0 || e.path.size() > exports_.list[best].path.size()) best = static_cast<int>(i);
+        if (!Under(path, exports_.list[i].path)) continue;
+        if (best < 0 || exports_.list[i].path.size() > exports_.list[best].path.size()) {
+          best = static_cast<int>(i);
+        }
       }
-      if (best < 0) {
-        res.fhs_status = any_holds ? MNT3ERR_ACCES : MNT3ERR_NOENT;
+      if (best < 0 || !exports_.list[best].Allows(peer.address, peer.port)) {
+        res.fhs_status = best < 0 ? MNT3ERR_NOENT : MNT3ERR_ACCES;
         return Reply(call.xid, xdr_mountres3, &res, 64);
       }
       auto dir = fs_->ResolvePath(RequestContext::Root(), path);
@@ -114,6 +114,12 @@ std::string Nfs3Service::Mount(const RpcCall& call, const Peer& peer) {
       exportnode** tail = &head;
       size_t bytes = 64;
       for (const Export& e : exports_.list) {
+        // Only what this client can mount: clients that mount every export
+        // listed under the one they asked for (libnfs does) would fail on
+        // an export refused to them, or one whose directory is missing.
+        if (!e.Allows(peer.address, peer.port)) continue;
+        auto dir = fs_->ResolvePath(RequestContext::Root(), e.path);
+        if (!dir.ok() || dir->type != FileType::kDirectory) continue;
         exportnode& n = nodes.emplace_back();
         strings.push_back(e.path);
         n.ex_dir = strings.back().data();

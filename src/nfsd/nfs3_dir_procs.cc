@@ -34,13 +34,14 @@ Status ListDir(Nfs3Call& c, InodeId dir, uint64_t cookie, size_t want, bool plus
   return Status::OK();
 }
 
-/// The `count` (READDIR) or `maxcount` (READDIRPLUS) of a call, capped,
-/// for sizing the reply buffer; 0 when the arguments do not decode.
+/// The `count` (READDIR) or `maxcount` (READDIRPLUS) of a call, capped by
+/// what `peer`'s transport carries, for sizing the reply buffer; 0 when
+/// the arguments do not decode.
 template <typename A>
-size_t ReplyBudget(const RpcCall& call, XdrFn<A> xa, uint32_t A::*field) {
+size_t ReplyBudget(const RpcCall& call, const Peer& peer, XdrFn<A> xa, uint32_t A::*field) {
   A peek;
   const bool ok = Decode(call.args, xa, &peek);
-  const size_t n = ok ? std::min<size_t>(peek.*field, kMaxIo) : 0;
+  const size_t n = ok ? std::min<size_t>(peek.*field, MaxIo(peer)) : 0;
   Free(xa, &peek);
   return n;
 }
@@ -51,7 +52,7 @@ size_t EntryPlusBytes(size_t name) { return EntryBytes(name) + 4 + 84 + 4 + 4 + 
 }  // namespace
 
 std::string ProcReaddir(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
-  const size_t count = ReplyBudget(call, xdr_READDIR3args, &READDIR3args::count);
+  const size_t count = ReplyBudget(call, peer, xdr_READDIR3args, &READDIR3args::count);
   return Proc(svc, call, peer, xdr_READDIR3args, xdr_READDIR3res, count + kReplySlack,
               [count](Nfs3Call& c, READDIR3args& a, READDIR3res* r, Scratch* s) {
                 InodeId dir;
@@ -89,7 +90,8 @@ std::string ProcReaddir(Nfs3Service* svc, const RpcCall& call, const Peer& peer)
 }
 
 std::string ProcReaddirplus(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
-  const size_t maxcount = ReplyBudget(call, xdr_READDIRPLUS3args, &READDIRPLUS3args::maxcount);
+  const size_t maxcount =
+      ReplyBudget(call, peer, xdr_READDIRPLUS3args, &READDIRPLUS3args::maxcount);
   return Proc(svc, call, peer, xdr_READDIRPLUS3args, xdr_READDIRPLUS3res, maxcount + kReplySlack,
               [maxcount](Nfs3Call& c, READDIRPLUS3args& a, READDIRPLUS3res* r, Scratch* s) {
                 InodeId dir;
@@ -97,7 +99,7 @@ std::string ProcReaddirplus(Nfs3Service* svc, const RpcCall& call, const Peer& p
                 READDIRPLUS3resok& ok = r->READDIRPLUS3res_u.resok;
                 std::memset(ok.cookieverf, 0, sizeof(ok.cookieverf));
                 // dircount: the bytes of names, ids and cookies; maxcount: all.
-                const size_t dircount = std::min<size_t>(a.dircount, kMaxIo);
+                const size_t dircount = std::min<size_t>(a.dircount, c.max_io());
                 size_t used = 4 + 4 + 84 + 8 + 4 + 4, dir_used = 0;
                 entryplus3* prev = nullptr;
                 bool eof = false;
@@ -118,12 +120,16 @@ std::string ProcReaddirplus(Nfs3Service* svc, const RpcCall& call, const Peer& p
                               e.fileid = fileid;
                               e.name = s->Keep(name);
                               e.cookie = cookie;
-                              // "." and ".." come without attributes and handle: the
-                              // client looks them up when it needs them.
+                              // "." and ".." come without attributes and handle, and
+                              // the root of another export without a handle: the
+                              // client looks them up (and LOOKUP applies that
+                              // export's rules).
                               if (attr) {
                                 PostOp(attr, &e.name_attributes);
-                                e.name_handle.handle_follows = TRUE;
-                                SetFh(c.HandleOf(*attr), &e.name_handle.post_op_fh3_u.handle, s);
+                                if (c.OtherExportRootedAt(*attr) < 0) {
+                                  e.name_handle.handle_follows = TRUE;
+                                  SetFh(c.HandleOf(*attr), &e.name_handle.post_op_fh3_u.handle, s);
+                                }
                               }
                               (prev ? prev->nextentry : ok.reply.entries) = &e;
                               prev = &e;
@@ -165,9 +171,9 @@ std::string ProcFsinfo(Nfs3Service* svc, const RpcCall& call, const Peer& peer) 
                 auto attr = c.fs().GetAttr(ino);
                 FSINFO3resok& ok = r->FSINFO3res_u.resok;
                 if (attr.ok()) PostOp(*attr, &ok.obj_attributes);
-                ok.rtmax = ok.rtpref = ok.wtmax = ok.wtpref = kMaxIo;
+                ok.rtmax = ok.rtpref = ok.wtmax = ok.wtpref = c.max_io();
                 ok.rtmult = ok.wtmult = 4096;
-                ok.dtpref = 64 << 10;
+                ok.dtpref = std::min<uint32_t>(64 << 10, c.max_io());
                 ok.maxfilesize = 1ull << 62;
                 ok.time_delta.seconds = 0;
                 ok.time_delta.nseconds = 1;

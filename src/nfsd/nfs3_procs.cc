@@ -109,8 +109,10 @@ std::string ProcLookup(Nfs3Service* svc, const RpcCall& call, const Peer& peer) 
                   r->status = StatOf(found.status());
                   return;
                 }
+                std::string fh;
+                if ((r->status = c.CrossInto(*found, &fh)) != NFS3_OK) return;
                 LOOKUP3resok& ok = r->LOOKUP3res_u.resok;
-                SetFh(c.HandleOf(*found), &ok.object, s);
+                SetFh(fh, &ok.object, s);
                 PostOp(*found, &ok.obj_attributes);
               });
 }
@@ -154,11 +156,11 @@ std::string ProcReadlink(Nfs3Service* svc, const RpcCall& call, const Peer& peer
 }
 
 std::string ProcRead(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
-  return Proc(svc, call, peer, xdr_READ3args, xdr_READ3res, kMaxIo + kReplySlack,
+  return Proc(svc, call, peer, xdr_READ3args, xdr_READ3res, MaxIo(peer) + kReplySlack,
               [](Nfs3Call& c, READ3args& a, READ3res* r, Scratch* s) {
                 InodeId ino;
                 if ((r->status = c.Resolve(a.file, &ino)) != NFS3_OK) return;
-                const uint32_t count = std::min(a.count, kMaxIo);
+                const uint32_t count = std::min(a.count, c.max_io());
                 auto data = c.fs().Read(c.ctx(), ino, a.offset, count);
                 if (!data.ok()) {
                   r->status = StatOfTarget(data.status());
@@ -236,6 +238,7 @@ std::string ProcMkdir(Nfs3Service* svc, const RpcCall& call, const Peer& peer) {
         const uint32_t mode = sa.mode.set_it ? sa.mode.set_mode3_u.mode & 07777 : 0755;
         ChangeInfo info;
         auto made = c.fs().Mkdir(c.ctx(), dir, a.where.name ? a.where.name : "", mode, &info);
+        c.svc()->ExportPathMayHaveChanged(a.where.name ? a.where.name : "");
         made = ApplyRest(c, std::move(made), sa);
         NewObject(c, made, info, &r->status, &r->MKDIR3res_u.resok, &r->MKDIR3res_u.resfail, s);
       });
@@ -298,6 +301,7 @@ std::string ProcRemove(Nfs3Service* svc, const RpcCall& call, const Peer& peer, 
                 ChangeInfo info;
                 Status st = rmdir ? c.fs().Rmdir(c.ctx(), dir, name, &info)
                                   : c.fs().Unlink(c.ctx(), dir, name, &info);
+                if (rmdir) c.svc()->ExportPathMayHaveChanged(name);
                 r->status = st.ok() ? NFS3_OK : StatOf(st);
                 Wcc(info.dir, &r->REMOVE3res_u.resok.dir_wcc);  // resfail: same shape
               });
@@ -312,6 +316,8 @@ std::string ProcRename(Nfs3Service* svc, const RpcCall& call, const Peer& peer) 
                 ChangeInfo info;
                 Status st = c.fs().Rename(c.ctx(), from, a.from.name ? a.from.name : "", to,
                                           a.to.name ? a.to.name : "", 0, &info);
+                c.svc()->ExportPathMayHaveChanged(a.from.name ? a.from.name : "");
+                c.svc()->ExportPathMayHaveChanged(a.to.name ? a.to.name : "");
                 r->status = st.ok() ? NFS3_OK : StatOf(st);
                 Wcc(info.dir, &r->RENAME3res_u.resok.fromdir_wcc);
                 Wcc(info.to_dir, &r->RENAME3res_u.resok.todir_wcc);

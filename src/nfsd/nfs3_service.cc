@@ -37,7 +37,36 @@ bool NonIdempotent(uint32_t proc) {
 }  // namespace
 
 Nfs3Service::Nfs3Service(FileSystem* fs, Exports exports, std::string handle_key)
-    : fs_(fs), exports_(std::move(exports)), handles_(std::move(handle_key)) {}
+    : fs_(fs), exports_(std::move(exports)), handles_(std::move(handle_key)) {
+  for (const Export& e : exports_.list) {
+    for (size_t at = 1; at < e.path.size();) {
+      const size_t slash = std::min(e.path.find('/', at), e.path.size());
+      if (slash > at) export_components_.insert(e.path.substr(at, slash - at));
+      at = slash + 1;
+    }
+  }
+}
+
+std::vector<InodeId> Nfs3Service::ExportRoots() {
+  std::lock_guard<std::mutex> g(roots_mu_);
+  if (roots_.empty()) {
+    roots_.assign(exports_.list.size(), InodeId(0));
+    for (size_t i = 0; i < exports_.list.size(); ++i) {
+      auto a = exports_.list[i].path == "/"
+                   ? fs_->GetAttr(fs_->root())
+                   : fs_->ResolvePath(RequestContext::Root(), exports_.list[i].path);
+      if (a.ok() && a->type == FileType::kDirectory) roots_[i] = a->ino;
+    }
+  }
+  return roots_;
+}
+
+void Nfs3Service::ExportPathMayHaveChanged(const std::string& name) {
+  if (exports_.list.size() < 2) return;  // only the root: nothing to follow
+  if (!name.empty() && export_components_.count(name) == 0) return;
+  std::lock_guard<std::mutex> g(roots_mu_);
+  roots_.clear();
+}
 
 StatusOr<std::string> LoadHandleKey(FileSystem* fs) {
   static const std::string kName = "trusted.needlefs.nfs_handle_key";

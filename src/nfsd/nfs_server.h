@@ -24,11 +24,15 @@ struct NfsServerOptions {
   /// clients only, no_root_squash.
   std::string exports_file;
   int threads = 8;  ///< RPC handler threads per port
-  /// Also answer the portmapper (PMAP v2) on `portmap_port` with nfsd's
-  /// ports, so clients need no port options; a port already taken (by
-  /// rpcbind) is logged and left alone. Default: false.
+  /// Also answer the portmapper (PMAP v2, TCP and UDP) on `portmap_port`
+  /// with nfsd's ports, so clients need no port options. When that port is
+  /// taken (by rpcbind), nfsd registers with rpcbind instead. Default: false.
   bool portmap = false;
   uint16_t portmap_port = 111;
+  /// Register NFS and MOUNT (TCP and UDP) with the machine's rpcbind when
+  /// one runs (its socket /run/rpcbind.sock answers) and nfsd is not the
+  /// portmapper itself; unregistered when nfsd stops. Default: true.
+  bool register_rpcbind = true;
   /// HTTP port of /metrics (Prometheus: calls, errors and seconds per
   /// procedure, DRC hits) and /status (JSON); 0: any free port, -1: none.
   int http_port = -1;
@@ -49,6 +53,8 @@ class NfsServer {
   uint16_t portmap_port() const;
   /// The /metrics and /status port; 0 when it does not run.
   uint16_t http_port() const;
+  /// Whether NFS and MOUNT are registered with the machine's rpcbind.
+  bool rpcbind_registered() const;
 
  private:
   class Impl;

@@ -1,5 +1,6 @@
 #include "nfsd/rpc_server.h"
 
+#include <array>
 #include <boost/asio.hpp>
 #include <deque>
 #include <mutex>
@@ -15,8 +16,14 @@ namespace {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using asio::ip::udp;
 
 constexpr uint32_t kLastFragment = 0x80000000u;
+
+/// "127.0.0.1" for an IPv4-mapped IPv6 address too.
+std::string AddressText(const asio::ip::address& a) {
+  return a.is_v6() && a.to_v6().is_v4_mapped() ? a.to_v6().to_v4().to_string() : a.to_string();
+}
 
 /// One TCP connection: reads record-marked fragments into whole records,
 /// runs each on the worker pool, writes replies one at a time.
@@ -32,9 +39,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     if (!ec) {
-      peer_.address = ep.address().is_v6() && ep.address().to_v6().is_v4_mapped()
-                          ? ep.address().to_v6().to_v4().to_string()
-                          : ep.address().to_string();
+      peer_.address = AddressText(ep.address());
       peer_.port = ep.port();
     }
     socket_.set_option(tcp::no_delay(true), ec);
@@ -145,12 +150,14 @@ class RpcServer::Impl {
       : options_(o),
         handler_(std::move(handler)),
         workers_(std::max(1, o.threads)),
-        acceptor_(io_) {}
+        acceptor_(io_),
+        udp_(io_) {}
 
   ~Impl() {
     asio::post(io_, [this] {
       boost::system::error_code ec;
       acceptor_.close(ec);
+      udp_.close(ec);
       std::lock_guard<std::mutex> g(mu_);
       for (auto& w : connections_) {
         if (auto c = w.lock()) c->Close();
@@ -166,17 +173,34 @@ class RpcServer::Impl {
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(options_.address, ec);
     if (ec) return Status::InvalidArgument("bad address " + options_.address);
-    tcp::endpoint ep(addr, options_.port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return Status::Unavailable("cannot listen on " + options_.address + ":" +
-                                 std::to_string(options_.port) + ": " + ec.message());
+    // Port 0: TCP picks a port, UDP takes the same one; when another
+    // socket holds that UDP port, try again with another.
+    for (int attempt = 0;; ++attempt) {
+      tcp::endpoint ep(addr, options_.port);
+      acceptor_.open(ep.protocol(), ec);
+      if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acceptor_.bind(ep, ec);
+      if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        return Status::Unavailable("cannot listen on " + options_.address + ":" +
+                                   std::to_string(options_.port) + ": " + ec.message());
+      }
+      port_ = acceptor_.local_endpoint().port();
+      if (!options_.udp) break;
+      udp::endpoint uep(addr, port_);
+      udp_.open(uep.protocol(), ec);
+      if (!ec) udp_.bind(uep, ec);
+      if (!ec) break;
+      boost::system::error_code ignored;
+      udp_.close(ignored);
+      acceptor_.close(ignored);
+      if (options_.port != 0 || attempt == 20) {
+        return Status::Unavailable("cannot bind UDP " + options_.address + ":" +
+                                   std::to_string(port_) + ": " + ec.message());
+      }
     }
-    port_ = acceptor_.local_endpoint().port();
     Accept();
+    if (options_.udp) ReceiveDatagram();
     for (int i = 0; i < 2; ++i) io_threads_.emplace_back([this] { io_.run(); });
     return Status::OK();
   }
@@ -206,6 +230,37 @@ class RpcServer::Impl {
     });
   }
 
+  /// One datagram = one record (RFC 5531 section 11 frames only streams).
+  void ReceiveDatagram() {
+    udp_.async_receive_from(asio::buffer(datagram_), sender_,
+                            [this](boost::system::error_code ec, size_t n) {
+                              if (ec) {
+                                if (ec == asio::error::operation_aborted || !udp_.is_open()) return;
+                                spdlog::warn("nfsd.udp_receive: {}", ec.message());
+                              } else {
+                                auto record = std::make_shared<std::string>(datagram_.data(), n);
+                                asio::post(workers_, [this, record, to = sender_] {
+                                  Peer peer;
+                                  peer.address = AddressText(to.address());
+                                  peer.port = to.port();
+                                  peer.datagram = true;
+                                  std::optional<std::string> reply = handler_(*record, peer);
+                                  if (!reply || reply->empty())
+                                    return;  // nothing to answer (or no call)
+                                  if (reply->size() > kMaxDatagramBytes) {
+                                    spdlog::warn("nfsd.udp_reply_too_large peer={}:{} bytes={}",
+                                                 peer.address, peer.port, reply->size());
+                                    return;
+                                  }
+                                  std::lock_guard<std::mutex> g(udp_send_mu_);
+                                  boost::system::error_code ignored;
+                                  udp_.send_to(asio::buffer(*reply), to, 0, ignored);
+                                });
+                              }
+                              ReceiveDatagram();
+                            });
+  }
+
   RpcServerOptions options_;
   RpcHandler handler_;
   asio::io_context io_;
@@ -213,6 +268,10 @@ class RpcServer::Impl {
       asio::make_work_guard(io_)};
   asio::thread_pool workers_;
   tcp::acceptor acceptor_;
+  udp::socket udp_;
+  std::array<char, 65536> datagram_;  // the datagram being received
+  udp::endpoint sender_;              // its sender
+  std::mutex udp_send_mu_;
   uint16_t port_ = 0;
   std::vector<std::thread> io_threads_;
   std::mutex mu_;

@@ -1,8 +1,9 @@
-// ONC RPC over TCP (RFC 5531 section 11, record marking) on Boost.Asio:
-// many connections, records of one or more fragments reassembled up to a
-// size cap, each record handed to a worker pool, replies written back as
-// one-fragment records (in any order: RPC matches them by xid). Asio stays
-// in rpc_server.cc.
+// ONC RPC over TCP (RFC 5531 section 11, record marking) and UDP on
+// Boost.Asio, one port for both: many connections, records of one or more
+// fragments reassembled up to a size cap, each record (or datagram) handed
+// to a worker pool, replies written back as one-fragment records or one
+// datagram (in any order: RPC matches them by xid). Asio stays in
+// rpc_server.cc.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,13 @@ namespace needlefs::nfsd {
 struct Peer {
   std::string address;  ///< "127.0.0.1", "::1"
   uint16_t port = 0;
+  /// The call came as a UDP datagram: its reply must fit in one
+  /// (kMaxDatagramBytes).
+  bool datagram = false;
 };
+
+/// The largest UDP reply, bytes (an IPv4 datagram's payload).
+inline constexpr size_t kMaxDatagramBytes = 65507;
 
 /// Handles one RPC record (without its record mark): the reply record; an
 /// empty one to send nothing (a retransmission of a call still running);
@@ -37,12 +44,15 @@ struct RpcServerOptions {
   /// Largest record accepted, bytes; a connection sending a bigger one is
   /// closed (a WRITE of 1 MiB takes about 1 MiB + 200). Default: 4 MiB.
   size_t max_record_bytes = 4u << 20;
+  /// Also serve UDP on the same port. Default: true.
+  bool udp = true;
 };
 
 class RpcServer {
  public:
-  /// Listens and serves until destroyed. Errors: kUnavailable (the address
-  /// is taken or cannot be bound; the message says which).
+  /// Listens (TCP, and UDP on the same port) and serves until destroyed.
+  /// Errors: kUnavailable (the address is taken or cannot be bound; the
+  /// message says which).
   static StatusOr<std::unique_ptr<RpcServer>> Start(const RpcServerOptions& options,
                                                     RpcHandler handler);
   /// Closes the listener and every connection, waits for the handlers.

@@ -8,9 +8,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "client/file_system.h"
 #include "nfsd/exports.h"
@@ -27,6 +30,11 @@ inline constexpr uint32_t kMountProgram = 100005;
 inline constexpr uint32_t kMountVersion = 3;
 /// rtmax/wtmax (FSINFO): the largest READ and WRITE, bytes.
 inline constexpr uint32_t kMaxIo = 1u << 20;
+/// The same over UDP, where a reply must fit in one datagram (knfsd also
+/// offers 32 KiB there).
+inline constexpr uint32_t kMaxUdpIo = 32u << 10;
+/// The largest READ, WRITE or directory reply body for a call from `peer`.
+inline uint32_t MaxIo(const Peer& peer) { return peer.datagram ? kMaxUdpIo : kMaxIo; }
 
 /// Per-procedure counters (for /metrics and /status).
 struct NfsCounters {
@@ -79,6 +87,14 @@ class Nfs3Service {
 
   FileSystem* fs() { return fs_; }
   const Exports& exports() const { return exports_; }
+  /// The root inode of each export (by export id; InodeId(0) when its path
+  /// does not resolve to a directory), resolved again after a directory
+  /// entry named like a component of an export path changed (through this
+  /// nfsd or, by meta's change stream, anywhere: ExportPathMayHaveChanged).
+  std::vector<InodeId> ExportRoots();
+  /// An entry `name` was added, removed or renamed (name "": anything may
+  /// have changed).
+  void ExportPathMayHaveChanged(const std::string& name);
   const FileHandleCodec& handles() const { return handles_; }
 
  private:
@@ -86,6 +102,9 @@ class Nfs3Service {
   Exports exports_;
   FileHandleCodec handles_;
   NfsCounters counters_;
+  std::mutex roots_mu_;
+  std::vector<InodeId> roots_;               // GUARDED_BY(roots_mu_); empty: resolve again
+  std::set<std::string> export_components_;  // names on the export paths
   ReplyCache drc_;
 };
 

@@ -303,13 +303,43 @@ class Nfs3Call {
     return st;
   }
   const RequestContext& ctx() const { return ctx_; }
+  /// The largest READ or WRITE this call's transport carries, bytes.
+  uint32_t max_io() const { return MaxIo(peer_); }
   FileSystem& fs() { return *svc_->fs(); }
+  Nfs3Service* svc() { return svc_; }
   uint32_t xid() const { return call_.xid; }
-  /// The export's root inode (its path resolved when first needed).
+  /// The export's root inode.
   InodeId ExportRoot() {
     if (exp_ == nullptr || exp_->path == "/") return fs().root();
-    auto a = fs().ResolvePath(RequestContext::Root(), exp_->path);
-    return a.ok() ? a->ino : fs().root();
+    const InodeId root = svc_->ExportRoots()[export_id_];
+    return root.value != 0 ? root : fs().root();
+  }
+  /// The handle LOOKUP gives for `a`, found in this call's export: a
+  /// directory that is the root of another export (below this one) belongs
+  /// to that export, whose rules then apply (NFS3ERR_ACCES when it does not
+  /// allow this client). Sets *fh.
+  nfsstat3 CrossInto(const InodeAttr& a, std::string* fh) {
+    const int other = OtherExportRootedAt(a);
+    if (other < 0) {
+      *fh = HandleOf(a);
+      return NFS3_OK;
+    }
+    if (!svc_->exports().list[other].Allows(peer_.address, peer_.port)) return NFS3ERR_ACCES;
+    FileHandle h;
+    h.export_id = static_cast<uint8_t>(other);
+    h.ino = a.ino;
+    h.generation = a.generation;
+    *fh = svc_->handles().Encode(h);
+    return NFS3_OK;
+  }
+  /// The id of another export whose root `a` is, or -1.
+  int OtherExportRootedAt(const InodeAttr& a) {
+    if (svc_->exports().list.size() < 2 || a.type != FileType::kDirectory) return -1;
+    const std::vector<InodeId> roots = svc_->ExportRoots();
+    for (size_t i = 0; i < roots.size(); ++i) {
+      if (i != export_id_ && roots[i] == a.ino) return static_cast<int>(i);
+    }
+    return -1;
   }
 
  private:
