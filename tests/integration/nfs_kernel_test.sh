@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# The real Linux kernel NFSv3 client against `needlefs nfsd`: a cluster
-# (master, volume server, meta) and one nfsd on free loopback ports, then
-# tests/nfs-rig/qemu-nfs.sh boots Debian's kernel in QEMU, mounts the nfsd
-# (`mount -t nfs -o vers=3,proto=tcp,nolock,port=P,mountport=M`) and runs
-# guest-default.sh: cp both ways, rsync with checksums, modes and symlinks,
-# rename (also across directories), hard and symbolic links, append,
-# truncate, 500 small files, 100 MiB with dd. Passes when every CHECK does.
+# The real Linux kernel NFSv3 client against `needlefs nfsd`, booted in QEMU
+# by tests/nfs-rig/qemu-nfs.sh. Runs in a network namespace of its own (its
+# own loopback, so nfsd can take the standard ports 2049, 20048 and 111
+# whatever the host runs), with a cluster (master, volume server, meta):
+#   1. nfsd on free ports; `mount -t nfs -o vers=3,proto=tcp,nolock,port=P,
+#      mountport=M`; guest-default.sh: cp both ways, rsync with checksums,
+#      modes and symlinks, renames, hard and symbolic links, append,
+#      truncate, 500 small files, 100 MiB with dd.
+#   2. nfsd on 2049/20048 with its built-in portmapper on 111: the plain
+#      `mount -t nfs -o vers=3 10.0.2.2:/ /mnt` (no port options, no
+#      nolock); guest-default.sh again.
+#   3. guest-restart.sh copies 96 MiB in on a hard mount while nfsd is
+#      killed with SIGKILL and started again: the copy completes and every
+#      file reads back intact.
+# Passes when every CHECK does.
 #
 #   nfs_kernel_test.sh NEEDLEFS_BINARY
 set -euo pipefail
 BIN="$1"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 RIG="$HERE/../nfs-rig"
+if [ -z "${NEEDLEFS_KERNEL_NS:-}" ]; then
+  for t in qemu-system-x86_64 busybox unshare ip; do
+    command -v "$t" >/dev/null || { echo "FAIL: $t is missing (scripts/install-deps installs it)"; exit 1; }
+  done
+  ls /boot/vmlinuz-* >/dev/null 2>&1 || { echo "FAIL: no /boot/vmlinuz-* (linux-image-amd64)"; exit 1; }
+  exec unshare --net env NEEDLEFS_KERNEL_NS=1 bash "$0" "$@"
+fi
+ip link set lo up
 W="$(mktemp -d /tmp/needlefs-nfs-kernel-XXXXXX)"
 PIDS=()
 cleanup() {
@@ -20,10 +36,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-for t in qemu-system-x86_64 busybox; do
-  command -v "$t" >/dev/null || { echo "FAIL: $t is missing (scripts/install-deps installs it)"; exit 1; }
-done
-ls /boot/vmlinuz-* >/dev/null 2>&1 || { echo "FAIL: no /boot/vmlinuz-* (linux-image-amd64)"; exit 1; }
+fail() { echo "FAIL: $*"; tail -30 "$W"/nfsd*.log 2>/dev/null || true; exit 1; }
 
 wait_ready() {  # $1 = stdout file, $2 = log
   for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.1; done
@@ -41,22 +54,67 @@ VHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/v.out")"
   2> "$W/meta.log" &
 PIDS+=($!); wait_ready "$W/meta.out" "$W/meta.log"
 META="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$W/meta.out")"
-"$BIN" nfsd -meta "$META" -master "$MHTTP" -ip 127.0.0.1 -port 0 -mountPort 0 -log.level warn \
-  > "$W/nfsd.out" 2> "$W/nfsd.log" &
-PIDS+=($!); wait_ready "$W/nfsd.out" "$W/nfsd.log"
-NFS_PORT="$(sed -n 's/.*nfs=[^:]*:\([0-9]*\).*/\1/p' "$W/nfsd.out" | head -1)"
-MOUNT_PORT="$(sed -n 's/.*mount=[^:]*:\([0-9]*\).*/\1/p' "$W/nfsd.out" | head -1)"
-echo "nfsd on $NFS_PORT (MOUNT $MOUNT_PORT)"
 
+NFSD_N=0
+start_nfsd() {  # nfsd flags; sets NFSD_PID, NFS_PORT, MOUNT_PORT
+  NFSD_N=$((NFSD_N + 1))
+  local out="$W/nfsd$NFSD_N.out" log="$W/nfsd$NFSD_N.log"
+  "$BIN" nfsd -meta "$META" -master "$MHTTP" -ip 127.0.0.1 -log.level warn "$@" > "$out" 2> "$log" &
+  NFSD_PID=$!
+  PIDS+=($NFSD_PID)
+  wait_ready "$out" "$log"
+  NFS_PORT="$(sed -n 's/.*nfs=[^:]*:\([0-9]*\).*/\1/p' "$out" | head -1)"
+  MOUNT_PORT="$(sed -n 's/.*mount=[^:]*:\([0-9]*\).*/\1/p' "$out" | head -1)"
+}
+stop_nfsd() { kill -TERM "$NFSD_PID"; wait "$NFSD_PID" 2>/dev/null || true; }
+rig_passed() {  # $1 = rig exit status, $2 = its log
+  [ "$1" = 0 ] && grep -q "RESULT checks_failed=0" "$2" && ! grep -q "CHECK .* FAIL" "$2"
+}
+
+echo "== 1. free ports, mount with port options"
+start_nfsd -port 0 -mountPort 0
+echo "nfsd on $NFS_PORT (MOUNT $MOUNT_PORT)"
 set +e
 EXPORT=/ TIMEOUT=600 "$RIG/qemu-nfs.sh" "$NFS_PORT" "$MOUNT_PORT" "$RIG/guest-default.sh" \
-  > "$W/rig.log" 2>&1
+  > "$W/rig1.log" 2>&1
 rc=$?
 set -e
-cat "$W/rig.log"
-if [ "$rc" != 0 ] || ! grep -q "RESULT checks_failed=0" "$W/rig.log" || grep -q "CHECK .* FAIL" "$W/rig.log"; then
-  echo "FAIL: the kernel client's checks failed (rig exit $rc); nfsd log:"
-  tail -50 "$W/nfsd.log"
-  exit 1
-fi
-echo "kernel NFSv3 client: every check passed"
+cat "$W/rig1.log"
+rig_passed "$rc" "$W/rig1.log" || fail "phase 1: the kernel client's checks failed (rig exit $rc)"
+stop_nfsd
+
+echo "== 2. standard ports and the built-in portmapper: mount -t nfs -o vers=3"
+start_nfsd -port 2049 -mountPort 20048 -portmap true -portmapPort 111
+set +e
+MOUNT_OPTS=vers=3 EXPORT=/ TIMEOUT=600 "$RIG/qemu-nfs.sh" 0 0 "$RIG/guest-default.sh" \
+  > "$W/rig2.log" 2>&1
+rc=$?
+set -e
+cat "$W/rig2.log"; cat "$W"/nfsd2.log
+grep -q "mount -t nfs -o vers=3 " "$W/rig2.log" || fail "phase 2 did not use the plain mount line"
+rig_passed "$rc" "$W/rig2.log" || fail "phase 2: the kernel client's checks failed (rig exit $rc)"
+
+echo "== 3. kill -9 of nfsd during a copy on a hard mount, then a restart"
+EXPORT=/ TIMEOUT=600 "$RIG/qemu-nfs.sh" 2049 20048 "$RIG/guest-restart.sh" > "$W/rig3.log" 2>&1 &
+RIG_PID=$!
+PIDS+=($RIG_PID)
+for _ in $(seq 3000); do
+  grep -q COPY-START "$W/rig3.log" && break
+  kill -0 "$RIG_PID" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q COPY-START "$W/rig3.log" || { cat "$W/rig3.log"; fail "phase 3: the copy did not start"; }
+sleep 1.5
+grep -q COPY-DONE "$W/rig3.log" && { cat "$W/rig3.log"; fail "phase 3: the copy ended before the kill"; }
+kill -KILL "$NFSD_PID"; wait "$NFSD_PID" 2>/dev/null || true
+echo "nfsd killed with SIGKILL during the copy"
+sleep 1
+start_nfsd -port 2049 -mountPort 20048 -portmap true -portmapPort 111
+echo "nfsd started again"
+set +e
+wait "$RIG_PID"
+rc=$?
+set -e
+cat "$W/rig3.log"
+rig_passed "$rc" "$W/rig3.log" || fail "phase 3: the copy through the restart failed (rig exit $rc)"
+echo "kernel NFSv3 client: every check of the three phases passed"
