@@ -17,6 +17,7 @@ void AddMetaCommand(CLI::App& app, int* exit_code);
 void AddMasterCommand(CLI::App& app, int* exit_code);
 void AddMountCommand(CLI::App& app, int* exit_code);
 void AddNfsdCommand(CLI::App& app, int* exit_code);
+void AddS3Command(CLI::App& app, int* exit_code);
 void AddServerCommand(CLI::App& app, int* exit_code);
 /// `bench meta`, a subcommand of `bench`.
 void AddBenchMetaCommand(CLI::App& bench, int* exit_code);

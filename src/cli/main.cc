@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   needlefs::cli::AddMasterCommand(app, &exit_code);
   needlefs::cli::AddMountCommand(app, &exit_code);
   needlefs::cli::AddNfsdCommand(app, &exit_code);
+  needlefs::cli::AddS3Command(app, &exit_code);
   needlefs::cli::AddVolumeCommand(app, &exit_code);
   needlefs::cli::AddMetaCommand(app, &exit_code);
   needlefs::cli::AddBenchCommand(app, &exit_code);

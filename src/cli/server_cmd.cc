@@ -21,6 +21,7 @@
 #include "common/http.h"
 #include "common/logging.h"
 #include "fuse/fuse_mount.h"
+#include "gateway/s3_server.h"
 #include "metadata/meta_server.h"
 #include "nfsd/nfs_server.h"
 #include "objstore/volume_node.h"
@@ -47,6 +48,7 @@ struct ServerFlags {
   int nfs_mount_port = 20048;
   bool portmap = true;
   std::string exports;  // "" = DIR/exports.yaml when it exists, else loopback only
+  int s3_port = 8333;   // -1: no S3 gateway
   LogOptions log;
 };
 
@@ -184,14 +186,36 @@ int RunServer(ServerFlags f) {
     }
   }
 
+  // S3: identities in DIR (made with a new one at the first start, also
+  // written as an AWS shared-credentials file); a taken port is a warning.
+  std::unique_ptr<gateway::S3Server> s3;
+  if (f.s3_port >= 0) {
+    gateway::S3ServerOptions so;
+    so.meta = meta_addr;
+    so.master = master_addr;
+    so.address = f.ip;
+    so.port = static_cast<uint16_t>(f.s3_port);
+    so.identities_file = f.dir + "/s3-identities.json";
+    so.credentials_file = f.dir + "/s3-credentials";
+    so.file.replication = f.replication;
+    auto s = gateway::S3Server::Start(so);
+    if (s.ok()) {
+      s3 = std::move(*s);
+    } else {
+      spdlog::warn("server.s3 not started: {}", s.status().ToString());
+      std::fprintf(stderr, "needlefs server: S3 not started: %s\n", s.status().ToString().c_str());
+    }
+  }
+
   std::string vols;
   for (const auto& a : volume_addrs) vols += (vols.empty() ? "" : ",") + a;
   std::printf(
       "needlefs server ready master=%s volumes=%s meta=%s meta_http=%s:%u mount=%s "
-      "dir=%s replication=%s nfs=%s\n",
+      "dir=%s replication=%s nfs=%s s3=%s\n",
       master_addr.c_str(), vols.c_str(), meta_addr.c_str(), f.ip.c_str(), (*meta)->http_port(),
       f.mount.empty() ? "-" : f.mount.c_str(), f.dir.c_str(), f.replication.c_str(),
-      nfs ? JoinHostPort(f.ip, nfs->port()).c_str() : "-");
+      nfs ? JoinHostPort(f.ip, nfs->port()).c_str() : "-",
+      s3 ? JoinHostPort(f.ip, s3->port()).c_str() : "-");
   std::printf("\n  master      http://%s  (status page: http://%s/)\n", master_addr.c_str(),
               master_addr.c_str());
   for (size_t i = 0; i < volume_addrs.size(); ++i) {
@@ -209,6 +233,11 @@ int RunServer(ServerFlags f) {
                 : nfs->rpcbind_registered() ? ", registered with rpcbind"
                                             : "");
   }
+  if (s3) {
+    std::printf("  s3          http://%s  (credentials: %s/s3-credentials%s)\n",
+                JoinHostPort(f.ip, s3->port()).c_str(), f.dir.c_str(),
+                s3->created_identities() ? (", new access key " + s3->access_key()).c_str() : "");
+  }
   std::printf("\nTry:\n");
   std::printf("  curl 'http://%s/dir/assign'\n", master_addr.c_str());
   std::printf("  mkdir -p /mnt/needlefs && needlefs mount -meta %s -master %s /mnt/needlefs\n",
@@ -222,6 +251,11 @@ int RunServer(ServerFlags f) {
     std::printf("  mount -t nfs -o vers=3,proto=tcp,nolock,port=%u,mountport=%u %s:/ /mnt/nfs\n",
                 nfs->port(), nfs->mount_port(), f.ip.c_str());
   }
+  if (s3) {
+    std::printf(
+        "  AWS_SHARED_CREDENTIALS_FILE=%s/s3-credentials aws --endpoint-url http://%s s3 ls\n",
+        f.dir.c_str(), JoinHostPort(f.ip, s3->port()).c_str());
+  }
   std::printf("  needlefs admin cluster.status -master %s\n", master_addr.c_str());
   std::printf("Stop: Ctrl-C or kill %d\n\n", static_cast<int>(getpid()));
   std::fflush(stdout);
@@ -229,6 +263,7 @@ int RunServer(ServerFlags f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("server.stop signal={}", sig);
   int rc = 0;
+  s3.reset();
   nfs.reset();
   if (mount) {
     mount->Stop();
@@ -290,6 +325,8 @@ void AddServerCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--exports", f->exports,
                   "NFS exports YAML (default: DIR/exports.yaml, else / to loopback clients)");
+  cmd->add_option("--s3.port", f->s3_port, "Port of the built-in S3 gateway (-1 = none; 0 = free)")
+      ->capture_default_str();
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();
   cmd->add_option("--log.format", f->log.format, "text|json")->capture_default_str();

@@ -1227,7 +1227,7 @@ StatusOr<InodeAttr> FileSystem::Compose(const RequestContext& ctx, InodeId targe
 StatusOr<InodeAttr> FileSystem::ReplaceFile(const RequestContext& ctx, InodeId parent,
                                             const std::string& name, uint32_t mode,
                                             const std::function<Status(std::string* piece)>& source,
-                                            ChangeInfo* info) {
+                                            ChangeInfo* info, uint32_t rename_flags) {
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   char tmp[40];
@@ -1247,7 +1247,7 @@ StatusOr<InodeAttr> FileSystem::ReplaceFile(const RequestContext& ctx, InodeId p
   }
   if (st.ok()) st = Flush(ino);
   Release(f.handle);
-  if (st.ok()) st = Rename(ctx, parent, tmp, parent, name, 0, info);
+  if (st.ok()) st = Rename(ctx, parent, tmp, parent, name, rename_flags, info);
   if (!st.ok()) {
     Status rm = Unlink(ctx, parent, tmp);
     if (!rm.ok()) spdlog::warn("fs.replace: cannot remove {}: {}", tmp, rm.ToString());

@@ -314,12 +314,14 @@ class FileSystem {
   /// (S3 PutObject over an existing key); one of this client that has the
   /// old file open keeps reading it. On failure the temporary file is
   /// removed and `name` is unchanged. `mode`: the new file's. `info`: as
-  /// Rename's. Errors: as Create, Write, Flush and Rename (EISDIR: `name`
-  /// is a directory), `source`'s.
+  /// Rename's. `rename_flags` kRenameNoReplace: only when `name` does not
+  /// exist at the rename (EEXIST otherwise; S3's If-None-Match: *, where
+  /// of racing writers exactly one wins). Errors: as Create, Write, Flush
+  /// and Rename (EISDIR: `name` is a directory), `source`'s.
   StatusOr<InodeAttr> ReplaceFile(const RequestContext& ctx, InodeId parent,
                                   const std::string& name, uint32_t mode,
                                   const std::function<Status(std::string* piece)>& source,
-                                  ChangeInfo* info = nullptr);
+                                  ChangeInfo* info = nullptr, uint32_t rename_flags = 0);
 
   // ---- the rest ----
 

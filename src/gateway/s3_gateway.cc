@@ -1,0 +1,1398 @@
+#include "gateway/s3_gateway.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/md5.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "client/file_system.h"
+#include "common/crc32c.h"
+#include "common/logging.h"
+#include "gateway/sigv4.h"
+
+namespace needlefs::gateway {
+namespace {
+
+constexpr const char* kXmlHeader = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+constexpr const char* kNs = "http://s3.amazonaws.com/doc/2006-03-01/";
+constexpr const char* kTmpPrefix = ".needlefs-tmp-";
+constexpr const char* kEtagXattr = "user.s3.etag";
+constexpr const char* kContentTypeXattr = "user.s3.content-type";
+constexpr const char* kMetaXattrPrefix = "user.s3.meta.";
+constexpr size_t kMaxKeyBytes = 1024;
+constexpr size_t kMaxSegmentBytes = 255;
+
+std::string XmlEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/// %XX decoding; `plus_space` also turns '+' into ' ' (query strings).
+std::string Decode(std::string_view s, bool plus_space) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+      i += 2;
+    } else if (plus_space && s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ParseQuery(std::string_view raw) {
+  std::map<std::string, std::string> q;
+  size_t at = 0;
+  while (at <= raw.size() && !raw.empty()) {
+    size_t amp = raw.find('&', at);
+    if (amp == std::string_view::npos) amp = raw.size();
+    std::string_view part = raw.substr(at, amp - at);
+    if (!part.empty()) {
+      const size_t eq = part.find('=');
+      q[Decode(part.substr(0, eq), true)] =
+          eq == std::string_view::npos ? "" : Decode(part.substr(eq + 1), true);
+    }
+    at = amp + 1;
+    if (amp == raw.size()) break;
+  }
+  return q;
+}
+
+std::string Base64(std::string_view raw) {
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(raw.data()),
+                                static_cast<int>(raw.size()));
+  out.resize(n);
+  return out;
+}
+
+std::optional<std::string> Unbase64(std::string_view b64) {
+  if (b64.empty() || b64.size() % 4 != 0) return std::nullopt;
+  std::string out(b64.size() / 4 * 3 + 1, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(b64.data()),
+                                static_cast<int>(b64.size()));
+  if (n < 0) return std::nullopt;
+  size_t pad = 0;
+  if (b64.back() == '=') ++pad;
+  if (b64.size() > 1 && b64[b64.size() - 2] == '=') ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
+  return Hex(raw);
+}
+
+std::string IsoTime(int64_t ns) {
+  const time_t s = static_cast<time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return std::string(buf) + "." + std::to_string(1000 + (ns / 1'000'000) % 1000).substr(1) + "Z";
+}
+
+std::string HttpDate(int64_t ns) {
+  const time_t s = static_cast<time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+/// RFC 7231 IMF-fixdate (and ISO 8601 as some tools send) -> seconds; -1.
+int64_t ParseHttpDate(const std::string& s) {
+  std::tm tm{};
+  for (const char* fmt : {"%a, %d %b %Y %H:%M:%S GMT", "%Y-%m-%dT%H:%M:%S"}) {
+    tm = {};
+    const char* end = strptime(s.c_str(), fmt, &tm);
+    if (end != nullptr) return static_cast<int64_t>(timegm(&tm));
+  }
+  return -1;
+}
+
+/// CRC-64/NVME (reflected, polynomial 0x9A6C9329AC4BC9B5), as S3's
+/// x-amz-checksum-crc64nvme.
+uint64_t Crc64Nvme(const void* data, size_t len, uint64_t crc) {
+  static const auto table = [] {
+    std::array<uint64_t, 256> t{};
+    for (uint64_t i = 0; i < 256; ++i) {
+      uint64_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x9A6C9329AC4BC9B5ull : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < len; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+std::string BigEndian(uint64_t v, int bytes) {
+  std::string out(bytes, '\0');
+  for (int i = bytes - 1; i >= 0; --i) {
+    out[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+/// The digests of a body computed while it streams.
+class BodyDigests {
+ public:
+  explicit BodyDigests(std::string checksum_algo) : algo_(std::move(checksum_algo)) {
+    md5_ = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md5_, EVP_md5(), nullptr);
+    sha256_ = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(sha256_, EVP_sha256(), nullptr);
+    if (algo_ == "sha1") {
+      sha1_ = EVP_MD_CTX_new();
+      EVP_DigestInit_ex(sha1_, EVP_sha1(), nullptr);
+    }
+  }
+  ~BodyDigests() {
+    EVP_MD_CTX_free(md5_);
+    EVP_MD_CTX_free(sha256_);
+    if (sha1_) EVP_MD_CTX_free(sha1_);
+  }
+  void Update(std::string_view d) {
+    EVP_DigestUpdate(md5_, d.data(), d.size());
+    EVP_DigestUpdate(sha256_, d.data(), d.size());
+    if (sha1_) EVP_DigestUpdate(sha1_, d.data(), d.size());
+    if (algo_ == "crc32")
+      crc32_ = crc32(crc32_, reinterpret_cast<const Bytef*>(d.data()), d.size());
+    if (algo_ == "crc32c") crc32c_ = Crc32c(d, crc32c_);
+    if (algo_ == "crc64nvme") crc64_ = Crc64Nvme(d.data(), d.size(), crc64_);
+    bytes_ += d.size();
+  }
+  void Finish() {
+    md5_raw_ = Final(md5_);
+    sha256_raw_ = Final(sha256_);
+    if (sha1_) sha1_raw_ = Final(sha1_);
+  }
+  const std::string& md5() const { return md5_raw_; }
+  const std::string& sha256() const { return sha256_raw_; }
+  uint64_t bytes() const { return bytes_; }
+  /// The base64 checksum of the announced algorithm ("" when none).
+  std::string Checksum() const {
+    if (algo_ == "crc32") return Base64(BigEndian(crc32_, 4));
+    if (algo_ == "crc32c") return Base64(BigEndian(crc32c_, 4));
+    if (algo_ == "crc64nvme") return Base64(BigEndian(crc64_, 8));
+    if (algo_ == "sha1") return Base64(sha1_raw_);
+    if (algo_ == "sha256") return Base64(sha256_raw_);
+    return "";
+  }
+
+ private:
+  static std::string Final(EVP_MD_CTX* c) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(c, md, &n);
+    return std::string(reinterpret_cast<char*>(md), n);
+  }
+  std::string algo_;
+  EVP_MD_CTX* md5_ = nullptr;
+  EVP_MD_CTX* sha256_ = nullptr;
+  EVP_MD_CTX* sha1_ = nullptr;
+  uLong crc32_ = 0;
+  uint32_t crc32c_ = 0;
+  uint64_t crc64_ = 0;
+  uint64_t bytes_ = 0;
+  std::string md5_raw_, sha256_raw_, sha1_raw_;
+};
+
+constexpr const char* kChecksumAlgos[] = {"crc32", "crc32c", "crc64nvme", "sha1", "sha256"};
+
+/// "Code: message" (how body sources report S3 errors through Status).
+Status S3Failure(const std::string& code, const std::string& message) {
+  return Status::InvalidArgument(code + ": " + message);
+}
+
+bool ValidBucketName(const std::string& b) {
+  if (b.size() < 3 || b.size() > 63) return false;
+  for (char c : b) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) {
+      return false;
+    }
+  }
+  return b.front() != '.' && b.front() != '-' && b.back() != '.' && b.back() != '-';
+}
+
+/// Why `key` cannot be a path ("" when it can). A trailing '/' is a
+/// directory key.
+std::string KeyProblem(const std::string& key) {
+  if (key.empty()) return "the key is empty";
+  if (key.size() > kMaxKeyBytes) return "the key is longer than 1024 bytes";
+  if (key.find('\0') != std::string::npos) return "the key contains NUL";
+  if (key.front() == '/') return "the key starts with '/' (an empty path segment)";
+  std::string_view k(key);
+  if (k.back() == '/') k.remove_suffix(1);
+  size_t at = 0;
+  for (;;) {
+    const size_t slash = k.find('/', at);
+    const std::string_view seg = k.substr(at, slash == k.npos ? k.npos : slash - at);
+    if (seg.empty()) return "the key has an empty path segment ('//')";
+    if (seg == "." || seg == "..") return "the key has a '.' or '..' segment";
+    if (seg.size() > kMaxSegmentBytes) return "a segment of the key is longer than 255 bytes";
+    if (seg.rfind(kTmpPrefix, 0) == 0)
+      return "the key uses the reserved name prefix .needlefs-tmp-";
+    if (slash == k.npos) break;
+    at = slash + 1;
+  }
+  return "";
+}
+
+/// An errno from the layer as an S3 error (status, code).
+std::pair<int, std::string> S3ErrorOf(const Status& s, bool is_bucket) {
+  switch (s.posix_errno()) {
+    case ENOENT:
+      return {404, is_bucket ? "NoSuchBucket" : "NoSuchKey"};
+    case EACCES:
+    case EPERM:
+      return {403, "AccessDenied"};
+    case ENOTEMPTY:
+      return {409, "BucketNotEmpty"};
+    case EEXIST:
+      return {409, "BucketAlreadyOwnedByYou"};
+    case ENOSPC:
+    case EDQUOT:
+      return {507, "InsufficientStorage"};
+    case ENAMETOOLONG:
+      return {400, "KeyTooLongError"};
+    case EROFS:
+      return {403, "AccessDenied"};
+    case ENOTDIR:
+    case EISDIR:
+      return {409, "InvalidRequest"};
+    default:
+      break;
+  }
+  if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded) {
+    return {503, "ServiceUnavailable"};
+  }
+  return {500, "InternalError"};
+}
+
+/// One object of a listing.
+struct ListedObject {
+  std::string key;
+  InodeAttr attr;
+};
+
+}  // namespace
+
+// ---- identities ----
+
+StatusOr<S3Identities> S3Identities::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("no S3 identities file " + path);
+  S3Identities out;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(in);
+    for (const auto& e : j.at("identities")) {
+      S3Identity id;
+      id.name = e.value("name", "");
+      id.access_key = e.at("access_key").get<std::string>();
+      id.secret_key = e.at("secret_key").get<std::string>();
+      id.uid = e.value("uid", 0u);
+      id.gid = e.value("gid", 0u);
+      if (e.contains("buckets")) id.buckets = e.at("buckets").get<std::vector<std::string>>();
+      if (id.access_key.empty() || id.secret_key.empty()) {
+        return Status::InvalidArgument(path + ": identity '" + id.name +
+                                       "' needs access_key and secret_key");
+      }
+      out.list.push_back(std::move(id));
+    }
+  } catch (const std::exception& e) {
+    // The parser's message may quote the file: do not pass it on.
+    return Status::InvalidArgument(path + ": not an identities file ({\"identities\": [...]})");
+  }
+  return out;
+}
+
+StatusOr<S3Identities> S3Identities::Create(const std::string& path,
+                                            const std::string& credentials_path) {
+  S3Identity id;
+  id.name = "admin";
+  // 20 upper-case letters and digits, 40 of base64 alphabet, like AWS keys.
+  static const char* kKeyChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  std::string raw(20, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), 20);
+  id.access_key = "NFS";
+  for (int i = 0; i < 17; ++i) id.access_key.push_back(kKeyChars[raw[i] & 31]);
+  id.secret_key = RandomHex(20);
+  nlohmann::json j;
+  j["identities"] = nlohmann::json::array();
+  j["identities"].push_back({{"name", id.name},
+                             {"access_key", id.access_key},
+                             {"secret_key", id.secret_key},
+                             {"uid", 0},
+                             {"gid", 0},
+                             {"buckets", {"*"}}});
+  auto write = [](const std::string& p, const std::string& text) -> Status {
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::IOError("open " + p, errno);
+    const ssize_t n = ::write(fd, text.data(), text.size());
+    const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    return ok ? Status::OK() : Status::IOError("write " + p, errno);
+  };
+  NEEDLEFS_RETURN_IF_ERROR(write(path, j.dump(2) + "\n"));
+  if (!credentials_path.empty()) {
+    NEEDLEFS_RETURN_IF_ERROR(
+        write(credentials_path, "[default]\naws_access_key_id = " + id.access_key +
+                                    "\naws_secret_access_key = " + id.secret_key + "\n"));
+  }
+  S3Identities out;
+  out.list.push_back(std::move(id));
+  return out;
+}
+
+const S3Identity* S3Identities::Find(const std::string& access_key) const {
+  for (const S3Identity& i : list) {
+    if (i.access_key == access_key) return &i;
+  }
+  return nullptr;
+}
+
+// ---- the gateway ----
+
+class S3Gateway::Impl {
+ public:
+  Impl(FileSystem* fs, S3Identities ids, S3GatewayOptions o)
+      : fs_(fs), ids_(std::move(ids)), o_(std::move(o)) {}
+
+  S3Response Handle(S3Request& r) {
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    Call c{r, RandomHex(8)};
+    S3Response resp = Route(c);
+    if (resp.status >= 400) errors_.fetch_add(1, std::memory_order_relaxed);
+    resp.headers.emplace_back("x-amz-request-id", c.request_id);
+    resp.headers.emplace_back("Server", "NeedleFS");
+    if (!c.body_done && r.content_length.value_or(0) > 0) resp.close = true;
+    return resp;
+  }
+
+  uint64_t requests() const { return requests_.load(); }
+  uint64_t errors() const { return errors_.load(); }
+
+ private:
+  struct Call {
+    S3Request& r;
+    std::string request_id;
+    std::map<std::string, std::string> query;
+    std::string bucket, key;
+    const S3Identity* id = nullptr;
+    Authenticated auth;
+    RequestContext ctx;
+    bool body_done = false;
+    std::string Header(const std::string& name) const {
+      auto it = r.headers.find(name);
+      return it == r.headers.end() ? "" : it->second;
+    }
+    bool Has(const std::string& q) const { return query.count(q) > 0; }
+  };
+
+  S3Response Err(const Call& c, int status, const std::string& code, const std::string& message) {
+    S3Response resp;
+    resp.status = status;
+    if (c.r.method != "HEAD") {
+      resp.body = std::string(kXmlHeader) + "<Error><Code>" + code + "</Code><Message>" +
+                  XmlEscape(message) + "</Message><Resource>" + XmlEscape(c.r.raw_path) +
+                  "</Resource><RequestId>" + c.request_id + "</RequestId></Error>";
+      resp.headers.emplace_back("Content-Type", "application/xml");
+    }
+    return resp;
+  }
+  S3Response ErrOf(const Call& c, const Status& s, bool is_bucket) {
+    // A source error of ours carries "Code: message".
+    const std::string m(s.message());
+    const size_t colon = m.find(": ");
+    if (s.code() == StatusCode::kInvalidArgument && colon != std::string::npos && colon < 40 &&
+        std::isupper(static_cast<unsigned char>(m[0]))) {
+      const std::string code = m.substr(0, colon);
+      const int status = code == "SignatureDoesNotMatch" ? 403 : 400;
+      return Err(c, status, code, m.substr(colon + 2));
+    }
+    auto [status, code] = S3ErrorOf(s, is_bucket);
+    return Err(c, status, code, m);
+  }
+  S3Response Xml(const std::string& body, int status = 200) {
+    S3Response resp;
+    resp.status = status;
+    resp.body = std::string(kXmlHeader) + body;
+    resp.headers.emplace_back("Content-Type", "application/xml");
+    return resp;
+  }
+
+  /// Reads and drops the rest of the body (small bodies of bucket calls).
+  Status Drain(Call& c, std::string* into = nullptr, size_t max = 1 << 20) {
+    std::string piece;
+    size_t total = 0;
+    for (;;) {
+      NEEDLEFS_RETURN_IF_ERROR(c.r.body(&piece));
+      if (piece.empty()) break;
+      total += piece.size();
+      if (total > max)
+        return S3Failure("MaxMessageLengthExceeded", "the request body is too large");
+      if (into) *into += piece;
+    }
+    c.body_done = true;
+    return Status::OK();
+  }
+
+  S3Response Route(Call& c) {
+    S3Request& r = c.r;
+    c.query = ParseQuery(r.raw_query);
+    // Bucket and key: virtual-hosted style when Host is <bucket>.<domain>.
+    std::string path = Decode(r.raw_path, false);
+    std::string host = c.Header("host");
+    if (const size_t colon = host.rfind(':');
+        colon != std::string::npos && host.find(']') == std::string::npos) {
+      host.resize(colon);
+    }
+    if (!o_.domain.empty() && host.size() > o_.domain.size() + 1 &&
+        host.compare(host.size() - o_.domain.size(), o_.domain.size(), o_.domain) == 0 &&
+        host[host.size() - o_.domain.size() - 1] == '.') {
+      c.bucket = host.substr(0, host.size() - o_.domain.size() - 1);
+      c.key = path.size() > 1 ? path.substr(1) : "";
+    } else {
+      const size_t slash = path.find('/', 1);
+      c.bucket =
+          path.size() > 1 ? path.substr(1, slash == std::string::npos ? path.npos : slash - 1) : "";
+      c.key = slash == std::string::npos ? "" : path.substr(slash + 1);
+    }
+    // Authentication.
+    SignedRequest sr;
+    sr.method = r.method;
+    sr.raw_path = r.raw_path;
+    sr.raw_query = r.raw_query;
+    sr.headers = r.headers;
+    bool anonymous = false;
+    auto v = Verify(
+        sr,
+        [this](const std::string& ak) -> std::optional<std::string> {
+          const S3Identity* id = ids_.Find(ak);
+          if (!id) return std::nullopt;
+          return id->secret_key;
+        },
+        static_cast<int64_t>(std::time(nullptr)), &anonymous);
+    if (auto* e = std::get_if<AuthError>(&v)) return Err(c, e->http_status, e->code, e->message);
+    c.auth = std::get<Authenticated>(v);
+    c.id = ids_.Find(c.auth.access_key);
+    c.ctx.uid = c.id->uid;
+    c.ctx.gid = c.id->gid;
+    c.ctx.sync = true;
+    if (!c.bucket.empty() && !MayUse(*c.id, c.bucket)) {
+      return Err(c, 403, "AccessDenied", "this identity may not use bucket " + c.bucket);
+    }
+    if (c.bucket.empty()) {
+      if (r.method == "GET") return ListBuckets(c);
+      return Err(c, 405, "MethodNotAllowed", "the service accepts GET only");
+    }
+    if (c.key.empty()) return BucketCall(c);
+    if (std::string why = KeyProblem(c.key); !why.empty()) {
+      return Err(c, 400, c.key.size() > kMaxKeyBytes ? "KeyTooLongError" : "InvalidArgument",
+                 "key '" + c.key + "': " + why);
+    }
+    return ObjectCall(c);
+  }
+
+  static bool MayUse(const S3Identity& id, const std::string& bucket) {
+    for (const std::string& b : id.buckets) {
+      if (b == "*" || b == bucket) return true;
+    }
+    return false;
+  }
+
+  // ---- buckets ----
+
+  S3Response ListBuckets(Call& c) {
+    auto all = ReadAll(c.ctx, fs_->root());
+    if (!all.ok()) return ErrOf(c, all.status(), true);
+    std::string xml = std::string("<ListAllMyBucketsResult xmlns=\"") + kNs + "\"><Owner><ID>" +
+                      XmlEscape(c.id->name) + "</ID><DisplayName>" + XmlEscape(c.id->name) +
+                      "</DisplayName></Owner><Buckets>";
+    for (const DirEntry& e : *all) {
+      if (e.type != FileType::kDirectory || !ValidBucketName(e.name) || !MayUse(*c.id, e.name)) {
+        continue;
+      }
+      xml += "<Bucket><Name>" + XmlEscape(e.name) + "</Name><CreationDate>" +
+             IsoTime(e.attr ? e.attr->ctime_ns : 0) + "</CreationDate></Bucket>";
+    }
+    xml += "</Buckets></ListAllMyBucketsResult>";
+    return Xml(xml);
+  }
+
+  S3Response BucketCall(Call& c) {
+    const std::string& m = c.r.method;
+    for (const char* unsupported :
+         {"versioning", "policy", "cors", "lifecycle", "acl", "website", "encryption",
+          "object-lock", "replication", "logging", "notification", "tagging", "uploads", "versions",
+          "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock"}) {
+      if (c.Has(unsupported)) {
+        return Err(c, 501, "NotImplemented",
+                   std::string("?") + unsupported + " is not supported (docs/s3.md)");
+      }
+    }
+    if (m == "PUT") {
+      if (!ValidBucketName(c.bucket)) {
+        return Err(c, 400, "InvalidBucketName", "bucket names are 3-63 of a-z 0-9 . - _");
+      }
+      if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, true);
+      auto made = fs_->Mkdir(c.ctx, fs_->root(), c.bucket, o_.dir_mode);
+      if (!made.ok()) {
+        if (made.status().posix_errno() == EEXIST) {
+          return Err(c, 409, "BucketAlreadyOwnedByYou", "bucket " + c.bucket + " exists");
+        }
+        return ErrOf(c, made.status(), true);
+      }
+      S3Response resp;
+      resp.headers.emplace_back("Location", "/" + c.bucket);
+      return resp;
+    }
+    auto dir = BucketDir(c);
+    if (!dir.ok()) return ErrOf(c, dir.status(), true);
+    if (m == "HEAD") {
+      S3Response resp;
+      resp.headers.emplace_back("x-amz-bucket-region", o_.region);
+      return resp;
+    }
+    if (m == "DELETE") {
+      Status s = fs_->Rmdir(c.ctx, fs_->root(), c.bucket);
+      if (s.posix_errno() == ENOTEMPTY) {
+        return Err(c, 409, "BucketNotEmpty", "the bucket you tried to delete is not empty");
+      }
+      if (!s.ok()) return ErrOf(c, s, true);
+      S3Response resp;
+      resp.status = 204;
+      return resp;
+    }
+    if (m == "GET" && c.Has("location")) {
+      return Xml(std::string("<LocationConstraint xmlns=\"") + kNs + "\">" +
+                 (o_.region == "us-east-1" ? "" : XmlEscape(o_.region)) + "</LocationConstraint>");
+    }
+    if (m == "GET") return ListObjects(c, dir->ino);
+    if (m == "POST" && c.Has("delete")) return DeleteObjects(c, dir->ino);
+    return Err(c, 405, "MethodNotAllowed", m + " is not allowed on a bucket");
+  }
+
+  StatusOr<InodeAttr> BucketDir(const Call& c) {
+    auto a = fs_->Lookup(c.ctx, fs_->root(), c.bucket);
+    if (!a.ok()) return a.status();
+    if (a->type != FileType::kDirectory) return Status::Posix(ENOENT, "not a bucket");
+    return a;
+  }
+
+  /// Every entry of `dir` with attributes.
+  StatusOr<std::vector<DirEntry>> ReadAll(const RequestContext& ctx, InodeId dir) {
+    std::vector<DirEntry> all;
+    uint64_t cookie = 0;
+    for (;;) {
+      auto page = fs_->ReadDir(ctx, dir, cookie, 1024, true);
+      if (!page.ok()) return page.status();
+      for (DirEntry& e : page->entries) {
+        cookie = e.cookie;
+        all.push_back(std::move(e));
+      }
+      if (page->eof || page->entries.empty()) break;
+    }
+    return all;
+  }
+
+  // ---- objects ----
+
+  /// The parent directory of `key` below the bucket, made when `create`.
+  StatusOr<InodeAttr> ParentDir(const Call& c, InodeId bucket, const std::string& key, bool create,
+                                std::string* leaf) {
+    std::string_view k(key);
+    if (k.back() == '/') k.remove_suffix(1);
+    const size_t last = k.rfind('/');
+    *leaf = std::string(last == k.npos ? k : k.substr(last + 1));
+    auto dir = fs_->GetAttr(bucket);
+    if (!dir.ok()) return dir.status();
+    if (last == k.npos) return dir;
+    size_t at = 0;
+    while (at < last) {
+      const size_t slash = k.find('/', at);
+      const std::string seg(k.substr(at, slash - at));
+      auto next = fs_->Lookup(c.ctx, dir->ino, seg);
+      if (!next.ok() && next.status().posix_errno() == ENOENT && create) {
+        next = fs_->Mkdir(c.ctx, dir->ino, seg, o_.dir_mode);
+        if (!next.ok() && next.status().posix_errno() == EEXIST) {
+          next = fs_->Lookup(c.ctx, dir->ino, seg);  // made by another request meanwhile
+        }
+      }
+      if (!next.ok()) return next.status();
+      if (next->type != FileType::kDirectory) {
+        return Status::Posix(ENOTDIR, "a prefix of the key is an object");
+      }
+      dir = std::move(next);
+      at = slash + 1;
+    }
+    return dir;
+  }
+
+  S3Response ObjectCall(Call& c) {
+    for (const char* unsupported : {"uploads", "uploadId", "tagging", "acl", "retention",
+                                    "legal-hold", "torrent", "restore", "select", "attributes"}) {
+      if (c.Has(unsupported)) {
+        return Err(c, 501, "NotImplemented",
+                   std::string("?") + unsupported + " is not supported yet (docs/s3.md)");
+      }
+    }
+    auto bucket = BucketDir(c);
+    if (!bucket.ok()) return ErrOf(c, bucket.status(), true);
+    const std::string& m = c.r.method;
+    if (m == "PUT") {
+      if (!c.Header("x-amz-copy-source").empty()) return CopyObject(c, bucket->ino);
+      return PutObject(c, bucket->ino);
+    }
+    if (m == "GET" || m == "HEAD") return GetObject(c, bucket->ino);
+    if (m == "DELETE") return DeleteObject(c, bucket->ino);
+    return Err(c, 405, "MethodNotAllowed", m + " is not allowed on an object");
+  }
+
+  /// The object at `key`: a regular file (NoSuchKey otherwise).
+  StatusOr<InodeAttr> FindObject(const Call& c, InodeId bucket, const std::string& key) {
+    std::string leaf;
+    auto dir = ParentDir(c, bucket, key, false, &leaf);
+    if (!dir.ok()) {
+      if (dir.status().posix_errno() == ENOTDIR) return Status::Posix(ENOENT, "no such key");
+      return dir.status();
+    }
+    auto a = fs_->Lookup(c.ctx, dir->ino, leaf);
+    if (!a.ok()) return a.status();
+    if (key.back() == '/') {
+      if (a->type == FileType::kDirectory) return a;  // a directory key
+      return Status::Posix(ENOENT, "no such key");
+    }
+    if (a->type != FileType::kRegular) return Status::Posix(ENOENT, "no such key");
+    return a;
+  }
+
+  /// The ETag of regular file `a` (quoted): kept in an xattr with the size
+  /// and mtime it belongs to; computed (MD5 of the data) and kept when
+  /// missing or stale.
+  StatusOr<std::string> EtagOf(const InodeAttr& a) {
+    const RequestContext root = RequestContext::Root();
+    const std::string stamp = std::to_string(a.size) + ":" + std::to_string(a.mtime_ns) + ":";
+    auto kept = fs_->GetXattr(root, a.ino, kEtagXattr);
+    if (kept.ok() && kept->rfind(stamp, 0) == 0) return "\"" + kept->substr(stamp.size()) + "\"";
+    BodyDigests d("");
+    Status s = fs_->ReadTo(root, a.ino, 0, [&](std::string_view piece) {
+      d.Update(piece);
+      return Status::OK();
+    });
+    if (!s.ok()) return s;
+    d.Finish();
+    const std::string etag = Hex(d.md5());
+    (void)fs_->SetXattr(root, a.ino, kEtagXattr, stamp + etag, 0);
+    return "\"" + etag + "\"";
+  }
+
+  S3Response PutObject(Call& c, InodeId bucket) {
+    const std::string& key = c.key;
+    // The body, decoded by its payload mode.
+    const std::string checksum_header = [&] {
+      for (const char* a : kChecksumAlgos) {
+        if (!c.Header(std::string("x-amz-checksum-") + a).empty()) return std::string(a);
+      }
+      return std::string();
+    }();
+    std::string trailer = c.Header("x-amz-trailer");
+    std::transform(trailer.begin(), trailer.end(), trailer.begin(), ::tolower);
+    std::string algo = checksum_header;
+    if (trailer.rfind("x-amz-checksum-", 0) == 0) algo = trailer.substr(15);
+    if (!algo.empty() && std::find(std::begin(kChecksumAlgos), std::end(kChecksumAlgos), algo) ==
+                             std::end(kChecksumAlgos)) {
+      return Err(c, 400, "InvalidRequest", "unknown checksum algorithm " + algo);
+    }
+    const bool chunked =
+        c.auth.payload != PayloadMode::kSha256 && c.auth.payload != PayloadMode::kUnsigned;
+    if (!chunked && !c.r.content_length) {
+      return Err(c, 411, "MissingContentLength", "PUT needs a Content-Length");
+    }
+    std::optional<uint64_t> decoded_length;
+    if (chunked) {
+      const std::string dl = c.Header("x-amz-decoded-content-length");
+      if (dl.empty() || !std::all_of(dl.begin(), dl.end(), ::isdigit)) {
+        return Err(c, 411, "MissingContentLength",
+                   "aws-chunked needs x-amz-decoded-content-length");
+      }
+      decoded_length = std::stoull(dl);
+    }
+    std::shared_ptr<AwsChunkedDecoder> decoder;
+    if (chunked) decoder = std::make_shared<AwsChunkedDecoder>(c.auth, c.r.body);
+    std::function<Status(std::string*)> data =
+        chunked ? std::function<Status(std::string*)>(
+                      [decoder](std::string* p) { return decoder->Next(p); })
+                : c.r.body;
+    BodyDigests digests(algo);
+    const std::string content_md5 = c.Header("content-md5");
+    auto source = [&](std::string* piece) -> Status {
+      NEEDLEFS_RETURN_IF_ERROR(data(piece));
+      if (!piece->empty()) {
+        digests.Update(*piece);
+        return Status::OK();
+      }
+      // The end: every promise the request made about its body.
+      c.body_done = true;
+      digests.Finish();
+      const uint64_t want = decoded_length.value_or(c.r.content_length.value_or(0));
+      if (digests.bytes() != want) {
+        return S3Failure("IncompleteBody", "the body has " + std::to_string(digests.bytes()) +
+                                               " bytes, not the " + std::to_string(want) +
+                                               " announced");
+      }
+      if (!content_md5.empty() && Unbase64(content_md5) != digests.md5()) {
+        return S3Failure(Unbase64(content_md5) ? "BadDigest" : "InvalidDigest",
+                         "the Content-MD5 you specified did not match what we received");
+      }
+      if (c.auth.payload == PayloadMode::kSha256 &&
+          Hex(digests.sha256()) != c.auth.payload_sha256_hex) {
+        return S3Failure("XAmzContentSHA256Mismatch",
+                         "the x-amz-content-sha256 does not match the body");
+      }
+      if (!algo.empty()) {
+        std::string expected =
+            checksum_header.empty()
+                ? (decoder ? decoder->trailers().count("x-amz-checksum-" + algo)
+                                 ? decoder->trailers().at("x-amz-checksum-" + algo)
+                                 : ""
+                           : "")
+                : c.Header("x-amz-checksum-" + algo);
+        if (expected.empty()) {
+          return S3Failure("InvalidRequest", "the x-amz-checksum-" + algo + " trailer is missing");
+        }
+        if (expected != digests.Checksum()) {
+          return S3Failure("BadDigest", "the " + algo + " checksum does not match the body");
+        }
+      }
+      return Status::OK();
+    };
+    std::string leaf;
+    auto dir = ParentDir(c, bucket, key, true, &leaf);
+    if (!dir.ok()) return ErrOf(c, dir.status(), false);
+    if (key.back() == '/') {
+      // A directory key: an empty body makes the directory.
+      std::string piece;
+      Status s = source(&piece);
+      if (s.ok() && !piece.empty()) {
+        return Err(c, 400, "InvalidRequest",
+                   "a key ending in '/' is a directory: its body must be empty");
+      }
+      if (!s.ok()) return ErrOf(c, s, false);
+      auto made = fs_->Mkdir(c.ctx, dir->ino, leaf, o_.dir_mode);
+      if (!made.ok() && made.status().posix_errno() != EEXIST)
+        return ErrOf(c, made.status(), false);
+      S3Response resp;
+      resp.headers.emplace_back("ETag", "\"" + Hex(digests.md5()) + "\"");
+      return resp;
+    }
+    const bool if_none_match = c.Header("if-none-match") == "*";
+    const std::string if_match = c.Header("if-match");
+    if (!if_match.empty()) {
+      auto old = fs_->Lookup(c.ctx, dir->ino, leaf);
+      if (!old.ok() || old->type != FileType::kRegular) {
+        return Err(c, 404, "NoSuchKey", "If-Match: no object to match");
+      }
+      auto etag = EtagOf(*old);
+      if (!etag.ok() || (if_match != "*" && *etag != if_match)) {
+        return Err(c, 412, "PreconditionFailed",
+                   "At least one of the pre-conditions you specified did not hold");
+      }
+    }
+    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, o_.file_mode, source, nullptr,
+                                    if_none_match ? kRenameNoReplace : 0);
+    if (!written.ok()) {
+      if (if_none_match && written.status().posix_errno() == EEXIST) {
+        return Err(c, 412, "PreconditionFailed",
+                   "At least one of the pre-conditions you specified did not hold");
+      }
+      if (written.status().posix_errno() == EISDIR) {
+        return Err(c, 409, "InvalidRequest",
+                   "key " + key + " is a directory (a prefix of other keys)");
+      }
+      return ErrOf(c, written.status(), false);
+    }
+    // What the object carries besides its bytes.
+    const RequestContext root = RequestContext::Root();
+    const std::string etag = Hex(digests.md5());
+    (void)fs_->SetXattr(
+        root, written->ino, kEtagXattr,
+        std::to_string(written->size) + ":" + std::to_string(written->mtime_ns) + ":" + etag, 0);
+    SaveMetadata(c, written->ino, root);
+    if (!algo.empty()) {
+      (void)fs_->SetXattr(root, written->ino, "user.s3.checksum-" + algo, digests.Checksum(), 0);
+    }
+    S3Response resp;
+    resp.headers.emplace_back("ETag", "\"" + etag + "\"");
+    if (!algo.empty()) resp.headers.emplace_back("x-amz-checksum-" + algo, digests.Checksum());
+    return resp;
+  }
+
+  /// Content-Type and x-amz-meta-* of the request as xattrs of `ino`.
+  void SaveMetadata(const Call& c, InodeId ino, const RequestContext& root) {
+    const std::string type = c.Header("content-type");
+    if (!type.empty()) (void)fs_->SetXattr(root, ino, kContentTypeXattr, type, 0);
+    for (const auto& [name, value] : c.r.headers) {
+      if (name.rfind("x-amz-meta-", 0) == 0 && name.size() > 11) {
+        (void)fs_->SetXattr(root, ino, kMetaXattrPrefix + name.substr(11), value, 0);
+      }
+    }
+  }
+
+  S3Response CopyObject(Call& c, InodeId bucket) {
+    if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, false);
+    std::string src = Decode(c.Header("x-amz-copy-source"), false);
+    if (const size_t q = src.find('?'); q != std::string::npos) src.resize(q);
+    if (!src.empty() && src[0] == '/') src.erase(0, 1);
+    const size_t slash = src.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == src.size()) {
+      return Err(c, 400, "InvalidArgument", "x-amz-copy-source must be bucket/key");
+    }
+    Call from{c.r, c.request_id};
+    from.bucket = src.substr(0, slash);
+    from.key = src.substr(slash + 1);
+    from.ctx = c.ctx;
+    from.id = c.id;
+    if (!MayUse(*c.id, from.bucket)) return Err(c, 403, "AccessDenied", "the source bucket");
+    if (std::string why = KeyProblem(from.key); !why.empty()) {
+      return Err(c, 400, "InvalidArgument", "source key: " + why);
+    }
+    auto from_bucket = BucketDir(from);
+    if (!from_bucket.ok()) return ErrOf(c, from_bucket.status(), true);
+    auto obj = FindObject(from, from_bucket->ino, from.key);
+    if (!obj.ok()) return ErrOf(c, obj.status(), false);
+    auto etag = EtagOf(*obj);
+    if (!etag.ok()) return ErrOf(c, etag.status(), false);
+    if (S3Response pre; Preconditions(c, *obj, *etag, "x-amz-copy-source-", &pre)) return pre;
+    std::string leaf;
+    auto dir = ParentDir(c, bucket, c.key, true, &leaf);
+    if (!dir.ok()) return ErrOf(c, dir.status(), false);
+    uint64_t offset = 0;
+    BodyDigests d("");
+    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, o_.file_mode, [&](std::string* piece) {
+      auto got = fs_->Read(c.ctx, obj->ino, offset, 4 << 20);
+      if (!got.ok()) return got.status();
+      offset += got->size();
+      d.Update(*got);
+      *piece = std::move(*got);
+      return Status::OK();
+    });
+    if (!written.ok()) return ErrOf(c, written.status(), false);
+    d.Finish();
+    const RequestContext root = RequestContext::Root();
+    const std::string new_etag = Hex(d.md5());
+    (void)fs_->SetXattr(
+        root, written->ino, kEtagXattr,
+        std::to_string(written->size) + ":" + std::to_string(written->mtime_ns) + ":" + new_etag,
+        0);
+    if (c.Header("x-amz-metadata-directive") == "REPLACE") {
+      SaveMetadata(c, written->ino, root);
+    } else {
+      auto names = fs_->ListXattr(root, obj->ino);
+      if (names.ok()) {
+        for (const std::string& n : *names) {
+          if (n == kContentTypeXattr || n.rfind(kMetaXattrPrefix, 0) == 0) {
+            auto v = fs_->GetXattr(root, obj->ino, n);
+            if (v.ok()) (void)fs_->SetXattr(root, written->ino, n, *v, 0);
+          }
+        }
+      }
+    }
+    return Xml(std::string("<CopyObjectResult xmlns=\"") + kNs + "\"><LastModified>" +
+               IsoTime(written->mtime_ns) + "</LastModified><ETag>&quot;" + new_etag +
+               "&quot;</ETag></CopyObjectResult>");
+  }
+
+  /// If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since (with
+  /// `prefix`, e.g. "x-amz-copy-source-"): true and *resp when one fails.
+  bool Preconditions(const Call& c, const InodeAttr& a, const std::string& etag,
+                     const std::string& prefix, S3Response* resp) {
+    const bool copy = !prefix.empty();
+    const std::string im = c.Header(prefix + "if-match");
+    const std::string inm = c.Header(prefix + "if-none-match");
+    const std::string ims = c.Header(prefix + "if-modified-since");
+    const std::string ius = c.Header(prefix + "if-unmodified-since");
+    const int64_t mtime = a.mtime_ns / 1'000'000'000;
+    auto matches = [&](const std::string& list) {
+      size_t at = 0;
+      while (at < list.size()) {
+        size_t comma = list.find(',', at);
+        if (comma == std::string::npos) comma = list.size();
+        std::string one = list.substr(at, comma - at);
+        one.erase(0, one.find_first_not_of(' '));
+        one.erase(one.find_last_not_of(' ') + 1);
+        if (one == "*" || one == etag || "\"" + one + "\"" == etag) return true;
+        at = comma + 1;
+      }
+      return false;
+    };
+    auto failed = [&] {
+      *resp = Err(c, 412, "PreconditionFailed",
+                  "At least one of the pre-conditions you specified did not hold");
+      return true;
+    };
+    if (!im.empty() && !matches(im)) return failed();
+    if (im.empty() && !ius.empty()) {
+      const int64_t t = ParseHttpDate(ius);
+      if (t >= 0 && mtime > t) return failed();
+    }
+    if (!inm.empty() && matches(inm)) {
+      if (copy || (c.r.method != "GET" && c.r.method != "HEAD")) return failed();
+      resp->status = 304;
+      resp->headers.emplace_back("ETag", etag);
+      return true;
+    }
+    if (inm.empty() && !ims.empty()) {
+      const int64_t t = ParseHttpDate(ims);
+      if (t >= 0 && mtime <= t) {
+        if (copy) return failed();
+        resp->status = 304;
+        resp->headers.emplace_back("ETag", etag);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  S3Response GetObject(Call& c, InodeId bucket) {
+    auto a = FindObject(c, bucket, c.key);
+    if (!a.ok()) return ErrOf(c, a.status(), false);
+    if (a->type == FileType::kDirectory) {
+      // A directory key ("a/b/"): an empty object.
+      S3Response resp;
+      resp.headers.emplace_back("ETag", "\"d41d8cd98f00b204e9800998ecf8427e\"");
+      resp.headers.emplace_back("Content-Type", "application/x-directory");
+      resp.headers.emplace_back("Last-Modified", HttpDate(a->mtime_ns));
+      resp.headers.emplace_back("Content-Length", "0");
+      return resp;
+    }
+    auto etag = EtagOf(*a);
+    if (!etag.ok()) return ErrOf(c, etag.status(), false);
+    S3Response resp;
+    if (Preconditions(c, *a, *etag, "", &resp)) return resp;
+    uint64_t begin = 0, end = a->size;  // [begin, end)
+    const std::string range = c.Header("range");
+    if (!range.empty()) {
+      // One range: bytes=a-b, bytes=a-, bytes=-n.
+      bool ok = range.rfind("bytes=", 0) == 0 && range.find(',') == std::string::npos;
+      const std::string spec = ok ? range.substr(6) : "";
+      const size_t dash = spec.find('-');
+      ok = ok && dash != std::string::npos;
+      const std::string first = ok ? spec.substr(0, dash) : "",
+                        last = ok ? spec.substr(dash + 1) : "";
+      auto digits = [](const std::string& s) {
+        return !s.empty() && s.size() < 20 && std::all_of(s.begin(), s.end(), ::isdigit);
+      };
+      if (ok && first.empty() && digits(last)) {
+        const uint64_t n = std::stoull(last);
+        if (n == 0) return Err(c, 416, "InvalidRange", "The requested range is not satisfiable");
+        begin = a->size > n ? a->size - n : 0;
+      } else if (ok && digits(first) && (last.empty() || digits(last))) {
+        begin = std::stoull(first);
+        if (!last.empty()) end = std::min<uint64_t>(a->size, std::stoull(last) + 1);
+        if (!last.empty() && std::stoull(last) < begin) ok = false;  // ignored, as S3 does
+        if (begin >= a->size) {
+          resp = Err(c, 416, "InvalidRange", "The requested range is not satisfiable");
+          resp.headers.emplace_back("Content-Range", "bytes */" + std::to_string(a->size));
+          return resp;
+        }
+      } else {
+        ok = false;
+      }
+      if (!ok) {
+        begin = 0;
+        end = a->size;
+      } else {
+        resp.status = 206;
+        resp.headers.emplace_back("Content-Range", "bytes " + std::to_string(begin) + "-" +
+                                                       std::to_string(end - 1) + "/" +
+                                                       std::to_string(a->size));
+      }
+    }
+    const RequestContext root = RequestContext::Root();
+    std::string type = "binary/octet-stream";
+    if (auto t = fs_->GetXattr(root, a->ino, kContentTypeXattr); t.ok()) type = *t;
+    auto names = fs_->ListXattr(root, a->ino);
+    if (names.ok()) {
+      for (const std::string& n : *names) {
+        if (n.rfind(kMetaXattrPrefix, 0) == 0) {
+          if (auto v = fs_->GetXattr(root, a->ino, n); v.ok()) {
+            resp.headers.emplace_back("x-amz-meta-" + n.substr(std::strlen(kMetaXattrPrefix)), *v);
+          }
+        }
+        if (n.rfind("user.s3.checksum-", 0) == 0 && c.Header("x-amz-checksum-mode") == "ENABLED") {
+          if (auto v = fs_->GetXattr(root, a->ino, n); v.ok()) {
+            resp.headers.emplace_back("x-amz-checksum-" + n.substr(17), *v);
+          }
+        }
+      }
+    }
+    // response-* query overrides (presigned GETs use them).
+    for (const auto& [q, h] : std::vector<std::pair<std::string, std::string>>{
+             {"response-content-type", "Content-Type"},
+             {"response-content-disposition", "Content-Disposition"},
+             {"response-content-encoding", "Content-Encoding"},
+             {"response-content-language", "Content-Language"},
+             {"response-cache-control", "Cache-Control"},
+             {"response-expires", "Expires"}}) {
+      auto it = c.query.find(q);
+      if (it == c.query.end()) continue;
+      if (h == "Content-Type") {
+        type = it->second;
+      } else {
+        resp.headers.emplace_back(h, it->second);
+      }
+    }
+    resp.headers.emplace_back("Content-Type", type);
+    resp.headers.emplace_back("ETag", *etag);
+    resp.headers.emplace_back("Last-Modified", HttpDate(a->mtime_ns));
+    resp.headers.emplace_back("Accept-Ranges", "bytes");
+    resp.stream_length = end - begin;
+    if (c.r.method == "HEAD") {
+      resp.headers.emplace_back("Content-Length", std::to_string(end - begin));
+      return resp;
+    }
+    const InodeId ino = a->ino;
+    const RequestContext ctx = c.ctx;
+    FileSystem* fs = fs_;
+    resp.stream = [fs, ctx, ino, begin, end](const std::function<Status(std::string_view)>& write) {
+      uint64_t at = begin;
+      static const Status kEnough = Status::Aborted("range sent");
+      Status s = fs->ReadTo(ctx, ino, begin, [&](std::string_view piece) {
+        const uint64_t n = std::min<uint64_t>(piece.size(), end - at);
+        NEEDLEFS_RETURN_IF_ERROR(write(piece.substr(0, n)));
+        at += n;
+        return at >= end ? kEnough : Status::OK();
+      });
+      if (!s.ok() && !(s.code() == StatusCode::kAborted && at >= end)) return s;
+      if (at < end) return Status::DataLoss("the object got shorter while it was sent");
+      return Status::OK();
+    };
+    return resp;
+  }
+
+  /// Removes `key` (a missing one is fine, as in S3) and then the
+  /// directories above it that became empty, up to the bucket.
+  Status RemoveKey(const Call& c, InodeId bucket, const std::string& key) {
+    std::string leaf;
+    auto dir = ParentDir(c, bucket, key, false, &leaf);
+    if (!dir.ok()) {
+      const int e = dir.status().posix_errno();
+      return e == ENOENT || e == ENOTDIR ? Status::OK() : dir.status();
+    }
+    Status s =
+        key.back() == '/' ? fs_->Rmdir(c.ctx, dir->ino, leaf) : fs_->Unlink(c.ctx, dir->ino, leaf);
+    if (s.posix_errno() == ENOENT || s.posix_errno() == ENOTEMPTY) s = Status::OK();
+    if (s.posix_errno() == EISDIR) s = Status::OK();  // "a/b" when a/b is a directory: no object
+    if (!s.ok()) return s;
+    // Prune empty parents (key "a/b/c" -> a/b, then a).
+    std::string_view k(key);
+    if (k.back() == '/') k.remove_suffix(1);
+    for (size_t last = k.rfind('/'); last != k.npos && last > 0; last = k.rfind('/')) {
+      k = k.substr(0, last);
+      std::string parent_leaf;
+      auto parent = ParentDir(c, bucket, std::string(k), false, &parent_leaf);
+      if (!parent.ok()) break;
+      if (!fs_->Rmdir(c.ctx, parent->ino, parent_leaf).ok()) break;
+    }
+    return Status::OK();
+  }
+
+  S3Response DeleteObject(Call& c, InodeId bucket) {
+    const std::string if_match = c.Header("if-match");
+    if (!if_match.empty()) {
+      auto a = FindObject(c, bucket, c.key);
+      if (!a.ok()) return ErrOf(c, a.status(), false);
+      auto etag = EtagOf(*a);
+      if (!etag.ok()) return ErrOf(c, etag.status(), false);
+      if (if_match != "*" && if_match != *etag) {
+        return Err(c, 412, "PreconditionFailed",
+                   "At least one of the pre-conditions you specified did not hold");
+      }
+    }
+    Status s = RemoveKey(c, bucket, c.key);
+    if (!s.ok()) return ErrOf(c, s, false);
+    S3Response resp;
+    resp.status = 204;
+    return resp;
+  }
+
+  S3Response DeleteObjects(Call& c, InodeId bucket) {
+    std::string body;
+    if (Status s = Drain(c, &body, 2 << 20); !s.ok()) return ErrOf(c, s, false);
+    const std::string content_md5 = c.Header("content-md5");
+    if (!content_md5.empty()) {
+      unsigned char md[MD5_DIGEST_LENGTH];
+      MD5(reinterpret_cast<const unsigned char*>(body.data()), body.size(), md);
+      if (Unbase64(content_md5) != std::string(reinterpret_cast<char*>(md), sizeof(md))) {
+        return Err(c, 400, "BadDigest",
+                   "the Content-MD5 you specified did not match what we received");
+      }
+    }
+    const bool quiet = body.find("<Quiet>true</Quiet>") != std::string::npos;
+    std::string xml = std::string("<DeleteResult xmlns=\"") + kNs + "\">";
+    size_t at = 0, n = 0;
+    while ((at = body.find("<Key>", at)) != std::string::npos) {
+      const size_t end = body.find("</Key>", at);
+      if (end == std::string::npos) break;
+      std::string key = body.substr(at + 5, end - at - 5);
+      at = end + 6;
+      // XML entities in keys.
+      for (const auto& [ent, ch] : std::vector<std::pair<std::string, std::string>>{
+               {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}}) {
+        for (size_t p = 0; (p = key.find(ent, p)) != std::string::npos; p += ch.size()) {
+          key.replace(p, ent.size(), ch);
+        }
+      }
+      if (++n > 1000) return Err(c, 400, "MalformedXML", "at most 1000 keys per request");
+      Status s = KeyProblem(key).empty() ? RemoveKey(c, bucket, key)
+                                         : S3Failure("InvalidArgument", KeyProblem(key));
+      if (s.ok()) {
+        if (!quiet) xml += "<Deleted><Key>" + XmlEscape(key) + "</Key></Deleted>";
+      } else {
+        auto [status, code] = S3ErrorOf(s, false);
+        (void)status;
+        xml += "<Error><Key>" + XmlEscape(key) + "</Key><Code>" + code + "</Code><Message>" +
+               XmlEscape(std::string(s.message())) + "</Message></Error>";
+      }
+    }
+    xml += "</DeleteResult>";
+    return Xml(xml);
+  }
+
+  // ---- listings ----
+
+  struct Listing {
+    std::string prefix, delimiter, after;  // keys <= after are skipped
+    size_t max = 1000;
+    std::vector<ListedObject> objects;
+    std::vector<std::string> prefixes;
+    std::string last;  // the last key or prefix returned
+    bool truncated = false;
+    size_t count() const { return objects.size() + prefixes.size(); }
+  };
+
+  /// Adds common prefix `p` unless already there; false when the listing is
+  /// full (then it is truncated).
+  bool AddPrefix(Listing& l, const std::string& p) {
+    if (!l.prefixes.empty() && l.prefixes.back() == p) return true;
+    if (p <= l.after) return true;
+    if (l.count() >= l.max) {
+      l.truncated = true;
+      return false;
+    }
+    l.prefixes.push_back(p);
+    l.last = p;
+    return true;
+  }
+
+  /// Depth-first over `dir` (whose keys start with `dir_key`), in key
+  /// order: entries are sorted by name, a directory's as name + "/", which
+  /// is the order of the full keys. False once the listing is full.
+  Status Walk(const Call& c, Listing& l, InodeId dir, const std::string& dir_key, bool* more) {
+    auto all = ReadAll(c.ctx, dir);
+    if (!all.ok()) return all.status();
+    std::vector<std::pair<std::string, DirEntry*>> sorted;
+    for (DirEntry& e : *all) {
+      if (e.name.rfind(kTmpPrefix, 0) == 0) continue;
+      if (e.type != FileType::kDirectory && e.type != FileType::kRegular) continue;
+      sorted.emplace_back(dir_key + e.name + (e.type == FileType::kDirectory ? "/" : ""), &e);
+    }
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [key, e] : sorted) {
+      if (!*more) return Status::OK();
+      const bool is_dir = e->type == FileType::kDirectory;
+      if (is_dir) {
+        // Only subtrees that can hold keys after `after` with the prefix.
+        const bool toward_prefix = l.prefix.size() > key.size() && l.prefix.rfind(key, 0) == 0;
+        const bool in_prefix = key.rfind(l.prefix, 0) == 0;
+        if (!toward_prefix && !in_prefix) continue;
+        if (!toward_prefix && key < l.after && l.after.rfind(key, 0) != 0) continue;
+        if (in_prefix && !l.delimiter.empty()) {
+          const size_t d = key.find(l.delimiter, l.prefix.size());
+          if (d != std::string::npos && d + l.delimiter.size() <= key.size()) {
+            // Every key below shares this common prefix.
+            const std::string p = key.substr(0, d + l.delimiter.size());
+            if (l.after.rfind(p, 0) == 0 && l.after.size() >= p.size())
+              continue;  // returned before
+            if (!AddPrefix(l, p)) {
+              *more = false;
+              return Status::OK();
+            }
+            continue;
+          }
+        }
+        NEEDLEFS_RETURN_IF_ERROR(Walk(c, l, e->ino, key, more));
+        continue;
+      }
+      if (key.rfind(l.prefix, 0) != 0 || key <= l.after) continue;
+      if (!l.delimiter.empty()) {
+        const size_t d = key.find(l.delimiter, l.prefix.size());
+        if (d != std::string::npos) {
+          const std::string p = key.substr(0, d + l.delimiter.size());
+          if (l.after.rfind(p, 0) == 0) continue;
+          if (!AddPrefix(l, p)) {
+            *more = false;
+            return Status::OK();
+          }
+          continue;
+        }
+      }
+      if (l.count() >= l.max) {
+        l.truncated = true;
+        *more = false;
+        return Status::OK();
+      }
+      l.objects.push_back({key, e->attr ? *e->attr : InodeAttr{}});
+      l.last = key;
+    }
+    return Status::OK();
+  }
+
+  S3Response ListObjects(Call& c, InodeId bucket) {
+    const bool v2 = c.query.count("list-type") && c.query["list-type"] == "2";
+    Listing l;
+    l.prefix = c.query.count("prefix") ? c.query["prefix"] : "";
+    l.delimiter = c.query.count("delimiter") ? c.query["delimiter"] : "";
+    if (c.query.count("max-keys")) {
+      const std::string& m = c.query["max-keys"];
+      if (m.empty() || m.size() > 9 || !std::all_of(m.begin(), m.end(), ::isdigit)) {
+        return Err(c, 400, "InvalidArgument", "max-keys must be a number");
+      }
+      l.max = std::min<size_t>(1000, std::stoul(m));
+    }
+    const bool url = c.query.count("encoding-type") && c.query["encoding-type"] == "url";
+    std::string token;
+    if (v2) {
+      if (c.query.count("continuation-token")) {
+        auto t = Unbase64(c.query["continuation-token"]);
+        if (!t)
+          return Err(c, 400, "InvalidArgument", "The continuation token provided is incorrect");
+        token = *t;
+        l.after = token;
+      } else if (c.query.count("start-after")) {
+        l.after = c.query["start-after"];
+      }
+    } else if (c.query.count("marker")) {
+      l.after = c.query["marker"];
+    }
+    bool more = true;
+    if (l.max > 0) {
+      Status s = Walk(c, l, bucket, "", &more);
+      if (!s.ok()) return ErrOf(c, s, false);
+    }
+    auto enc = [&](const std::string& s) { return url ? UriEncode(s, true) : XmlEscape(s); };
+    std::string xml = std::string("<ListBucketResult xmlns=\"") + kNs + "\"><Name>" +
+                      XmlEscape(c.bucket) + "</Name><Prefix>" + enc(l.prefix) + "</Prefix>";
+    if (v2) {
+      xml += "<KeyCount>" + std::to_string(l.count()) + "</KeyCount>";
+      if (c.query.count("continuation-token")) {
+        xml += "<ContinuationToken>" + XmlEscape(c.query["continuation-token"]) +
+               "</ContinuationToken>";
+      }
+      if (c.query.count("start-after")) {
+        xml += "<StartAfter>" + enc(c.query["start-after"]) + "</StartAfter>";
+      }
+      if (l.truncated) {
+        xml += "<NextContinuationToken>" + Base64(l.last) + "</NextContinuationToken>";
+      }
+    } else {
+      xml += "<Marker>" + enc(c.query.count("marker") ? c.query["marker"] : "") + "</Marker>";
+      if (l.truncated && !l.delimiter.empty()) {
+        xml += "<NextMarker>" + enc(l.last) + "</NextMarker>";
+      }
+    }
+    xml += "<MaxKeys>" + std::to_string(l.max) + "</MaxKeys>";
+    if (!l.delimiter.empty()) xml += "<Delimiter>" + enc(l.delimiter) + "</Delimiter>";
+    if (url) xml += "<EncodingType>url</EncodingType>";
+    xml += std::string("<IsTruncated>") + (l.truncated ? "true" : "false") + "</IsTruncated>";
+    const bool owner = !v2 || (c.query.count("fetch-owner") && c.query["fetch-owner"] == "true");
+    for (const ListedObject& o : l.objects) {
+      auto etag = EtagOf(o.attr);
+      xml += "<Contents><Key>" + enc(o.key) + "</Key><LastModified>" + IsoTime(o.attr.mtime_ns) +
+             "</LastModified><ETag>" + XmlEscape(etag.ok() ? *etag : "\"\"") + "</ETag><Size>" +
+             std::to_string(o.attr.size) + "</Size>";
+      if (owner) {
+        xml += "<Owner><ID>" + std::to_string(o.attr.uid) + "</ID><DisplayName>" +
+               std::to_string(o.attr.uid) + "</DisplayName></Owner>";
+      }
+      xml += "<StorageClass>STANDARD</StorageClass></Contents>";
+    }
+    for (const std::string& p : l.prefixes) {
+      xml += "<CommonPrefixes><Prefix>" + enc(p) + "</Prefix></CommonPrefixes>";
+    }
+    xml += "</ListBucketResult>";
+    return Xml(xml);
+  }
+
+  FileSystem* fs_;
+  S3Identities ids_;
+  S3GatewayOptions o_;
+  std::atomic<uint64_t> requests_{0}, errors_{0};
+};
+
+S3Gateway::S3Gateway(FileSystem* fs, S3Identities identities, S3GatewayOptions options)
+    : impl_(std::make_unique<Impl>(fs, std::move(identities), std::move(options))) {}
+S3Gateway::~S3Gateway() = default;
+S3Response S3Gateway::Handle(S3Request& request) { return impl_->Handle(request); }
+uint64_t S3Gateway::requests() const { return impl_->requests(); }
+uint64_t S3Gateway::errors() const { return impl_->errors(); }
+
+}  // namespace needlefs::gateway

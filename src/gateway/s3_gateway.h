@@ -1,0 +1,114 @@
+// The S3 API over the file-system layer (client/file_system.h): a bucket is
+// a top-level directory, key "a/b/c.txt" of bucket "photos" is the file
+// /photos/a/b/c.txt (docs/s3.md states every rule). S3Gateway turns one
+// parsed request (with a body to pull) into one response (with a body to
+// push); the HTTP transport (s3_server.cc) only moves bytes, so Beast stays
+// out of this header.
+//
+// Done: SigV4 (header, presigned, the aws-chunked payload modes with chunk
+// signatures and checksum trailers), ListBuckets, CreateBucket,
+// DeleteBucket, HeadBucket, GetBucketLocation, PutObject (streamed, atomic
+// replace, Content-MD5, x-amz-content-sha256, If-None-Match: *),
+// GetObject/HeadObject (one Range, If-Match, If-None-Match,
+// If-Modified-Since, If-Unmodified-Since), DeleteObject, DeleteObjects,
+// ListObjects v1 and v2 (prefix, delimiter, max-keys, continuation-token,
+// start-after, marker, encoding-type=url). Everything else is
+// NotImplemented.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace needlefs {
+class FileSystem;
+}
+
+namespace needlefs::gateway {
+
+/// One access key: who it is in the namespace and what it may reach.
+struct S3Identity {
+  std::string name;
+  std::string access_key;
+  std::string secret_key;  ///< never logged
+  uint32_t uid = 0;        ///< files are created and checked as uid/gid
+  uint32_t gid = 0;
+  std::vector<std::string> buckets{"*"};  ///< buckets it may use ("*": all)
+};
+
+/// The identities of a gateway, from a JSON file:
+///   {"identities": [{"name": "admin", "access_key": "...", "secret_key": "...",
+///                    "uid": 0, "gid": 0, "buckets": ["*"]}]}
+struct S3Identities {
+  std::vector<S3Identity> list;
+  /// Errors: kNotFound (no file), kInvalidArgument (the message names the
+  /// field; never a secret).
+  static StatusOr<S3Identities> Load(const std::string& path);
+  /// Writes `path` (mode 0600) with one new identity "admin" of random
+  /// keys, and `credentials_path` (when not "") as an AWS shared-credentials
+  /// file ([default] aws_access_key_id / aws_secret_access_key).
+  static StatusOr<S3Identities> Create(const std::string& path,
+                                       const std::string& credentials_path);
+  const S3Identity* Find(const std::string& access_key) const;
+};
+
+/// A request as the transport parsed it.
+struct S3Request {
+  std::string method;
+  std::string raw_path;                        ///< as sent, percent-encoded
+  std::string raw_query;                       ///< after '?', as sent
+  std::map<std::string, std::string> headers;  ///< lower-case names
+  std::string remote;                          ///< peer "ip:port"
+  std::optional<uint64_t> content_length;
+  /// Pulls the body: fills *piece and returns OK; an empty piece at the end.
+  std::function<Status(std::string* piece)> body;
+};
+
+/// A response: headers and either `body` or `stream` (which writes
+/// `stream_length` bytes through the writer it is given).
+struct S3Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::function<Status(const std::function<Status(std::string_view)>& write)> stream;
+  uint64_t stream_length = 0;
+  /// The body was not read to its end: the connection must close after.
+  bool close = false;
+};
+
+struct S3GatewayOptions {
+  /// Region reported by GetBucketLocation (any region is accepted in
+  /// signatures). Default: "us-east-1".
+  std::string region = "us-east-1";
+  /// Virtual-hosted-style requests: "<bucket>.<domain>" in Host. "" = path
+  /// style only.
+  std::string domain;
+  /// Mode of files and directories S3 creates.
+  uint32_t file_mode = 0644;
+  uint32_t dir_mode = 0755;
+};
+
+class S3Gateway {
+ public:
+  /// `fs` (not owned) must outlive the gateway.
+  S3Gateway(FileSystem* fs, S3Identities identities, S3GatewayOptions options);
+  ~S3Gateway();
+  /// Runs one request. Never throws; every failure is an S3 error response.
+  S3Response Handle(S3Request& request);
+  /// Requests and errors so far (for /metrics).
+  uint64_t requests() const;
+  uint64_t errors() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace needlefs::gateway
