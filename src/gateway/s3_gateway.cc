@@ -17,6 +17,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <variant>
 
 #include "client/file_system.h"
 #include "common/crc32c.h"
@@ -580,7 +581,7 @@ class S3Gateway::Impl {
     const std::string& m = c.r.method;
     for (const char* unsupported :
          {"versioning", "policy", "cors", "lifecycle", "acl", "website", "encryption",
-          "object-lock", "replication", "logging", "notification", "tagging", "uploads", "versions",
+          "object-lock", "replication", "logging", "notification", "tagging", "versions",
           "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock"}) {
       if (c.Has(unsupported)) {
         return Err(c, 501, "NotImplemented",
@@ -624,6 +625,7 @@ class S3Gateway::Impl {
       return Xml(std::string("<LocationConstraint xmlns=\"") + kNs + "\">" +
                  (o_.region == "us-east-1" ? "" : XmlEscape(o_.region)) + "</LocationConstraint>");
     }
+    if (m == "GET" && c.Has("uploads")) return ListMultipartUploads(c);
     if (m == "GET") return ListObjects(c, dir->ino);
     if (m == "POST" && c.Has("delete")) return DeleteObjects(c, dir->ino);
     return Err(c, 405, "MethodNotAllowed", m + " is not allowed on a bucket");
@@ -686,8 +688,8 @@ class S3Gateway::Impl {
   }
 
   S3Response ObjectCall(Call& c) {
-    for (const char* unsupported : {"uploads", "uploadId", "tagging", "acl", "retention",
-                                    "legal-hold", "torrent", "restore", "select", "attributes"}) {
+    for (const char* unsupported : {"tagging", "acl", "retention", "legal-hold", "torrent",
+                                    "restore", "select", "attributes"}) {
       if (c.Has(unsupported)) {
         return Err(c, 501, "NotImplemented",
                    std::string("?") + unsupported + " is not supported yet (docs/s3.md)");
@@ -696,6 +698,14 @@ class S3Gateway::Impl {
     auto bucket = BucketDir(c);
     if (!bucket.ok()) return ErrOf(c, bucket.status(), true);
     const std::string& m = c.r.method;
+    if (m == "POST" && c.Has("uploads")) return CreateMultipartUpload(c);
+    if (c.Has("uploadId")) {
+      if (m == "PUT" && c.Has("partNumber")) return UploadPart(c);
+      if (m == "POST") return CompleteMultipartUpload(c, bucket->ino);
+      if (m == "DELETE") return AbortMultipartUpload(c);
+      if (m == "GET") return ListParts(c);
+      return Err(c, 405, "MethodNotAllowed", m + " is not allowed with uploadId");
+    }
     if (m == "PUT") {
       if (!c.Header("x-amz-copy-source").empty()) return CopyObject(c, bucket->ino);
       return PutObject(c, bucket->ino);
@@ -743,22 +753,31 @@ class S3Gateway::Impl {
     return "\"" + etag + "\"";
   }
 
-  S3Response PutObject(Call& c, InodeId bucket) {
-    const std::string& key = c.key;
-    // The body, decoded by its payload mode.
-    const std::string checksum_header = [&] {
-      for (const char* a : kChecksumAlgos) {
-        if (!c.Header(std::string("x-amz-checksum-") + a).empty()) return std::string(a);
-      }
-      return std::string();
-    }();
+  /// A request body as PutObject and UploadPart take it: decoded by its
+  /// payload mode, hashed as it streams, and checked at its end against
+  /// every promise the request made (length, Content-MD5,
+  /// x-amz-content-sha256, an x-amz-checksum-* header or trailer); a failed
+  /// check is the source's error, so nothing is kept.
+  struct Body {
+    std::string algo;  ///< checksum algorithm ("" = none)
+    std::shared_ptr<BodyDigests> digests;
+    std::function<Status(std::string*)> source;
+  };
+
+  /// Builds the Body of `c`, or an error response.
+  std::variant<Body, S3Response> MakeBody(Call& c) {
+    Body b;
+    std::string checksum_header;
+    for (const char* a : kChecksumAlgos) {
+      if (!c.Header(std::string("x-amz-checksum-") + a).empty()) checksum_header = a;
+    }
     std::string trailer = c.Header("x-amz-trailer");
     std::transform(trailer.begin(), trailer.end(), trailer.begin(), ::tolower);
-    std::string algo = checksum_header;
-    if (trailer.rfind("x-amz-checksum-", 0) == 0) algo = trailer.substr(15);
-    if (!algo.empty() && std::find(std::begin(kChecksumAlgos), std::end(kChecksumAlgos), algo) ==
-                             std::end(kChecksumAlgos)) {
-      return Err(c, 400, "InvalidRequest", "unknown checksum algorithm " + algo);
+    b.algo = checksum_header;
+    if (trailer.rfind("x-amz-checksum-", 0) == 0) b.algo = trailer.substr(15);
+    if (!b.algo.empty() && std::find(std::begin(kChecksumAlgos), std::end(kChecksumAlgos),
+                                     b.algo) == std::end(kChecksumAlgos)) {
+      return Err(c, 400, "InvalidRequest", "unknown checksum algorithm " + b.algo);
     }
     const bool chunked =
         c.auth.payload != PayloadMode::kSha256 && c.auth.payload != PayloadMode::kUnsigned;
@@ -768,7 +787,7 @@ class S3Gateway::Impl {
     std::optional<uint64_t> decoded_length;
     if (chunked) {
       const std::string dl = c.Header("x-amz-decoded-content-length");
-      if (dl.empty() || !std::all_of(dl.begin(), dl.end(), ::isdigit)) {
+      if (dl.empty() || dl.size() > 19 || !std::all_of(dl.begin(), dl.end(), ::isdigit)) {
         return Err(c, 411, "MissingContentLength",
                    "aws-chunked needs x-amz-decoded-content-length");
       }
@@ -780,49 +799,59 @@ class S3Gateway::Impl {
         chunked ? std::function<Status(std::string*)>(
                       [decoder](std::string* p) { return decoder->Next(p); })
                 : c.r.body;
-    BodyDigests digests(algo);
-    const std::string content_md5 = c.Header("content-md5");
-    auto source = [&](std::string* piece) -> Status {
+    b.digests = std::make_shared<BodyDigests>(b.algo);
+    const uint64_t want = decoded_length.value_or(c.r.content_length.value_or(0));
+    b.source = [&c, data, decoder, digests = b.digests, algo = b.algo, checksum_header,
+                want](std::string* piece) -> Status {
       NEEDLEFS_RETURN_IF_ERROR(data(piece));
       if (!piece->empty()) {
-        digests.Update(*piece);
+        digests->Update(*piece);
         return Status::OK();
       }
-      // The end: every promise the request made about its body.
       c.body_done = true;
-      digests.Finish();
-      const uint64_t want = decoded_length.value_or(c.r.content_length.value_or(0));
-      if (digests.bytes() != want) {
-        return S3Failure("IncompleteBody", "the body has " + std::to_string(digests.bytes()) +
+      digests->Finish();
+      if (digests->bytes() != want) {
+        return S3Failure("IncompleteBody", "the body has " + std::to_string(digests->bytes()) +
                                                " bytes, not the " + std::to_string(want) +
                                                " announced");
       }
-      if (!content_md5.empty() && Unbase64(content_md5) != digests.md5()) {
+      const std::string content_md5 = c.Header("content-md5");
+      if (!content_md5.empty() && Unbase64(content_md5) != digests->md5()) {
         return S3Failure(Unbase64(content_md5) ? "BadDigest" : "InvalidDigest",
                          "the Content-MD5 you specified did not match what we received");
       }
       if (c.auth.payload == PayloadMode::kSha256 &&
-          Hex(digests.sha256()) != c.auth.payload_sha256_hex) {
+          Hex(digests->sha256()) != c.auth.payload_sha256_hex) {
         return S3Failure("XAmzContentSHA256Mismatch",
                          "the x-amz-content-sha256 does not match the body");
       }
       if (!algo.empty()) {
-        std::string expected =
-            checksum_header.empty()
-                ? (decoder ? decoder->trailers().count("x-amz-checksum-" + algo)
-                                 ? decoder->trailers().at("x-amz-checksum-" + algo)
-                                 : ""
-                           : "")
-                : c.Header("x-amz-checksum-" + algo);
+        std::string expected;
+        if (!checksum_header.empty()) {
+          expected = c.Header("x-amz-checksum-" + algo);
+        } else if (decoder && decoder->trailers().count("x-amz-checksum-" + algo)) {
+          expected = decoder->trailers().at("x-amz-checksum-" + algo);
+        }
         if (expected.empty()) {
           return S3Failure("InvalidRequest", "the x-amz-checksum-" + algo + " trailer is missing");
         }
-        if (expected != digests.Checksum()) {
+        if (expected != digests->Checksum()) {
           return S3Failure("BadDigest", "the " + algo + " checksum does not match the body");
         }
       }
       return Status::OK();
     };
+    return b;
+  }
+
+  S3Response PutObject(Call& c, InodeId bucket) {
+    const std::string& key = c.key;
+    auto made_body = MakeBody(c);
+    if (auto* e = std::get_if<S3Response>(&made_body)) return std::move(*e);
+    Body& body = std::get<Body>(made_body);
+    const std::string& algo = body.algo;
+    BodyDigests& digests = *body.digests;
+    auto& source = body.source;
     std::string leaf;
     auto dir = ParentDir(c, bucket, key, true, &leaf);
     if (!dir.ok()) return ErrOf(c, dir.status(), false);
@@ -1213,6 +1242,330 @@ class S3Gateway::Impl {
       }
     }
     xml += "</DeleteResult>";
+    return Xml(xml);
+  }
+
+  // ---- multipart uploads ----
+  //
+  // An upload is a directory /.needlefs-uploads/<upload id> (outside every
+  // bucket, so NFS and FUSE never see parts in a bucket) holding its parts
+  // "part-00001"...; its bucket, key and the object's metadata are xattrs.
+  // Complete composes the parts into a new file without copying data
+  // (FileSystem::Compose) and renames it over the key.
+
+  static constexpr const char* kUploadsDir = ".needlefs-uploads";
+
+  /// The uploads directory (made on first use, root only).
+  StatusOr<InodeAttr> UploadsDir(bool create) {
+    const RequestContext root = RequestContext::Root();
+    auto d = fs_->Lookup(root, fs_->root(), kUploadsDir);
+    if (!d.ok() && d.status().posix_errno() == ENOENT && create) {
+      d = fs_->Mkdir(root, fs_->root(), kUploadsDir, 0700);
+      if (!d.ok() && d.status().posix_errno() == EEXIST)
+        d = fs_->Lookup(root, fs_->root(), kUploadsDir);
+    }
+    return d;
+  }
+
+  /// The upload `c` names (uploadId), checked to belong to its bucket and key.
+  std::variant<InodeAttr, S3Response> FindUpload(Call& c) {
+    const std::string id = c.query["uploadId"];
+    const bool valid = id.size() == 32 &&
+                       std::all_of(id.begin(), id.end(), [](char ch) { return HexValue(ch) >= 0; });
+    auto none = [&] {
+      return Err(c, 404, "NoSuchUpload",
+                 "The specified upload does not exist. The upload ID may be invalid, or the "
+                 "upload may have been aborted or completed.");
+    };
+    if (!valid) return none();
+    auto uploads = UploadsDir(false);
+    if (!uploads.ok()) return none();
+    const RequestContext root = RequestContext::Root();
+    auto u = fs_->Lookup(root, uploads->ino, id);
+    if (!u.ok()) return none();
+    auto b = fs_->GetXattr(root, u->ino, "user.s3.bucket");
+    auto k = fs_->GetXattr(root, u->ino, "user.s3.key");
+    if (!b.ok() || !k.ok() || *b != c.bucket || *k != c.key) return none();
+    return *u;
+  }
+
+  static std::string PartName(int n) {
+    char buf[16];
+    std::snprintf(buf, sizeof(buf), "part-%05d", n);
+    return buf;
+  }
+
+  S3Response CreateMultipartUpload(Call& c) {
+    if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, false);
+    if (c.key.back() == '/') return Err(c, 400, "InvalidRequest", "a directory key has no parts");
+    auto uploads = UploadsDir(true);
+    if (!uploads.ok()) return ErrOf(c, uploads.status(), false);
+    const RequestContext root = RequestContext::Root();
+    const std::string id = RandomHex(16);
+    auto u = fs_->Mkdir(root, uploads->ino, id, 0700);
+    if (!u.ok()) return ErrOf(c, u.status(), false);
+    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+             {"user.s3.bucket", c.bucket}, {"user.s3.key", c.key}}) {
+      if (Status s = fs_->SetXattr(root, u->ino, name, value, 0); !s.ok()) {
+        return ErrOf(c, s, false);
+      }
+    }
+    SaveMetadata(c, u->ino, root);
+    return Xml(std::string("<InitiateMultipartUploadResult xmlns=\"") + kNs + "\"><Bucket>" +
+               XmlEscape(c.bucket) + "</Bucket><Key>" + XmlEscape(c.key) + "</Key><UploadId>" + id +
+               "</UploadId></InitiateMultipartUploadResult>");
+  }
+
+  S3Response UploadPart(Call& c) {
+    const std::string& pn = c.query["partNumber"];
+    if (pn.empty() || pn.size() > 5 || !std::all_of(pn.begin(), pn.end(), ::isdigit) ||
+        std::stoi(pn) < 1 || std::stoi(pn) > 10000) {
+      return Err(c, 400, "InvalidArgument", "Part number must be an integer between 1 and 10000");
+    }
+    auto u = FindUpload(c);
+    if (auto* e = std::get_if<S3Response>(&u)) return std::move(*e);
+    const InodeAttr upload = std::get<InodeAttr>(u);
+    if (!c.Header("x-amz-copy-source").empty()) {
+      return Err(c, 501, "NotImplemented", "UploadPartCopy is not supported yet (docs/s3.md)");
+    }
+    auto made_body = MakeBody(c);
+    if (auto* e = std::get_if<S3Response>(&made_body)) return std::move(*e);
+    Body& body = std::get<Body>(made_body);
+    const RequestContext root = RequestContext::Root();
+    auto part = fs_->ReplaceFile(root, upload.ino, PartName(std::stoi(pn)), 0600, body.source);
+    if (!part.ok()) return ErrOf(c, part.status(), false);
+    const std::string etag = Hex(body.digests->md5());
+    (void)fs_->SetXattr(
+        root, part->ino, kEtagXattr,
+        std::to_string(part->size) + ":" + std::to_string(part->mtime_ns) + ":" + etag, 0);
+    S3Response resp;
+    resp.headers.emplace_back("ETag", "\"" + etag + "\"");
+    if (!body.algo.empty()) {
+      resp.headers.emplace_back("x-amz-checksum-" + body.algo, body.digests->Checksum());
+    }
+    return resp;
+  }
+
+  /// The parts of an upload: number -> attributes, sorted.
+  StatusOr<std::map<int, InodeAttr>> Parts(InodeId upload) {
+    auto all = ReadAll(RequestContext::Root(), upload);
+    if (!all.ok()) return all.status();
+    std::map<int, InodeAttr> parts;
+    for (const DirEntry& e : *all) {
+      if (e.name.rfind("part-", 0) == 0 && e.name.size() == 10 && e.attr) {
+        parts[std::stoi(e.name.substr(5))] = *e.attr;
+      }
+    }
+    return parts;
+  }
+
+  S3Response CompleteMultipartUpload(Call& c, InodeId bucket) {
+    std::string xml;
+    if (Status s = Drain(c, &xml, 4 << 20); !s.ok()) return ErrOf(c, s, false);
+    auto u = FindUpload(c);
+    if (auto* e = std::get_if<S3Response>(&u)) return std::move(*e);
+    const InodeAttr upload = std::get<InodeAttr>(u);
+    auto have = Parts(upload.ino);
+    if (!have.ok()) return ErrOf(c, have.status(), false);
+    // <Part><PartNumber>n</PartNumber><ETag>"..."</ETag></Part>, ascending.
+    std::vector<std::string> names;
+    std::string md5s;
+    int last = 0;
+    size_t at = 0;
+    const RequestContext root = RequestContext::Root();
+    while ((at = xml.find("<Part>", at)) != std::string::npos) {
+      const size_t end = xml.find("</Part>", at);
+      if (end == std::string::npos) break;
+      const std::string part = xml.substr(at, end - at);
+      at = end;
+      auto field = [&](const std::string& tag) {
+        const size_t b = part.find("<" + tag + ">");
+        const size_t e = part.find("</" + tag + ">");
+        return b == std::string::npos || e == std::string::npos
+                   ? std::string()
+                   : part.substr(b + tag.size() + 2, e - b - tag.size() - 2);
+      };
+      const std::string num = field("PartNumber");
+      std::string etag = field("ETag");
+      for (const std::string ent : {"&quot;", "&#34;"}) {
+        for (size_t p = 0; (p = etag.find(ent, p)) != std::string::npos;)
+          etag.replace(p, ent.size(), "\"");
+      }
+      if (num.empty() || num.size() > 5 || !std::all_of(num.begin(), num.end(), ::isdigit)) {
+        return Err(c, 400, "MalformedXML", "a Part without a valid PartNumber");
+      }
+      const int n = std::stoi(num);
+      if (n <= last) {
+        return Err(c, 400, "InvalidPartOrder",
+                   "The list of parts was not in ascending order. Parts must be ordered by part "
+                   "number.");
+      }
+      last = n;
+      auto it = have->find(n);
+      if (it == have->end()) {
+        return Err(c, 400, "InvalidPart", "part " + num + " was not uploaded");
+      }
+      auto kept = EtagOf(it->second);
+      if (!kept.ok()) return ErrOf(c, kept.status(), false);
+      if (etag.empty() || (etag != *kept && "\"" + etag + "\"" != *kept)) {
+        return Err(c, 400, "InvalidPart", "part " + num + "'s ETag does not match");
+      }
+      if (!names.empty() && have->at(std::stoi(names.back().substr(5))).size < (5u << 20)) {
+        return Err(c, 400, "EntityTooSmall",
+                   "Your proposed upload is smaller than the minimum allowed object size (5 MiB "
+                   "for every part but the last).");
+      }
+      names.push_back(PartName(n));
+      const std::string hex = kept->substr(1, kept->size() - 2);
+      for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+        md5s.push_back(static_cast<char>(HexValue(hex[i]) * 16 + HexValue(hex[i + 1])));
+      }
+    }
+    if (names.empty()) {
+      return Err(c, 400, "MalformedXML", "You must specify at least one part");
+    }
+    // The object: a new file composed of the parts, renamed over the key.
+    std::string leaf;
+    auto dir = ParentDir(c, bucket, c.key, true, &leaf);
+    if (!dir.ok()) return ErrOf(c, dir.status(), false);
+    const std::string tmp = std::string(kTmpPrefix) + RandomHex(8);
+    auto target = fs_->CreateFile(c.ctx, dir->ino, tmp, o_.file_mode, CreateHow::kGuarded);
+    if (!target.ok()) return ErrOf(c, target.status(), false);
+    auto composed = fs_->Compose(c.ctx, target->ino, upload.ino, names);
+    const bool if_none_match = c.Header("if-none-match") == "*";
+    Status st = composed.status();
+    if (st.ok()) {
+      st = fs_->Rename(c.ctx, dir->ino, tmp, dir->ino, leaf, if_none_match ? kRenameNoReplace : 0);
+    }
+    if (!st.ok()) {
+      (void)fs_->Unlink(c.ctx, dir->ino, tmp);
+      if (if_none_match && st.posix_errno() == EEXIST) {
+        return Err(c, 412, "PreconditionFailed",
+                   "At least one of the pre-conditions you specified did not hold");
+      }
+      return ErrOf(c, st, false);
+    }
+    const std::string etag =
+        Hex(std::string(
+            reinterpret_cast<const char*>(
+                MD5(reinterpret_cast<const unsigned char*>(md5s.data()), md5s.size(), nullptr)),
+            MD5_DIGEST_LENGTH)) +
+        "-" + std::to_string(names.size());
+    (void)fs_->SetXattr(
+        root, composed->ino, kEtagXattr,
+        std::to_string(composed->size) + ":" + std::to_string(composed->mtime_ns) + ":" + etag, 0);
+    // The metadata given at CreateMultipartUpload, then the upload goes.
+    if (auto names_x = fs_->ListXattr(root, upload.ino); names_x.ok()) {
+      for (const std::string& n : *names_x) {
+        if (n == kContentTypeXattr || n.rfind(kMetaXattrPrefix, 0) == 0) {
+          if (auto v = fs_->GetXattr(root, upload.ino, n); v.ok()) {
+            (void)fs_->SetXattr(root, composed->ino, n, *v, 0);
+          }
+        }
+      }
+    }
+    RemoveUpload(upload.ino);
+    return Xml(std::string("<CompleteMultipartUploadResult xmlns=\"") + kNs + "\"><Location>/" +
+               XmlEscape(c.bucket) + "/" + XmlEscape(c.key) + "</Location><Bucket>" +
+               XmlEscape(c.bucket) + "</Bucket><Key>" + XmlEscape(c.key) + "</Key><ETag>&quot;" +
+               etag + "&quot;</ETag></CompleteMultipartUploadResult>");
+  }
+
+  /// Removes an upload directory with whatever parts are left in it.
+  void RemoveUpload(InodeId upload) {
+    const RequestContext root = RequestContext::Root();
+    if (auto all = ReadAll(root, upload); all.ok()) {
+      for (const DirEntry& e : *all) (void)fs_->Unlink(root, upload, e.name);
+    }
+    auto uploads = UploadsDir(false);
+    if (!uploads.ok()) return;
+    if (auto all = ReadAll(root, uploads->ino); all.ok()) {
+      for (const DirEntry& e : *all) {
+        if (e.ino == upload) (void)fs_->Rmdir(root, uploads->ino, e.name);
+      }
+    }
+  }
+
+  S3Response AbortMultipartUpload(Call& c) {
+    auto u = FindUpload(c);
+    if (auto* e = std::get_if<S3Response>(&u)) return std::move(*e);
+    RemoveUpload(std::get<InodeAttr>(u).ino);
+    S3Response resp;
+    resp.status = 204;
+    return resp;
+  }
+
+  S3Response ListParts(Call& c) {
+    auto u = FindUpload(c);
+    if (auto* e = std::get_if<S3Response>(&u)) return std::move(*e);
+    auto parts = Parts(std::get<InodeAttr>(u).ino);
+    if (!parts.ok()) return ErrOf(c, parts.status(), false);
+    int marker = 0;
+    if (c.query.count("part-number-marker")) {
+      const std::string& m = c.query["part-number-marker"];
+      if (!m.empty() && m.size() < 6 && std::all_of(m.begin(), m.end(), ::isdigit))
+        marker = std::stoi(m);
+    }
+    size_t max = 1000;
+    if (c.query.count("max-parts")) {
+      const std::string& m = c.query["max-parts"];
+      if (!m.empty() && m.size() < 6 && std::all_of(m.begin(), m.end(), ::isdigit)) {
+        max = std::min<size_t>(1000, std::stoul(m));
+      }
+    }
+    std::string xml = std::string("<ListPartsResult xmlns=\"") + kNs + "\"><Bucket>" +
+                      XmlEscape(c.bucket) + "</Bucket><Key>" + XmlEscape(c.key) +
+                      "</Key><UploadId>" + c.query["uploadId"] + "</UploadId><PartNumberMarker>" +
+                      std::to_string(marker) + "</PartNumberMarker>";
+    std::string body;
+    size_t n = 0;
+    int next = marker;
+    bool truncated = false;
+    for (const auto& [num, attr] : *parts) {
+      if (num <= marker) continue;
+      if (n == max) {
+        truncated = true;
+        break;
+      }
+      auto etag = EtagOf(attr);
+      body += "<Part><PartNumber>" + std::to_string(num) + "</PartNumber><LastModified>" +
+              IsoTime(attr.mtime_ns) + "</LastModified><ETag>" +
+              XmlEscape(etag.ok() ? *etag : "\"\"") + "</ETag><Size>" + std::to_string(attr.size) +
+              "</Size></Part>";
+      next = num;
+      ++n;
+    }
+    xml += "<NextPartNumberMarker>" + std::to_string(next) + "</NextPartNumberMarker><MaxParts>" +
+           std::to_string(max) + "</MaxParts><IsTruncated>" + (truncated ? "true" : "false") +
+           "</IsTruncated>" + body + "</ListPartsResult>";
+    return Xml(xml);
+  }
+
+  S3Response ListMultipartUploads(Call& c) {
+    std::string xml = std::string("<ListMultipartUploadsResult xmlns=\"") + kNs + "\"><Bucket>" +
+                      XmlEscape(c.bucket) + "</Bucket><KeyMarker></KeyMarker><UploadIdMarker>" +
+                      "</UploadIdMarker><MaxUploads>1000</MaxUploads><IsTruncated>false" +
+                      "</IsTruncated>";
+    const std::string prefix = c.query.count("prefix") ? c.query["prefix"] : "";
+    const RequestContext root = RequestContext::Root();
+    std::vector<std::pair<std::string, std::string>> found;  // key, id
+    if (auto uploads = UploadsDir(false); uploads.ok()) {
+      auto all = ReadAll(root, uploads->ino);
+      if (!all.ok()) return ErrOf(c, all.status(), false);
+      for (const DirEntry& e : *all) {
+        auto b = fs_->GetXattr(root, e.ino, "user.s3.bucket");
+        auto k = fs_->GetXattr(root, e.ino, "user.s3.key");
+        if (b.ok() && k.ok() && *b == c.bucket && k->rfind(prefix, 0) == 0) {
+          found.emplace_back(*k, e.name);
+        }
+      }
+    }
+    std::sort(found.begin(), found.end());
+    for (const auto& [key, id] : found) {
+      xml += "<Upload><Key>" + XmlEscape(key) + "</Key><UploadId>" + id +
+             "</UploadId><StorageClass>STANDARD</StorageClass></Upload>";
+    }
+    xml += "</ListMultipartUploadsResult>";
     return Xml(xml);
   }
 

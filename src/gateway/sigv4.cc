@@ -205,6 +205,9 @@ std::variant<Authenticated, AuthError> Verify(const SignedRequest& r, const Secr
       if (k == "Signature") signature = v;
     }
     amz_date = header("x-amz-date");
+  } else if (param("AWSAccessKeyId") || param("Signature")) {
+    return Error(400, "InvalidRequest",
+                 "Signature Version 2 is not supported: sign with AWS4-HMAC-SHA256 (s3v4)");
   } else {
     *anonymous = true;
     return Error(403, "AccessDenied", "anonymous access is not allowed here");

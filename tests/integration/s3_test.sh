@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The S3 gateway through real clients: a cluster (master, volume server,
+# meta), `needlefs s3` on a free loopback port (identities made at first
+# start, written as an AWS shared-credentials file) and a FUSE mount of the
+# same cluster, then:
+#   - aws cli (Debian's /usr/bin/aws): mb, cp (a 20 MB multipart upload),
+#     ls, sync twice (the second copies nothing), rm --recursive, rb;
+#   - curl --aws-sigv4: PUT and GET; a wrong secret is 403;
+#   - s3cmd and rclone: put/get round trips;
+#   - tests/s3/s3_boto3_test.py (boto3): errors, ranges, conditionals,
+#     special keys, 2,500-key listings, If-None-Match races, presigned URLs,
+#     multipart rules, copy, DeleteObjects, FUSE <-> S3, truncated uploads.
+# Passes when every CHECK does.
+#
+#   s3_test.sh NEEDLEFS_BINARY
+set -euo pipefail
+BIN="$1"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+for t in /usr/bin/aws /usr/bin/python3 curl s3cmd rclone; do
+  command -v "$t" >/dev/null || { echo "FAIL: $t is missing (scripts/install-deps installs it)"; exit 1; }
+done
+W="$(mktemp -d /tmp/needlefs-s3-test-XXXXXX)"
+PIDS=()
+MNT="$W/mnt"
+cleanup() {
+  umount -l "$MNT" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+fails=0
+check() {  # name, status
+  if [ "$2" = 0 ]; then echo "CHECK $1 ok"; else echo "CHECK $1 FAIL"; fails=$((fails + 1)); fi
+}
+wait_ready() {  # $1 = stdout file, $2 = log
+  for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "FAIL: did not start: $1"; cat "$2" || true; exit 1
+}
+"$BIN" master -mdir "$W/master" -port 0 -grpcPort 0 -log.level warn > "$W/m.out" 2> "$W/m.log" &
+PIDS+=($!); wait_ready "$W/m.out" "$W/m.log"
+MHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/m.out")"
+MGRPC="$(sed -n 's/.*grpc=[^:]*:\([0-9]*\).*/\1/p' "$W/m.out")"
+"$BIN" volume -dir "$W/vol" -port 0 -grpcPort 0 -max 16 -mserver "$MHTTP" \
+  -mserverGrpcPort "$MGRPC" -log.level warn > "$W/v.out" 2> "$W/v.log" &
+PIDS+=($!); wait_ready "$W/v.out" "$W/v.log"
+VHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/v.out")"
+"$BIN" meta -dir "$W/meta" -port 0 -volumeServers "$VHTTP" -log.level warn > "$W/meta.out" \
+  2> "$W/meta.log" &
+PIDS+=($!); wait_ready "$W/meta.out" "$W/meta.log"
+META="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$W/meta.out")"
+"$BIN" s3 -meta "$META" -master "$MHTTP" -ip 127.0.0.1 -port 0 -identities "$W/ids.json" \
+  -credentials "$W/credentials" -log.level warn > "$W/s3.out" 2> "$W/s3.log" &
+PIDS+=($!); wait_ready "$W/s3.out" "$W/s3.log"
+PORT="$(sed -n 's/.*http=[^:]*:\([0-9]*\).*/\1/p' "$W/s3.out")"
+EP="http://127.0.0.1:$PORT"
+mkdir -p "$MNT"
+"$BIN" mount -f -meta "$META" -master "$MHTTP" -log.level warn "$MNT" > "$W/mount.out" \
+  2> "$W/mount.log" &
+PIDS+=($!); wait_ready "$W/mount.out" "$W/mount.log"
+AK="$(sed -n 's/^aws_access_key_id = //p' "$W/credentials")"
+SK="$(sed -n 's/^aws_secret_access_key = //p' "$W/credentials")"
+[ -n "$AK" ] && [ -n "$SK" ] || { echo "FAIL: no credentials written"; exit 1; }
+grep -q "$SK" "$W/s3.log" "$W/s3.out" && { echo "FAIL: the secret reached a log"; exit 1; }
+echo "s3 gateway on $EP"
+set +e  # from here on every command is a check
+
+# ---- aws cli, with the credentials file the gateway wrote ----
+export AWS_SHARED_CREDENTIALS_FILE="$W/credentials" AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=""
+AWS=(/usr/bin/aws --endpoint-url "$EP")
+"${AWS[@]}" s3 mb s3://cli > /dev/null; check aws_mb $?
+head -c 20000000 /dev/urandom > "$W/big"
+"${AWS[@]}" s3 cp --only-show-errors "$W/big" s3://cli/big; check aws_cp_multipart $?
+"${AWS[@]}" s3 cp --only-show-errors s3://cli/big "$W/big.back"; check aws_cp_back $?
+cmp -s "$W/big" "$W/big.back"; check aws_roundtrip_same_bytes $?
+cmp -s "$W/big" "$MNT/cli/big"; check aws_object_is_a_file_in_fuse $?
+mkdir -p "$W/tree/a/b"
+for i in $(seq 20); do head -c $((i * 1000)) /dev/urandom > "$W/tree/a/f$i"; echo "$i" > "$W/tree/a/b/s $i"; done
+"${AWS[@]}" s3 sync --only-show-errors "$W/tree" s3://cli/tree; check aws_sync $?
+n="$("${AWS[@]}" s3 sync "$W/tree" s3://cli/tree | wc -l)"
+[ "$n" = 0 ]; check aws_sync_again_copies_nothing $?
+diff -r "$W/tree" "$MNT/cli/tree" > /dev/null; check aws_sync_tree_in_fuse $?
+"${AWS[@]}" s3 ls --recursive s3://cli/tree | grep -c " tree/" | grep -qx 40; check aws_ls_recursive $?
+"${AWS[@]}" s3 rm --only-show-errors --recursive s3://cli; check aws_rm_recursive $?
+[ ! -e "$MNT/cli/tree" ]; check aws_rm_pruned_directories $?
+"${AWS[@]}" s3 rb s3://cli > /dev/null; check aws_rb $?
+
+# ---- curl --aws-sigv4 ----
+SIG=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK")
+curl -sf "${SIG[@]}" -X PUT -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/curl" -o /dev/null
+check curl_create_bucket $?
+echo "from curl" > "$W/c.txt"
+curl -sf "${SIG[@]}" -T "$W/c.txt" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/curl/c.txt" -o /dev/null
+check curl_put $?
+[ "$(curl -sf "${SIG[@]}" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/curl/c.txt")" = "from curl" ]
+check curl_get $?
+code="$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:wrong" \
+  -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/curl/c.txt")"
+[ "$code" = 403 ]; check curl_wrong_secret_403 $?
+code="$(curl -s -o /dev/null -w '%{http_code}' "$EP/curl/c.txt")"
+[ "$code" = 403 ]; check anonymous_refused $?
+
+# ---- s3cmd ----
+cat > "$W/s3cfg" <<CFG
+[default]
+access_key = $AK
+secret_key = $SK
+host_base = 127.0.0.1:$PORT
+host_bucket = 127.0.0.1:$PORT
+use_https = False
+signature_v2 = False
+CFG
+S3CMD=(s3cmd -c "$W/s3cfg" --no-progress)
+"${S3CMD[@]}" put "$W/tree/a/f7" s3://curl/s3cmd/f7 > /dev/null; check s3cmd_put $?
+"${S3CMD[@]}" get s3://curl/s3cmd/f7 "$W/f7.s3cmd" > /dev/null; check s3cmd_get $?
+cmp -s "$W/tree/a/f7" "$W/f7.s3cmd"; check s3cmd_roundtrip $?
+"${S3CMD[@]}" ls s3://curl/s3cmd/ | grep -q "s3://curl/s3cmd/f7"; check s3cmd_ls $?
+
+# ---- rclone (it refuses AWS_CA_BUNDLE) ----
+RC=(env -u AWS_CA_BUNDLE rclone --config /dev/null --s3-provider Other --s3-endpoint "$EP"
+    --s3-access-key-id "$AK" --s3-secret-access-key "$SK" --s3-region us-east-1)
+"${RC[@]}" copy "$W/tree" :s3:curl/rclone; check rclone_copy $?
+"${RC[@]}" check "$W/tree" :s3:curl/rclone 2> /dev/null; check rclone_check $?
+diff -r "$W/tree" "$MNT/curl/rclone" > /dev/null; check rclone_tree_in_fuse $?
+
+# ---- boto3 ----
+/usr/bin/python3 "$HERE/../s3/s3_boto3_test.py" "$EP" "$AK" "$SK" "$MNT"
+[ $? = 0 ]; check boto3_suite $?
+if [ "$fails" != 0 ]; then
+  echo "FAIL: $fails checks failed; gateway log:"; tail -30 "$W/s3.log"; exit 1
+fi
+echo "S3 gateway: every check passed"
