@@ -7,6 +7,9 @@
 #     ls, sync twice (the second copies nothing), rm --recursive, rb;
 #   - curl --aws-sigv4: PUT and GET; a wrong secret is 403;
 #   - s3cmd and rclone: put/get round trips;
+#   - the AWS SDK for JavaScript v3 (tests/s3/s3_sdk_test.mjs): default
+#     checksums, aws-chunked bodies with a CRC32 trailer, every checksum
+#     algorithm, lib-storage multipart;
 #   - tests/s3/s3_boto3_test.py (boto3): errors, ranges, conditionals,
 #     special keys, 2,500-key listings, If-None-Match races, presigned URLs,
 #     multipart rules, copy, DeleteObjects, FUSE <-> S3, truncated uploads.
@@ -122,6 +125,15 @@ RC=(env -u AWS_CA_BUNDLE rclone --config /dev/null --s3-provider Other --s3-endp
 "${RC[@]}" copy "$W/tree" :s3:curl/rclone; check rclone_copy $?
 "${RC[@]}" check "$W/tree" :s3:curl/rclone 2> /dev/null; check rclone_check $?
 diff -r "$W/tree" "$MNT/curl/rclone" > /dev/null; check rclone_tree_in_fuse $?
+
+# ---- the AWS SDK for JavaScript v3 (npm, installed by install-deps) ----
+if [ -d "$HERE/../s3/node_modules/@aws-sdk/client-s3" ]; then
+  (cd "$HERE/../s3" && node s3_sdk_test.mjs "$EP" "$AK" "$SK" "$MNT" 2>&1 | grep -v "^\s*at ")
+  [ "${PIPESTATUS[0]}" = 0 ]; check js_sdk_suite $?
+else
+  echo "CHECK js_sdk_suite FAIL (tests/s3/node_modules missing: run scripts/install-deps)"
+  fails=$((fails + 1))
+fi
 
 # ---- boto3 ----
 /usr/bin/python3 "$HERE/../s3/s3_boto3_test.py" "$EP" "$AK" "$SK" "$MNT"
