@@ -33,6 +33,7 @@ constexpr const char* kTmpPrefix = ".needlefs-tmp-";
 constexpr const char* kEtagXattr = "user.s3.etag";
 constexpr const char* kContentTypeXattr = "user.s3.content-type";
 constexpr const char* kMetaXattrPrefix = "user.s3.meta.";
+constexpr const char* kTaggingXattr = "user.s3.tagging";
 constexpr size_t kMaxKeyBytes = 1024;
 constexpr size_t kMaxSegmentBytes = 255;
 
@@ -581,8 +582,8 @@ class S3Gateway::Impl {
     const std::string& m = c.r.method;
     for (const char* unsupported :
          {"versioning", "policy", "cors", "lifecycle", "acl", "website", "encryption",
-          "object-lock", "replication", "logging", "notification", "tagging", "versions",
-          "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock"}) {
+          "object-lock", "replication", "logging", "notification", "tagging", "accelerate",
+          "requestPayment", "ownershipControls", "publicAccessBlock"}) {
       if (c.Has(unsupported)) {
         return Err(c, 501, "NotImplemented",
                    std::string("?") + unsupported + " is not supported (docs/s3.md)");
@@ -626,6 +627,7 @@ class S3Gateway::Impl {
                  (o_.region == "us-east-1" ? "" : XmlEscape(o_.region)) + "</LocationConstraint>");
     }
     if (m == "GET" && c.Has("uploads")) return ListMultipartUploads(c);
+    if (m == "GET" && c.Has("versions")) return ListObjects(c, dir->ino, true);
     if (m == "GET") return ListObjects(c, dir->ino);
     if (m == "POST" && c.Has("delete")) return DeleteObjects(c, dir->ino);
     return Err(c, 405, "MethodNotAllowed", m + " is not allowed on a bucket");
@@ -688,8 +690,8 @@ class S3Gateway::Impl {
   }
 
   S3Response ObjectCall(Call& c) {
-    for (const char* unsupported : {"tagging", "acl", "retention", "legal-hold", "torrent",
-                                    "restore", "select", "attributes"}) {
+    for (const char* unsupported :
+         {"acl", "retention", "legal-hold", "torrent", "restore", "select", "attributes"}) {
       if (c.Has(unsupported)) {
         return Err(c, 501, "NotImplemented",
                    std::string("?") + unsupported + " is not supported yet (docs/s3.md)");
@@ -698,6 +700,7 @@ class S3Gateway::Impl {
     auto bucket = BucketDir(c);
     if (!bucket.ok()) return ErrOf(c, bucket.status(), true);
     const std::string& m = c.r.method;
+    if (c.Has("tagging")) return ObjectTagging(c, bucket->ino);
     if (m == "POST" && c.Has("uploads")) return CreateMultipartUpload(c);
     if (c.Has("uploadId")) {
       if (m == "PUT" && c.Has("partNumber")) return UploadPart(c);
@@ -900,10 +903,8 @@ class S3Gateway::Impl {
     // What the object carries besides its bytes.
     const RequestContext root = RequestContext::Root();
     const std::string etag = Hex(digests.md5());
-    (void)fs_->SetXattr(
-        root, written->ino, kEtagXattr,
-        std::to_string(written->size) + ":" + std::to_string(written->mtime_ns) + ":" + etag, 0);
-    SaveMetadata(c, written->ino, root);
+    SaveMetadata(c, written->ino, root, true);
+    KeepEtag(written->ino, etag);
     if (!algo.empty()) {
       (void)fs_->SetXattr(root, written->ino, "user.s3.checksum-" + algo, digests.Checksum(), 0);
     }
@@ -913,15 +914,59 @@ class S3Gateway::Impl {
     return resp;
   }
 
-  /// Content-Type and x-amz-meta-* of the request as xattrs of `ino`.
-  void SaveMetadata(const Call& c, InodeId ino, const RequestContext& root) {
+  /// Content-Type, x-amz-meta-* and x-amz-tagging of the request as xattrs
+  /// of `ino`; s3fs's x-amz-meta-mode/uid/gid/mtime and rclone's
+  /// x-amz-meta-mtime (seconds, with a fraction) become the file's real
+  /// attributes (a change the identity may not make is left out).
+  /// `posix` false (an upload in progress): everything stays an xattr.
+  void SaveMetadata(const Call& c, InodeId ino, const RequestContext& root, bool posix) {
     const std::string type = c.Header("content-type");
     if (!type.empty()) (void)fs_->SetXattr(root, ino, kContentTypeXattr, type, 0);
+    const std::string tagging = c.Header("x-amz-tagging");
+    if (!tagging.empty()) (void)fs_->SetXattr(root, ino, kTaggingXattr, tagging, 0);
+    SetAttrRequest attrs;
+    bool any = false;
+    auto number = [](const std::string& v) {
+      return !v.empty() && v.size() < 19 && std::all_of(v.begin(), v.end(), ::isdigit);
+    };
     for (const auto& [name, value] : c.r.headers) {
-      if (name.rfind("x-amz-meta-", 0) == 0 && name.size() > 11) {
-        (void)fs_->SetXattr(root, ino, kMetaXattrPrefix + name.substr(11), value, 0);
+      if (name.rfind("x-amz-meta-", 0) != 0 || name.size() <= 11) continue;
+      const std::string key = name.substr(11);
+      if (posix && key == "mtime") {
+        // "1700000000" (s3fs) or "1700000000.123456789" (rclone).
+        const size_t dot = value.find('.');
+        const std::string sec = value.substr(0, dot);
+        std::string frac = dot == std::string::npos ? "" : value.substr(dot + 1, 9);
+        if (number(sec) && (frac.empty() || number(frac))) {
+          frac.resize(9, '0');
+          attrs.mtime_ns = std::stoll(sec) * 1'000'000'000 + std::stoll(frac);
+          any = true;
+        }
+        continue;  // reported from the real mtime
       }
+      if (posix && (key == "mode" || key == "uid" || key == "gid") && number(value)) {
+        const uint64_t n = std::stoull(value);
+        if (key == "mode") attrs.mode = static_cast<uint32_t>(n & 07777);
+        if (key == "uid") attrs.uid = static_cast<uint32_t>(n);
+        if (key == "gid") attrs.gid = static_cast<uint32_t>(n);
+        any = true;
+        continue;  // reported from the real attributes
+      }
+      (void)fs_->SetXattr(root, ino, kMetaXattrPrefix + key, value, 0);
     }
+    if (any) {
+      auto a = fs_->SetAttr(c.ctx, ino, attrs);
+      if (!a.ok()) spdlog::debug("s3.posix_meta_not_applied: {}", a.status().ToString());
+    }
+  }
+
+  /// Writes the ETag of `ino` (with the size and mtime it now has).
+  void KeepEtag(InodeId ino, const std::string& etag_hex) {
+    auto a = fs_->GetAttr(ino);
+    if (!a.ok()) return;
+    (void)fs_->SetXattr(
+        RequestContext::Root(), ino, kEtagXattr,
+        std::to_string(a->size) + ":" + std::to_string(a->mtime_ns) + ":" + etag_hex, 0);
   }
 
   S3Response CopyObject(Call& c, InodeId bucket) {
@@ -966,12 +1011,8 @@ class S3Gateway::Impl {
     d.Finish();
     const RequestContext root = RequestContext::Root();
     const std::string new_etag = Hex(d.md5());
-    (void)fs_->SetXattr(
-        root, written->ino, kEtagXattr,
-        std::to_string(written->size) + ":" + std::to_string(written->mtime_ns) + ":" + new_etag,
-        0);
     if (c.Header("x-amz-metadata-directive") == "REPLACE") {
-      SaveMetadata(c, written->ino, root);
+      SaveMetadata(c, written->ino, root, true);
     } else {
       auto names = fs_->ListXattr(root, obj->ino);
       if (names.ok()) {
@@ -983,6 +1024,7 @@ class S3Gateway::Impl {
         }
       }
     }
+    KeepEtag(written->ino, new_etag);
     return Xml(std::string("<CopyObjectResult xmlns=\"") + kNs + "\"><LastModified>" +
                IsoTime(written->mtime_ns) + "</LastModified><ETag>&quot;" + new_etag +
                "&quot;</ETag></CopyObjectResult>");
@@ -1100,9 +1142,17 @@ class S3Gateway::Impl {
     auto names = fs_->ListXattr(root, a->ino);
     if (names.ok()) {
       for (const std::string& n : *names) {
-        if (n.rfind(kMetaXattrPrefix, 0) == 0) {
+        if (n == kTaggingXattr) {
+          if (auto v = fs_->GetXattr(root, a->ino, n); v.ok() && !v->empty()) {
+            resp.headers.emplace_back("x-amz-tagging-count",
+                                      std::to_string(std::count(v->begin(), v->end(), '&') + 1));
+          }
+        }
+        const std::string meta =
+            n.rfind(kMetaXattrPrefix, 0) == 0 ? n.substr(std::strlen(kMetaXattrPrefix)) : "";
+        if (!meta.empty() && meta != "mtime" && meta != "mode" && meta != "uid" && meta != "gid") {
           if (auto v = fs_->GetXattr(root, a->ino, n); v.ok()) {
-            resp.headers.emplace_back("x-amz-meta-" + n.substr(std::strlen(kMetaXattrPrefix)), *v);
+            resp.headers.emplace_back("x-amz-meta-" + meta, *v);
           }
         }
         if (n.rfind("user.s3.checksum-", 0) == 0 && c.Header("x-amz-checksum-mode") == "ENABLED") {
@@ -1128,6 +1178,15 @@ class S3Gateway::Impl {
         resp.headers.emplace_back(h, it->second);
       }
     }
+    // What s3fs and rclone keep in x-amz-meta-*, from the real attributes
+    // (a later chmod or touch through NFS or FUSE shows).
+    resp.headers.emplace_back(
+        "x-amz-meta-mtime",
+        std::to_string(a->mtime_ns / 1'000'000'000) + "." +
+            std::to_string(1'000'000'000 + a->mtime_ns % 1'000'000'000).substr(1));
+    resp.headers.emplace_back("x-amz-meta-mode", std::to_string(a->StMode()));
+    resp.headers.emplace_back("x-amz-meta-uid", std::to_string(a->uid));
+    resp.headers.emplace_back("x-amz-meta-gid", std::to_string(a->gid));
     resp.headers.emplace_back("Content-Type", type);
     resp.headers.emplace_back("ETag", *etag);
     resp.headers.emplace_back("Last-Modified", HttpDate(a->mtime_ns));
@@ -1310,7 +1369,7 @@ class S3Gateway::Impl {
         return ErrOf(c, s, false);
       }
     }
-    SaveMetadata(c, u->ino, root);
+    SaveMetadata(c, u->ino, root, false);
     return Xml(std::string("<InitiateMultipartUploadResult xmlns=\"") + kNs + "\"><Bucket>" +
                XmlEscape(c.bucket) + "</Bucket><Key>" + XmlEscape(c.key) + "</Key><UploadId>" + id +
                "</UploadId></InitiateMultipartUploadResult>");
@@ -1659,8 +1718,10 @@ class S3Gateway::Impl {
     return Status::OK();
   }
 
-  S3Response ListObjects(Call& c, InodeId bucket) {
-    const bool v2 = c.query.count("list-type") && c.query["list-type"] == "2";
+  /// ListObjects v1/v2, or (`versions`) ListObjectVersions of an
+  /// unversioned bucket: every object as its one "null" version.
+  S3Response ListObjects(Call& c, InodeId bucket, bool versions = false) {
+    const bool v2 = !versions && c.query.count("list-type") && c.query["list-type"] == "2";
     Listing l;
     l.prefix = c.query.count("prefix") ? c.query["prefix"] : "";
     l.delimiter = c.query.count("delimiter") ? c.query["delimiter"] : "";
@@ -1683,8 +1744,8 @@ class S3Gateway::Impl {
       } else if (c.query.count("start-after")) {
         l.after = c.query["start-after"];
       }
-    } else if (c.query.count("marker")) {
-      l.after = c.query["marker"];
+    } else if (c.query.count(versions ? "key-marker" : "marker")) {
+      l.after = c.query[versions ? "key-marker" : "marker"];
     }
     bool more = true;
     if (l.max > 0) {
@@ -1692,6 +1753,7 @@ class S3Gateway::Impl {
       if (!s.ok()) return ErrOf(c, s, false);
     }
     auto enc = [&](const std::string& s) { return url ? UriEncode(s, true) : XmlEscape(s); };
+    if (versions) return VersionsXml(c, l, enc);
     std::string xml = std::string("<ListBucketResult xmlns=\"") + kNs + "\"><Name>" +
                       XmlEscape(c.bucket) + "</Name><Prefix>" + enc(l.prefix) + "</Prefix>";
     if (v2) {
@@ -1733,6 +1795,99 @@ class S3Gateway::Impl {
     }
     xml += "</ListBucketResult>";
     return Xml(xml);
+  }
+
+  template <typename Enc>
+  S3Response VersionsXml(Call& c, const Listing& l, const Enc& enc) {
+    std::string xml = std::string("<ListVersionsResult xmlns=\"") + kNs + "\"><Name>" +
+                      XmlEscape(c.bucket) + "</Name><Prefix>" + enc(l.prefix) +
+                      "</Prefix><KeyMarker>" +
+                      enc(c.query.count("key-marker") ? c.query["key-marker"] : "") +
+                      "</KeyMarker><VersionIdMarker></VersionIdMarker><MaxKeys>" +
+                      std::to_string(l.max) + "</MaxKeys>";
+    if (!l.delimiter.empty()) xml += "<Delimiter>" + enc(l.delimiter) + "</Delimiter>";
+    xml += std::string("<IsTruncated>") + (l.truncated ? "true" : "false") + "</IsTruncated>";
+    if (l.truncated) {
+      xml += "<NextKeyMarker>" + enc(l.last) + "</NextKeyMarker><NextVersionIdMarker>null" +
+             "</NextVersionIdMarker>";
+    }
+    for (const ListedObject& o : l.objects) {
+      auto etag = EtagOf(o.attr);
+      xml += "<Version><Key>" + enc(o.key) +
+             "</Key><VersionId>null</VersionId><IsLatest>true</IsLatest><LastModified>" +
+             IsoTime(o.attr.mtime_ns) + "</LastModified><ETag>" +
+             XmlEscape(etag.ok() ? *etag : "\"\"") + "</ETag><Size>" + std::to_string(o.attr.size) +
+             "</Size><Owner><ID>" + std::to_string(o.attr.uid) + "</ID><DisplayName>" +
+             std::to_string(o.attr.uid) +
+             "</DisplayName></Owner><StorageClass>STANDARD</StorageClass></Version>";
+    }
+    for (const std::string& p : l.prefixes) {
+      xml += "<CommonPrefixes><Prefix>" + enc(p) + "</Prefix></CommonPrefixes>";
+    }
+    return Xml(xml + "</ListVersionsResult>");
+  }
+
+  // ---- tagging ----
+
+  /// GET/PUT/DELETE ?tagging of an object: its tags as a URL-encoded
+  /// "k=v&k2=v2" in the user.s3.tagging xattr (the x-amz-tagging form).
+  S3Response ObjectTagging(Call& c, InodeId bucket) {
+    auto a = FindObject(c, bucket, c.key);
+    if (!a.ok()) return ErrOf(c, a.status(), false);
+    const RequestContext root = RequestContext::Root();
+    const std::string& m = c.r.method;
+    if (m == "GET") {
+      std::string xml = std::string("<Tagging xmlns=\"") + kNs + "\"><TagSet>";
+      auto v = fs_->GetXattr(root, a->ino, kTaggingXattr);
+      if (v.ok()) {
+        for (const auto& [k, val] : ParseQuery(*v)) {
+          xml += "<Tag><Key>" + XmlEscape(k) + "</Key><Value>" + XmlEscape(val) + "</Value></Tag>";
+        }
+      }
+      return Xml(xml + "</TagSet></Tagging>");
+    }
+    if (m == "DELETE") {
+      Status s = fs_->RemoveXattr(root, a->ino, kTaggingXattr);
+      if (!s.ok() && s.posix_errno() != ENODATA) return ErrOf(c, s, false);
+      S3Response resp;
+      resp.status = 204;
+      return resp;
+    }
+    if (m != "PUT") return Err(c, 405, "MethodNotAllowed", m + " is not allowed on ?tagging");
+    std::string body;
+    if (Status s = Drain(c, &body, 64 << 10); !s.ok()) return ErrOf(c, s, false);
+    std::string encoded;
+    size_t at = 0, n = 0;
+    auto unescape = [](std::string v) {
+      for (const auto& [ent, ch] : std::vector<std::pair<std::string, std::string>>{
+               {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}}) {
+        for (size_t p = 0; (p = v.find(ent, p)) != std::string::npos; p += ch.size()) {
+          v.replace(p, ent.size(), ch);
+        }
+      }
+      return v;
+    };
+    while ((at = body.find("<Tag>", at)) != std::string::npos) {
+      const size_t end = body.find("</Tag>", at);
+      if (end == std::string::npos) return Err(c, 400, "MalformedXML", "an unclosed Tag");
+      const std::string tag = body.substr(at, end - at);
+      at = end;
+      auto field = [&](const std::string& name) -> std::optional<std::string> {
+        const size_t b = tag.find("<" + name + ">"), e = tag.find("</" + name + ">");
+        if (b == std::string::npos || e == std::string::npos) return std::nullopt;
+        return unescape(tag.substr(b + name.size() + 2, e - b - name.size() - 2));
+      };
+      auto k = field("Key"), v = field("Value");
+      if (!k || !v || k->empty() || k->size() > 128 || v->size() > 256) {
+        return Err(c, 400, "InvalidTag", "a tag needs a Key (1-128) and a Value (0-256)");
+      }
+      if (++n > 10) return Err(c, 400, "BadRequest", "Object tags cannot be greater than 10");
+      encoded += (encoded.empty() ? "" : "&") + UriEncode(*k, false) + "=" + UriEncode(*v, false);
+    }
+    if (Status s = fs_->SetXattr(root, a->ino, kTaggingXattr, encoded, 0); !s.ok()) {
+      return ErrOf(c, s, false);
+    }
+    return S3Response{};
   }
 
   FileSystem* fs_;

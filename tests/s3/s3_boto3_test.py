@@ -218,6 +218,29 @@ check("truncated_upload_left_nothing", code_of(lambda: s3.head_object(Bucket=B, 
 check("no_temp_files_left", not any(n.startswith(".needlefs-tmp-") for n in os.listdir(os.path.join(MNT, B))),
       str(os.listdir(os.path.join(MNT, B))))
 
+# Tagging, ListObjectVersions (every object as its "null" version).
+s3.put_object_tagging(Bucket=B, Key="dir/obj.bin", Tagging={"TagSet": [
+    {"Key": "project", "Value": "needle fs"}, {"Key": "tier", "Value": "hot&cold"}]})
+tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=B, Key="dir/obj.bin")["TagSet"]}
+check("tagging_round_trip", tags == {"project": "needle fs", "tier": "hot&cold"}, str(tags))
+check("tagging_count", s3.get_object(Bucket=B, Key="dir/obj.bin")["TagCount"] == 2)
+s3.delete_object_tagging(Bucket=B, Key="dir/obj.bin")
+check("tagging_deleted", s3.get_object_tagging(Bucket=B, Key="dir/obj.bin")["TagSet"] == [])
+vers = s3.list_object_versions(Bucket=B, Prefix="special/")
+check("list_object_versions", len(vers["Versions"]) == len(special) and
+      all(v["VersionId"] == "null" and v["IsLatest"] for v in vers["Versions"]))
+
+# s3fs's x-amz-meta-mode/uid/gid/mtime and rclone's mtime become the file's
+# real attributes, and are reported back from them.
+s3.put_object(Bucket=B, Key="posix.txt", Body=b"p", Metadata={
+    "mode": str(0o100640), "uid": "1234", "gid": "5678", "mtime": "1500000000.25"})
+st = os.stat(os.path.join(MNT, B, "posix.txt"))
+check("s3fs_meta_as_attributes", (st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns) ==
+      (0o640, 1234, 5678, 1_500_000_000_250_000_000), str((oct(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns)))
+os.chmod(os.path.join(MNT, B, "posix.txt"), 0o600)
+m = s3.head_object(Bucket=B, Key="posix.txt")["Metadata"]
+check("attributes_reported_back", m.get("mode") == str(0o100600) and m.get("mtime", "").startswith("1500000000.25"), str(m))
+
 check("bucket_not_empty", code_of(lambda: s3.delete_bucket(Bucket=B)) == "BucketNotEmpty")
 print(f"RESULT checks_failed={fails}")
 sys.exit(fails)
