@@ -595,6 +595,7 @@ void AddAdminCommand(CLI::App& app, int* exit_code) {
   fsck->add_option("--dir", ff->dir, "The meta server's -dir")->capture_default_str();
   fsck->add_flag("--repair", ff->repair, "Fix what can be fixed safely");
   fsck->callback([ff, exit_code] { *exit_code = RunFsck(*ff); });
+  AddS3AdminCommands(admin, exit_code);
 }
 
 }  // namespace needlefs::cli

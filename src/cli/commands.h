@@ -18,6 +18,8 @@ void AddMasterCommand(CLI::App& app, int* exit_code);
 void AddMountCommand(CLI::App& app, int* exit_code);
 void AddNfsdCommand(CLI::App& app, int* exit_code);
 void AddS3Command(CLI::App& app, int* exit_code);
+/// `admin s3.user.*` and `admin s3.bucket.*` under `admin`.
+void AddS3AdminCommands(CLI::App* admin, int* exit_code);
 void AddServerCommand(CLI::App& app, int* exit_code);
 /// `bench meta`, a subcommand of `bench`.
 void AddBenchMetaCommand(CLI::App& bench, int* exit_code);

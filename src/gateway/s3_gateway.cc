@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <variant>
@@ -364,41 +365,65 @@ StatusOr<S3Identities> S3Identities::Load(const std::string& path) {
   return out;
 }
 
-StatusOr<S3Identities> S3Identities::Create(const std::string& path,
-                                            const std::string& credentials_path) {
+namespace {
+
+/// Writes `text` to `path` (mode 0600) atomically: a temporary file, fsync,
+/// rename.
+Status WritePrivate(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IOError("open " + tmp, errno);
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    return Status::IOError("write " + path, e);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+S3Identity S3Identities::NewIdentity(const std::string& name) {
   S3Identity id;
-  id.name = "admin";
-  // 20 upper-case letters and digits, 40 of base64 alphabet, like AWS keys.
+  id.name = name;
+  // 20 upper-case letters and digits like AWS access keys; a 40-hex secret.
   static const char* kKeyChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
   std::string raw(20, '\0');
   RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), 20);
   id.access_key = "NFS";
   for (int i = 0; i < 17; ++i) id.access_key.push_back(kKeyChars[raw[i] & 31]);
   id.secret_key = RandomHex(20);
+  return id;
+}
+
+Status S3Identities::Save(const std::string& path) const {
   nlohmann::json j;
   j["identities"] = nlohmann::json::array();
-  j["identities"].push_back({{"name", id.name},
-                             {"access_key", id.access_key},
-                             {"secret_key", id.secret_key},
-                             {"uid", 0},
-                             {"gid", 0},
-                             {"buckets", {"*"}}});
-  auto write = [](const std::string& p, const std::string& text) -> Status {
-    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::IOError("open " + p, errno);
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    ::close(fd);
-    return ok ? Status::OK() : Status::IOError("write " + p, errno);
-  };
-  NEEDLEFS_RETURN_IF_ERROR(write(path, j.dump(2) + "\n"));
-  if (!credentials_path.empty()) {
-    NEEDLEFS_RETURN_IF_ERROR(
-        write(credentials_path, "[default]\naws_access_key_id = " + id.access_key +
-                                    "\naws_secret_access_key = " + id.secret_key + "\n"));
+  for (const S3Identity& id : list) {
+    j["identities"].push_back({{"name", id.name},
+                               {"access_key", id.access_key},
+                               {"secret_key", id.secret_key},
+                               {"uid", id.uid},
+                               {"gid", id.gid},
+                               {"buckets", id.buckets}});
   }
+  return WritePrivate(path, j.dump(2) + "\n");
+}
+
+StatusOr<S3Identities> S3Identities::Create(const std::string& path,
+                                            const std::string& credentials_path) {
   S3Identities out;
-  out.list.push_back(std::move(id));
+  out.list.push_back(NewIdentity("admin"));
+  NEEDLEFS_RETURN_IF_ERROR(out.Save(path));
+  if (!credentials_path.empty()) {
+    const S3Identity& id = out.list[0];
+    NEEDLEFS_RETURN_IF_ERROR(
+        WritePrivate(credentials_path, "[default]\naws_access_key_id = " + id.access_key +
+                                           "\naws_secret_access_key = " + id.secret_key + "\n"));
+  }
   return out;
 }
 
@@ -414,7 +439,17 @@ const S3Identity* S3Identities::Find(const std::string& access_key) const {
 class S3Gateway::Impl {
  public:
   Impl(FileSystem* fs, S3Identities ids, S3GatewayOptions o)
-      : fs_(fs), ids_(std::move(ids)), o_(std::move(o)) {}
+      : fs_(fs), ids_(std::make_shared<const S3Identities>(std::move(ids))), o_(std::move(o)) {}
+
+  void SetIdentities(S3Identities ids) {
+    auto next = std::make_shared<const S3Identities>(std::move(ids));
+    std::lock_guard<std::mutex> g(ids_mu_);
+    ids_ = std::move(next);
+  }
+  std::shared_ptr<const S3Identities> Identities() const {
+    std::lock_guard<std::mutex> g(ids_mu_);
+    return ids_;
+  }
 
   S3Response Handle(S3Request& r) {
     requests_.fetch_add(1, std::memory_order_relaxed);
@@ -436,6 +471,7 @@ class S3Gateway::Impl {
     std::string request_id;
     std::map<std::string, std::string> query;
     std::string bucket, key;
+    std::shared_ptr<const S3Identities> ids;  // the set `id` points into
     const S3Identity* id = nullptr;
     Authenticated auth;
     RequestContext ctx;
@@ -523,17 +559,18 @@ class S3Gateway::Impl {
     sr.raw_query = r.raw_query;
     sr.headers = r.headers;
     bool anonymous = false;
+    c.ids = Identities();
     auto v = Verify(
         sr,
-        [this](const std::string& ak) -> std::optional<std::string> {
-          const S3Identity* id = ids_.Find(ak);
+        [&c](const std::string& ak) -> std::optional<std::string> {
+          const S3Identity* id = c.ids->Find(ak);
           if (!id) return std::nullopt;
           return id->secret_key;
         },
         static_cast<int64_t>(std::time(nullptr)), &anonymous);
     if (auto* e = std::get_if<AuthError>(&v)) return Err(c, e->http_status, e->code, e->message);
     c.auth = std::get<Authenticated>(v);
-    c.id = ids_.Find(c.auth.access_key);
+    c.id = c.ids->Find(c.auth.access_key);
     c.ctx.uid = c.id->uid;
     c.ctx.gid = c.id->gid;
     c.ctx.sync = true;
@@ -1891,7 +1928,8 @@ class S3Gateway::Impl {
   }
 
   FileSystem* fs_;
-  S3Identities ids_;
+  mutable std::mutex ids_mu_;
+  std::shared_ptr<const S3Identities> ids_;  // GUARDED_BY(ids_mu_)
   S3GatewayOptions o_;
   std::atomic<uint64_t> requests_{0}, errors_{0};
 };
@@ -1901,6 +1939,9 @@ S3Gateway::S3Gateway(FileSystem* fs, S3Identities identities, S3GatewayOptions o
 S3Gateway::~S3Gateway() = default;
 S3Response S3Gateway::Handle(S3Request& request) { return impl_->Handle(request); }
 uint64_t S3Gateway::requests() const { return impl_->requests(); }
+void S3Gateway::SetIdentities(S3Identities identities) {
+  impl_->SetIdentities(std::move(identities));
+}
 uint64_t S3Gateway::errors() const { return impl_->errors(); }
 
 }  // namespace needlefs::gateway

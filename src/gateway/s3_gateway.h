@@ -56,6 +56,11 @@ struct S3Identities {
   /// file ([default] aws_access_key_id / aws_secret_access_key).
   static StatusOr<S3Identities> Create(const std::string& path,
                                        const std::string& credentials_path);
+  /// An identity `name` with new random keys (uid/gid 0, every bucket).
+  static S3Identity NewIdentity(const std::string& name);
+  /// Writes the list to `path` (mode 0600, atomically: temporary file and
+  /// rename). Errors: kIOError-like (errno).
+  Status Save(const std::string& path) const;
   const S3Identity* Find(const std::string& access_key) const;
 };
 
@@ -102,6 +107,8 @@ class S3Gateway {
   ~S3Gateway();
   /// Runs one request. Never throws; every failure is an S3 error response.
   S3Response Handle(S3Request& request);
+  /// Replaces the identities (the server reloads its file when it changes).
+  void SetIdentities(S3Identities identities);
   /// Requests and errors so far (for /metrics).
   uint64_t requests() const;
   uint64_t errors() const;

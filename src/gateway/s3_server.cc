@@ -1,10 +1,12 @@
 #include "gateway/s3_server.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <filesystem>
 #include <limits>
 #include <list>
@@ -200,12 +202,36 @@ class S3Server::Impl {
         if (!req.keep_alive()) return;
         continue;
       }
+      MaybeReloadIdentities();
       S3Response resp = gateway_->Handle(r);
       const bool keep = req.keep_alive() && !resp.close && !body_error &&
                         (parser.is_done() || (expect_continue && !continue_sent));
       if (!WriteResponse(socket, r, resp, keep)) return;
       if (!keep) return;
     }
+  }
+
+  /// Loads the identities file again when its mtime changed (checked at
+  /// most once a second), so `needlefs admin s3.user.*` takes effect
+  /// without a restart. A file that does not parse keeps the old set.
+  void MaybeReloadIdentities() {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> g(reload_mu_);
+    if (now - last_check_ < std::chrono::seconds(1)) return;
+    last_check_ = now;
+    struct stat st;
+    if (::stat(o_.identities_file.c_str(), &st) != 0) return;
+    const int64_t mtime =
+        static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    if (mtime == identities_mtime_) return;
+    auto ids = S3Identities::Load(o_.identities_file);
+    if (!ids.ok()) {
+      spdlog::warn("s3.identities_not_reloaded: {}", ids.status().ToString());
+      return;
+    }
+    identities_mtime_ = mtime;
+    gateway_->SetIdentities(std::move(*ids));
+    spdlog::info("s3.identities_reloaded file={}", o_.identities_file);
   }
 
   /// /metrics (Prometheus) and /status (JSON).
@@ -274,6 +300,9 @@ class S3Server::Impl {
   }
 
   S3ServerOptions o_;
+  std::mutex reload_mu_;
+  std::chrono::steady_clock::time_point last_check_;  // GUARDED_BY(reload_mu_)
+  int64_t identities_mtime_ = -1;                     // GUARDED_BY(reload_mu_)
   std::unique_ptr<FileSystem> fs_;
   std::unique_ptr<S3Gateway> gateway_;
   asio::io_context io_;
