@@ -515,12 +515,20 @@ class S3Gateway::Impl {
     return resp;
   }
 
-  /// Reads and drops the rest of the body (small bodies of bucket calls).
+  /// Reads the (small) body of a call that is not an upload into *into
+  /// (when not null), decoded and verified as an upload's would be (the
+  /// signed hash, aws-chunked signatures), at most `max` bytes.
   Status Drain(Call& c, std::string* into = nullptr, size_t max = 1 << 20) {
+    auto made = MakeBody(c, /*require_length=*/false);
+    if (auto* e = std::get_if<S3Response>(&made)) {
+      return S3Failure("InvalidRequest", "the request body cannot be read as announced (" +
+                                             std::to_string(e->status) + ")");
+    }
+    Body& body = std::get<Body>(made);
     std::string piece;
     size_t total = 0;
     for (;;) {
-      NEEDLEFS_RETURN_IF_ERROR(c.r.body(&piece));
+      NEEDLEFS_RETURN_IF_ERROR(body.source(&piece));
       if (piece.empty()) break;
       total += piece.size();
       if (total > max)
@@ -574,6 +582,12 @@ class S3Gateway::Impl {
     c.ctx.uid = c.id->uid;
     c.ctx.gid = c.id->gid;
     c.ctx.sync = true;
+    if (!c.bucket.empty() && !ValidBucketName(c.bucket)) {
+      // Never a path: ".", "..", ".needlefs-uploads" and the like.
+      return c.key.empty() && r.method == "PUT"
+                 ? Err(c, 400, "InvalidBucketName", "bucket names are 3-63 of a-z 0-9 . - _")
+                 : Err(c, 404, "NoSuchBucket", "The specified bucket does not exist");
+    }
     if (!c.bucket.empty() && !MayUse(*c.id, c.bucket)) {
       return Err(c, 403, "AccessDenied", "this identity may not use bucket " + c.bucket);
     }
@@ -738,7 +752,7 @@ class S3Gateway::Impl {
     if (!bucket.ok()) return ErrOf(c, bucket.status(), true);
     const std::string& m = c.r.method;
     if (c.Has("tagging")) return ObjectTagging(c, bucket->ino);
-    if (m == "POST" && c.Has("uploads")) return CreateMultipartUpload(c);
+    if (m == "POST" && c.Has("uploads")) return CreateMultipartUpload(c, bucket->ino);
     if (c.Has("uploadId")) {
       if (m == "PUT" && c.Has("partNumber")) return UploadPart(c);
       if (m == "POST") return CompleteMultipartUpload(c, bucket->ino);
@@ -776,13 +790,18 @@ class S3Gateway::Impl {
   /// The ETag of regular file `a` (quoted): kept in an xattr with the size
   /// and mtime it belongs to; computed (MD5 of the data) and kept when
   /// missing or stale.
-  StatusOr<std::string> EtagOf(const InodeAttr& a) {
+  StatusOr<std::string> EtagOf(const InodeAttr& a, const RequestContext& reader) {
     const RequestContext root = RequestContext::Root();
     const std::string stamp = std::to_string(a.size) + ":" + std::to_string(a.mtime_ns) + ":";
     auto kept = fs_->GetXattr(root, a.ino, kEtagXattr);
     if (kept.ok() && kept->rfind(stamp, 0) == 0) return "\"" + kept->substr(stamp.size()) + "\"";
+    if (!fs_->Access(reader, a.ino, R_OK).ok()) {
+      // A caller that may not read the file learns no digest of it: a
+      // stand-in that still changes whenever the file does.
+      return "\"" + Hex(Sha256(std::to_string(a.ino.value) + stamp)).substr(0, 32) + "\"";
+    }
     BodyDigests d("");
-    Status s = fs_->ReadTo(root, a.ino, 0, [&](std::string_view piece) {
+    Status s = fs_->ReadTo(reader, a.ino, 0, [&](std::string_view piece) {
       d.Update(piece);
       return Status::OK();
     });
@@ -805,7 +824,7 @@ class S3Gateway::Impl {
   };
 
   /// Builds the Body of `c`, or an error response.
-  std::variant<Body, S3Response> MakeBody(Call& c) {
+  std::variant<Body, S3Response> MakeBody(Call& c, bool require_length = true) {
     Body b;
     std::string checksum_header;
     for (const char* a : kChecksumAlgos) {
@@ -821,7 +840,7 @@ class S3Gateway::Impl {
     }
     const bool chunked =
         c.auth.payload != PayloadMode::kSha256 && c.auth.payload != PayloadMode::kUnsigned;
-    if (!chunked && !c.r.content_length) {
+    if (!chunked && !c.r.content_length && require_length) {
       return Err(c, 411, "MissingContentLength", "PUT needs a Content-Length");
     }
     std::optional<uint64_t> decoded_length;
@@ -918,7 +937,7 @@ class S3Gateway::Impl {
       if (!old.ok() || old->type != FileType::kRegular) {
         return Err(c, 404, "NoSuchKey", "If-Match: no object to match");
       }
-      auto etag = EtagOf(*old);
+      auto etag = EtagOf(*old, c.ctx);
       if (!etag.ok() || (if_match != "*" && *etag != if_match)) {
         return Err(c, 412, "PreconditionFailed",
                    "At least one of the pre-conditions you specified did not hold");
@@ -974,7 +993,7 @@ class S3Gateway::Impl {
         const size_t dot = value.find('.');
         const std::string sec = value.substr(0, dot);
         std::string frac = dot == std::string::npos ? "" : value.substr(dot + 1, 9);
-        if (number(sec) && (frac.empty() || number(frac))) {
+        if (number(sec) && sec.size() <= 11 && (frac.empty() || number(frac))) {
           frac.resize(9, '0');
           attrs.mtime_ns = std::stoll(sec) * 1'000'000'000 + std::stoll(frac);
           any = true;
@@ -1008,8 +1027,9 @@ class S3Gateway::Impl {
 
   S3Response CopyObject(Call& c, InodeId bucket) {
     if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, false);
-    std::string src = Decode(c.Header("x-amz-copy-source"), false);
-    if (const size_t q = src.find('?'); q != std::string::npos) src.resize(q);
+    std::string raw_src = c.Header("x-amz-copy-source");
+    if (const size_t q = raw_src.find('?'); q != std::string::npos) raw_src.resize(q);
+    std::string src = Decode(raw_src, false);
     if (!src.empty() && src[0] == '/') src.erase(0, 1);
     const size_t slash = src.find('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == src.size()) {
@@ -1020,6 +1040,7 @@ class S3Gateway::Impl {
     from.key = src.substr(slash + 1);
     from.ctx = c.ctx;
     from.id = c.id;
+    if (!ValidBucketName(from.bucket)) return Err(c, 404, "NoSuchBucket", "the source bucket");
     if (!MayUse(*c.id, from.bucket)) return Err(c, 403, "AccessDenied", "the source bucket");
     if (std::string why = KeyProblem(from.key); !why.empty()) {
       return Err(c, 400, "InvalidArgument", "source key: " + why);
@@ -1028,7 +1049,7 @@ class S3Gateway::Impl {
     if (!from_bucket.ok()) return ErrOf(c, from_bucket.status(), true);
     auto obj = FindObject(from, from_bucket->ino, from.key);
     if (!obj.ok()) return ErrOf(c, obj.status(), false);
-    auto etag = EtagOf(*obj);
+    auto etag = EtagOf(*obj, c.ctx);
     if (!etag.ok()) return ErrOf(c, etag.status(), false);
     if (S3Response pre; Preconditions(c, *obj, *etag, "x-amz-copy-source-", &pre)) return pre;
     std::string leaf;
@@ -1130,13 +1151,13 @@ class S3Gateway::Impl {
       resp.headers.emplace_back("Content-Length", "0");
       return resp;
     }
-    auto etag = EtagOf(*a);
+    auto etag = EtagOf(*a, c.ctx);
     if (!etag.ok()) return ErrOf(c, etag.status(), false);
     S3Response resp;
     if (Preconditions(c, *a, *etag, "", &resp)) return resp;
     uint64_t begin = 0, end = a->size;  // [begin, end)
     const std::string range = c.Header("range");
-    if (!range.empty()) {
+    if (!range.empty() && a->size > 0) {
       // One range: bytes=a-b, bytes=a-, bytes=-n.
       bool ok = range.rfind("bytes=", 0) == 0 && range.find(',') == std::string::npos;
       const std::string spec = ok ? range.substr(6) : "";
@@ -1284,7 +1305,7 @@ class S3Gateway::Impl {
     if (!if_match.empty()) {
       auto a = FindObject(c, bucket, c.key);
       if (!a.ok()) return ErrOf(c, a.status(), false);
-      auto etag = EtagOf(*a);
+      auto etag = EtagOf(*a, c.ctx);
       if (!etag.ok()) return ErrOf(c, etag.status(), false);
       if (if_match != "*" && if_match != *etag) {
         return Err(c, 412, "PreconditionFailed",
@@ -1391,8 +1412,11 @@ class S3Gateway::Impl {
     return buf;
   }
 
-  S3Response CreateMultipartUpload(Call& c) {
+  S3Response CreateMultipartUpload(Call& c, InodeId bucket) {
     if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, false);
+    // Parts are written as the gateway: the caller must be able to write
+    // in the bucket at all.
+    if (Status s = fs_->Access(c.ctx, bucket, W_OK | X_OK); !s.ok()) return ErrOf(c, s, false);
     if (c.key.back() == '/') return Err(c, 400, "InvalidRequest", "a directory key has no parts");
     auto uploads = UploadsDir(true);
     if (!uploads.ok()) return ErrOf(c, uploads.status(), false);
@@ -1448,7 +1472,8 @@ class S3Gateway::Impl {
     if (!all.ok()) return all.status();
     std::map<int, InodeAttr> parts;
     for (const DirEntry& e : *all) {
-      if (e.name.rfind("part-", 0) == 0 && e.name.size() == 10 && e.attr) {
+      if (e.name.rfind("part-", 0) == 0 && e.name.size() == 10 && e.attr &&
+          std::all_of(e.name.begin() + 5, e.name.end(), ::isdigit)) {
         parts[std::stoi(e.name.substr(5))] = *e.attr;
       }
     }
@@ -1501,7 +1526,7 @@ class S3Gateway::Impl {
       if (it == have->end()) {
         return Err(c, 400, "InvalidPart", "part " + num + " was not uploaded");
       }
-      auto kept = EtagOf(it->second);
+      auto kept = EtagOf(it->second, RequestContext::Root());
       if (!kept.ok()) return ErrOf(c, kept.status(), false);
       if (etag.empty() || (etag != *kept && "\"" + etag + "\"" != *kept)) {
         return Err(c, 400, "InvalidPart", "part " + num + "'s ETag does not match");
@@ -1527,7 +1552,9 @@ class S3Gateway::Impl {
     const std::string tmp = std::string(kTmpPrefix) + RandomHex(8);
     auto target = fs_->CreateFile(c.ctx, dir->ino, tmp, o_.file_mode, CreateHow::kGuarded);
     if (!target.ok()) return ErrOf(c, target.status(), false);
-    auto composed = fs_->Compose(c.ctx, target->ino, upload.ino, names);
+    // The parts are the gateway's (root's); the target was made with the
+    // caller's identity, which checked its right to write there.
+    auto composed = fs_->Compose(RequestContext::Root(), target->ino, upload.ino, names);
     const bool if_none_match = c.Header("if-none-match") == "*";
     Status st = composed.status();
     if (st.ok()) {
@@ -1541,12 +1568,11 @@ class S3Gateway::Impl {
       }
       return ErrOf(c, st, false);
     }
+    unsigned char md5_of_md5s[MD5_DIGEST_LENGTH];
+    MD5(reinterpret_cast<const unsigned char*>(md5s.data()), md5s.size(), md5_of_md5s);
     const std::string etag =
-        Hex(std::string(
-            reinterpret_cast<const char*>(
-                MD5(reinterpret_cast<const unsigned char*>(md5s.data()), md5s.size(), nullptr)),
-            MD5_DIGEST_LENGTH)) +
-        "-" + std::to_string(names.size());
+        Hex(std::string(reinterpret_cast<const char*>(md5_of_md5s), sizeof(md5_of_md5s))) + "-" +
+        std::to_string(names.size());
     (void)fs_->SetXattr(
         root, composed->ino, kEtagXattr,
         std::to_string(composed->size) + ":" + std::to_string(composed->mtime_ns) + ":" + etag, 0);
@@ -1623,7 +1649,7 @@ class S3Gateway::Impl {
         truncated = true;
         break;
       }
-      auto etag = EtagOf(attr);
+      auto etag = EtagOf(attr, RequestContext::Root());
       body += "<Part><PartNumber>" + std::to_string(num) + "</PartNumber><LastModified>" +
               IsoTime(attr.mtime_ns) + "</LastModified><ETag>" +
               XmlEscape(etag.ok() ? *etag : "\"\"") + "</ETag><Size>" + std::to_string(attr.size) +
@@ -1817,7 +1843,7 @@ class S3Gateway::Impl {
     xml += std::string("<IsTruncated>") + (l.truncated ? "true" : "false") + "</IsTruncated>";
     const bool owner = !v2 || (c.query.count("fetch-owner") && c.query["fetch-owner"] == "true");
     for (const ListedObject& o : l.objects) {
-      auto etag = EtagOf(o.attr);
+      auto etag = EtagOf(o.attr, c.ctx);
       xml += "<Contents><Key>" + enc(o.key) + "</Key><LastModified>" + IsoTime(o.attr.mtime_ns) +
              "</LastModified><ETag>" + XmlEscape(etag.ok() ? *etag : "\"\"") + "</ETag><Size>" +
              std::to_string(o.attr.size) + "</Size>";
@@ -1849,7 +1875,7 @@ class S3Gateway::Impl {
              "</NextVersionIdMarker>";
     }
     for (const ListedObject& o : l.objects) {
-      auto etag = EtagOf(o.attr);
+      auto etag = EtagOf(o.attr, c.ctx);
       xml += "<Version><Key>" + enc(o.key) +
              "</Key><VersionId>null</VersionId><IsLatest>true</IsLatest><LastModified>" +
              IsoTime(o.attr.mtime_ns) + "</LastModified><ETag>" +
@@ -1882,6 +1908,9 @@ class S3Gateway::Impl {
         }
       }
       return Xml(xml + "</TagSet></Tagging>");
+    }
+    if (m != "GET") {
+      if (Status s = fs_->Access(c.ctx, a->ino, W_OK); !s.ok()) return ErrOf(c, s, false);
     }
     if (m == "DELETE") {
       Status s = fs_->RemoveXattr(root, a->ino, kTaggingXattr);

@@ -7,7 +7,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <list>
 #include <mutex>
@@ -25,6 +27,29 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr size_t kPieceBytes = 1 << 20;
+/// A connection that moves no byte for this long is closed (a client that
+/// opens connections and sends nothing must not hold every slot).
+constexpr int64_t kIdleTimeoutNs = 120'000'000'000;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Whether a response header may go out as it is: a token name, a value
+/// without control characters (no CR/LF: no header injection) and short
+/// (Beast cannot carry a value over 64 KiB).
+bool SafeHeader(std::string_view name, std::string_view value) {
+  if (name.empty() || value.size() > 8192) return false;
+  for (unsigned char ch : name) {
+    if (ch <= 32 || ch >= 127 || std::strchr("()<>@,;:\\\"/[]?={}", ch)) return false;
+  }
+  for (unsigned char ch : value) {
+    if ((ch < 32 && ch != '\t') || ch == 127) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -36,10 +61,11 @@ class S3Server::Impl {
     // A blocking accept(2) returns on shutdown(2) of its socket, not on close.
     if (acceptor_.is_open()) ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
     if (accept_thread_.joinable()) accept_thread_.join();
+    if (reaper_.joinable()) reaper_.join();
     acceptor_.close(ec);
     {
       std::lock_guard<std::mutex> g(mu_);
-      for (auto& s : sockets_) s->shutdown(tcp::socket::shutdown_both, ec);
+      for (auto& s : sockets_) s.socket->shutdown(tcp::socket::shutdown_both, ec);
     }
     std::list<ConnectionThread> threads;
     {
@@ -84,6 +110,7 @@ class S3Server::Impl {
     }
     port_ = acceptor_.local_endpoint().port();
     accept_thread_ = std::thread([this] { AcceptLoop(); });
+    reaper_ = std::thread([this] { ReapIdle(); });
     return Status::OK();
   }
 
@@ -99,6 +126,8 @@ class S3Server::Impl {
       acceptor_.accept(*socket, ec);
       if (ec) {
         if (stopping_) return;
+        // EMFILE and the like: give the other connections time to end.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
         continue;
       }
       std::lock_guard<std::mutex> g(mu_);
@@ -115,21 +144,49 @@ class S3Server::Impl {
           ++t;
         }
       }
-      sockets_.push_back(socket);
+      auto last = std::make_shared<std::atomic<int64_t>>(NowNs());
+      sockets_.push_back({socket, last});
       auto it = std::prev(sockets_.end());
       auto done = std::make_shared<std::atomic<bool>>(false);
-      threads_.push_back({std::thread([this, socket, it, done] {
-                            Serve(*socket);
-                            std::lock_guard<std::mutex> g2(mu_);
-                            sockets_.erase(it);
-                            done->store(true);
-                          }),
-                          done});
+      try {
+        threads_.push_back({std::thread([this, socket, it, done, last] {
+                              try {
+                                Serve(*socket, *last);
+                              } catch (const std::exception& e) {
+                                // Never the whole gateway for one request.
+                                spdlog::error("s3.connection_failed: {}", e.what());
+                              }
+                              std::lock_guard<std::mutex> g2(mu_);
+                              sockets_.erase(it);
+                              done->store(true);
+                            }),
+                            done});
+      } catch (const std::system_error& e) {
+        spdlog::warn("s3.no_thread_for_connection: {}", e.what());
+        sockets_.erase(it);
+        socket->close(ec);
+      }
+    }
+  }
+
+  /// Closes connections that moved no byte for kIdleTimeoutNs.
+  void ReapIdle() {
+    while (!stopping_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      const int64_t now = NowNs();
+      std::lock_guard<std::mutex> g(mu_);
+      for (auto& c : sockets_) {
+        if (now - c.last->load() > kIdleTimeoutNs) {
+          boost::system::error_code ec;
+          c.socket->shutdown(tcp::socket::shutdown_both, ec);
+        }
+      }
     }
   }
 
   /// Requests on one connection until it closes or one asks to.
-  void Serve(tcp::socket& socket) {
+  void Serve(tcp::socket& socket, std::atomic<int64_t>& last) {
+    auto touch = [&last] { last.store(NowNs(), std::memory_order_relaxed); };
     boost::system::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
     const auto remote = socket.remote_endpoint(ec);
@@ -141,6 +198,7 @@ class S3Server::Impl {
       parser.body_limit(
           std::numeric_limits<std::uint64_t>::max());  // objects have no size cap here
       http::read_header(socket, buffer, parser, ec);
+      touch();
       if (ec == http::error::need_buffer) ec = {};  // a body follows: read as the gateway asks
       if (ec) {
         if (ec != http::error::end_of_stream && ec != asio::error::eof) {
@@ -185,6 +243,7 @@ class S3Server::Impl {
           req.body().data = chunk.data();
           req.body().size = chunk.size();
           http::read(socket, buffer, parser, ec);
+          touch();
           if (ec == http::error::need_buffer) ec = {};
           if (ec) {
             body_error = true;
@@ -199,15 +258,20 @@ class S3Server::Impl {
           r.headers.count("authorization") == 0 &&
           r.raw_query.find("X-Amz-") == std::string::npos) {
         if (!WriteSimple(socket, Observability(r.raw_path))) return;
-        if (!req.keep_alive()) return;
+        if (!req.keep_alive() || !parser.is_done()) return;
         continue;
       }
       MaybeReloadIdentities();
       S3Response resp = gateway_->Handle(r);
-      const bool keep = req.keep_alive() && !resp.close && !body_error &&
-                        (parser.is_done() || (expect_continue && !continue_sent));
-      if (!WriteResponse(socket, r, resp, keep)) return;
-      if (!keep) return;
+      // Keep the connection only when the whole request was read: bytes of
+      // an unread body would be taken for the next request.
+      const bool keep = req.keep_alive() && !resp.close && !body_error && parser.is_done();
+      if (!WriteResponse(socket, r, resp, keep, touch)) return;
+      touch();
+      if (!keep) {
+        if (!parser.is_done() && !body_error) LingerClose(socket);
+        return;
+      }
     }
   }
 
@@ -262,11 +326,28 @@ class S3Server::Impl {
     return !ec;
   }
 
-  bool WriteResponse(tcp::socket& socket, const S3Request& r, S3Response& resp, bool keep) {
+  /// After an answer to a request whose body was not read (an error
+  /// before the upload): stop sending, read and drop what the client still
+  /// sends (at most 8 MiB), then close, so the client reads the answer
+  /// instead of a reset.
+  void LingerClose(tcp::socket& socket) {
+    boost::system::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    std::vector<char> sink(64 << 10);
+    size_t dropped = 0;
+    while (!ec && dropped < (8u << 20)) dropped += socket.read_some(asio::buffer(sink), ec);
+  }
+
+  bool WriteResponse(tcp::socket& socket, const S3Request& r, S3Response& resp, bool keep,
+                     const std::function<void()>& touch) {
     boost::system::error_code ec;
     http::response<http::empty_body> res{static_cast<http::status>(resp.status), 11};
     bool has_length = false;
     for (const auto& [k, v] : resp.headers) {
+      if (!SafeHeader(k, v)) {
+        spdlog::debug("s3.header_dropped name={}", SafeHeader(k, "") ? k : "?");
+        continue;
+      }
       if (beast::iequals(k, "Content-Length")) has_length = true;
       res.set(k, v);
     }
@@ -286,6 +367,7 @@ class S3Server::Impl {
     if (resp.stream) {
       Status s = resp.stream([&](std::string_view piece) -> Status {
         asio::write(socket, asio::buffer(piece.data(), piece.size()), ec);
+        touch();
         return ec ? Status::Unavailable("the client went away") : Status::OK();
       });
       if (!s.ok()) {
@@ -312,8 +394,13 @@ class S3Server::Impl {
   std::string access_key_;
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
+  std::thread reaper_;
   std::mutex mu_;
-  std::list<std::shared_ptr<tcp::socket>> sockets_;  // GUARDED_BY(mu_)
+  struct Conn {
+    std::shared_ptr<tcp::socket> socket;
+    std::shared_ptr<std::atomic<int64_t>> last;  // when a byte last moved, ns
+  };
+  std::list<Conn> sockets_;  // GUARDED_BY(mu_)
   struct ConnectionThread {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;

@@ -13,6 +13,8 @@ namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 constexpr int64_t kMaxSkewSeconds = 15 * 60;
+/// A chunk is held whole until its signature is checked: bounded.
+constexpr size_t kMaxChunkBytes = 16u << 20;
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -259,6 +261,22 @@ std::variant<Authenticated, AuthError> Verify(const SignedRequest& r, const Secr
   if (!has_host) {
     return Error(400, "AuthorizationHeaderMalformed", "SignedHeaders must include host");
   }
+  // Every x-amz-* header the request carries must be signed (as S3 wants),
+  // so a presigned URL cannot be stretched with a copy source, metadata or
+  // attributes its signer never saw. The body's hash is the one exception
+  // of a presigned request (it is not known when the URL is made).
+  {
+    const std::vector<std::string> signed_list = Split(signed_headers, ';');
+    for (const auto& [name, value] : r.headers) {
+      (void)value;
+      if (name.rfind("x-amz-", 0) != 0) continue;
+      if (presigned && name == "x-amz-content-sha256") continue;
+      if (std::find(signed_list.begin(), signed_list.end(), name) == signed_list.end()) {
+        return Error(403, "AccessDenied",
+                     "There were headers present in the request which were not signed: " + name);
+      }
+    }
+  }
   canonical += "\n" + signed_headers + "\n";
   std::string payload = header("x-amz-content-sha256");
   if (presigned && payload.empty()) payload = "UNSIGNED-PAYLOAD";
@@ -354,7 +372,10 @@ Status AwsChunkedDecoder::Next(std::string* piece) {
       !std::all_of(size_text.begin(), size_text.end(), [](char c) { return HexValue(c) >= 0; })) {
     return Status::InvalidArgument("InvalidRequest: a malformed aws-chunked chunk size");
   }
-  const size_t size = std::stoul(size_text, nullptr, 16);
+  const size_t size = std::stoul(size_text, nullptr, 16);  // at most 8 hex digits: no throw
+  if (size > kMaxChunkBytes) {
+    return Status::InvalidArgument("InvalidRequest: an aws-chunked chunk over 16 MiB");
+  }
   std::string signature;
   if (semi != std::string::npos) {
     const std::string ext = header->substr(semi + 1);

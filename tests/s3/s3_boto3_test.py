@@ -141,6 +141,29 @@ try:
 except urllib.error.HTTPError as e:
     check("presigned_expired", e.code == 403 and b"expired" in e.read())
 
+# Hostile requests: a presigned PUT stretched with an unsigned
+# x-amz-copy-source or attributes; a bucket that is a path; a response
+# header with CR/LF; a range of an empty object.
+put_url = s3.generate_presigned_url("put_object", Params={"Bucket": B, "Key": "stretched"}, ExpiresIn=60)
+for extra in ({"x-amz-copy-source": f"{B}/dir/obj.bin"}, {"x-amz-meta-uid": "0", "x-amz-meta-mode": "35309"}):
+    req = urllib.request.Request(put_url, data=b"x", method="PUT", headers=extra)
+    try:
+        urllib.request.urlopen(req)
+        check("unsigned_header_refused " + list(extra)[0], False, "accepted")
+    except urllib.error.HTTPError as e:
+        check("unsigned_header_refused " + list(extra)[0], e.code == 403 and b"not signed" in e.read())
+check("stretched_left_nothing", code_of(lambda: s3.head_object(Bucket=B, Key="stretched")) == "404")
+for bad_bucket in (".needlefs-uploads", ".."):
+    check("bucket_not_a_path " + bad_bucket,
+          code_of(lambda: s3.list_objects_v2(Bucket=bad_bucket)) in ("NoSuchBucket", "InvalidBucketName"))
+inj = s3.generate_presigned_url("get_object", Params={
+    "Bucket": B, "Key": "dir/obj.bin", "ResponseContentDisposition": "a\r\nSet-Cookie: x=y"}, ExpiresIn=60)
+resp = urllib.request.urlopen(inj)
+check("no_header_injection", resp.headers.get("Set-Cookie") is None and resp.read() == body)
+s3.put_object(Bucket=B, Key="empty", Body=b"")
+e = s3.get_object(Bucket=B, Key="empty", Range="bytes=-5")
+check("range_of_empty_object", e["Body"].read() == b"" and e["ResponseMetadata"]["HTTPStatusCode"] == 200)
+
 # Multipart: parts out of order, the ETag of parts, order and size rules.
 mp = s3.create_multipart_upload(Bucket=B, Key="multi/big.bin")
 uid = mp["UploadId"]
