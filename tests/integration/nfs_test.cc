@@ -498,6 +498,7 @@ TEST_F(NfsTest, ThePortmapperAnswersWhereNfsAndMountListen) {
 TEST_F(NfsTest, MetricsAndStatusCountCallsAndErrors) {
   nfs_stat_64 st;
   ASSERT_EQ(nfs_stat64(nfs_, P("absent").c_str(), &st), -ENOENT);
+  ASSERT_EQ(nfs_mkdir(nfs_, P("d").c_str()), 0) << nfs_get_error(nfs_);
   ASSERT_NE(http_port_, 0);
   auto metrics = HttpClient("127.0.0.1", http_port_).Request("GET", "/metrics");
   ASSERT_TRUE(metrics.ok()) << metrics.status().ToString();
