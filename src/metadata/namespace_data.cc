@@ -24,23 +24,14 @@ StatusOr<ReadDirResult> Namespace::ReadDir(const RequestContext& ctx, InodeId di
     if (d.attr.type != FileType::kDirectory) return Status::Posix(ENOTDIR, "not a directory");
     if (!MayAccess(ctx, d.attr, 4)) return Status::Posix(EACCES, "no read permission");
     std::string start_after = cookie == 0 ? "" : meta_keys::Cookie(dir, cookie);
-    std::vector<std::pair<uint64_t, std::string>> names;
-    NEEDLEFS_RETURN_IF_ERROR(t.Scan(meta_keys::CookiePrefix(dir), start_after, max_entries + 1,
-                                    [&](std::string_view k, std::string_view v) {
-                                      names.emplace_back(meta_keys::ReadBE64(k.substr(9)),
-                                                         std::string(v));
-                                      return true;
-                                    }));
-    out.eof = names.size() <= max_entries;
-    if (!out.eof) names.resize(max_entries);
-    for (auto& [c, name] : names) {
-      NEEDLEFS_ASSIGN_OR_RETURN(auto ev, t.Get(meta_keys::Dentry(dir, name)));
-      if (!ev) continue;  // removed since the cookie scan
-      NEEDLEFS_ASSIGN_OR_RETURN(DentryValue e, DentryValue::Decode(*ev));
-      // Removed and created again since the scan: that is a new entry, which
-      // the listing meets at its own (higher) cookie, not here.
-      if (e.cookie != c) continue;
-      DirEntry entry{std::move(name), e.ino, e.type, c, std::nullopt};
+    // The reads below see changes committed since the scan (no snapshot).
+    // A name removed and added again since (a rename over it) now has a new
+    // cookie, above every cookie scanned: a later page meets it there; on
+    // the last page it goes at the end, so a name that existed all along is
+    // never missing from a listing. A page whose every entry moved on is
+    // scanned again further, never returned empty before the end.
+    auto add = [&](std::string name, const DentryValue& e) -> Status {
+      DirEntry entry{std::move(name), e.ino, e.type, e.cookie, std::nullopt};
       if (plus) {
         NEEDLEFS_ASSIGN_OR_RETURN(auto iv, t.Get(meta_keys::Inode(e.ino)));
         if (iv) {
@@ -50,6 +41,36 @@ StatusOr<ReadDirResult> Namespace::ReadDir(const RequestContext& ctx, InodeId di
         }
       }
       out.entries.push_back(std::move(entry));
+      return Status::OK();
+    };
+    for (;;) {
+      std::vector<std::pair<uint64_t, std::string>> names;
+      NEEDLEFS_RETURN_IF_ERROR(t.Scan(meta_keys::CookiePrefix(dir), start_after, max_entries + 1,
+                                      [&](std::string_view k, std::string_view v) {
+                                        names.emplace_back(meta_keys::ReadBE64(k.substr(9)),
+                                                           std::string(v));
+                                        return true;
+                                      }));
+      out.eof = names.size() <= max_entries;
+      if (!out.eof) names.resize(max_entries);
+      std::vector<std::pair<std::string, DentryValue>> moved_on;
+      for (auto& [c, name] : names) {
+        NEEDLEFS_ASSIGN_OR_RETURN(auto ev, t.Get(meta_keys::Dentry(dir, name)));
+        if (!ev) continue;  // removed since the cookie scan
+        NEEDLEFS_ASSIGN_OR_RETURN(DentryValue e, DentryValue::Decode(*ev));
+        if (e.cookie != c) {
+          if (e.cookie > c) moved_on.emplace_back(std::move(name), e);
+          continue;
+        }
+        NEEDLEFS_RETURN_IF_ERROR(add(std::move(name), e));
+      }
+      if (out.eof && !moved_on.empty()) {
+        std::sort(moved_on.begin(), moved_on.end(),
+                  [](const auto& a, const auto& b) { return a.second.cookie < b.second.cookie; });
+        for (auto& [name, e] : moved_on) NEEDLEFS_RETURN_IF_ERROR(add(std::move(name), e));
+      }
+      if (out.eof || !out.entries.empty()) break;
+      start_after = meta_keys::Cookie(dir, names.back().first);
     }
     return Status::OK();
   });

@@ -1447,3 +1447,92 @@ TEST_P(NamespaceTest, ReopenKeepsTreeAndNeverReusesLiveInodeNumbers) {
 
 }  // namespace
 }  // namespace needlefs
+
+namespace needlefs {
+namespace {
+
+/// A store whose transactions run an armed hook once, right after a Scan:
+/// a change committed there lands between a ReadDir's cookie scan and its
+/// dentry reads, which RocksDB (reads without a snapshot) lets it see.
+class ScanHookStore : public KvStore {
+ public:
+  explicit ScanHookStore(std::unique_ptr<KvStore> inner) : inner_(std::move(inner)) {}
+  void Arm(std::function<void()> f) { after_scan_ = std::move(f); }
+  std::unique_ptr<KvTransaction> Begin(const TxnOptions& o) override {
+    return std::make_unique<Txn>(inner_->Begin(o), this);
+  }
+  Status SyncLog() override { return inner_->SyncLog(); }
+  Status Flush() override { return inner_->Flush(); }
+
+ private:
+  class Txn : public KvTransaction {
+   public:
+    Txn(std::unique_ptr<KvTransaction> t, ScanHookStore* s) : t_(std::move(t)), s_(s) {}
+    StatusOr<std::optional<std::string>> Get(std::string_view k) override { return t_->Get(k); }
+    StatusOr<std::optional<std::string>> GetForUpdate(std::string_view k) override {
+      return t_->GetForUpdate(k);
+    }
+    Status Scan(std::string_view p, std::string_view a, size_t l,
+                const std::function<bool(std::string_view, std::string_view)>& fn) override {
+      Status st = t_->Scan(p, a, l, fn);
+      if (auto hook = std::exchange(s_->after_scan_, nullptr)) hook();
+      return st;
+    }
+    Status Put(std::string_view k, std::string_view v) override { return t_->Put(k, v); }
+    Status Delete(std::string_view k) override { return t_->Delete(k); }
+    Status Commit() override { return t_->Commit(); }
+
+   private:
+    std::unique_ptr<KvTransaction> t_;
+    ScanHookStore* s_;
+  };
+  std::unique_ptr<KvStore> inner_;
+  std::function<void()> after_scan_;
+};
+
+// A rename over a name while a listing reads the directory: the name existed
+// all along, so the listing has it. (It had neither the replaced entry nor
+// the new one, whose cookie lies past the scan: ReplaceFile's readers saw
+// the file missing now and then.)
+TEST(NamespaceReadDirTest, ANameRenamedOverDuringTheListingIsStillListed) {
+  TempDir dir;
+  auto rocks = OpenRocksDbKvStore(dir.path() + "/kv");
+  ASSERT_TRUE(rocks.ok()) << rocks.status().ToString();
+  ScanHookStore store(std::move(*rocks));
+  auto opened = Namespace::Open(&store);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Namespace& ns = **opened;
+  const RequestContext root = RequestContext::Root();
+  const InodeId top(1);
+  ASSERT_TRUE(ns.Create(root, top, "obj", 0644, true).ok());
+  ASSERT_TRUE(ns.Create(root, top, "tmp", 0644, true).ok());
+  Status renamed;
+  store.Arm([&] { renamed = ns.Rename(root, top, "tmp", top, "obj"); });
+  auto listing = ns.ReadDir(root, top, 0, 100, true);
+  ASSERT_TRUE(renamed.ok()) << renamed.ToString();
+  ASSERT_TRUE(listing.ok()) << listing.status().ToString();
+  std::vector<std::string> names;
+  for (const DirEntry& e : listing->entries) names.push_back(e.name);
+  EXPECT_EQ(names, std::vector<std::string>{"obj"});
+  EXPECT_TRUE(listing->eof);
+  // Paged: the first page stops before the new cookie, the next one has it.
+  ASSERT_TRUE(ns.Create(root, top, "tmp2", 0644, true).ok());
+  ASSERT_TRUE(ns.Create(root, top, "zzz", 0644, true).ok());
+  store.Arm([&] { renamed = ns.Rename(root, top, "tmp2", top, "obj"); });
+  names.clear();
+  uint64_t cookie = 0;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = ns.ReadDir(root, top, cookie, 1, false);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (const DirEntry& e : page->entries) {
+      names.push_back(e.name);
+      cookie = e.cookie;
+    }
+    if (page->eof) break;
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"obj", "zzz"}));
+}
+
+}  // namespace
+}  // namespace needlefs
