@@ -59,8 +59,9 @@ int RunUser(const std::string& cmd, const S3AdminFlags& f) {
     ids->list.push_back(id);
     if (Status s = ids->Save(f.identities); !s.ok()) return Fail(cmd, s);
     // The secret is shown once, to the operator who asked for it.
-    std::printf("[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n", id.name.c_str(),
-                id.access_key.c_str(), id.secret_key.c_str());
+    std::printf(
+        "[%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n# REST bearer token: %s\n",
+        id.name.c_str(), id.access_key.c_str(), id.secret_key.c_str(), id.token.c_str());
     return 0;
   }
   // s3.user.delete

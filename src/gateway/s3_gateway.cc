@@ -1,6 +1,7 @@
 #include "gateway/s3_gateway.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/md5.h>
 #include <openssl/rand.h>
@@ -349,6 +350,7 @@ StatusOr<S3Identities> S3Identities::Load(const std::string& path) {
       id.name = e.value("name", "");
       id.access_key = e.at("access_key").get<std::string>();
       id.secret_key = e.at("secret_key").get<std::string>();
+      id.token = e.value("token", "");
       id.uid = e.value("uid", 0u);
       id.gid = e.value("gid", 0u);
       if (e.contains("buckets")) id.buckets = e.at("buckets").get<std::vector<std::string>>();
@@ -396,6 +398,7 @@ S3Identity S3Identities::NewIdentity(const std::string& name) {
   id.access_key = "NFS";
   for (int i = 0; i < 17; ++i) id.access_key.push_back(kKeyChars[raw[i] & 31]);
   id.secret_key = RandomHex(20);
+  id.token = RandomHex(24);
   return id;
 }
 
@@ -406,6 +409,7 @@ Status S3Identities::Save(const std::string& path) const {
     j["identities"].push_back({{"name", id.name},
                                {"access_key", id.access_key},
                                {"secret_key", id.secret_key},
+                               {"token", id.token},
                                {"uid", id.uid},
                                {"gid", id.gid},
                                {"buckets", id.buckets}});
@@ -425,6 +429,18 @@ StatusOr<S3Identities> S3Identities::Create(const std::string& path,
                                            "\naws_secret_access_key = " + id.secret_key + "\n"));
   }
   return out;
+}
+
+const S3Identity* S3Identities::FindToken(const std::string& token) const {
+  if (token.empty()) return nullptr;
+  const S3Identity* found = nullptr;
+  for (const S3Identity& i : list) {
+    if (i.token.size() == token.size() &&
+        CRYPTO_memcmp(i.token.data(), token.data(), token.size()) == 0) {
+      found = &i;
+    }
+  }
+  return found;
 }
 
 const S3Identity* S3Identities::Find(const std::string& access_key) const {
@@ -452,10 +468,13 @@ class S3Gateway::Impl {
   }
 
   S3Response Handle(S3Request& r) {
+    const auto start = std::chrono::steady_clock::now();
     requests_.fetch_add(1, std::memory_order_relaxed);
     Call c{r, RandomHex(8)};
     S3Response resp = Route(c);
     if (resp.status >= 400) errors_.fetch_add(1, std::memory_order_relaxed);
+    Count(OpName(c), resp.status,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     resp.headers.emplace_back("x-amz-request-id", c.request_id);
     resp.headers.emplace_back("Server", "NeedleFS");
     if (!c.body_done && r.content_length.value_or(0) > 0) resp.close = true;
@@ -464,6 +483,23 @@ class S3Gateway::Impl {
 
   uint64_t requests() const { return requests_.load(); }
   uint64_t errors() const { return errors_.load(); }
+
+  /// Prometheus text: requests by operation and status class, seconds by
+  /// operation (to the response's headers; a GET's body streams after).
+  std::string MetricsText() const {
+    std::lock_guard<std::mutex> g(ops_mu_);
+    std::string out =
+        "# TYPE needlefs_s3_requests_total counter\n# TYPE needlefs_s3_request_seconds_total "
+        "counter\n";
+    for (const auto& [key, n] : op_counts_) {
+      out += "needlefs_s3_requests_total{op=\"" + key.first + "\",code=\"" + key.second + "\"} " +
+             std::to_string(n) + "\n";
+    }
+    for (const auto& [op, secs] : op_seconds_) {
+      out += "needlefs_s3_request_seconds_total{op=\"" + op + "\"} " + std::to_string(secs) + "\n";
+    }
+    return out;
+  }
 
  private:
   struct Call {
@@ -476,6 +512,7 @@ class S3Gateway::Impl {
     Authenticated auth;
     RequestContext ctx;
     bool body_done = false;
+    bool plain = false;  ///< the REST face: text, not XML
     std::string Header(const std::string& name) const {
       auto it = r.headers.find(name);
       return it == r.headers.end() ? "" : it->second;
@@ -483,10 +520,54 @@ class S3Gateway::Impl {
     bool Has(const std::string& q) const { return query.count(q) > 0; }
   };
 
+  /// The S3 operation a call is (for metrics), from its method, target
+  /// and subresources.
+  static std::string OpName(const Call& c) {
+    const std::string& m = c.r.method;
+    auto has = [&](const char* q) { return c.query.count(q) > 0; };
+    if (c.bucket.empty()) return m == "GET" ? "ListBuckets" : "Other";
+    if (c.key.empty()) {
+      if (m == "PUT") return "CreateBucket";
+      if (m == "DELETE") return "DeleteBucket";
+      if (m == "HEAD") return "HeadBucket";
+      if (m == "POST" && has("delete")) return "DeleteObjects";
+      if (m != "GET") return "Other";
+      if (has("location")) return "GetBucketLocation";
+      if (has("uploads")) return "ListMultipartUploads";
+      if (has("versions")) return "ListObjectVersions";
+      return has("list-type") ? "ListObjectsV2" : "ListObjects";
+    }
+    if (has("tagging"))
+      return m == "GET"   ? "GetObjectTagging"
+             : m == "PUT" ? "PutObjectTagging"
+                          : "DeleteObjectTagging";
+    if (m == "POST" && has("uploads")) return "CreateMultipartUpload";
+    if (has("uploadId")) {
+      if (m == "PUT") return "UploadPart";
+      if (m == "POST") return "CompleteMultipartUpload";
+      if (m == "DELETE") return "AbortMultipartUpload";
+      return "ListParts";
+    }
+    if (m == "PUT") return c.r.headers.count("x-amz-copy-source") ? "CopyObject" : "PutObject";
+    if (m == "GET") return "GetObject";
+    if (m == "HEAD") return "HeadObject";
+    if (m == "DELETE") return "DeleteObject";
+    return "Other";
+  }
+
+  void Count(const std::string& op, int status, double seconds) {
+    std::lock_guard<std::mutex> g(ops_mu_);
+    ++op_counts_[{op, std::to_string(status / 100) + "xx"}];
+    op_seconds_[op] += seconds;
+  }
+
   S3Response Err(const Call& c, int status, const std::string& code, const std::string& message) {
     S3Response resp;
     resp.status = status;
-    if (c.r.method != "HEAD") {
+    if (c.plain && c.r.method != "HEAD") {
+      resp.body = code + ": " + message + "\n";
+      resp.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+    } else if (c.r.method != "HEAD") {
       resp.body = std::string(kXmlHeader) + "<Error><Code>" + code + "</Code><Message>" +
                   XmlEscape(message) + "</Message><Resource>" + XmlEscape(c.r.raw_path) +
                   "</Resource><RequestId>" + c.request_id + "</RequestId></Error>";
@@ -568,6 +649,23 @@ class S3Gateway::Impl {
     sr.headers = r.headers;
     bool anonymous = false;
     c.ids = Identities();
+    const std::string authorization = c.Header("authorization");
+    if (authorization.rfind("Bearer ", 0) == 0) {
+      // The plain REST face: a token instead of a signature (use TLS in
+      // front of it off the machine: the token travels as it is).
+      c.plain = true;
+      c.id = c.ids->FindToken(authorization.substr(7));
+      if (!c.id) return Err(c, 403, "AccessDenied", "unknown bearer token");
+      c.auth.access_key = c.id->access_key;
+      c.auth.payload = PayloadMode::kUnsigned;
+      for (const auto& [name, value] : r.headers) {
+        (void)value;
+        if (name.rfind("x-amz-content-sha256", 0) == 0 || name == "x-amz-decoded-content-length") {
+          return Err(c, 400, "InvalidRequest", "a bearer request sends its body as it is");
+        }
+      }
+      return Authorized(c);
+    }
     auto v = Verify(
         sr,
         [&c](const std::string& ak) -> std::optional<std::string> {
@@ -579,6 +677,12 @@ class S3Gateway::Impl {
     if (auto* e = std::get_if<AuthError>(&v)) return Err(c, e->http_status, e->code, e->message);
     c.auth = std::get<Authenticated>(v);
     c.id = c.ids->Find(c.auth.access_key);
+    return Authorized(c);
+  }
+
+  /// The rest of Route once `c.id` is known.
+  S3Response Authorized(Call& c) {
+    S3Request& r = c.r;
     c.ctx.uid = c.id->uid;
     c.ctx.gid = c.id->gid;
     c.ctx.sync = true;
@@ -679,6 +783,7 @@ class S3Gateway::Impl {
     }
     if (m == "GET" && c.Has("uploads")) return ListMultipartUploads(c);
     if (m == "GET" && c.Has("versions")) return ListObjects(c, dir->ino, true);
+    if (m == "GET" && c.plain) return PlainList(c, dir->ino);
     if (m == "GET") return ListObjects(c, dir->ino);
     if (m == "POST" && c.Has("delete")) return DeleteObjects(c, dir->ino);
     return Err(c, 405, "MethodNotAllowed", m + " is not allowed on a bucket");
@@ -1860,6 +1965,23 @@ class S3Gateway::Impl {
     return Xml(xml);
   }
 
+  /// The REST face's listing: one key a line ("prefix" query honoured;
+  /// common prefixes with "delimiter", ending in it), up to 10,000.
+  S3Response PlainList(Call& c, InodeId bucket) {
+    Listing l;
+    l.prefix = c.query.count("prefix") ? c.query["prefix"] : "";
+    l.delimiter = c.query.count("delimiter") ? c.query["delimiter"] : "";
+    l.max = 10000;
+    bool more = true;
+    if (Status s = Walk(c, l, bucket, "", &more); !s.ok()) return ErrOf(c, s, false);
+    S3Response resp;
+    for (const ListedObject& o : l.objects) resp.body += o.key + "\n";
+    for (const std::string& p : l.prefixes) resp.body += p + "\n";
+    resp.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+    if (l.truncated) resp.headers.emplace_back("X-NeedleFS-Truncated", "true");
+    return resp;
+  }
+
   template <typename Enc>
   S3Response VersionsXml(Call& c, const Listing& l, const Enc& enc) {
     std::string xml = std::string("<ListVersionsResult xmlns=\"") + kNs + "\"><Name>" +
@@ -1961,6 +2083,9 @@ class S3Gateway::Impl {
   std::shared_ptr<const S3Identities> ids_;  // GUARDED_BY(ids_mu_)
   S3GatewayOptions o_;
   std::atomic<uint64_t> requests_{0}, errors_{0};
+  mutable std::mutex ops_mu_;
+  std::map<std::pair<std::string, std::string>, uint64_t> op_counts_;  // GUARDED_BY(ops_mu_)
+  std::map<std::string, double> op_seconds_;                           // GUARDED_BY(ops_mu_)
 };
 
 S3Gateway::S3Gateway(FileSystem* fs, S3Identities identities, S3GatewayOptions options)
@@ -1968,6 +2093,7 @@ S3Gateway::S3Gateway(FileSystem* fs, S3Identities identities, S3GatewayOptions o
 S3Gateway::~S3Gateway() = default;
 S3Response S3Gateway::Handle(S3Request& request) { return impl_->Handle(request); }
 uint64_t S3Gateway::requests() const { return impl_->requests(); }
+std::string S3Gateway::MetricsText() const { return impl_->MetricsText(); }
 void S3Gateway::SetIdentities(S3Identities identities) {
   impl_->SetIdentities(std::move(identities));
 }

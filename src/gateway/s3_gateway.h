@@ -12,8 +12,10 @@
 // GetObject/HeadObject (one Range, If-Match, If-None-Match,
 // If-Modified-Since, If-Unmodified-Since), DeleteObject, DeleteObjects,
 // ListObjects v1 and v2 (prefix, delimiter, max-keys, continuation-token,
-// start-after, marker, encoding-type=url). Everything else is
-// NotImplemented.
+// start-after, marker, encoding-type=url), tagging, ListObjectVersions,
+// multipart. The plain REST face: the same paths with `Authorization:
+// Bearer <token>`, errors and listings as text instead of XML. Everything
+// else is NotImplemented.
 #pragma once
 
 #include <cstdint>
@@ -38,14 +40,17 @@ struct S3Identity {
   std::string name;
   std::string access_key;
   std::string secret_key;  ///< never logged
-  uint32_t uid = 0;        ///< files are created and checked as uid/gid
+  /// Bearer token of the plain REST interface (`Authorization: Bearer
+  /// <token>`); "" = none. Never logged.
+  std::string token;
+  uint32_t uid = 0;  ///< files are created and checked as uid/gid
   uint32_t gid = 0;
   std::vector<std::string> buckets{"*"};  ///< buckets it may use ("*": all)
 };
 
 /// The identities of a gateway, from a JSON file:
 ///   {"identities": [{"name": "admin", "access_key": "...", "secret_key": "...",
-///                    "uid": 0, "gid": 0, "buckets": ["*"]}]}
+///                    "token": "...", "uid": 0, "gid": 0, "buckets": ["*"]}]}
 struct S3Identities {
   std::vector<S3Identity> list;
   /// Errors: kNotFound (no file), kInvalidArgument (the message names the
@@ -62,6 +67,8 @@ struct S3Identities {
   /// rename). Errors: kIOError-like (errno).
   Status Save(const std::string& path) const;
   const S3Identity* Find(const std::string& access_key) const;
+  /// The identity whose bearer token is `token` (compared in constant time).
+  const S3Identity* FindToken(const std::string& token) const;
 };
 
 /// A request as the transport parsed it.
@@ -109,6 +116,9 @@ class S3Gateway {
   S3Response Handle(S3Request& request);
   /// Replaces the identities (the server reloads its file when it changes).
   void SetIdentities(S3Identities identities);
+  /// Prometheus text of requests by operation and status class, and
+  /// seconds by operation.
+  std::string MetricsText() const;
   /// Requests and errors so far (for /metrics).
   uint64_t requests() const;
   uint64_t errors() const;

@@ -302,10 +302,8 @@ class S3Server::Impl {
   S3Response Observability(const std::string& path) {
     S3Response resp;
     if (path == "/metrics") {
-      resp.body = "# TYPE needlefs_s3_requests_total counter\nneedlefs_s3_requests_total " +
-                  std::to_string(gateway_->requests()) +
-                  "\n# TYPE needlefs_s3_errors_total counter\nneedlefs_s3_errors_total " +
-                  std::to_string(gateway_->errors()) + "\n";
+      resp.body = gateway_->MetricsText() + "# TYPE needlefs_s3_errors_total counter\n" +
+                  "needlefs_s3_errors_total " + std::to_string(gateway_->errors()) + "\n";
       resp.headers.emplace_back("Content-Type", "text/plain; version=0.0.4");
     } else {
       resp.body = "{\"port\": " + std::to_string(port_) +

@@ -106,6 +106,22 @@ code="$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3
 code="$(curl -s -o /dev/null -w '%{http_code}' "$EP/curl/c.txt")"
 [ "$code" = 403 ]; check anonymous_refused $?
 
+# ---- the plain REST face: a bearer token, no XML ----
+TOKEN="$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["identities"][0]["token"])' "$W/ids.json")"
+BEARER=(-H "Authorization: Bearer $TOKEN")
+curl -sf "${BEARER[@]}" -T "$W/c.txt" "$EP/curl/rest/one.txt" -o /dev/null; check rest_put $?
+[ "$(curl -sf "${BEARER[@]}" "$EP/curl/rest/one.txt")" = "from curl" ]; check rest_get $?
+curl -sfI "${BEARER[@]}" "$EP/curl/rest/one.txt" | grep -qi "^content-length: 10"; check rest_head $?
+[ "$(curl -sf "${BEARER[@]}" "$EP/curl?prefix=rest/")" = "rest/one.txt" ]; check rest_list_as_text $?
+out="$(curl -s "${BEARER[@]}" "$EP/curl/rest/none.txt")"
+[ "$out" = "NoSuchKey: no such key" ] || [ "${out#NoSuchKey: }" != "$out" ]; check rest_error_as_text $?
+code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer nope" "$EP/curl/rest/one.txt")"
+[ "$code" = 403 ]; check rest_wrong_token_403 $?
+curl -sf "${BEARER[@]}" -X DELETE "$EP/curl/rest/one.txt" -o /dev/null; check rest_delete $?
+! grep -q "$TOKEN" "$W/s3.log"; check token_never_logged $?
+curl -sf "$EP/metrics" | grep -q 'needlefs_s3_requests_total{op="PutObject",code="2xx"}'
+check metrics_by_operation $?
+
 # ---- identities and buckets by `needlefs admin` (the gateway reloads) ----
 ADM=("$BIN" admin)
 "${ADM[@]}" s3.user.create -identities "$W/ids.json" -name bob -uid 1001 -gid 1001 \
