@@ -896,6 +896,7 @@ class S3Gateway::Impl {
   /// and mtime it belongs to; computed (MD5 of the data) and kept when
   /// missing or stale.
   StatusOr<std::string> EtagOf(const InodeAttr& a, const RequestContext& reader) {
+    if (a.type == FileType::kDirectory) return std::string("\"d41d8cd98f00b204e9800998ecf8427e\"");
     const RequestContext root = RequestContext::Root();
     const std::string stamp = std::to_string(a.size) + ":" + std::to_string(a.mtime_ns) + ":";
     auto kept = fs_->GetXattr(root, a.ino, kEtagXattr);
@@ -1858,6 +1859,21 @@ class S3Gateway::Impl {
             }
             continue;
           }
+        }
+        if (in_prefix && e->attr && e->attr->size == 0) {
+          // An empty directory is the object "key/" (a directory marker, as
+          // PUT of "key/" makes); a directory with entries shows through them.
+          if (key <= l.after) continue;
+          if (l.count() >= l.max) {
+            l.truncated = true;
+            *more = false;
+            return Status::OK();
+          }
+          InodeAttr marker = *e->attr;
+          marker.size = 0;
+          l.objects.push_back({key, marker});
+          l.last = key;
+          continue;
         }
         NEEDLEFS_RETURN_IF_ERROR(Walk(c, l, e->ino, key, more));
         continue;

@@ -106,6 +106,17 @@ while True:
     token = page["NextContinuationToken"]
 check("list_2500_paged", len(keys) == 2500 and pages == 3 and keys == sorted(keys), f"{len(keys)} in {pages}")
 page = s3.list_objects_v2(Bucket=B, Prefix="many/", Delimiter="/")
+# A directory key: an empty directory, listed as "key/" (a marker) until it
+# has entries; with a delimiter it is a common prefix.
+s3.put_object(Bucket=B, Key="markers/empty/", Body=b"")
+check("marker_is_a_directory", os.path.isdir(os.path.join(MNT, B, "markers", "empty")))
+keys_m = [o["Key"] for o in s3.list_objects_v2(Bucket=B, Prefix="markers/").get("Contents", [])]
+check("marker_listed", keys_m == ["markers/empty/"], str(keys_m))
+pre_m = [p["Prefix"] for p in s3.list_objects_v2(Bucket=B, Prefix="markers/", Delimiter="/").get("CommonPrefixes", [])]
+check("marker_as_prefix", pre_m == ["markers/empty/"], str(pre_m))
+s3.put_object(Bucket=B, Key="markers/empty/file", Body=b"f")
+keys_m = [o["Key"] for o in s3.list_objects_v2(Bucket=B, Prefix="markers/").get("Contents", [])]
+check("marker_gone_once_filled", keys_m == ["markers/empty/file"], str(keys_m))
 check("list_delimiter", [p["Prefix"] for p in page["CommonPrefixes"]] == [f"many/{i:02d}/" for i in range(25)])
 paginator = s3.get_paginator("list_objects")
 v1 = [o["Key"] for p in paginator.paginate(Bucket=B, Prefix="many/1", PaginationConfig={"PageSize": 300}) for o in p.get("Contents", [])]
