@@ -377,9 +377,27 @@ class FileSystem::Impl {
     }
     auto a = meta_->Lookup(ctx, parent, name);
     if (!a.ok() || a->type != FileType::kRegular) return;
+    // An idle implicit open (stateless NFS I/O) alone does not keep a
+    // removed file alive: it ends now, its data flushed first (another link
+    // may keep the file), so the file goes at once and its NFS handle is
+    // STALE, as on a stateless server.
+    uint64_t idle_implicit = 0;
     {
       std::lock_guard<std::mutex> g(open_mu_);
-      if (!open_count_.count(a->ino.value) || held_.count(a->ino.value)) return;
+      auto n = open_count_.find(a->ino.value);
+      if (n == open_count_.end() || held_.count(a->ino.value)) return;
+      auto imp = implicit_.find(a->ino.value);
+      if (imp != implicit_.end() && imp->second.busy == 0 && n->second == 1) {
+        idle_implicit = imp->second.handle;
+        implicit_.erase(imp);
+        ++expiring_;
+      }
+    }
+    if (idle_implicit != 0) {
+      Release(idle_implicit);
+      std::lock_guard<std::mutex> g(open_mu_);
+      --expiring_;
+      return;
     }
     // No lock over the meta call: every read and write takes open_mu_.
     if (!meta_->OpenFile(session_, a->ino).ok()) return;

@@ -754,6 +754,14 @@ TEST_F(NfsTest, ForgedStaleOrRefusedCallsChangeNothing) {
   LookupHandle(nfs_port_, dir, "new", &st);
   EXPECT_EQ(st, kNoent) << "no call above created anything";
   EXPECT_EQ(ReadFile(nfs_, P("keep")), "kept");
+  // The handle of a removed file that nfsd had just read and written
+  // (an implicit open): STALE at once, nothing keeps it.
+  ASSERT_NO_FATAL_FAILURE(WriteFile("used", "data"));
+  ASSERT_EQ(ReadFile(nfs_, P("used")), "data");
+  const std::string used = LookupHandle(nfs_port_, dir, "used");
+  ASSERT_FALSE(used.empty());
+  ASSERT_EQ(nfs_unlink(nfs_, P("used").c_str()), 0);
+  EXPECT_EQ(NfsStatus(Call(nfs_port_, CallHeader(56, kNfs, 3, kGetattr) + Opaque(used))), kStale);
   // The handle of a removed file: STALE.
   ASSERT_EQ(NfsStatus(Call(nfs_port_, CallHeader(53, kNfs, 3, kCreate) + Opaque(dir) +
                                           Opaque("gone") + U32(0) + NoSattr())),
