@@ -2,6 +2,7 @@
 // reloads it within a second) and `s3.bucket.*` (top-level directories of
 // the namespace, through the file-system layer).
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -21,6 +22,7 @@ struct S3AdminFlags {
   std::string master = "127.0.0.1:9333";
   std::string bucket;
   std::string owner;  // identity name
+  bool public_read = true;
 };
 
 int Fail(const std::string& what, const Status& s) {
@@ -108,6 +110,16 @@ int RunBucket(const std::string& cmd, const S3AdminFlags& f) {
     std::printf("deleted bucket %s\n", f.bucket.c_str());
     return 0;
   }
+  if (cmd == "s3.bucket.public") {
+    auto dir = (*fs)->Lookup(root, (*fs)->root(), f.bucket);
+    if (!dir.ok()) return Fail(cmd, dir.status());
+    Status s = f.public_read ? (*fs)->SetXattr(root, dir->ino, "user.s3.public-read", "true", 0)
+                             : (*fs)->RemoveXattr(root, dir->ino, "user.s3.public-read");
+    if (!s.ok() && !(s.posix_errno() == ENODATA && !f.public_read)) return Fail(cmd, s);
+    std::printf("bucket %s is %s\n", f.bucket.c_str(),
+                f.public_read ? "public-read (anonymous GET and HEAD as uid 65534)" : "private");
+    return 0;
+  }
   // s3.bucket.owner: the bucket's directory belongs to the identity's
   // uid/gid, and the identity may use the bucket.
   if (f.owner.empty()) return Fail(cmd, Status::InvalidArgument("-owner is required"));
@@ -150,12 +162,17 @@ void AddS3AdminCommands(CLI::App* admin, int* exit_code) {
     }
     sub->callback([f, name, exit_code] { *exit_code = RunUser(name, *f); });
   }
-  for (const char* name :
-       {"s3.bucket.create", "s3.bucket.list", "s3.bucket.delete", "s3.bucket.owner"}) {
+  for (const char* name : {"s3.bucket.create", "s3.bucket.list", "s3.bucket.delete",
+                           "s3.bucket.owner", "s3.bucket.public"}) {
     auto* sub = admin->add_subcommand(name, std::string("S3 buckets: ") + (name + 10));
     sub->add_option("--meta", f->meta, "Meta server host:port (gRPC)")->capture_default_str();
     sub->add_option("--master", f->master, "Master host:port (HTTP)")->capture_default_str();
     if (std::string(name) != "s3.bucket.list") sub->add_option("--bucket", f->bucket, "Bucket");
+    if (std::string(name) == "s3.bucket.public") {
+      sub->add_option("--read", f->public_read,
+                      "true: anonymous GET/HEAD allowed; false: private again")
+          ->capture_default_str();
+    }
     if (std::string(name) == "s3.bucket.owner") {
       sub->add_option("--owner", f->owner, "Identity name");
       sub->add_option("--identities", f->identities, "The identities file of `needlefs s3`")

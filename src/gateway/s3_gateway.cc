@@ -512,7 +512,8 @@ class S3Gateway::Impl {
     Authenticated auth;
     RequestContext ctx;
     bool body_done = false;
-    bool plain = false;  ///< the REST face: text, not XML
+    bool plain = false;             ///< the REST face: text, not XML
+    S3Identity anonymous_identity;  ///< `id` of an anonymous public read
     std::string Header(const std::string& name) const {
       auto it = r.headers.find(name);
       return it == r.headers.end() ? "" : it->second;
@@ -674,9 +675,40 @@ class S3Gateway::Impl {
           return id->secret_key;
         },
         static_cast<int64_t>(std::time(nullptr)), &anonymous);
-    if (auto* e = std::get_if<AuthError>(&v)) return Err(c, e->http_status, e->code, e->message);
+    if (auto* e = std::get_if<AuthError>(&v)) {
+      if (anonymous && PublicRead(c)) return Anonymous(c);
+      return Err(c, e->http_status, e->code, e->message);
+    }
     c.auth = std::get<Authenticated>(v);
     c.id = c.ids->Find(c.auth.access_key);
+    return Authorized(c);
+  }
+
+  /// Whether an unsigned request may read: a GET or HEAD in a bucket marked
+  /// public-read (the user.s3.public-read xattr of its directory, set by
+  /// `needlefs admin s3.bucket.public`).
+  bool PublicRead(const Call& c) {
+    if (c.bucket.empty() || !ValidBucketName(c.bucket)) return false;
+    if (c.r.method != "GET" && c.r.method != "HEAD") return false;
+    const RequestContext root = RequestContext::Root();
+    auto dir = fs_->Lookup(root, fs_->root(), c.bucket);
+    if (!dir.ok() || dir->type != FileType::kDirectory) return false;
+    auto flag = fs_->GetXattr(root, dir->ino, "user.s3.public-read");
+    return flag.ok() && *flag == "true";
+  }
+
+  /// An anonymous read of a public-read bucket: as the nobody identity
+  /// (uid/gid 65534), so the files' own permissions still apply.
+  S3Response Anonymous(Call& c) {
+    for (const char* sub : {"uploads", "uploadId", "tagging", "versions", "location"}) {
+      if (c.Has(sub)) return Err(c, 403, "AccessDenied", "anonymous requests read objects only");
+    }
+    c.anonymous_identity.name = "anonymous";
+    c.anonymous_identity.uid = 65534;
+    c.anonymous_identity.gid = 65534;
+    c.anonymous_identity.buckets = {c.bucket};
+    c.id = &c.anonymous_identity;
+    c.auth.payload = PayloadMode::kUnsigned;
     return Authorized(c);
   }
 

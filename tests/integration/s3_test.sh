@@ -122,6 +122,17 @@ curl -sf "${BEARER[@]}" -X DELETE "$EP/curl/rest/one.txt" -o /dev/null; check re
 curl -sf "$EP/metrics" | grep -q 'needlefs_s3_requests_total{op="PutObject",code="2xx"}'
 check metrics_by_operation $?
 
+# ---- a public-read bucket: anonymous GET/HEAD/list, nothing else ----
+"$BIN" admin s3.bucket.public -meta "$META" -master "$MHTTP" -bucket curl > /dev/null
+check admin_bucket_public $?
+[ "$(curl -sf "$EP/curl/c.txt")" = "from curl" ]; check anonymous_get_public $?
+curl -sf "$EP/curl?list-type=2" | grep -q "<Key>c.txt</Key>"; check anonymous_list_public $?
+code="$(curl -s -o /dev/null -w '%{http_code}' -T "$W/c.txt" "$EP/curl/anon.txt")"
+[ "$code" = 403 ]; check anonymous_put_refused $?
+"$BIN" admin s3.bucket.public -meta "$META" -master "$MHTTP" -bucket curl -read false > /dev/null
+code="$(curl -s -o /dev/null -w '%{http_code}' "$EP/curl/c.txt")"
+[ "$code" = 403 ]; check private_again $?
+
 # ---- identities and buckets by `needlefs admin` (the gateway reloads) ----
 ADM=("$BIN" admin)
 "${ADM[@]}" s3.user.create -identities "$W/ids.json" -name bob -uid 1001 -gid 1001 \
