@@ -1163,8 +1163,9 @@ class S3Gateway::Impl {
         std::to_string(a->size) + ":" + std::to_string(a->mtime_ns) + ":" + etag_hex, 0);
   }
 
-  S3Response CopyObject(Call& c, InodeId bucket) {
-    if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, false);
+  /// The object x-amz-copy-source names (checked like any request's bucket
+  /// and key, and the x-amz-copy-source-if-* conditions), or an error.
+  std::variant<InodeAttr, S3Response> CopySource(Call& c) {
     std::string raw_src = c.Header("x-amz-copy-source");
     if (const size_t q = raw_src.find('?'); q != std::string::npos) raw_src.resize(q);
     std::string src = Decode(raw_src, false);
@@ -1190,6 +1191,14 @@ class S3Gateway::Impl {
     auto etag = EtagOf(*obj, c.ctx);
     if (!etag.ok()) return ErrOf(c, etag.status(), false);
     if (S3Response pre; Preconditions(c, *obj, *etag, "x-amz-copy-source-", &pre)) return pre;
+    return *obj;
+  }
+
+  S3Response CopyObject(Call& c, InodeId bucket) {
+    if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, false);
+    auto source = CopySource(c);
+    if (auto* e = std::get_if<S3Response>(&source)) return std::move(*e);
+    const InodeAttr* obj = &std::get<InodeAttr>(source);
     std::string leaf;
     auto dir = ParentDir(c, bucket, c.key, true, &leaf);
     if (!dir.ok()) return ErrOf(c, dir.status(), false);
@@ -1583,9 +1592,7 @@ class S3Gateway::Impl {
     auto u = FindUpload(c);
     if (auto* e = std::get_if<S3Response>(&u)) return std::move(*e);
     const InodeAttr upload = std::get<InodeAttr>(u);
-    if (!c.Header("x-amz-copy-source").empty()) {
-      return Err(c, 501, "NotImplemented", "UploadPartCopy is not supported yet (docs/s3.md)");
-    }
+    if (!c.Header("x-amz-copy-source").empty()) return UploadPartCopy(c, upload, std::stoi(pn));
     auto made_body = MakeBody(c);
     if (auto* e = std::get_if<S3Response>(&made_body)) return std::move(*e);
     Body& body = std::get<Body>(made_body);
@@ -1602,6 +1609,58 @@ class S3Gateway::Impl {
       resp.headers.emplace_back("x-amz-checksum-" + body.algo, body.digests->Checksum());
     }
     return resp;
+  }
+
+  /// UploadPart from (a range of) an existing object
+  /// (x-amz-copy-source[-range]): the bytes are read and written as a new
+  /// part.
+  S3Response UploadPartCopy(Call& c, const InodeAttr& upload, int part) {
+    if (Status s = Drain(c); !s.ok()) return ErrOf(c, s, false);
+    auto source = CopySource(c);
+    if (auto* e = std::get_if<S3Response>(&source)) return std::move(*e);
+    const InodeAttr obj = std::get<InodeAttr>(source);
+    uint64_t begin = 0, end = obj.size;
+    const std::string range = c.Header("x-amz-copy-source-range");
+    if (!range.empty()) {
+      // bytes=first-last, both given, inside the object.
+      const size_t dash = range.find('-');
+      const std::string a = range.rfind("bytes=", 0) == 0 && dash != std::string::npos
+                                ? range.substr(6, dash - 6)
+                                : "";
+      const std::string b = dash != std::string::npos ? range.substr(dash + 1) : "";
+      auto digits = [](const std::string& x) {
+        return !x.empty() && x.size() < 19 && std::all_of(x.begin(), x.end(), ::isdigit);
+      };
+      if (!digits(a) || !digits(b) || std::stoull(b) < std::stoull(a) ||
+          std::stoull(b) >= obj.size) {
+        return Err(c, 400, "InvalidArgument",
+                   "x-amz-copy-source-range must be bytes=first-last within the source");
+      }
+      begin = std::stoull(a);
+      end = std::stoull(b) + 1;
+    }
+    uint64_t at = begin;
+    BodyDigests d("");
+    const RequestContext root = RequestContext::Root();
+    auto written =
+        fs_->ReplaceFile(root, upload.ino, PartName(part), 0600, [&](std::string* piece) {
+          piece->clear();
+          if (at >= end) return Status::OK();
+          auto got = fs_->Read(c.ctx, obj.ino, at, std::min<uint64_t>(4 << 20, end - at));
+          if (!got.ok()) return got.status();
+          if (got->empty()) return Status::DataLoss("the source got shorter while it was copied");
+          at += got->size();
+          d.Update(*got);
+          *piece = std::move(*got);
+          return Status::OK();
+        });
+    if (!written.ok()) return ErrOf(c, written.status(), false);
+    d.Finish();
+    const std::string etag = Hex(d.md5());
+    KeepEtag(written->ino, etag);
+    return Xml(std::string("<CopyPartResult xmlns=\"") + kNs + "\"><LastModified>" +
+               IsoTime(written->mtime_ns) + "</LastModified><ETag>&quot;" + etag +
+               "&quot;</ETag></CopyPartResult>");
   }
 
   /// The parts of an upload: number -> attributes, sorted.

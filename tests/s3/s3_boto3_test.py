@@ -195,6 +195,16 @@ check("multipart_etag", done["ETag"] == f'"{want}"', done["ETag"])
 with open(os.path.join(MNT, B, "multi", "big.bin"), "rb") as f:
     check("multipart_through_fuse", f.read() == b"".join(parts))
 check("upload_gone", code_of(lambda: s3.list_parts(Bucket=B, Key="multi/big.bin", UploadId=uid)) == "NoSuchUpload")
+# UploadPartCopy: a range of one object and the whole of another.
+mp3 = s3.create_multipart_upload(Bucket=B, Key="multi/copied")
+c1 = s3.upload_part_copy(Bucket=B, Key="multi/copied", UploadId=mp3["UploadId"], PartNumber=1,
+                         CopySource={"Bucket": B, "Key": "multi/big.bin"}, CopySourceRange=f"bytes=0-{(5 << 20) - 1}")
+c2 = s3.upload_part_copy(Bucket=B, Key="multi/copied", UploadId=mp3["UploadId"], PartNumber=2,
+                         CopySource={"Bucket": B, "Key": "dir/obj.bin"})
+s3.complete_multipart_upload(Bucket=B, Key="multi/copied", UploadId=mp3["UploadId"], MultipartUpload={
+    "Parts": [{"PartNumber": 1, "ETag": c1["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": c2["CopyPartResult"]["ETag"]}]})
+got_copy = s3.get_object(Bucket=B, Key="multi/copied")["Body"].read()
+check("upload_part_copy", got_copy == b"".join(parts)[:5 << 20] + body, str(len(got_copy)))
 mp2 = s3.create_multipart_upload(Bucket=B, Key="multi/aborted")
 s3.upload_part(Bucket=B, Key="multi/aborted", UploadId=mp2["UploadId"], PartNumber=1, Body=b"x")
 s3.abort_multipart_upload(Bucket=B, Key="multi/aborted", UploadId=mp2["UploadId"])
