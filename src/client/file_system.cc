@@ -757,14 +757,24 @@ class FileSystem::Impl {
     if (a->type != FileType::kRegular) return Status::Posix(EINVAL, "not a regular file");
     if (!MayAccess(ctx, *a, R_OK)) return Status::Posix(EACCES, "no read permission");
     const uint64_t piece = std::max<uint64_t>(options_.file.chunk_size, 64 << 10);
+    // Open for the stream, so the file client sees a sequential reader and
+    // fetches the next chunks while `sink` sends this one.
+    files_->Open(*a, std::nullopt, /*for_reading=*/true);
+    Status st;
     for (;;) {
       auto data = files_->Read(ino, offset, piece);
-      if (!data.ok()) return data.status();
-      if (data->empty()) return Status::OK();
-      NEEDLEFS_RETURN_IF_ERROR(sink(*data));
+      if (!data.ok()) {
+        st = data.status();
+        break;
+      }
+      if (data->empty()) break;
+      st = sink(*data);
+      if (!st.ok()) break;
       offset += data->size();
-      if (data->size() < piece) return Status::OK();
+      if (data->size() < piece) break;
     }
+    files_->Release(ino);
+    return st;
   }
 
   Status WriteFrom(const RequestContext& ctx, InodeId ino,
