@@ -602,7 +602,11 @@ class FileSystem::Impl {
     if (a.ok() && a->type == FileType::kRegular && IsOpenHere(a->ino)) {
       // Its size may be changing under a flush of this client: as GetAttr.
       const InodeId ino = a->ino;
-      return FreshAttr(ino, [&] { return meta_->GetAttr(ino); });
+      auto fresh = FreshAttr(ino, [&] { return meta_->GetAttr(ino); });
+      if (fresh.ok() || fresh.status().posix_errno() != ENOENT) return fresh;
+      // The cached entry named an inode replaced meanwhile (a rename over
+      // the name): ask meta for the name itself.
+      a = meta_->Lookup(ctx, parent, name);
     }
     return WithPending(std::move(a));
   }

@@ -239,23 +239,30 @@ StatusOr<InodeAttr> Namespace::Lookup(const RequestContext& ctx, InodeId parent,
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord p, InodeRecord::Decode(*pv));
     if (p.attr.type != FileType::kDirectory) return Status::Posix(ENOTDIR, "not a directory");
     if (!MayAccess(ctx, p.attr, 1)) return Status::Posix(EACCES, "search permission");
-    InodeId target;
-    if (name == ".") {
-      target = parent;
-    } else if (name == "..") {
-      target = p.parent;
-    } else {
-      NEEDLEFS_ASSIGN_OR_RETURN(auto dv, t.Get(meta_keys::Dentry(parent, name)));
-      if (!dv) return Status::Posix(ENOENT, name);
-      NEEDLEFS_ASSIGN_OR_RETURN(DentryValue d, DentryValue::Decode(*dv));
-      target = d.ino;
+    // Reads take no snapshot: a rename over `name` committed between the
+    // dentry read and the inode read leaves the old inode gone and the name
+    // pointing to a new one. Read the name again then, a few times, rather
+    // than answer ENOENT for a name that existed all along.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      InodeId target;
+      if (name == ".") {
+        target = parent;
+      } else if (name == "..") {
+        target = p.parent;
+      } else {
+        NEEDLEFS_ASSIGN_OR_RETURN(auto dv, t.Get(meta_keys::Dentry(parent, name)));
+        if (!dv) return Status::Posix(ENOENT, name);
+        NEEDLEFS_ASSIGN_OR_RETURN(DentryValue d, DentryValue::Decode(*dv));
+        target = d.ino;
+      }
+      NEEDLEFS_ASSIGN_OR_RETURN(auto cv, t.Get(meta_keys::Inode(target)));
+      if (!cv) continue;  // replaced meanwhile: read the name again
+      NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord c, InodeRecord::Decode(*cv));
+      out = c.attr;
+      out.ino = target;
+      return Status::OK();
     }
-    NEEDLEFS_ASSIGN_OR_RETURN(auto cv, t.Get(meta_keys::Inode(target)));
-    if (!cv) return Status::Posix(ENOENT, name);
-    NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord c, InodeRecord::Decode(*cv));
-    out = c.attr;
-    out.ino = target;
-    return Status::OK();
+    return Status::Posix(ENOENT, name);
   });
   if (!s.ok()) return s;
   return out;

@@ -365,11 +365,12 @@ TEST_F(FileSystemTest, ReplaceFileIsAtomicForReaders) {
   auto reader_fs = OpenFs();
   std::atomic<bool> stop{false};
   std::atomic<int> whole{0}, stale{0}, bad{0};
+  std::string first_bad;  // what the first bad read was (reader thread only)
   std::thread reader([&] {
     while (!stop) {
       auto a = reader_fs->Lookup(root_, reader_fs->root(), "obj");
       if (!a.ok()) {
-        ++bad;  // the name always exists
+        if (bad++ == 0) first_bad = "lookup: " + a.status().ToString();  // the name always exists
         continue;
       }
       auto data = reader_fs->Read(root_, a->ino, 0, kSize + 1);
@@ -379,7 +380,13 @@ TEST_F(FileSystemTest, ReplaceFileIsAtomicForReaders) {
       }
       const bool one =
           data->size() == kSize && data->find_first_not_of((*data)[0]) == std::string::npos;
-      one ? ++whole : ++bad;
+      if (one) {
+        ++whole;
+      } else if (bad++ == 0) {
+        first_bad = "read " + std::to_string(data->size()) + " bytes, size " +
+                    std::to_string(a->size) + ", mixed " +
+                    std::to_string(data->find_first_not_of((*data)[0]) != std::string::npos);
+      }
     }
   });
   for (int i = 0; i < 6; ++i) {
@@ -389,7 +396,7 @@ TEST_F(FileSystemTest, ReplaceFileIsAtomicForReaders) {
   }
   stop = true;
   reader.join();
-  EXPECT_EQ(bad, 0) << "a reader saw a mix, a short file or no file";
+  EXPECT_EQ(bad, 0) << "a reader saw a mix, a short file or no file; first: " << first_bad;
   EXPECT_GT(whole, 0);
   // No temporary file is left, and a failed source leaves the old file.
   auto failing = [](std::string* piece) -> Status {
