@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "common/http.h"
 #include "objstore/needle.h"
 
 namespace needlefs {
@@ -30,32 +31,7 @@ constexpr const char* kStyle =
 
 }  // namespace
 
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string HtmlEscape(const std::string& s) { return XmlEscape(s); }
 
 std::string RenderStatusPage(const std::vector<NodeSnapshot>& nodes,
                              const std::map<VolumeId, std::vector<std::string>>& under,

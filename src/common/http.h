@@ -161,6 +161,13 @@ std::string PercentEncode(std::string_view s);
 /// Percent-decodes `s` ('+' stays '+'). Invalid escapes are kept verbatim.
 std::string PercentDecode(std::string_view s);
 
+/// The value of hex digit `c` (either case), or -1.
+int HexDigit(char c);
+
+/// `s` with & < > " ' as character references: safe in XML and HTML text
+/// and attribute values.
+std::string XmlEscape(std::string_view s);
+
 /// Joins host and port into "host:port", bracketing an IPv6 literal
 /// ("[::1]:9333"): the inverse of SplitHostPort.
 std::string JoinHostPort(std::string_view host, uint16_t port);

@@ -23,6 +23,7 @@
 
 #include "client/file_system.h"
 #include "common/crc32c.h"
+#include "common/http.h"
 #include "common/logging.h"
 #include "gateway/sigv4.h"
 
@@ -39,54 +40,23 @@ constexpr const char* kTaggingXattr = "user.s3.tagging";
 constexpr size_t kMaxKeyBytes = 1024;
 constexpr size_t kMaxSegmentBytes = 255;
 
-std::string XmlEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out.push_back(c);
+/// XML's five predefined entities back to their characters (the bodies of
+/// DeleteObjects and PutObjectTagging).
+std::string XmlUnescape(std::string v) {
+  for (const auto& [ent, ch] : std::vector<std::pair<std::string, std::string>>{
+           {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}}) {
+    for (size_t p = 0; (p = v.find(ent, p)) != std::string::npos; p += ch.size()) {
+      v.replace(p, ent.size(), ch);
     }
   }
-  return out;
+  return v;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/// %XX decoding; `plus_space` also turns '+' into ' ' (query strings).
-std::string Decode(std::string_view s, bool plus_space) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
-      i += 2;
-    } else if (plus_space && s[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
+/// A query component decoded: '+' is a space, then %XX.
+std::string QueryDecode(std::string_view s) {
+  std::string plus(s);
+  std::replace(plus.begin(), plus.end(), '+', ' ');
+  return PercentDecode(plus);
 }
 
 std::map<std::string, std::string> ParseQuery(std::string_view raw) {
@@ -98,8 +68,8 @@ std::map<std::string, std::string> ParseQuery(std::string_view raw) {
     std::string_view part = raw.substr(at, amp - at);
     if (!part.empty()) {
       const size_t eq = part.find('=');
-      q[Decode(part.substr(0, eq), true)] =
-          eq == std::string_view::npos ? "" : Decode(part.substr(eq + 1), true);
+      q[QueryDecode(part.substr(0, eq))] =
+          eq == std::string_view::npos ? "" : QueryDecode(part.substr(eq + 1));
     }
     at = amp + 1;
     if (amp == raw.size()) break;
@@ -625,7 +595,7 @@ class S3Gateway::Impl {
     S3Request& r = c.r;
     c.query = ParseQuery(r.raw_query);
     // Bucket and key: virtual-hosted style when Host is <bucket>.<domain>.
-    std::string path = Decode(r.raw_path, false);
+    std::string path = PercentDecode(r.raw_path);
     std::string host = c.Header("host");
     if (const size_t colon = host.rfind(':');
         colon != std::string::npos && host.find(']') == std::string::npos) {
@@ -1168,7 +1138,7 @@ class S3Gateway::Impl {
   std::variant<InodeAttr, S3Response> CopySource(Call& c) {
     std::string raw_src = c.Header("x-amz-copy-source");
     if (const size_t q = raw_src.find('?'); q != std::string::npos) raw_src.resize(q);
-    std::string src = Decode(raw_src, false);
+    std::string src = PercentDecode(raw_src);
     if (!src.empty() && src[0] == '/') src.erase(0, 1);
     const size_t slash = src.find('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == src.size()) {
@@ -1486,13 +1456,7 @@ class S3Gateway::Impl {
       if (end == std::string::npos) break;
       std::string key = body.substr(at + 5, end - at - 5);
       at = end + 6;
-      // XML entities in keys.
-      for (const auto& [ent, ch] : std::vector<std::pair<std::string, std::string>>{
-               {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}}) {
-        for (size_t p = 0; (p = key.find(ent, p)) != std::string::npos; p += ch.size()) {
-          key.replace(p, ent.size(), ch);
-        }
-      }
+      key = XmlUnescape(std::move(key));
       if (++n > 1000) return Err(c, 400, "MalformedXML", "at most 1000 keys per request");
       Status s = KeyProblem(key).empty() ? RemoveKey(c, bucket, key)
                                          : S3Failure("InvalidArgument", KeyProblem(key));
@@ -1535,7 +1499,7 @@ class S3Gateway::Impl {
   std::variant<InodeAttr, S3Response> FindUpload(Call& c) {
     const std::string id = c.query["uploadId"];
     const bool valid = id.size() == 32 &&
-                       std::all_of(id.begin(), id.end(), [](char ch) { return HexValue(ch) >= 0; });
+                       std::all_of(id.begin(), id.end(), [](char ch) { return HexDigit(ch) >= 0; });
     auto none = [&] {
       return Err(c, 404, "NoSuchUpload",
                  "The specified upload does not exist. The upload ID may be invalid, or the "
@@ -1736,7 +1700,7 @@ class S3Gateway::Impl {
       names.push_back(PartName(n));
       const std::string hex = kept->substr(1, kept->size() - 2);
       for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-        md5s.push_back(static_cast<char>(HexValue(hex[i]) * 16 + HexValue(hex[i + 1])));
+        md5s.push_back(static_cast<char>(HexDigit(hex[i]) * 16 + HexDigit(hex[i + 1])));
       }
     }
     if (names.empty()) {
@@ -2153,15 +2117,6 @@ class S3Gateway::Impl {
     if (Status s = Drain(c, &body, 64 << 10); !s.ok()) return ErrOf(c, s, false);
     std::string encoded;
     size_t at = 0, n = 0;
-    auto unescape = [](std::string v) {
-      for (const auto& [ent, ch] : std::vector<std::pair<std::string, std::string>>{
-               {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}}) {
-        for (size_t p = 0; (p = v.find(ent, p)) != std::string::npos; p += ch.size()) {
-          v.replace(p, ent.size(), ch);
-        }
-      }
-      return v;
-    };
     while ((at = body.find("<Tag>", at)) != std::string::npos) {
       const size_t end = body.find("</Tag>", at);
       if (end == std::string::npos) return Err(c, 400, "MalformedXML", "an unclosed Tag");
@@ -2170,7 +2125,7 @@ class S3Gateway::Impl {
       auto field = [&](const std::string& name) -> std::optional<std::string> {
         const size_t b = tag.find("<" + name + ">"), e = tag.find("</" + name + ">");
         if (b == std::string::npos || e == std::string::npos) return std::nullopt;
-        return unescape(tag.substr(b + name.size() + 2, e - b - name.size() - 2));
+        return XmlUnescape(tag.substr(b + name.size() + 2, e - b - name.size() - 2));
       };
       auto k = field("Key"), v = field("Value");
       if (!k || !v || k->empty() || k->size() > 128 || v->size() > 256) {

@@ -8,6 +8,8 @@
 #include <cctype>
 #include <ctime>
 
+#include "common/http.h"
+
 namespace needlefs::gateway {
 namespace {
 
@@ -15,28 +17,6 @@ constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 constexpr int64_t kMaxSkewSeconds = 15 * 60;
 /// A chunk is held whole until its signature is checked: bounded.
 constexpr size_t kMaxChunkBytes = 16u << 20;
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/// %XX decoding ('+' stays '+': S3 signs the path and query as sent).
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 std::string Trim(std::string_view v) {
   // Leading/trailing spaces removed, inner runs of spaces made one.
@@ -309,7 +289,7 @@ std::variant<Authenticated, AuthError> Verify(const SignedRequest& r, const Secr
   } else if (payload == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER") {
     a.payload = PayloadMode::kStreamingSignedTrailer;
   } else if (payload.size() == 64 && std::all_of(payload.begin(), payload.end(), [](char c) {
-               return HexValue(c) >= 0 && !std::isupper(static_cast<unsigned char>(c));
+               return HexDigit(c) >= 0 && !std::isupper(static_cast<unsigned char>(c));
              })) {
     a.payload = PayloadMode::kSha256;
     a.payload_sha256_hex = payload;
@@ -369,7 +349,7 @@ Status AwsChunkedDecoder::Next(std::string* piece) {
   const size_t semi = header->find(';');
   const std::string size_text = header->substr(0, semi);
   if (size_text.empty() || size_text.size() > 8 ||
-      !std::all_of(size_text.begin(), size_text.end(), [](char c) { return HexValue(c) >= 0; })) {
+      !std::all_of(size_text.begin(), size_text.end(), [](char c) { return HexDigit(c) >= 0; })) {
     return Status::InvalidArgument("InvalidRequest: a malformed aws-chunked chunk size");
   }
   const size_t size = std::stoul(size_text, nullptr, 16);  // at most 8 hex digits: no throw
