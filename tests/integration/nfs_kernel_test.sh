@@ -19,6 +19,7 @@
 set -euo pipefail
 BIN="$1"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/cluster.sh"
 RIG="$HERE/../nfs-rig"
 if [ -z "${NEEDLEFS_KERNEL_NS:-}" ]; then
   for t in qemu-system-x86_64 busybox unshare ip; do
@@ -38,22 +39,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -30 "$W"/nfsd*.log 2>/dev/null || true; exit 1; }
 
-wait_ready() {  # $1 = stdout file, $2 = log
-  for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "FAIL: did not start: $1"; cat "$2" || true; exit 1
-}
-"$BIN" master -mdir "$W/master" -port 0 -grpcPort 0 -log.level warn > "$W/m.out" 2> "$W/m.log" &
-PIDS+=($!); wait_ready "$W/m.out" "$W/m.log"
-MHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/m.out")"
-MGRPC="$(sed -n 's/.*grpc=[^:]*:\([0-9]*\).*/\1/p' "$W/m.out")"
-"$BIN" volume -dir "$W/vol" -port 0 -grpcPort 0 -max 16 -mserver "$MHTTP" \
-  -mserverGrpcPort "$MGRPC" -log.level warn > "$W/v.out" 2> "$W/v.log" &
-PIDS+=($!); wait_ready "$W/v.out" "$W/v.log"
-VHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/v.out")"
-"$BIN" meta -dir "$W/meta" -port 0 -volumeServers "$VHTTP" -log.level warn > "$W/meta.out" \
-  2> "$W/meta.log" &
-PIDS+=($!); wait_ready "$W/meta.out" "$W/meta.log"
-META="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$W/meta.out")"
+start_cluster "$BIN" "$W"
 
 NFSD_N=0
 start_nfsd() {  # nfsd flags; sets NFSD_PID, NFS_PORT, MOUNT_PORT

@@ -11,6 +11,7 @@
 #   nfs_rpcbind_test.sh NEEDLEFS_BINARY
 set -euo pipefail
 BIN="$1"
+source "$(cd "$(dirname "$0")" && pwd)/cluster.sh"
 if [ -z "${NEEDLEFS_RPCBIND_NS:-}" ]; then
   for t in rpcbind rpcinfo unshare ip nfs-ls; do
     command -v "$t" >/dev/null || { echo "FAIL: $t is missing (scripts/install-deps installs it)"; exit 1; }
@@ -29,28 +30,13 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$W"/*.log; do echo "== $f"; tail -20 "$f"; done; exit 1; }
-wait_ready() {  # $1 = stdout file, $2 = log
-  for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.1; done
-  fail "did not start: $1"
-}
 
 rpcbind -f > "$W/rpcbind.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do [ -S /run/rpcbind.sock ] && break; sleep 0.1; done
 [ -S /run/rpcbind.sock ] || fail "rpcbind did not start"
 
-"$BIN" master -mdir "$W/master" -port 0 -grpcPort 0 -log.level warn > "$W/m.out" 2> "$W/m.log" &
-PIDS+=($!); wait_ready "$W/m.out" "$W/m.log"
-MHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/m.out")"
-MGRPC="$(sed -n 's/.*grpc=[^:]*:\([0-9]*\).*/\1/p' "$W/m.out")"
-"$BIN" volume -dir "$W/vol" -port 0 -grpcPort 0 -max 8 -mserver "$MHTTP" \
-  -mserverGrpcPort "$MGRPC" -log.level warn > "$W/v.out" 2> "$W/v.log" &
-PIDS+=($!); wait_ready "$W/v.out" "$W/v.log"
-VHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/v.out")"
-"$BIN" meta -dir "$W/meta" -port 0 -volumeServers "$VHTTP" -log.level warn > "$W/meta.out" \
-  2> "$W/meta.log" &
-PIDS+=($!); wait_ready "$W/meta.out" "$W/meta.log"
-META="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$W/meta.out")"
+start_cluster "$BIN" "$W" 8
 
 start_nfsd() {  # $1 = name, more args: nfsd flags
   local name="$1"; shift

@@ -22,6 +22,7 @@
 set -euo pipefail
 BIN="$1"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/cluster.sh"
 for t in /usr/bin/aws /usr/bin/python3 curl s3cmd rclone; do
   command -v "$t" >/dev/null || { echo "FAIL: $t is missing (scripts/install-deps installs it)"; exit 1; }
 done
@@ -39,22 +40,7 @@ fails=0
 check() {  # name, status
   if [ "$2" = 0 ]; then echo "CHECK $1 ok"; else echo "CHECK $1 FAIL"; fails=$((fails + 1)); fi
 }
-wait_ready() {  # $1 = stdout file, $2 = log
-  for _ in $(seq 200); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "FAIL: did not start: $1"; cat "$2" || true; exit 1
-}
-"$BIN" master -mdir "$W/master" -port 0 -grpcPort 0 -log.level warn > "$W/m.out" 2> "$W/m.log" &
-PIDS+=($!); wait_ready "$W/m.out" "$W/m.log"
-MHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/m.out")"
-MGRPC="$(sed -n 's/.*grpc=[^:]*:\([0-9]*\).*/\1/p' "$W/m.out")"
-"$BIN" volume -dir "$W/vol" -port 0 -grpcPort 0 -max 16 -mserver "$MHTTP" \
-  -mserverGrpcPort "$MGRPC" -log.level warn > "$W/v.out" 2> "$W/v.log" &
-PIDS+=($!); wait_ready "$W/v.out" "$W/v.log"
-VHTTP="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$W/v.out")"
-"$BIN" meta -dir "$W/meta" -port 0 -volumeServers "$VHTTP" -log.level warn > "$W/meta.out" \
-  2> "$W/meta.log" &
-PIDS+=($!); wait_ready "$W/meta.out" "$W/meta.log"
-META="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$W/meta.out")"
+start_cluster "$BIN" "$W"
 "$BIN" s3 -meta "$META" -master "$MHTTP" -ip 127.0.0.1 -port 0 -identities "$W/ids.json" \
   -credentials "$W/credentials" -log.level warn > "$W/s3.out" 2> "$W/s3.log" &
 PIDS+=($!); wait_ready "$W/s3.out" "$W/s3.log"
