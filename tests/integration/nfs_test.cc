@@ -337,8 +337,8 @@ TEST_F(NfsTest, StatvfsAndFsinfoAreSensible) {
 // ---- raw RPC: what a malformed or foreign call gets ----
 
 /// Sends one record to the NFS port and returns the reply record ("" when
-/// the connection closed without one).
-std::string Call(uint16_t port, const std::string& record) {
+/// A connected TCP socket to `port` (-1 on failure), with a 5 s receive timeout.
+int ConnectTcp(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -346,10 +346,17 @@ std::string Call(uint16_t port, const std::string& record) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+/// the connection closed without one).
+std::string Call(uint16_t port, const std::string& record) {
+  const int fd = ConnectTcp(port);
+  if (fd < 0) return "";
   const uint32_t mark = htonl(0x80000000u | static_cast<uint32_t>(record.size()));
   std::string framed(reinterpret_cast<const char*>(&mark), 4);
   framed += record;
@@ -655,22 +662,6 @@ std::string CallUdp(uint16_t port, const std::string& record) {
   close(fd);
   out.resize(n > 0 ? static_cast<size_t>(n) : 0);
   return out;
-}
-
-/// A connected TCP socket to `port` (-1 on failure), with a 5 s receive timeout.
-int ConnectTcp(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return fd;
 }
 
 TEST_F(NfsTest, BadRecordsCloseTheConnectionAndTheServerServesOn) {
