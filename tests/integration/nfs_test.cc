@@ -336,7 +336,6 @@ TEST_F(NfsTest, StatvfsAndFsinfoAreSensible) {
 
 // ---- raw RPC: what a malformed or foreign call gets ----
 
-/// Sends one record to the NFS port and returns the reply record ("" when
 /// A connected TCP socket to `port` (-1 on failure), with a 5 s receive timeout.
 int ConnectTcp(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -353,6 +352,7 @@ int ConnectTcp(uint16_t port) {
   return fd;
 }
 
+/// Sends one record to the NFS port and returns the reply record ("" when
 /// the connection closed without one).
 std::string Call(uint16_t port, const std::string& record) {
   const int fd = ConnectTcp(port);
