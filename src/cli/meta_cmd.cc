@@ -76,6 +76,10 @@ void AddMetaCommand(CLI::App& app, int* exit_code) {
                   "Without a master: volume servers (host:port, comma-separated) to delete "
                   "garbage blobs on")
       ->delimiter(',');
+  cmd->add_option("--framePort", f->options.frame_port,
+                  "Frame RPC port on the same address: the hot path of the clients, with "
+                  "fewer thread hand-offs than gRPC (0 = any free port, -1 = none)")
+      ->capture_default_str();
   cmd->add_option("--maxThreads", f->options.max_threads,
                   "Most gRPC calls served at once (each Subscribe stream holds one)")
       ->capture_default_str();

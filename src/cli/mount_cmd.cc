@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -29,6 +30,7 @@ struct MountFlags {
   std::string subdir = "/";
   double entry_timeout = 1.0;
   double attr_timeout = 1.0;
+  std::optional<double> negative_timeout;
   uint64_t cache_mb = 256;
   std::string cache_dir;  // disk tier of the read cache ("" = none)
   uint64_t cache_dir_mb = 1024;
@@ -39,6 +41,7 @@ struct MountFlags {
   int threads = 16;
   std::string log_file;
   std::string pid_file;
+  std::string op_stats_file;
   LogOptions log;
 };
 
@@ -85,6 +88,8 @@ Status ApplyMountOptions(MountFlags& f, FuseMountOptions& o) {
           o.entry_timeout_s = std::stod(value);
         } else if (key == "attr_timeout") {
           o.attr_timeout_s = std::stod(value);
+        } else if (key == "negative_timeout") {
+          o.negative_timeout_s = std::stod(value);
         } else if (key == "cache_mb") {
           o.file.cache_bytes = std::stoull(value) << 20;
         } else if (key == "cache_dir") {
@@ -124,7 +129,11 @@ int RunMount(MountFlags f) {
   o.subdir = f.subdir;
   o.entry_timeout_s = f.entry_timeout;
   o.attr_timeout_s = f.attr_timeout;
+  if (f.negative_timeout) o.negative_timeout_s = f.negative_timeout;
   o.max_threads = f.threads;
+  // The daemon runs in /: a relative path is the caller's.
+  if (!f.op_stats_file.empty())
+    o.op_stats_file = std::filesystem::absolute(f.op_stats_file).string();
   o.file.cache_bytes = f.cache_mb << 20;
   o.file.max_write_buffer_bytes = f.write_buffer_mb << 20;
   o.file.disk_cache_dir = f.cache_dir;
@@ -265,13 +274,17 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
                   "Mount options: ro, sync, nodircache, allow_other (default when run by root), "
                   "noallow_other, default_permissions (default), nodefault_permissions, "
                   "subdir=/x, master=h:p, "
-                  "entry_timeout=s, attr_timeout=s, cache_mb=N, cache_dir=PATH, cache_dir_mb=N, "
+                  "entry_timeout=s, attr_timeout=s, negative_timeout=s, cache_mb=N, "
+                  "cache_dir=PATH, cache_dir_mb=N, "
                   "replication=xyz, pidfile=PATH");
   cmd->add_flag("-f,--foreground", f->foreground, "Stay in the foreground");
   cmd->add_option("--subdir", f->subdir, "Namespace directory to mount as the root")
       ->capture_default_str();
   cmd->add_option("--entryTimeout", f->entry_timeout, "Kernel entry cache, seconds")
       ->capture_default_str();
+  cmd->add_option("--negativeTimeout", f->negative_timeout,
+                  "Kernel cache of names that do not exist, seconds (0 = off; default: the entry "
+                  "timeout)");
   cmd->add_option("--attrTimeout", f->attr_timeout, "Kernel attribute cache, seconds")
       ->capture_default_str();
   cmd->add_option("--cacheMB", f->cache_mb, "Read cache of chunk data, MiB")->capture_default_str();
@@ -288,6 +301,9 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", f->threads, "FUSE worker threads")->capture_default_str();
   cmd->add_option("--logFile", f->log_file, "Log file of the daemon (default: none)");
   cmd->add_option("--pidFile", f->pid_file, "Write the mount process's pid here (-o pidfile=)");
+  cmd->add_option("--opStats", f->op_stats_file,
+                  "At unmount, write the FUSE requests served (count, mean and total time "
+                  "per operation) to this file");
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();
   cmd->callback([f, exit_code] { *exit_code = RunMount(*f); });

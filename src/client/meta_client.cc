@@ -17,6 +17,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "common/frame_rpc.h"
 #include "common/grpc_server.h"
 #include "common/http.h"
 #include "meta.grpc.pb.h"
@@ -83,8 +84,11 @@ uint32_t ClampU32(size_t n) {
 
 class GrpcMetaClient final : public MetaClient {
  public:
-  GrpcMetaClient(std::shared_ptr<grpc::Channel> channel, const MetaClientOptions& options)
+  GrpcMetaClient(std::shared_ptr<grpc::Channel> channel, std::string host,
+                 const MetaClientOptions& options)
       : stub_(pb::MetaService::NewStub(channel)),
+        host_(std::move(host)),
+        frame_state_(options.frame_rpc ? FrameState::kUnknown : FrameState::kGrpcOnly),
         timeout_ms_(options.timeout_ms),
         max_in_flight_(options.max_in_flight) {}
 
@@ -225,8 +229,9 @@ class GrpcMetaClient final : public MetaClient {
     pb::ReadlinkRequest req;
     req.set_ino(ino.value);
     pb::ReadlinkResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "Readlink", &resp, [&](grpc::ClientContext* c) { return stub_->Readlink(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Unary("Readlink", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->Readlink(c, req, &resp);
+    }));
     return std::move(*resp.mutable_target());
   }
 
@@ -301,8 +306,9 @@ class GrpcMetaClient final : public MetaClient {
     req.set_max_entries(ClampU32(max_entries));
     req.set_plus(plus);
     pb::ReadDirResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "ReadDir", &resp, [&](grpc::ClientContext* c) { return stub_->ReadDir(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Unary("ReadDir", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->ReadDir(c, req, &resp);
+    }));
     ReadDirResult out;
     out.entries.reserve(resp.entries_size());
     for (pb::DirEntry& e : *resp.mutable_entries()) {
@@ -324,21 +330,23 @@ class GrpcMetaClient final : public MetaClient {
     req.set_ino(ino.value);
     req.set_mask(mask);
     pb::AccessResponse resp;
-    return Call("Access", &resp,
-                [&](grpc::ClientContext* c) { return stub_->Access(c, req, &resp); });
+    return Unary("Access", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->Access(c, req, &resp); });
   }
 
   Status Sync() override {
     pb::SyncRequest req;
     pb::SyncResponse resp;
-    return Call("Sync", &resp, [&](grpc::ClientContext* c) { return stub_->Sync(c, req, &resp); });
+    return Unary("Sync", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->Sync(c, req, &resp); });
   }
 
   StatusOr<StatFs> GetStatFs() override {
     pb::StatFsRequest req;
     pb::StatFsResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "StatFs", &resp, [&](grpc::ClientContext* c) { return stub_->StatFs(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Unary("StatFs", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->StatFs(c, req, &resp);
+    }));
     StatFs out;
     out.inodes = resp.inodes();
     out.bytes_used = resp.bytes_used();
@@ -354,8 +362,8 @@ class GrpcMetaClient final : public MetaClient {
     req.set_value(value);
     req.set_flags(flags);
     pb::SetXattrResponse resp;
-    return Call("SetXattr", &resp,
-                [&](grpc::ClientContext* c) { return stub_->SetXattr(c, req, &resp); });
+    return Unary("SetXattr", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->SetXattr(c, req, &resp); });
   }
 
   StatusOr<std::string> GetXattr(const RequestContext& ctx, InodeId ino,
@@ -365,8 +373,9 @@ class GrpcMetaClient final : public MetaClient {
     req.set_ino(ino.value);
     req.set_name(name);
     pb::GetXattrResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call(
-        "GetXattr", &resp, [&](grpc::ClientContext* c) { return stub_->GetXattr(c, req, &resp); }));
+    NEEDLEFS_RETURN_IF_ERROR(Unary("GetXattr", req, &resp, [&](grpc::ClientContext* c) {
+      return stub_->GetXattr(c, req, &resp);
+    }));
     return std::move(*resp.mutable_value());
   }
 
@@ -375,7 +384,7 @@ class GrpcMetaClient final : public MetaClient {
     ToPb(ctx, req.mutable_caller());
     req.set_ino(ino.value);
     pb::ListXattrResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("ListXattr", &resp, [&](grpc::ClientContext* c) {
+    NEEDLEFS_RETURN_IF_ERROR(Unary("ListXattr", req, &resp, [&](grpc::ClientContext* c) {
       return stub_->ListXattr(c, req, &resp);
     }));
     std::vector<std::string> out;
@@ -390,8 +399,8 @@ class GrpcMetaClient final : public MetaClient {
     req.set_ino(ino.value);
     req.set_name(name);
     pb::RemoveXattrResponse resp;
-    return Call("RemoveXattr", &resp,
-                [&](grpc::ClientContext* c) { return stub_->RemoveXattr(c, req, &resp); });
+    return Unary("RemoveXattr", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->RemoveXattr(c, req, &resp); });
   }
 
   StatusOr<InodeAttr> Compose(const RequestContext& ctx, InodeId target, InodeId parts_dir,
@@ -403,8 +412,8 @@ class GrpcMetaClient final : public MetaClient {
     req.set_parts_dir(parts_dir.value);
     for (const auto& p : parts) req.add_parts(p);
     pb::ComposeResponse resp;
-    Status st = Call("Compose", &resp,
-                     [&](grpc::ClientContext* c) { return stub_->Compose(c, req, &resp); });
+    Status st = Unary("Compose", req, &resp,
+                      [&](grpc::ClientContext* c) { return stub_->Compose(c, req, &resp); });
     if (info) *info = FromPb(resp.change());
     NEEDLEFS_RETURN_IF_ERROR(st);
     return FromPb(resp.attr());
@@ -419,7 +428,7 @@ class GrpcMetaClient final : public MetaClient {
     for (const Chunk& ch : chunks) ToPb(ch, req.add_chunks());
     req.set_min_size(min_size);
     pb::AddChunksResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("AddChunks", &resp, [&](grpc::ClientContext* c) {
+    NEEDLEFS_RETURN_IF_ERROR(Unary("AddChunks", req, &resp, [&](grpc::ClientContext* c) {
       return stub_->AddChunks(c, req, &resp);
     }));
     return FromPb(resp.attr());
@@ -431,7 +440,7 @@ class GrpcMetaClient final : public MetaClient {
     req.set_offset(offset);
     req.set_length(length);
     pb::ReadChunksResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("ReadChunks", &resp, [&](grpc::ClientContext* c) {
+    NEEDLEFS_RETURN_IF_ERROR(Unary("ReadChunks", req, &resp, [&](grpc::ClientContext* c) {
       return stub_->ReadChunks(c, req, &resp);
     }));
     std::vector<Chunk> out;
@@ -448,7 +457,7 @@ class GrpcMetaClient final : public MetaClient {
     req.set_client(client);
     req.set_lease_ms(lease_ms);
     pb::OpenSessionResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("OpenSession", &resp, [&](grpc::ClientContext* c) {
+    NEEDLEFS_RETURN_IF_ERROR(Unary("OpenSession", req, &resp, [&](grpc::ClientContext* c) {
       return stub_->OpenSession(c, req, &resp);
     }));
     return resp.session();
@@ -459,16 +468,16 @@ class GrpcMetaClient final : public MetaClient {
     req.set_session(session);
     req.set_lease_ms(lease_ms);
     pb::RenewSessionResponse resp;
-    return Call("RenewSession", &resp,
-                [&](grpc::ClientContext* c) { return stub_->RenewSession(c, req, &resp); });
+    return Unary("RenewSession", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->RenewSession(c, req, &resp); });
   }
 
   Status CloseSession(uint64_t session) override {
     pb::CloseSessionRequest req;
     req.set_session(session);
     pb::CloseSessionResponse resp;
-    return Call("CloseSession", &resp,
-                [&](grpc::ClientContext* c) { return stub_->CloseSession(c, req, &resp); });
+    return Unary("CloseSession", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->CloseSession(c, req, &resp); });
   }
 
   Status OpenFile(uint64_t session, InodeId ino) override {
@@ -476,8 +485,8 @@ class GrpcMetaClient final : public MetaClient {
     req.set_session(session);
     req.set_ino(ino.value);
     pb::OpenFileResponse resp;
-    return Call("OpenFile", &resp,
-                [&](grpc::ClientContext* c) { return stub_->OpenFile(c, req, &resp); });
+    return Unary("OpenFile", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->OpenFile(c, req, &resp); });
   }
 
   Status ReleaseFile(uint64_t session, InodeId ino) override {
@@ -485,15 +494,15 @@ class GrpcMetaClient final : public MetaClient {
     req.set_session(session);
     req.set_ino(ino.value);
     pb::ReleaseFileResponse resp;
-    return Call("ReleaseFile", &resp,
-                [&](grpc::ClientContext* c) { return stub_->ReleaseFile(c, req, &resp); });
+    return Unary("ReleaseFile", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->ReleaseFile(c, req, &resp); });
   }
 
   StatusOr<size_t> ExpireSessions(int64_t now_ns) override {
     pb::ExpireSessionsRequest req;
     req.set_now_ns(now_ns);
     pb::ExpireSessionsResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("ExpireSessions", &resp, [&](grpc::ClientContext* c) {
+    NEEDLEFS_RETURN_IF_ERROR(Unary("ExpireSessions", req, &resp, [&](grpc::ClientContext* c) {
       return stub_->ExpireSessions(c, req, &resp);
     }));
     return static_cast<size_t>(resp.expired());
@@ -503,7 +512,7 @@ class GrpcMetaClient final : public MetaClient {
     pb::PeekGarbageRequest req;
     req.set_max(ClampU32(max));
     pb::PeekGarbageResponse resp;
-    NEEDLEFS_RETURN_IF_ERROR(Call("PeekGarbage", &resp, [&](grpc::ClientContext* c) {
+    NEEDLEFS_RETURN_IF_ERROR(Unary("PeekGarbage", req, &resp, [&](grpc::ClientContext* c) {
       return stub_->PeekGarbage(c, req, &resp);
     }));
     std::vector<std::pair<uint64_t, std::string>> out;
@@ -518,8 +527,8 @@ class GrpcMetaClient final : public MetaClient {
     pb::AckGarbageRequest req;
     req.set_seq(seq);
     pb::AckGarbageResponse resp;
-    return Call("AckGarbage", &resp,
-                [&](grpc::ClientContext* c) { return stub_->AckGarbage(c, req, &resp); });
+    return Unary("AckGarbage", req, &resp,
+                 [&](grpc::ClientContext* c) { return stub_->AckGarbage(c, req, &resp); });
   }
 
   // The stream is read through its own completion queue, polled without
@@ -611,16 +620,69 @@ class GrpcMetaClient final : public MetaClient {
   }
 
  private:
-  /// Runs one unary call `rpc(ctx)` with the deadline; then the transport
-  /// status, else resp's errno, decides the result.
-  template <typename Resp, typename Rpc>
-  Status Call(const char* method, const Resp* resp, Rpc&& rpc) {
+  /// Runs one unary call: over the frame RPC port when the server has one
+  /// (Frame()), else `rpc(ctx)` over gRPC with the deadline. Returns the
+  /// transport's status (a frame call's gRPC code as gRPC's).
+  template <typename Req, typename Resp, typename Rpc>
+  grpc::Status Invoke(const char* method, const Req& req, Resp* resp, Rpc&& rpc) {
+    if (FrameRpcClient* frame = Frame()) {
+      std::string in, out;
+      req.SerializeToString(&in);
+      bool sent = false;
+      auto r = frame->Call(method, in, &out, timeout_ms_, &sent);
+      if (r.ok()) {
+        if (r->code != 0) return grpc::Status(static_cast<grpc::StatusCode>(r->code), r->message);
+        if (!resp->ParseFromString(out)) {
+          return grpc::Status(grpc::StatusCode::INTERNAL, "cannot parse meta's reply");
+        }
+        return grpc::Status::OK;
+      }
+      if (sent) return ToGrpc(r.status());
+      // Nothing went out (meta restarted on another port, or is away):
+      // ask again next time, and run this call over gRPC.
+      ForgetFrame();
+    }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
-    grpc::Status gs = rpc(&ctx);
+    return rpc(&ctx);
+  }
+
+  /// Invoke; then the transport status, else resp's errno, decides.
+  template <typename Req, typename Resp, typename Rpc>
+  Status Unary(const char* method, const Req& req, Resp* resp, Rpc&& rpc) {
+    grpc::Status gs = Invoke(method, req, resp, rpc);
     if (!gs.ok()) return FromGrpc(gs, method);
     if (resp->errno_value() != 0) return Status::Posix(resp->errno_value(), resp->error());
     return Status::OK();
+  }
+
+  /// The frame RPC client when meta announces a frame port (ServerInfo,
+  /// asked once and again after a failed connect), else null: gRPC only.
+  FrameRpcClient* Frame() {
+    std::lock_guard<std::mutex> g(frame_mu_);
+    if (frame_state_ == FrameState::kUnknown) {
+      pb::ServerInfoRequest req;
+      pb::ServerInfoResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+      grpc::Status gs = stub_->ServerInfo(&ctx, req, &resp);
+      if (gs.ok() && resp.frame_port() != 0 && resp.frame_port() <= 65535) {
+        frame_ = std::make_shared<FrameRpcClient>(host_, static_cast<uint16_t>(resp.frame_port()));
+        frame_state_ = FrameState::kFrame;
+      } else if (gs.ok() || gs.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+        frame_state_ = FrameState::kGrpcOnly;  // an older meta, or one without the port
+      }
+      // Otherwise meta is unreachable: ask again on the next call.
+    }
+    // frame_ lives until the client ends: a ForgetFrame while a call runs
+    // keeps the old one (kept in old_frames_) valid.
+    return frame_state_ == FrameState::kFrame ? frame_.get() : nullptr;
+  }
+
+  void ForgetFrame() {
+    std::lock_guard<std::mutex> g(frame_mu_);
+    if (frame_) old_frames_.push_back(std::move(frame_));
+    frame_state_ = FrameState::kUnknown;
   }
 
   /// A call of a batchable method waiting to go out in a Batch call.
@@ -642,13 +704,13 @@ class GrpcMetaClient final : public MetaClient {
   template <typename Req, typename Resp, typename Rpc>
   Status Call(const char* method, const Req& req, Resp* resp, Rpc&& rpc) {
     if (max_in_flight_ <= 0 || no_batch_.load(std::memory_order_relaxed)) {
-      return Call(method, resp, rpc);
+      return Unary(method, req, resp, rpc);
     }
     std::unique_lock<std::mutex> l(batch_mu_);
     if (queue_.empty() && in_flight_ < max_in_flight_) {
       ++in_flight_;
       l.unlock();
-      Status s = Call(method, resp, rpc);
+      Status s = Unary(method, req, resp, rpc);
       l.lock();
       SlotFreedLocked();
       return s;
@@ -672,7 +734,9 @@ class GrpcMetaClient final : public MetaClient {
     }
     l.unlock();
     // A meta without Batch (an older version) ran nothing: send it alone.
-    if (w.status.error_code() == grpc::StatusCode::UNIMPLEMENTED) return Call(method, resp, rpc);
+    if (w.status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      return Unary(method, req, resp, rpc);
+    }
     if (!w.status.ok()) return FromGrpc(w.status, method);
     if (w.result.code() != 0) {
       return FromGrpc(
@@ -700,11 +764,13 @@ class GrpcMetaClient final : public MetaClient {
     req.mutable_ops()->Reserve(static_cast<int>(batch.size()));
     for (const auto& w : batch) req.add_ops()->Swap(&w->op);
     pb::BatchResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
     // Lookups and stats only: BatchRead, which the server answers inline.
     const bool reads = std::all_of(req.ops().begin(), req.ops().end(), IsBatchReadOp);
-    grpc::Status gs = reads ? stub_->BatchRead(&ctx, req, &resp) : stub_->Batch(&ctx, req, &resp);
+    grpc::Status gs =
+        reads ? Invoke("BatchRead", req, &resp,
+                       [&](grpc::ClientContext* c) { return stub_->BatchRead(c, req, &resp); })
+              : Invoke("Batch", req, &resp,
+                       [&](grpc::ClientContext* c) { return stub_->Batch(c, req, &resp); });
     if (gs.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
       no_batch_.store(true, std::memory_order_relaxed);  // from now on, every call alone
     }
@@ -747,6 +813,12 @@ class GrpcMetaClient final : public MetaClient {
   }
 
   std::unique_ptr<pb::MetaService::Stub> stub_;
+  const std::string host_;  // meta's host, for the frame RPC port
+  enum class FrameState { kUnknown, kFrame, kGrpcOnly };
+  std::mutex frame_mu_;
+  FrameState frame_state_;                                   // GUARDED_BY(frame_mu_)
+  std::shared_ptr<FrameRpcClient> frame_;                    // GUARDED_BY(frame_mu_)
+  std::vector<std::shared_ptr<FrameRpcClient>> old_frames_;  // GUARDED_BY(frame_mu_)
   int timeout_ms_;
   const int max_in_flight_;            // MetaClientOptions::max_in_flight
   std::atomic<bool> no_batch_{false};  // the server has no Batch (UNIMPLEMENTED)
@@ -784,7 +856,7 @@ StatusOr<std::unique_ptr<MetaClient>> MetaClient::Create(const std::string& host
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   auto channel =
       grpc::CreateCustomChannel(JoinHostPort(host, port), grpc::InsecureChannelCredentials(), args);
-  return std::unique_ptr<MetaClient>(new GrpcMetaClient(channel, options));
+  return std::unique_ptr<MetaClient>(new GrpcMetaClient(channel, host, options));
 }
 
 }  // namespace needlefs

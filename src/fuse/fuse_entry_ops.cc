@@ -10,7 +10,7 @@ namespace needlefs::fuse {
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   FuseServer* s = FuseServer::Self(req);
-  s->ReplyEntry(req, s->fs().Lookup(s->Ctx(req), s->FromFuse(parent), name));
+  s->ReplyLookup(req, s->fs().Lookup(s->Ctx(req), s->FromFuse(parent), name));
 }
 
 // Inodes live in meta, not here: nothing to forget.

@@ -5,7 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 
 #include "common/logging.h"
@@ -25,43 +29,126 @@ sigset_t TerminationSignals() {
   return set;
 }
 
+/// Requests served per operation and the time their handlers took (from
+/// the call to the return, which includes the reply): the mount's
+/// per-request profile (FuseMountOptions::op_stats_file). Process-wide; two
+/// atomic adds per request.
+struct OpStat {
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> ns{0};
+};
+enum OpKind {
+  kLookupOp,
+  kGetattrOp,
+  kSetattrOp,
+  kReadlinkOp,
+  kMknodOp,
+  kMkdirOp,
+  kUnlinkOp,
+  kRmdirOp,
+  kSymlinkOp,
+  kRenameOp,
+  kLinkOp,
+  kOpenOp,
+  kReadOp,
+  kWriteOp,
+  kFlushOp,
+  kReleaseOp,
+  kFsyncOp,
+  kOpendirOp,
+  kReaddirOp,
+  kReaddirplusOp,
+  kReleasedirOp,
+  kFsyncdirOp,
+  kStatfsOp,
+  kSetxattrOp,
+  kGetxattrOp,
+  kListxattrOp,
+  kRemovexattrOp,
+  kAccessOp,
+  kCreateOp,
+  kFallocateOp,
+  kOpKinds
+};
+constexpr const char* kOpNames[kOpKinds] = {
+    "LOOKUP",   "GETATTR",     "SETATTR",     "READLINK", "MKNOD",  "MKDIR",
+    "UNLINK",   "RMDIR",       "SYMLINK",     "RENAME",   "LINK",   "OPEN",
+    "READ",     "WRITE",       "FLUSH",       "RELEASE",  "FSYNC",  "OPENDIR",
+    "READDIR",  "READDIRPLUS", "RELEASEDIR",  "FSYNCDIR", "STATFS", "SETXATTR",
+    "GETXATTR", "LISTXATTR",   "REMOVEXATTR", "ACCESS",   "CREATE", "FALLOCATE"};
+OpStat g_op_stats[kOpKinds];
+
+/// Op F with its handler time counted under kind K.
+template <auto F, int K>
+struct Timed;
+template <typename... A, void (*F)(fuse_req_t, A...), int K>
+struct Timed<F, K> {
+  static void Call(fuse_req_t req, A... a) {
+    const auto t0 = std::chrono::steady_clock::now();
+    F(req, a...);
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    g_op_stats[K].count.fetch_add(1, std::memory_order_relaxed);
+    g_op_stats[K].ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+  }
+};
+
+/// Writes the table of g_op_stats to `path` (busiest first).
+void WriteOpStats(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) return spdlog::warn("cannot write op stats to {}", path);
+  std::vector<int> kinds;
+  for (int k = 0; k < kOpKinds; ++k)
+    if (g_op_stats[k].count.load() > 0) kinds.push_back(k);
+  std::sort(kinds.begin(), kinds.end(),
+            [](int a, int b) { return g_op_stats[a].ns.load() > g_op_stats[b].ns.load(); });
+  std::fprintf(f, "%-12s %10s %10s %12s\n", "op", "count", "mean_us", "total_ms");
+  for (int k : kinds) {
+    const double n = static_cast<double>(g_op_stats[k].count.load());
+    const double ns = static_cast<double>(g_op_stats[k].ns.load());
+    std::fprintf(f, "%-12s %10.0f %10.1f %12.1f\n", kOpNames[k], n, ns / n / 1e3, ns / 1e6);
+  }
+  std::fclose(f);
+}
+
 const fuse_lowlevel_ops* Ops() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o;
     std::memset(&o, 0, sizeof(o));
     o.init = OpInit;
-    o.lookup = OpLookup;
+    o.lookup = Timed<OpLookup, kLookupOp>::Call;
     o.forget = OpForget;
     o.forget_multi = OpForgetMulti;
-    o.getattr = OpGetattr;
-    o.setattr = OpSetattr;
-    o.readlink = OpReadlink;
-    o.mknod = OpMknod;
-    o.mkdir = OpMkdir;
-    o.unlink = OpUnlink;
-    o.rmdir = OpRmdir;
-    o.symlink = OpSymlink;
-    o.rename = OpRename;
-    o.link = OpLink;
-    o.open = OpOpen;
-    o.read = OpRead;
-    o.write = OpWrite;
-    o.flush = OpFlush;
-    o.release = OpRelease;
-    o.fsync = OpFsync;
-    o.opendir = OpOpendir;
-    o.readdir = OpReaddir;
-    o.readdirplus = OpReaddirplus;
-    o.releasedir = OpReleasedir;
-    o.fsyncdir = OpFsyncdir;
-    o.statfs = OpStatfs;
-    o.setxattr = OpSetxattr;
-    o.getxattr = OpGetxattr;
-    o.listxattr = OpListxattr;
-    o.removexattr = OpRemovexattr;
-    o.access = OpAccess;
-    o.create = OpCreate;
-    o.fallocate = OpFallocate;
+    o.getattr = Timed<OpGetattr, kGetattrOp>::Call;
+    o.setattr = Timed<OpSetattr, kSetattrOp>::Call;
+    o.readlink = Timed<OpReadlink, kReadlinkOp>::Call;
+    o.mknod = Timed<OpMknod, kMknodOp>::Call;
+    o.mkdir = Timed<OpMkdir, kMkdirOp>::Call;
+    o.unlink = Timed<OpUnlink, kUnlinkOp>::Call;
+    o.rmdir = Timed<OpRmdir, kRmdirOp>::Call;
+    o.symlink = Timed<OpSymlink, kSymlinkOp>::Call;
+    o.rename = Timed<OpRename, kRenameOp>::Call;
+    o.link = Timed<OpLink, kLinkOp>::Call;
+    o.open = Timed<OpOpen, kOpenOp>::Call;
+    o.read = Timed<OpRead, kReadOp>::Call;
+    o.write = Timed<OpWrite, kWriteOp>::Call;
+    o.flush = Timed<OpFlush, kFlushOp>::Call;
+    o.release = Timed<OpRelease, kReleaseOp>::Call;
+    o.fsync = Timed<OpFsync, kFsyncOp>::Call;
+    o.opendir = Timed<OpOpendir, kOpendirOp>::Call;
+    o.readdir = Timed<OpReaddir, kReaddirOp>::Call;
+    o.readdirplus = Timed<OpReaddirplus, kReaddirplusOp>::Call;
+    o.releasedir = Timed<OpReleasedir, kReleasedirOp>::Call;
+    o.fsyncdir = Timed<OpFsyncdir, kFsyncdirOp>::Call;
+    o.statfs = Timed<OpStatfs, kStatfsOp>::Call;
+    o.setxattr = Timed<OpSetxattr, kSetxattrOp>::Call;
+    o.getxattr = Timed<OpGetxattr, kGetxattrOp>::Call;
+    o.listxattr = Timed<OpListxattr, kListxattrOp>::Call;
+    o.removexattr = Timed<OpRemovexattr, kRemovexattrOp>::Call;
+    o.access = Timed<OpAccess, kAccessOp>::Call;
+    o.create = Timed<OpCreate, kCreateOp>::Call;
+    o.fallocate = Timed<OpFallocate, kFallocateOp>::Call;
     // getlk/setlk/flock stay unset: the kernel then keeps record locks and
     // flock locks itself, exact among the processes of this mount.
     return o;
@@ -79,6 +166,7 @@ FuseServer::~FuseServer() {
   // The layer's threads may call InodeChanged until it is gone: end it
   // while the session still exists.
   fs_.reset();
+  if (!options_.op_stats_file.empty()) WriteOpStats(options_.op_stats_file);
   if (se_) fuse_session_destroy(se_);
 }
 
@@ -221,6 +309,18 @@ void FuseServer::ReplyEntry(fuse_req_t req, const StatusOr<InodeAttr>& a) const 
   fuse_entry_param e;
   FillEntry(*a, &e);
   fuse_reply_entry(req, &e);
+}
+
+void FuseServer::ReplyLookup(fuse_req_t req, const StatusOr<InodeAttr>& a) const {
+  const double negative = options_.negative_timeout_s.value_or(options_.entry_timeout_s);
+  if (!a.ok() && a.status().posix_errno() == ENOENT && negative > 0) {
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof(e));  // ino 0: a negative entry
+    e.entry_timeout = negative;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  ReplyEntry(req, a);
 }
 
 void FuseServer::ReplyAttr(fuse_req_t req, const StatusOr<InodeAttr>& a) const {

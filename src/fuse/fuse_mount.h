@@ -52,6 +52,12 @@ struct FuseMountOptions {
   bool default_permissions = true;
   double entry_timeout_s = 1.0;
   double attr_timeout_s = 1.0;
+  /// How long the kernel keeps a name that does not exist (a negative
+  /// dentry) before asking again, seconds; 0: never kept. Another client
+  /// creating the name drops it at once through meta's change stream, as
+  /// it drops positive entries (rsync and cp look each name up two or
+  /// three times before creating it). Unset: the entry timeout.
+  std::optional<double> negative_timeout_s;
   int max_threads = 16;  ///< FUSE worker threads
   FileClientOptions file;
   /// Meta's change stream invalidates kernel caches (off only for tests of
@@ -61,6 +67,10 @@ struct FuseMountOptions {
   /// false when the mount is embedded in a process that waits for signals
   /// itself and calls Stop().
   bool handle_signals = true;
+  /// When set, the mount writes a table of the FUSE requests it served
+  /// (count, mean and total handler time in us, per operation) to this file
+  /// when it unmounts: the per-request profile bench/tree records.
+  std::string op_stats_file;
 };
 
 class FuseMount {

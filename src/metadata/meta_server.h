@@ -28,6 +28,9 @@ struct MetaServerOptions {
   bool sync = true;
   /// Most gRPC calls served at once (each Subscribe stream holds one).
   int max_threads = 128;
+  /// Port of the frame RPC listener (MetaGrpcOptions::frame_port): 0 = any
+  /// free port, -1 = none (gRPC only).
+  int frame_port = 0;
   /// Deletes one blob of removed data (OK when already gone). Empty = no
   /// garbage collection: the queue keeps the file ids until one is given.
   std::function<Status(const FileId& file_id)> delete_blob;

@@ -11,10 +11,16 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "common/frame_rpc.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -41,6 +47,9 @@ constexpr std::chrono::milliseconds kSubscribeCoalesce{5};
 constexpr int kMetaIdleThreads = 32;
 /// Most ops in one Batch call (BatchRequest in meta.proto).
 constexpr int kMaxBatchOps = 1024;
+/// Threads of the pool that runs changes waiting for a WAL sync: enough for
+/// the measured c=16 load of many clients, each call blocking in the sync.
+constexpr int kSyncPoolThreads = 32;
 
 /// Makes `r` the failure `s` (a BatchResult carries a code, no response).
 void SetCode(pb::BatchResult* r, const grpc::Status& s) {
@@ -104,27 +113,155 @@ grpc::ServerUnaryReactor* Inline(grpc::CallbackServerContext* ctx, const grpc::S
   return r;
 }
 
-/// The quick read-only methods (and BatchRead, a Batch of them) are gRPC
-/// callback methods answered inline on gRPC's own threads (no hand-off to
-/// a sync-server worker: stat at c=16 went from ~22k/s to ~30k/s on 2
-/// cores). The ones that change the namespace may wait for a WAL fsync,
-/// and ReadDir pages and whole chunk lists (ReadChunks) can take
-/// milliseconds (inline, 16 concurrent listings of a 50,000-entry
-/// directory ran at a third of the speed): they stay on the sync server's
-/// pool.
-using ServiceBase =
-    pb::MetaService::WithCallbackMethod_Lookup<pb::MetaService::WithCallbackMethod_GetAttr<
-        pb::MetaService::WithCallbackMethod_Readlink<pb::MetaService::WithCallbackMethod_Access<
-            pb::MetaService::WithCallbackMethod_StatFs<pb::MetaService::WithCallbackMethod_GetXattr<
-                pb::MetaService::WithCallbackMethod_ListXattr<
-                    pb::MetaService::WithCallbackMethod_BatchRead<pb::MetaService::Service>>>>>>>>;
+/// Threads that run the changes that wait for a WAL sync, off gRPC's
+/// callback threads. Each queued task finishes its call's reactor itself.
+class SyncPool {
+ public:
+  explicit SyncPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~SyncPool() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  /// Runs `task` on a pool thread (tasks queued before the destructor run).
+  void Submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto task = std::move(queue_.front());
+      queue_.pop_front();
+      l.unlock();
+      task();
+      l.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                        // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;
+};
+
+/// Whether Batch `req` has a change whose caller wants a synced commit.
+bool BatchNeedsSync(const pb::BatchRequest& req) {
+  for (const pb::BatchOp& op : req.ops()) {
+    const pb::Caller* c = nullptr;
+    switch (op.op_case()) {
+      case pb::BatchOp::kSetAttr:
+        c = &op.set_attr().caller();
+        break;
+      case pb::BatchOp::kCreate:
+        c = &op.create().caller();
+        break;
+      case pb::BatchOp::kMkdir:
+        c = &op.mkdir().caller();
+        break;
+      case pb::BatchOp::kMknod:
+        c = &op.mknod().caller();
+        break;
+      case pb::BatchOp::kSymlink:
+        c = &op.symlink().caller();
+        break;
+      case pb::BatchOp::kLink:
+        c = &op.link().caller();
+        break;
+      case pb::BatchOp::kUnlink:
+        c = &op.unlink().caller();
+        break;
+      case pb::BatchOp::kRmdir:
+        c = &op.rmdir().caller();
+        break;
+      case pb::BatchOp::kRename:
+        c = &op.rename().caller();
+        break;
+      default:
+        break;
+    }
+    if (c && !c->no_sync()) return true;
+  }
+  return false;
+}
+
+/// Every method but ReadDir, ReadChunks, Subscribe and the session and
+/// garbage calls is a gRPC callback method. The quick read-only ones (and
+/// BatchRead) are answered inline on gRPC's own threads: no hand-off to a
+/// sync-server worker (stat at c=16 went from ~22k/s to ~30k/s on 2 cores).
+/// A change is answered inline too when its caller asked for no WAL sync
+/// (Caller.no_sync: the FUSE mount's default): a RocksDB commit without a
+/// sync takes tens of microseconds, and the hand-off to a worker thread and
+/// back cost more than that on every create, setattr and rename. A change
+/// that waits for a WAL fsync goes to the service's own pool (SyncPool), so
+/// gRPC's threads never wait on the disk. ReadDir pages and whole chunk
+/// lists (ReadChunks) can take milliseconds (inline, 16 concurrent listings
+/// of a 50,000-entry directory ran at a third of the speed): they stay on
+/// the sync server's pool.
+using ServiceBase = pb::MetaService::WithCallbackMethod_ServerInfo<pb::MetaService::WithCallbackMethod_Batch<
+    pb::MetaService::WithCallbackMethod_AddChunks<pb::MetaService::WithCallbackMethod_Compose<
+        pb::MetaService::WithCallbackMethod_RemoveXattr<pb::MetaService::WithCallbackMethod_SetXattr<
+            pb::MetaService::WithCallbackMethod_Rename<pb::MetaService::WithCallbackMethod_Rmdir<
+                pb::MetaService::WithCallbackMethod_Unlink<pb::MetaService::WithCallbackMethod_Link<
+                    pb::MetaService::WithCallbackMethod_Symlink<pb::MetaService::WithCallbackMethod_Mknod<
+                        pb::MetaService::WithCallbackMethod_Mkdir<pb::MetaService::WithCallbackMethod_Create<
+                            pb::MetaService::WithCallbackMethod_SetAttr<
+                                pb::MetaService::WithCallbackMethod_Lookup<
+                                    pb::MetaService::WithCallbackMethod_GetAttr<
+                                        pb::MetaService::WithCallbackMethod_Readlink<
+                                            pb::MetaService::WithCallbackMethod_Access<
+                                                pb::MetaService::WithCallbackMethod_StatFs<
+                                                    pb::MetaService::WithCallbackMethod_GetXattr<
+                                                        pb::MetaService::WithCallbackMethod_ListXattr<
+                                                            pb::MetaService::
+                                                                WithCallbackMethod_BatchRead<
+                                                                    pb::MetaService::
+                                                                        Service>>>>>>>>>>>>>>>>>>>>>>>;
 
 class Service final : public ServiceBase {
  public:
-  Service(Namespace* ns, ChangeLog* log) : ns_(ns), log_(log) {}
+  Service(Namespace* ns, ChangeLog* log) : ns_(ns), log_(log), sync_pool_(kSyncPoolThreads) {}
 
   /// Makes the Subscribe streams end (within kSubscribePoll).
-  void Stop() { stopping_.store(true); }
+  void Stop() {
+    stopping_.store(true);
+    if (frame_) frame_->Shutdown();
+  }
+
+  /// Serves every unary method on a frame RPC listener at ip:port too
+  /// (0: any free port) and announces it in ServerInfo.
+  Status StartFrameRpc(const std::string& ip, uint16_t port, uint32_t max_request_bytes) {
+    FrameRpcServerOptions fo;
+    fo.max_request_bytes = max_request_bytes;
+    fo.name = "meta.frame_rpc";
+    NEEDLEFS_ASSIGN_OR_RETURN(
+        frame_, FrameRpcServer::Start(
+                    ip, port,
+                    [this](std::string_view method, const std::string& in, std::string* out) {
+                      return Dispatch(method, in, out);
+                    },
+                    fo));
+    return Status::OK();
+  }
+
+  grpc::ServerUnaryReactor* ServerInfo(grpc::CallbackServerContext* ctx,
+                                       const pb::ServerInfoRequest*,
+                                       pb::ServerInfoResponse* resp) override {
+    if (frame_) resp->set_frame_port(frame_->port());
+    return Inline(ctx, grpc::Status::OK);
+  }
 
   // ---- read-only methods, answered inline (see ServiceBase) ----
   grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx, const pb::LookupRequest* req,
@@ -163,8 +300,87 @@ class Service final : public ServiceBase {
     return Inline(ctx, DoListXattr(req, resp));
   }
 
-  // ---- the handlers: Do* are the read-only ones the callbacks above call;
-  // the overrides run on the sync server's threads ----
+  // ---- changes: inline without a WAL sync, on the SyncPool with one ----
+
+  grpc::ServerUnaryReactor* SetAttr(grpc::CallbackServerContext* ctx, const pb::SetAttrRequest* req,
+                                    pb::SetAttrResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoSetAttr);
+  }
+
+  grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* ctx, const pb::CreateRequest* req,
+                                   pb::CreateResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoCreate);
+  }
+
+  grpc::ServerUnaryReactor* Mkdir(grpc::CallbackServerContext* ctx, const pb::MkdirRequest* req,
+                                  pb::MkdirResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoMkdir);
+  }
+
+  grpc::ServerUnaryReactor* Mknod(grpc::CallbackServerContext* ctx, const pb::MknodRequest* req,
+                                  pb::MknodResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoMknod);
+  }
+
+  grpc::ServerUnaryReactor* Symlink(grpc::CallbackServerContext* ctx, const pb::SymlinkRequest* req,
+                                    pb::SymlinkResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoSymlink);
+  }
+
+  grpc::ServerUnaryReactor* Link(grpc::CallbackServerContext* ctx, const pb::LinkRequest* req,
+                                 pb::LinkResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoLink);
+  }
+
+  grpc::ServerUnaryReactor* Unlink(grpc::CallbackServerContext* ctx, const pb::UnlinkRequest* req,
+                                   pb::UnlinkResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoUnlink);
+  }
+
+  grpc::ServerUnaryReactor* Rmdir(grpc::CallbackServerContext* ctx, const pb::RmdirRequest* req,
+                                  pb::RmdirResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoRmdir);
+  }
+
+  grpc::ServerUnaryReactor* Rename(grpc::CallbackServerContext* ctx, const pb::RenameRequest* req,
+                                   pb::RenameResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoRename);
+  }
+
+  grpc::ServerUnaryReactor* SetXattr(grpc::CallbackServerContext* ctx,
+                                     const pb::SetXattrRequest* req,
+                                     pb::SetXattrResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoSetXattr);
+  }
+
+  grpc::ServerUnaryReactor* RemoveXattr(grpc::CallbackServerContext* ctx,
+                                        const pb::RemoveXattrRequest* req,
+                                        pb::RemoveXattrResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoRemoveXattr);
+  }
+
+  grpc::ServerUnaryReactor* Compose(grpc::CallbackServerContext* ctx, const pb::ComposeRequest* req,
+                                    pb::ComposeResponse* resp) override {
+    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoCompose);
+  }
+
+  grpc::ServerUnaryReactor* AddChunks(grpc::CallbackServerContext* ctx,
+                                      const pb::AddChunksRequest* req,
+                                      pb::AddChunksResponse* resp) override {
+    return Change(ctx, req->no_sync(), req, resp, &Service::DoAddChunks);
+  }
+
+  grpc::ServerUnaryReactor* Batch(grpc::CallbackServerContext* ctx, const pb::BatchRequest* req,
+                                  pb::BatchResponse* resp) override {
+    const auto deadline = ctx->deadline();
+    if (!BatchNeedsSync(*req)) return Inline(ctx, RunBatch(deadline, req, resp, false));
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    sync_pool_.Submit(
+        [this, r, deadline, req, resp] { r->Finish(RunBatch(deadline, req, resp, false)); });
+    return r;
+  }
+
+  // ---- the handlers the callbacks above call ----
 
   grpc::Status DoLookup(const pb::LookupRequest* req, pb::LookupResponse* resp) {
     return ReplyAttr("Lookup",
@@ -186,8 +402,7 @@ class Service final : public ServiceBase {
     return ReplyAttr("GetAttr", a, resp);
   }
 
-  grpc::Status SetAttr(grpc::ServerContext*, const pb::SetAttrRequest* req,
-                       pb::SetAttrResponse* resp) override {
+  grpc::Status DoSetAttr(const pb::SetAttrRequest* req, pb::SetAttrResponse* resp) {
     SetAttrRequest sa;
     if (req->has_mode()) sa.mode = req->mode();
     if (req->has_uid()) sa.uid = req->uid();
@@ -203,8 +418,7 @@ class Service final : public ServiceBase {
     return ReplyAttr("SetAttr", r, resp);
   }
 
-  grpc::Status Create(grpc::ServerContext*, const pb::CreateRequest* req,
-                      pb::CreateResponse* resp) override {
+  grpc::Status DoCreate(const pb::CreateRequest* req, pb::CreateResponse* resp) {
     bool created = false;
     WantChange w(req->caller());
     std::optional<uint64_t> verifier;
@@ -216,8 +430,7 @@ class Service final : public ServiceBase {
     return ReplyAttr("Create", r, resp);
   }
 
-  grpc::Status Mkdir(grpc::ServerContext*, const pb::MkdirRequest* req,
-                     pb::MkdirResponse* resp) override {
+  grpc::Status DoMkdir(const pb::MkdirRequest* req, pb::MkdirResponse* resp) {
     WantChange w(req->caller());
     auto r = ns_->Mkdir(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->mode(),
                         w.ptr());
@@ -225,8 +438,7 @@ class Service final : public ServiceBase {
     return ReplyAttr("Mkdir", r, resp);
   }
 
-  grpc::Status Mknod(grpc::ServerContext*, const pb::MknodRequest* req,
-                     pb::MknodResponse* resp) override {
+  grpc::Status DoMknod(const pb::MknodRequest* req, pb::MknodResponse* resp) {
     if (req->type() < static_cast<uint32_t>(FileType::kRegular) ||
         req->type() > static_cast<uint32_t>(FileType::kBlockDevice)) {
       return Reply("Mknod", Status::Posix(EINVAL, "mknod: unknown file type"), resp);
@@ -238,8 +450,7 @@ class Service final : public ServiceBase {
     return ReplyAttr("Mknod", r, resp);
   }
 
-  grpc::Status Symlink(grpc::ServerContext*, const pb::SymlinkRequest* req,
-                       pb::SymlinkResponse* resp) override {
+  grpc::Status DoSymlink(const pb::SymlinkRequest* req, pb::SymlinkResponse* resp) {
     WantChange w(req->caller());
     auto r = ns_->Symlink(FromPb(req->caller()), InodeId(req->parent()), req->name(), req->target(),
                           w.ptr());
@@ -254,8 +465,7 @@ class Service final : public ServiceBase {
     return grpc::Status::OK;
   }
 
-  grpc::Status Link(grpc::ServerContext*, const pb::LinkRequest* req,
-                    pb::LinkResponse* resp) override {
+  grpc::Status DoLink(const pb::LinkRequest* req, pb::LinkResponse* resp) {
     WantChange w(req->caller());
     auto r = ns_->Link(FromPb(req->caller()), InodeId(req->ino()), InodeId(req->new_parent()),
                        req->new_name(), w.ptr());
@@ -263,24 +473,21 @@ class Service final : public ServiceBase {
     return ReplyAttr("Link", r, resp);
   }
 
-  grpc::Status Unlink(grpc::ServerContext*, const pb::UnlinkRequest* req,
-                      pb::UnlinkResponse* resp) override {
+  grpc::Status DoUnlink(const pb::UnlinkRequest* req, pb::UnlinkResponse* resp) {
     WantChange w(req->caller());
     Status s = ns_->Unlink(FromPb(req->caller()), InodeId(req->parent()), req->name(), w.ptr());
     w.PutChange(resp);
     return Reply("Unlink", s, resp);
   }
 
-  grpc::Status Rmdir(grpc::ServerContext*, const pb::RmdirRequest* req,
-                     pb::RmdirResponse* resp) override {
+  grpc::Status DoRmdir(const pb::RmdirRequest* req, pb::RmdirResponse* resp) {
     WantChange w(req->caller());
     Status s = ns_->Rmdir(FromPb(req->caller()), InodeId(req->parent()), req->name(), w.ptr());
     w.PutChange(resp);
     return Reply("Rmdir", s, resp);
   }
 
-  grpc::Status Rename(grpc::ServerContext*, const pb::RenameRequest* req,
-                      pb::RenameResponse* resp) override {
+  grpc::Status DoRename(const pb::RenameRequest* req, pb::RenameResponse* resp) {
     WantChange w(req->caller());
     Status s = ns_->Rename(FromPb(req->caller()), InodeId(req->parent()), req->name(),
                            InodeId(req->new_parent()), req->new_name(), req->flags(), w.ptr());
@@ -320,8 +527,7 @@ class Service final : public ServiceBase {
     return grpc::Status::OK;
   }
 
-  grpc::Status SetXattr(grpc::ServerContext*, const pb::SetXattrRequest* req,
-                        pb::SetXattrResponse* resp) override {
+  grpc::Status DoSetXattr(const pb::SetXattrRequest* req, pb::SetXattrResponse* resp) {
     return Reply("SetXattr",
                  ns_->SetXattr(FromPb(req->caller()), InodeId(req->ino()), req->name(),
                                req->value(), req->flags()),
@@ -342,14 +548,12 @@ class Service final : public ServiceBase {
     return grpc::Status::OK;
   }
 
-  grpc::Status RemoveXattr(grpc::ServerContext*, const pb::RemoveXattrRequest* req,
-                           pb::RemoveXattrResponse* resp) override {
+  grpc::Status DoRemoveXattr(const pb::RemoveXattrRequest* req, pb::RemoveXattrResponse* resp) {
     return Reply("RemoveXattr",
                  ns_->RemoveXattr(FromPb(req->caller()), InodeId(req->ino()), req->name()), resp);
   }
 
-  grpc::Status Compose(grpc::ServerContext*, const pb::ComposeRequest* req,
-                       pb::ComposeResponse* resp) override {
+  grpc::Status DoCompose(const pb::ComposeRequest* req, pb::ComposeResponse* resp) {
     WantChange w(req->caller());
     std::vector<std::string> parts(req->parts().begin(), req->parts().end());
     auto r = ns_->Compose(FromPb(req->caller()), InodeId(req->target()), InodeId(req->parts_dir()),
@@ -358,8 +562,7 @@ class Service final : public ServiceBase {
     return ReplyAttr("Compose", r, resp);
   }
 
-  grpc::Status AddChunks(grpc::ServerContext*, const pb::AddChunksRequest* req,
-                         pb::AddChunksResponse* resp) override {
+  grpc::Status DoAddChunks(const pb::AddChunksRequest* req, pb::AddChunksResponse* resp) {
     std::vector<Chunk> chunks;
     chunks.reserve(req->chunks_size());
     for (const pb::Chunk& c : req->chunks()) {
@@ -441,11 +644,6 @@ class Service final : public ServiceBase {
     return Reply("AckGarbage", ns_->AckGarbage(req->seq()), resp);
   }
 
-  grpc::Status Batch(grpc::ServerContext* ctx, const pb::BatchRequest* req,
-                     pb::BatchResponse* resp) override {
-    return RunBatch(ctx->deadline(), req, resp, /*reads_only=*/false);
-  }
-
   /// Runs a Batch (see BatchRequest in meta.proto); with `reads_only`
   /// (BatchRead), any op but Lookup and GetAttr gets INVALID_ARGUMENT.
   grpc::Status RunBatch(std::chrono::system_clock::time_point deadline, const pb::BatchRequest* req,
@@ -487,31 +685,31 @@ class Service final : public ServiceBase {
           s = DoGetAttr(&op.get_attr(), r->mutable_get_attr());
           break;
         case pb::BatchOp::kSetAttr:
-          s = SetAttr(nullptr, Deferred(op.set_attr(), &need_sync).get(), r->mutable_set_attr());
+          s = DoSetAttr(Deferred(op.set_attr(), &need_sync).get(), r->mutable_set_attr());
           break;
         case pb::BatchOp::kCreate:
-          s = Create(nullptr, Deferred(op.create(), &need_sync).get(), r->mutable_create());
+          s = DoCreate(Deferred(op.create(), &need_sync).get(), r->mutable_create());
           break;
         case pb::BatchOp::kMkdir:
-          s = Mkdir(nullptr, Deferred(op.mkdir(), &need_sync).get(), r->mutable_mkdir());
+          s = DoMkdir(Deferred(op.mkdir(), &need_sync).get(), r->mutable_mkdir());
           break;
         case pb::BatchOp::kMknod:
-          s = Mknod(nullptr, Deferred(op.mknod(), &need_sync).get(), r->mutable_mknod());
+          s = DoMknod(Deferred(op.mknod(), &need_sync).get(), r->mutable_mknod());
           break;
         case pb::BatchOp::kSymlink:
-          s = Symlink(nullptr, Deferred(op.symlink(), &need_sync).get(), r->mutable_symlink());
+          s = DoSymlink(Deferred(op.symlink(), &need_sync).get(), r->mutable_symlink());
           break;
         case pb::BatchOp::kLink:
-          s = Link(nullptr, Deferred(op.link(), &need_sync).get(), r->mutable_link());
+          s = DoLink(Deferred(op.link(), &need_sync).get(), r->mutable_link());
           break;
         case pb::BatchOp::kUnlink:
-          s = Unlink(nullptr, Deferred(op.unlink(), &need_sync).get(), r->mutable_unlink());
+          s = DoUnlink(Deferred(op.unlink(), &need_sync).get(), r->mutable_unlink());
           break;
         case pb::BatchOp::kRmdir:
-          s = Rmdir(nullptr, Deferred(op.rmdir(), &need_sync).get(), r->mutable_rmdir());
+          s = DoRmdir(Deferred(op.rmdir(), &need_sync).get(), r->mutable_rmdir());
           break;
         case pb::BatchOp::kRename:
-          s = Rename(nullptr, Deferred(op.rename(), &need_sync).get(), r->mutable_rename());
+          s = DoRename(Deferred(op.rename(), &need_sync).get(), r->mutable_rename());
           break;
         case pb::BatchOp::OP_NOT_SET:
           s = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Batch: an op with no request");
@@ -581,9 +779,102 @@ class Service final : public ServiceBase {
   }
 
  private:
+  /// A frame RPC call: the request parsed as method's request message, the
+  /// same handler as the gRPC method, the reply serialized.
+  FrameRpcResult Dispatch(std::string_view method, const std::string& in, std::string* out) {
+    using Handler = FrameRpcResult (*)(Service*, const std::string&, std::string*);
+    static const std::unordered_map<std::string_view, Handler> kMethods = {
+#define NEEDLEFS_FRAME(NAME, CALL)                                                         \
+  {                                                                                        \
+#NAME, [](Service* s, const std::string& in, std::string* out) {                         \
+     return RunFrame<pb::NAME##Request, pb::NAME##Response>(                                   \
+         in, out, [s](const pb::NAME##Request* q, pb::NAME##Response* r) { return CALL; }); \
+   } \
+  }
+        NEEDLEFS_FRAME(Lookup, s->DoLookup(q, r)),
+        NEEDLEFS_FRAME(GetAttr, s->DoGetAttr(q, r)),
+        NEEDLEFS_FRAME(SetAttr, s->DoSetAttr(q, r)),
+        NEEDLEFS_FRAME(Create, s->DoCreate(q, r)),
+        NEEDLEFS_FRAME(Mkdir, s->DoMkdir(q, r)),
+        NEEDLEFS_FRAME(Mknod, s->DoMknod(q, r)),
+        NEEDLEFS_FRAME(Symlink, s->DoSymlink(q, r)),
+        NEEDLEFS_FRAME(Readlink, s->DoReadlink(q, r)),
+        NEEDLEFS_FRAME(Link, s->DoLink(q, r)),
+        NEEDLEFS_FRAME(Unlink, s->DoUnlink(q, r)),
+        NEEDLEFS_FRAME(Rmdir, s->DoRmdir(q, r)),
+        NEEDLEFS_FRAME(Rename, s->DoRename(q, r)),
+        NEEDLEFS_FRAME(ReadDir, s->ReadDir(nullptr, q, r)),
+        NEEDLEFS_FRAME(Access, s->DoAccess(q, r)),
+        NEEDLEFS_FRAME(StatFs, s->DoStatFs(q, r)),
+        NEEDLEFS_FRAME(SetXattr, s->DoSetXattr(q, r)),
+        NEEDLEFS_FRAME(GetXattr, s->DoGetXattr(q, r)),
+        NEEDLEFS_FRAME(ListXattr, s->DoListXattr(q, r)),
+        NEEDLEFS_FRAME(RemoveXattr, s->DoRemoveXattr(q, r)),
+        NEEDLEFS_FRAME(AddChunks, s->DoAddChunks(q, r)),
+        NEEDLEFS_FRAME(Compose, s->DoCompose(q, r)),
+        NEEDLEFS_FRAME(Sync, s->Sync(nullptr, q, r)),
+        NEEDLEFS_FRAME(ReadChunks, s->ReadChunks(nullptr, q, r)),
+        NEEDLEFS_FRAME(OpenSession, s->OpenSession(nullptr, q, r)),
+        NEEDLEFS_FRAME(RenewSession, s->RenewSession(nullptr, q, r)),
+        NEEDLEFS_FRAME(CloseSession, s->CloseSession(nullptr, q, r)),
+        NEEDLEFS_FRAME(OpenFile, s->OpenFile(nullptr, q, r)),
+        NEEDLEFS_FRAME(ReleaseFile, s->ReleaseFile(nullptr, q, r)),
+        NEEDLEFS_FRAME(ExpireSessions, s->ExpireSessions(nullptr, q, r)),
+        NEEDLEFS_FRAME(PeekGarbage, s->PeekGarbage(nullptr, q, r)),
+        NEEDLEFS_FRAME(AckGarbage, s->AckGarbage(nullptr, q, r)),
+#undef NEEDLEFS_FRAME
+        {"Batch",
+         [](Service* s, const std::string& in, std::string* out) {
+           return RunFrame<pb::BatchRequest, pb::BatchResponse>(
+               in, out, [s](const pb::BatchRequest* q, pb::BatchResponse* r) {
+                 return s->RunBatch(std::chrono::system_clock::time_point::max(), q, r, false);
+               });
+         }},
+        {"BatchRead",
+         [](Service* s, const std::string& in, std::string* out) {
+           return RunFrame<pb::BatchRequest, pb::BatchResponse>(
+               in, out, [s](const pb::BatchRequest* q, pb::BatchResponse* r) {
+                 return s->RunBatch(std::chrono::system_clock::time_point::max(), q, r, true);
+               });
+         }},
+    };
+    auto it = kMethods.find(method);
+    if (it == kMethods.end()) {
+      return {grpc::StatusCode::UNIMPLEMENTED, "no method " + std::string(method)};
+    }
+    return it->second(this, in, out);
+  }
+
+  template <typename Req, typename Resp, typename Fn>
+  static FrameRpcResult RunFrame(const std::string& in, std::string* out, Fn&& fn) {
+    Req req;
+    if (!req.ParseFromString(in)) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, "cannot parse the request"};
+    }
+    Resp resp;
+    grpc::Status s = fn(&req, &resp);
+    if (!s.ok()) return {s.error_code(), s.error_message()};
+    resp.SerializeToString(out);
+    return {};
+  }
+
+  /// Runs `fn` for a change: inline when `no_sync` (no disk wait), else
+  /// on the SyncPool, finishing the call from there.
+  template <typename Req, typename Resp>
+  grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* ctx, bool no_sync, const Req* req,
+                                   Resp* resp, grpc::Status (Service::*fn)(const Req*, Resp*)) {
+    if (no_sync) return Inline(ctx, (this->*fn)(req, resp));
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    sync_pool_.Submit([this, r, req, resp, fn] { r->Finish((this->*fn)(req, resp)); });
+    return r;
+  }
+
   Namespace* ns_;
   ChangeLog* log_;
   std::atomic<bool> stopping_{false};
+  SyncPool sync_pool_;
+  // Last, so it ends first: its threads call into the members above.
+  std::unique_ptr<FrameRpcServer> frame_;
 };
 
 }  // namespace
@@ -596,7 +887,15 @@ StatusOr<std::unique_ptr<MetaGrpcServer>> MetaGrpcServer::Start(Namespace* ns, C
   if (options.max_receive_message_bytes <= 0) {
     return Status::InvalidArgument("meta: max_receive_message_bytes must be > 0");
   }
+  if (options.frame_port < -1 || options.frame_port > 65535) {
+    return Status::InvalidArgument("meta: frame_port must be -1..65535");
+  }
   auto service = std::make_unique<Service>(ns, log);
+  if (options.frame_port >= 0) {
+    NEEDLEFS_RETURN_IF_ERROR(
+        service->StartFrameRpc(ip, static_cast<uint16_t>(options.frame_port),
+                               static_cast<uint32_t>(options.max_receive_message_bytes)));
+  }
   GrpcServerOptions go;
   go.max_receive_message_bytes = options.max_receive_message_bytes;
   go.max_threads = options.max_threads;

@@ -22,6 +22,10 @@ struct MetaGrpcOptions {
   int max_threads = 128;
   /// Largest request accepted (AddChunks batches). Default: 64 MiB.
   int max_receive_message_bytes = 64 << 20;
+  /// Port of the frame RPC listener (common/frame_rpc.h) on the same
+  /// address, serving every unary method with fewer thread hand-offs;
+  /// clients find it through ServerInfo. 0: any free port; -1: none.
+  int frame_port = 0;
 };
 
 /// A running meta gRPC server; Shutdown() (also in the destructor) stops it.

@@ -452,6 +452,41 @@ TEST_F(FuseTest, TwoMountsSeeEachOthersChanges) {
   StopMount(std::move(second), mnt2);
 }
 
+// Names that do not exist are kept by the kernel as negative entries (here
+// for the 60 s entry timeout), so asking again does not reach the mount;
+// another mount creating the name drops the entry through meta's change
+// stream within the 5 s the test allows.
+TEST_F(FuseTest, NegativeEntriesAreCachedAndDroppedWhenAnotherMountCreatesTheName) {
+  const std::string mnt2 = tmp_->path() + "/mnt-neg";
+  const std::string stats = tmp_->path() + "/neg-opstats.txt";
+  auto second = StartMount(mnt2, {"-o", "entry_timeout=60,attr_timeout=60", "-opStats", stats});
+  ASSERT_TRUE(second != nullptr);
+  const std::string here = work_ + "/late", there = mnt2 + "/" + name_ + "/late";
+  struct stat st;
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(::stat(there.c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOENT);
+  { std::ofstream(here) << "made elsewhere"; }
+  EXPECT_TRUE(Eventually([&] { return ::stat(there.c_str(), &st) == 0; }, 5000))
+      << "the negative entry outlived the other mount's create";
+  EXPECT_EQ(Slurp(there), "made elsewhere");
+  // Removed in the first mount: gone in the second too.
+  ASSERT_EQ(::unlink(here.c_str()), 0);
+  EXPECT_TRUE(Eventually([&] { return ::stat(there.c_str(), &st) == -1; }, 5000));
+  StopMount(std::move(second), mnt2);
+  // The 200 stats of the missing name made a handful of LOOKUPs, not 200.
+  std::ifstream in(stats);
+  std::string op;
+  long lookups = -1;
+  while (in >> op) {
+    if (op == "LOOKUP") {
+      in >> lookups;
+      break;
+    }
+  }
+  ASSERT_GE(lookups, 0) << "no LOOKUP line in " << stats;
+  EXPECT_LT(lookups, 50);
+}
+
 TEST_F(FuseTest, SqliteFromTwoProcessesLosesNoRow) {
   const std::string db = ShellQuote(work_ + "/t.db");
   std::string out;

@@ -10,6 +10,7 @@
 
 #include "client/meta_client.h"
 #include "common/file_id.h"
+#include "common/frame_rpc.h"
 #include "common/http.h"
 #include "integration/meta_fixture.h"
 #include "integration/process.h"
@@ -235,6 +236,64 @@ TEST(MetaClientTest, AServerWithoutBatchGetsEveryCallAlone) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(old.calls.load(), kThreads * kCalls);
   server->Shutdown();
+}
+
+TEST_F(MetaServerTest, FrameRpcServesTheSameCallsAndRefusesBadOnes) {
+  auto stub =
+      meta::MetaService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  meta::ServerInfoResponse info;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->ServerInfo(&ctx, meta::ServerInfoRequest(), &info).ok());
+  }
+  ASSERT_NE(info.frame_port(), 0u);
+  FrameRpcClient frame("127.0.0.1", static_cast<uint16_t>(info.frame_port()));
+  std::string reply;
+  // A real call: GetAttr of the root.
+  meta::GetAttrRequest ga;
+  ga.set_ino(kRootInode.value);
+  auto r = frame.Call("GetAttr", ga.SerializeAsString(), &reply, 5000);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->code, 0) << r->message;
+  meta::GetAttrResponse gar;
+  ASSERT_TRUE(gar.ParseFromString(reply));
+  EXPECT_EQ(gar.attr().ino(), kRootInode.value);
+  // Bytes that are no request, and a method that does not exist.
+  r = frame.Call("Mkdir", std::string("\xff\xff\xff", 3), &reply, 5000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->code, grpc::StatusCode::INVALID_ARGUMENT);
+  r = frame.Call("Subscribe", "", &reply, 5000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->code, grpc::StatusCode::UNIMPLEMENTED);
+  // A client over gRPC only and the default one (frame RPC) see each
+  // other's changes at once, errnos included.
+  MetaClientOptions grpc_only;
+  grpc_only.frame_rpc = false;
+  auto g = MetaClient::Create(addr_, grpc_only);
+  ASSERT_TRUE(g.ok());
+  auto d = client_->Mkdir(root_, kRootInode, "by-frame", 0755);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  auto seen = (*g)->Lookup(root_, kRootInode, "by-frame");
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->ino, d->ino);
+  EXPECT_EQ((*g)->Mkdir(root_, kRootInode, "by-frame", 0755).status().posix_errno(), EEXIST);
+  ASSERT_TRUE((*g)->Rmdir(root_, kRootInode, "by-frame").ok());
+  EXPECT_EQ(client_->Lookup(root_, kRootInode, "by-frame").status().posix_errno(), ENOENT);
+}
+
+TEST_F(MetaServerTest, WithoutAFramePortClientsUseGrpc) {
+  process_.reset();
+  extra_args_ = {"-framePort", "-1"};
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto stub =
+      meta::MetaService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  meta::ServerInfoResponse info;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub->ServerInfo(&ctx, meta::ServerInfoRequest(), &info).ok());
+  EXPECT_EQ(info.frame_port(), 0u);
+  auto d = client_->Mkdir(root_, kRootInode, "by-grpc", 0755);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(client_->Lookup(root_, kRootInode, "by-grpc")->ino, d->ino);
 }
 
 TEST_F(MetaServerTest, MalformedBatchGetsAClearError) {

@@ -68,6 +68,9 @@ class FuseServer : public FileSystemListener {
 
   static void ReplyErr(fuse_req_t req, const Status& s) { fuse_reply_err(req, ErrnoOf(s)); }
   void ReplyEntry(fuse_req_t req, const StatusOr<InodeAttr>& a) const;
+  /// A LOOKUP's reply: as ReplyEntry, but ENOENT as a negative entry the
+  /// kernel keeps for the negative timeout (FuseMountOptions).
+  void ReplyLookup(fuse_req_t req, const StatusOr<InodeAttr>& a) const;
   void ReplyAttr(fuse_req_t req, const StatusOr<InodeAttr>& a) const;
 
   // FileSystemListener: others' changes, passed to the kernel's caches.

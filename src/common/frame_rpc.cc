@@ -1,0 +1,452 @@
+// FrameRpcServer and FrameRpcClient: blocking sockets, one thread per
+// server connection, a pool of idle connections in the client.
+#include "common/frame_rpc.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/logging.h"
+
+namespace needlefs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// How long the server waits for the rest of a request once its first
+/// byte came, and for a reply to drain, ms.
+constexpr int kIoTimeoutMs = 30'000;
+
+void PutU32(char* p, uint32_t v) {
+  p[0] = static_cast<char>(v >> 24);
+  p[1] = static_cast<char>(v >> 16);
+  p[2] = static_cast<char>(v >> 8);
+  p[3] = static_cast<char>(v);
+}
+
+uint32_t GetU32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3];
+}
+
+int RemainingMs(Clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left, 1 << 30));
+}
+
+/// Waits for `events` on `fd` until `deadline`. 1 ready, 0 timeout, -1 error.
+int WaitFd(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int r = ::poll(&p, 1, RemainingMs(deadline));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return r;
+    return 1;
+  }
+}
+
+/// Reads exactly `n` bytes. 1 done, 0 the peer closed before any byte
+/// (only when `n` bytes were wanted from the start), -1 error or timeout
+/// (*timed_out set for the latter).
+int ReadFull(int fd, char* buf, size_t n, Clock::time_point deadline, bool* timed_out) {
+  size_t got = 0;
+  while (got < n) {
+    const int w = WaitFd(fd, POLLIN, deadline);
+    if (w == 0) {
+      if (timed_out) *timed_out = true;
+      return -1;
+    }
+    if (w < 0) return -1;
+    const ssize_t r = ::recv(fd, buf + got, n - got, 0);
+    if (r == 0) return got == 0 ? 0 : -1;
+    if (r < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return -1;
+    }
+    got += static_cast<size_t>(r);
+  }
+  return 1;
+}
+
+/// Writes the pieces fully. false on error or timeout.
+bool WriteFull(int fd, std::vector<iovec> iov, Clock::time_point deadline) {
+  size_t i = 0;
+  while (i < iov.size()) {
+    msghdr m{};
+    m.msg_iov = iov.data() + i;
+    m.msg_iovlen = iov.size() - i;
+    const ssize_t w = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (WaitFd(fd, POLLOUT, deadline) != 1) return false;
+        continue;
+      }
+      return false;
+    }
+    size_t left = static_cast<size_t>(w);
+    while (i < iov.size() && left >= iov[i].iov_len) {
+      left -= iov[i].iov_len;
+      ++i;
+    }
+    if (i < iov.size()) {
+      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+      iov[i].iov_len -= left;
+    }
+  }
+  return true;
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- server
+
+class FrameRpcServer::Impl {
+ public:
+  Impl(FrameRpcHandler handler, FrameRpcServerOptions options)
+      : handler_(std::move(handler)), options_(std::move(options)) {}
+  ~Impl() { Shutdown(); }
+
+  Status Listen(const std::string& ip, uint16_t port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string port_s = std::to_string(port);
+    if (int rc = ::getaddrinfo(ip.empty() ? nullptr : ip.c_str(), port_s.c_str(), &hints, &res);
+        rc != 0) {
+      return Status::InvalidArgument(options_.name + ": bad listen address " + ip + ": " +
+                                     ::gai_strerror(rc));
+    }
+    std::string err = "no address";
+    for (addrinfo* a = res; a; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+      if (fd < 0) continue;
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 128) == 0) {
+        listen_fd_ = fd;
+        break;
+      }
+      err = std::strerror(errno);
+      ::close(fd);
+    }
+    ::freeaddrinfo(res);
+    if (listen_fd_ < 0) {
+      return Status::Unavailable(options_.name + ": cannot listen on " + ip + ":" + port_s + ": " +
+                                 err);
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+    port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                           : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+    return Status::OK();
+  }
+
+  uint16_t port() const { return port_; }
+
+  void Shutdown() {
+    if (stopping_.exchange(true)) return;
+    if (wake_fd_ >= 0) {
+      uint64_t one = 1;
+      ssize_t ignored = ::write(wake_fd_, &one, sizeof(one));
+      (void)ignored;
+    }
+    if (accept_thread_.joinable()) accept_thread_.join();
+    std::list<Conn> conns;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (Conn& c : conns_) ::shutdown(c.fd, SHUT_RDWR);  // ends blocked reads
+      conns.swap(conns_);
+    }
+    for (Conn& c : conns) {
+      if (c.thread.joinable()) c.thread.join();
+      ::close(c.fd);
+    }
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    listen_fd_ = wake_fd_ = -1;
+  }
+
+ private:
+  struct Conn {
+    int fd = -1;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  void AcceptLoop() {
+    while (!stopping_.load()) {
+      pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      const int r = ::poll(p, 2, 1000);
+      ReapDone();
+      if (r <= 0 || stopping_.load()) continue;
+      if (!(p[0].revents & POLLIN)) continue;
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));  // back off
+        }
+        continue;
+      }
+      SetNoDelay(fd);
+      std::lock_guard<std::mutex> g(mu_);
+      if (static_cast<int>(conns_.size()) >= options_.max_connections) {
+        spdlog::warn("{}: {} connections open, refusing another", options_.name, conns_.size());
+        ::close(fd);
+        continue;
+      }
+      conns_.emplace_back();
+      Conn& c = conns_.back();
+      c.fd = fd;
+      c.thread = std::thread([this, &c] {
+        Serve(c.fd);
+        // The peer sees the end now; the fd is closed when reaped (its
+        // number must not be reused while Shutdown may still use it).
+        ::shutdown(c.fd, SHUT_RDWR);
+        c.done.store(true);
+      });
+    }
+  }
+
+  /// Joins and closes the connections whose threads ended.
+  void ReapDone() {
+    std::list<Conn> done;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (auto it = conns_.begin(); it != conns_.end();) {
+        auto next = std::next(it);
+        if (it->done.load()) done.splice(done.end(), conns_, it);
+        it = next;
+      }
+    }
+    for (Conn& c : done) {
+      c.thread.join();
+      ::close(c.fd);
+    }
+  }
+
+  /// One connection: calls until the peer closes, an error, the idle
+  /// timeout or shutdown.
+  void Serve(int fd) {
+    std::string in, out, method;
+    char hdr[8];
+    while (!stopping_.load()) {
+      const auto idle_deadline = Clock::now() + std::chrono::milliseconds(options_.idle_timeout_ms);
+      if (ReadFull(fd, hdr, 4, idle_deadline, nullptr) != 1) return;
+      const uint32_t len = GetU32(hdr);
+      if (len < 1 || len > options_.max_request_bytes + 256) {
+        spdlog::warn("{}: a request of {} bytes, closing the connection", options_.name, len);
+        return;
+      }
+      in.resize(len);
+      const auto io_deadline = Clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
+      if (ReadFull(fd, in.data(), len, io_deadline, nullptr) != 1) return;
+      const size_t name_len = static_cast<unsigned char>(in[0]);
+      if (1 + name_len > len) {
+        spdlog::warn("{}: a malformed request, closing the connection", options_.name);
+        return;
+      }
+      method.assign(in.data() + 1, name_len);
+      const std::string request = in.substr(1 + name_len);
+      out.clear();
+      FrameRpcResult r = handler_(method, request, &out);
+      const std::string& body = r.code == 0 ? out : r.message;
+      PutU32(hdr, static_cast<uint32_t>(4 + body.size()));
+      PutU32(hdr + 4, static_cast<uint32_t>(r.code));
+      std::vector<iovec> iov{{hdr, 8}, {const_cast<char*>(body.data()), body.size()}};
+      if (!WriteFull(fd, std::move(iov), Clock::now() + std::chrono::milliseconds(kIoTimeoutMs))) {
+        return;
+      }
+    }
+  }
+
+  const FrameRpcHandler handler_;
+  const FrameRpcServerOptions options_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::list<Conn> conns_;  // GUARDED_BY(mu_)
+};
+
+StatusOr<std::unique_ptr<FrameRpcServer>> FrameRpcServer::Start(
+    const std::string& ip, uint16_t port, FrameRpcHandler handler,
+    const FrameRpcServerOptions& options) {
+  auto impl = std::make_unique<Impl>(std::move(handler), options);
+  NEEDLEFS_RETURN_IF_ERROR(impl->Listen(ip, port));
+  return std::unique_ptr<FrameRpcServer>(new FrameRpcServer(std::move(impl)));
+}
+
+FrameRpcServer::FrameRpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FrameRpcServer::~FrameRpcServer() = default;
+uint16_t FrameRpcServer::port() const { return impl_->port(); }
+void FrameRpcServer::Shutdown() { impl_->Shutdown(); }
+
+// ---------------------------------------------------------------- client
+
+struct FrameRpcClient::Pool {
+  std::mutex mu;
+  std::vector<int> idle;  // GUARDED_BY(mu)
+};
+
+FrameRpcClient::FrameRpcClient(std::string host, uint16_t port,
+                               const FrameRpcClientOptions& options)
+    : host_(std::move(host)), port_(port), options_(options), pool_(std::make_unique<Pool>()) {}
+
+FrameRpcClient::~FrameRpcClient() {
+  std::lock_guard<std::mutex> g(pool_->mu);
+  for (int fd : pool_->idle) ::close(fd);
+}
+
+int FrameRpcClient::Connect(int timeout_ms, Status* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string port_s = std::to_string(port_);
+  if (int rc = ::getaddrinfo(host_.c_str(), port_s.c_str(), &hints, &res); rc != 0) {
+    *error = Status::Unavailable("cannot resolve " + host_ + ": " + ::gai_strerror(rc));
+    return -1;
+  }
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string err = "no address";
+  int out = -1;
+  for (addrinfo* a = res; a && out < 0; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) continue;
+    int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      if (WaitFd(fd, POLLOUT, deadline) == 1) {
+        int so = 0;
+        socklen_t sl = sizeof(so);
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl);
+        rc = so == 0 ? 0 : -1;
+        errno = so;
+      } else {
+        errno = ETIMEDOUT;
+      }
+    }
+    if (rc == 0) {
+      SetNoDelay(fd);
+      out = fd;
+    } else {
+      err = std::strerror(errno);
+      ::close(fd);
+    }
+  }
+  ::freeaddrinfo(res);
+  if (out < 0)
+    *error = Status::Unavailable("cannot connect to " + host_ + ":" + port_s + ": " + err);
+  return out;
+}
+
+int FrameRpcClient::TakeIdle() {
+  for (;;) {
+    int fd;
+    {
+      std::lock_guard<std::mutex> g(pool_->mu);
+      if (pool_->idle.empty()) return -1;
+      fd = pool_->idle.back();
+      pool_->idle.pop_back();
+    }
+    // An idle connection has nothing to read: anything there is the
+    // server's close (a restart, its idle timeout). Drop it.
+    pollfd p{fd, POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) == 0) return fd;
+    ::close(fd);
+  }
+}
+
+void FrameRpcClient::PutIdle(int fd) {
+  {
+    std::lock_guard<std::mutex> g(pool_->mu);
+    if (static_cast<int>(pool_->idle.size()) < options_.max_idle_connections) {
+      pool_->idle.push_back(fd);
+      return;
+    }
+  }
+  ::close(fd);
+}
+
+StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, const std::string& request,
+                                              std::string* reply, int timeout_ms, bool* sent) {
+  if (sent) *sent = false;
+  if (method.size() > 255) return Status::InvalidArgument("frame rpc: method name too long");
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  int fd = TakeIdle();
+  if (fd < 0) {
+    Status err;
+    fd = Connect(timeout_ms, &err);
+    if (fd < 0) return err;
+  }
+  char hdr[8];
+  PutU32(hdr, static_cast<uint32_t>(1 + method.size() + request.size()));
+  hdr[4] = static_cast<char>(method.size());
+  std::vector<iovec> iov{{hdr, 5},
+                         {const_cast<char*>(method.data()), method.size()},
+                         {const_cast<char*>(request.data()), request.size()}};
+  const std::string where = std::string(method) + " to " + host_ + ":" + std::to_string(port_);
+  if (sent) *sent = true;
+  if (!WriteFull(fd, std::move(iov), deadline)) {
+    ::close(fd);
+    return Status::Unavailable("frame rpc: cannot send " + where);
+  }
+  bool timed_out = false;
+  if (ReadFull(fd, hdr, 8, deadline, &timed_out) != 1) {
+    ::close(fd);
+    if (timed_out) return Status(StatusCode::kDeadlineExceeded, "frame rpc: no reply to " + where);
+    return Status::Unavailable("frame rpc: connection lost during " + where);
+  }
+  const uint32_t len = GetU32(hdr);
+  if (len < 4 || len - 4 > options_.max_reply_bytes) {
+    ::close(fd);
+    return Status(StatusCode::kResourceExhausted,
+                  "frame rpc: a reply of " + std::to_string(len) + " bytes from " + where);
+  }
+  FrameRpcResult r;
+  r.code = static_cast<int32_t>(GetU32(hdr + 4));
+  std::string body(len - 4, '\0');
+  if (ReadFull(fd, body.data(), body.size(), deadline, &timed_out) != 1) {
+    ::close(fd);
+    if (timed_out) return Status(StatusCode::kDeadlineExceeded, "frame rpc: no reply to " + where);
+    return Status::Unavailable("frame rpc: connection lost during " + where);
+  }
+  PutIdle(fd);
+  if (r.code == 0) {
+    reply->swap(body);
+  } else {
+    r.message = std::move(body);
+  }
+  return r;
+}
+
+}  // namespace needlefs
