@@ -53,13 +53,25 @@ InodeAttr FromPb(const pb::Attr& a) {
 }
 
 void ToPb(const Chunk& c, pb::Chunk* out) {
-  out->set_file_id(c.file_id.ToString());
   out->set_offset(c.offset);
   out->set_size(c.size);
   out->set_blob_offset(c.blob_offset);
+  if (c.is_inline()) {
+    out->set_data(c.data);
+  } else {
+    out->set_file_id(c.file_id.ToString());
+  }
 }
 
 StatusOr<Chunk> FromPb(const pb::Chunk& c) {
+  if (!c.data().empty() && c.file_id().empty()) {
+    Chunk out;
+    out.offset = c.offset();
+    out.size = c.size();
+    out.blob_offset = c.blob_offset();
+    out.data = c.data();
+    return out;
+  }
   auto fid = FileId::Parse(c.file_id());
   if (!fid.ok()) return fid.status().WithContext("chunk");
   Chunk out;

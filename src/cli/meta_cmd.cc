@@ -78,7 +78,12 @@ void AddMetaCommand(CLI::App& app, int* exit_code) {
       ->delimiter(',');
   cmd->add_option("--framePort", f->options.frame_port,
                   "Frame RPC port on the same address: the hot path of the clients, with "
-                  "fewer thread hand-offs than gRPC (0 = any free port, -1 = none)")
+                  "fewer thread hand-offs than gRPC (0 = the gRPC port + 1, or any free port; "
+                  "-1 = none)")
+      ->capture_default_str();
+  cmd->add_option("--maxInlineBytes", f->options.max_inline_bytes,
+                  "Keep the data of files written in one piece of at most this many bytes in meta "
+                  "with the inode (one round trip to write or read; 0 = never)")
       ->capture_default_str();
   cmd->add_option("--maxThreads", f->options.max_threads,
                   "Most gRPC calls served at once (each Subscribe stream holds one)")

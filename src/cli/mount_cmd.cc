@@ -88,6 +88,8 @@ Status ApplyMountOptions(MountFlags& f, FuseMountOptions& o) {
           o.entry_timeout_s = std::stod(value);
         } else if (key == "attr_timeout") {
           o.attr_timeout_s = std::stod(value);
+        } else if (key == "inline_max") {
+          o.file.max_inline_bytes = std::stoull(value);
         } else if (key == "negative_timeout") {
           o.negative_timeout_s = std::stod(value);
         } else if (key == "cache_mb") {
@@ -125,13 +127,15 @@ Status ApplyMountOptions(MountFlags& f, FuseMountOptions& o) {
 int RunMount(MountFlags f) {
   FuseMountOptions o;
   o.meta = f.meta;
-  o.mountpoint = f.mountpoint;
+  // The daemon runs in /: a relative mountpoint is the caller's ("mnt"
+  // mounted /mnt before).
+  o.mountpoint =
+      f.mountpoint.empty() ? f.mountpoint : std::filesystem::absolute(f.mountpoint).string();
   o.subdir = f.subdir;
   o.entry_timeout_s = f.entry_timeout;
   o.attr_timeout_s = f.attr_timeout;
   if (f.negative_timeout) o.negative_timeout_s = f.negative_timeout;
   o.max_threads = f.threads;
-  // The daemon runs in /: a relative path is the caller's.
   if (!f.op_stats_file.empty())
     o.op_stats_file = std::filesystem::absolute(f.op_stats_file).string();
   o.file.cache_bytes = f.cache_mb << 20;
@@ -270,13 +274,14 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("mountpoint", f->mountpoint, "Directory to mount on")->required();
   cmd->add_option("--meta", f->meta, "Meta server host:port (gRPC)")->capture_default_str();
   cmd->add_option("--master", f->master, "Master host:port (HTTP; default: meta's host, 9333)");
-  cmd->add_option("-o", f->options,
-                  "Mount options: ro, sync, nodircache, allow_other (default when run by root), "
-                  "noallow_other, default_permissions (default), nodefault_permissions, "
-                  "subdir=/x, master=h:p, "
-                  "entry_timeout=s, attr_timeout=s, negative_timeout=s, cache_mb=N, "
-                  "cache_dir=PATH, cache_dir_mb=N, "
-                  "replication=xyz, pidfile=PATH");
+  cmd->add_option(
+      "-o", f->options,
+      "Mount options: ro, sync, nodircache, allow_other (default when run by root), "
+      "noallow_other, default_permissions (default), nodefault_permissions, "
+      "subdir=/x, master=h:p, "
+      "entry_timeout=s, attr_timeout=s, negative_timeout=s, inline_max=bytes, cache_mb=N, "
+      "cache_dir=PATH, cache_dir_mb=N, "
+      "replication=xyz, pidfile=PATH");
   cmd->add_flag("-f,--foreground", f->foreground, "Stay in the foreground");
   cmd->add_option("--subdir", f->subdir, "Namespace directory to mount as the root")
       ->capture_default_str();

@@ -178,7 +178,8 @@ struct PendingChunk {
   uint64_t offset = 0;
   std::shared_ptr<const std::string> data;
   enum class State { kUploading, kUploaded, kFailed } state = State::kUploading;
-  FileId fid;  ///< kUploaded: the blob
+  FileId fid;                ///< kUploaded: the blob
+  bool inline_data = false;  ///< kUploaded without a blob: committed with its bytes
 };
 
 /// Chunks larger than this are read by ranges when the access is random.
@@ -386,9 +387,19 @@ class FileClient::Impl {
         // cost two more context switches (a wake-up there and back).
         auto node = s->dirty.extract(s->dirty.begin());
         s->dirty_bytes -= node.mapped().size();
+        const bool in_meta = node.mapped().size() <= InlineLimit();
         auto [seq, blob] = AddPendingLocked(s, node.key(), std::move(node.mapped()));
-        l.unlock();
-        UploadOne(s, seq, blob);
+        if (in_meta) {
+          // Small enough to go to meta with its commit: no blob, one round
+          // trip (NamespaceOptions::max_inline_bytes).
+          s->pending.back().state = PendingChunk::State::kUploaded;
+          s->pending.back().inline_data = true;
+          l.unlock();
+          CommitReady(s);
+        } else {
+          l.unlock();
+          UploadOne(s, seq, blob);
+        }
         l.lock();
       }
     }
@@ -519,6 +530,12 @@ class FileClient::Impl {
     for (const Chunk& c : chunks) {
       const uint64_t from = std::max(offset, c.offset);
       const uint64_t to = std::min(offset + length, c.offset + c.size);
+      if (c.is_inline()) {  // the bytes came from meta with the chunk
+        if (from >= to) continue;
+        if (c.data.size() < to - c.offset) return Status::Posix(EIO, "inline chunk too short");
+        std::memcpy(out.data() + (from - offset), c.data.data() + (from - c.offset), to - from);
+        continue;
+      }
       uint64_t at = c.blob_offset + (from - c.offset);  // in `bytes`
       std::string part;
       BlobData blob;
@@ -626,6 +643,12 @@ class FileClient::Impl {
     uploads_.Submit([this, s, seq = seq, blob = blob] { UploadOne(s, seq, blob); });
   }
 
+  /// The largest piece committed inline (with its bytes, to meta): the
+  /// smaller of this client's limit and what meta takes.
+  uint64_t InlineLimit() const {
+    return std::min<uint64_t>(options_.max_inline_bytes, meta_->MaxInlineBytes());
+  }
+
   /// Queues `data` (file bytes at `offset`) as the next pending chunk, to be
   /// uploaded by the caller: (its seq, its bytes). REQUIRES: s->mu held.
   std::pair<uint64_t, std::shared_ptr<const std::string>> AddPendingLocked(
@@ -681,7 +704,8 @@ class FileClient::Impl {
         ++n;
         bytes += p.data->size();
         if (p.state == PendingChunk::State::kUploaded) {
-          chunks.push_back(Chunk{p.fid, p.offset, p.data->size(), 0});
+          chunks.push_back(Chunk{p.fid, p.offset, p.data->size(), 0, {}});
+          if (p.inline_data) chunks.back().data = *p.data;
           min_size = std::max(min_size, p.offset + p.data->size());
         }
       }
@@ -690,12 +714,16 @@ class FileClient::Impl {
     Status st;
     if (!chunks.empty()) {
       // Unsynced: Fsync makes it durable (close(2) does not promise that).
+      if (options_.before_commit) options_.before_commit(s->ino);
       auto r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false);
+      if (options_.after_commit) options_.after_commit(s->ino, r.ok());
       if (!r.ok()) {
         st = Eio(r.status(), "commit chunks");
         spdlog::warn("client.commit ino={} chunks={}: {}", s->ino.value, chunks.size(),
                      r.status().ToString());
-        for (const Chunk& c : chunks) (void)blobs_->Delete(c.file_id);  // unreferenced now
+        for (const Chunk& c : chunks) {
+          if (!c.is_inline()) (void)blobs_->Delete(c.file_id);  // unreferenced now
+        }
       }
     }
     {
@@ -716,7 +744,7 @@ class FileClient::Impl {
     const uint64_t until = from + options_.readahead_chunks * options_.chunk_size;
     for (const Chunk& c : *s->chunks) {
       if (c.offset + c.size <= from || c.offset >= until) continue;
-      if (cache_.Contains(c.file_id)) continue;
+      if (c.is_inline() || cache_.Contains(c.file_id)) continue;
       readahead_.Submit([this, fid = c.file_id] { (void)cache_.Get(fid); });
     }
   }

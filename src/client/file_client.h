@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,16 @@ struct FileClientOptions {
   /// What uploads ask the master for ("" = its default).
   std::string replication;
   std::string collection;
+  /// The largest piece a close commits to meta with its bytes (an inline
+  /// chunk: one round trip, no blob), bytes; the smaller of this and what
+  /// meta takes (MetaClient::MaxInlineBytes) counts. 0: always a blob.
+  uint64_t max_inline_bytes = UINT64_MAX;
+  /// Called on the committing thread around each commit of chunks to meta
+  /// (AddChunks) of an inode: before it, and after it with whether it
+  /// committed. The file-system layer marks the commit as its own, so the
+  /// change stream's echo of it drops no cache. Either may be empty.
+  std::function<void(InodeId)> before_commit;
+  std::function<void(InodeId, bool committed)> after_commit;
 };
 
 class FileClient {

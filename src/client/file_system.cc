@@ -108,6 +108,13 @@ class FileSystem::Impl {
     FileClientOptions fo = options_.file;
     // close(2) promises no durability; fsync(2) does (and sync on flush).
     fo.unstable_uploads = true;
+    // A commit's echo (an attribute event of the inode) is this client's own.
+    fo.before_commit = [this](InodeId ino) { RecordOwnAttr(ino); };
+    fo.after_commit = [this](InodeId ino, bool committed) {
+      dirs_->InvalidateInode(ino);  // its size and mtime in a cached listing
+      InvalidateImplicit(ino);
+      if (!committed) DropOwnAttr(ino);
+    };
     files_ = std::make_unique<FileClient>(meta_.get(), blobs_.get(), fo);
     DirCacheOptions dc;
     // Listings answer lookups only while meta's change stream can
@@ -306,8 +313,36 @@ class FileSystem::Impl {
     }
   }
 
+  /// Remembers that this client is about to change the attributes of
+  /// `ino` itself (SetAttr, a commit of written data): the change stream's
+  /// echo of it is then not passed on. The front end already has the new
+  /// attributes from the reply, and its pages are this client's own
+  /// writes; an echo handled as another client's change dropped the
+  /// kernel's attributes and pages of every file rsync wrote (four
+  /// notifications and a GETATTR more per file).
+  void RecordOwnAttr(InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    if (own_attrs_.size() > 100'000) own_attrs_.clear();
+    ++own_attrs_[ino.value];
+  }
+  /// A marked change failed or may not have happened: forgets the mark and,
+  /// since it may have swallowed another client's event for `ino`
+  /// meanwhile, drops what this layer caches about it. (The front end's
+  /// cache, the kernel's, then expires with its timeout.)
+  void DropOwnAttr(InodeId ino) {
+    {
+      std::lock_guard<std::mutex> g(own_mu_);
+      auto it = own_attrs_.find(ino.value);
+      if (it != own_attrs_.end() && --it->second <= 0) own_attrs_.erase(it);
+      dir_attrs_.erase(ino.value);
+    }
+    files_->Invalidate(ino);
+    dirs_->InvalidateInode(ino);
+    InvalidateImplicit(ino);
+  }
+
   /// True (and one mark used up) when an attribute event only echoes
-  /// this client's own change of a directory.
+  /// this client's own change (of a directory's entries, or RecordOwnAttr).
   bool IsOwnAttr(const ChangeEvent& e) {
     std::lock_guard<std::mutex> g(own_mu_);
     auto it = own_attrs_.find(e.ino.value);
@@ -627,7 +662,9 @@ class FileSystem::Impl {
       if (h.ok() && h->writable) c = AsOwnerOf(c);
     }
     ForgetDirAttr(ino);
+    RecordOwnAttr(ino);
     auto a = meta_->SetAttr(c, ino, req, info);
+    if (!a.ok()) DropOwnAttr(ino);
     if (a.ok() && req.size) files_->Truncated(ino, *req.size);
     dirs_->InvalidateInode(ino);
     InvalidateImplicit(ino);

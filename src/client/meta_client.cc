@@ -20,6 +20,7 @@
 #include "common/frame_rpc.h"
 #include "common/grpc_server.h"
 #include "common/http.h"
+#include "common/logging.h"
 #include "meta.grpc.pb.h"
 #include "meta_convert.h"
 
@@ -30,6 +31,8 @@ namespace pb = ::needlefs::meta;
 
 /// Largest reply accepted (a ReadDir plus of 65536 entries is ~10 MiB).
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
+/// How long calls use gRPC after the frame RPC port could not be reached.
+constexpr std::chrono::seconds kFrameRetry{30};
 /// How long Subscribe sleeps when its stream has nothing to read.
 constexpr std::chrono::milliseconds kSubscribeIdlePoll{10};
 
@@ -88,7 +91,7 @@ class GrpcMetaClient final : public MetaClient {
                  const MetaClientOptions& options)
       : stub_(pb::MetaService::NewStub(channel)),
         host_(std::move(host)),
-        frame_state_(options.frame_rpc ? FrameState::kUnknown : FrameState::kGrpcOnly),
+        frame_wanted_(options.frame_rpc),
         timeout_ms_(options.timeout_ms),
         max_in_flight_(options.max_in_flight) {}
 
@@ -625,11 +628,13 @@ class GrpcMetaClient final : public MetaClient {
   /// transport's status (a frame call's gRPC code as gRPC's).
   template <typename Req, typename Resp, typename Rpc>
   grpc::Status Invoke(const char* method, const Req& req, Resp* resp, Rpc&& rpc) {
-    if (FrameRpcClient* frame = Frame()) {
+    if (std::shared_ptr<FrameRpcClient> frame = Frame()) {
       std::string in, out;
-      req.SerializeToString(&in);
+      if (!req.SerializeToString(&in)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot serialize the request");
+      }
       bool sent = false;
-      auto r = frame->Call(method, in, &out, timeout_ms_, &sent);
+      auto r = frame->Call(method, in, &out, timeout_ms_, &sent, IsReadOnly(method));
       if (r.ok()) {
         if (r->code != 0) return grpc::Status(static_cast<grpc::StatusCode>(r->code), r->message);
         if (!resp->ParseFromString(out)) {
@@ -638,13 +643,22 @@ class GrpcMetaClient final : public MetaClient {
         return grpc::Status::OK;
       }
       if (sent) return ToGrpc(r.status());
-      // Nothing went out (meta restarted on another port, or is away):
-      // ask again next time, and run this call over gRPC.
-      ForgetFrame();
+      // Nothing ran (meta restarted on another port, is away, or refused
+      // the connection): this call goes over gRPC, and so do the next for
+      // a while before the port is asked for again.
+      ForgetFrame(frame.get(), r.status());
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
     return rpc(&ctx);
+  }
+
+  /// Methods that change nothing: a frame call of one whose reused
+  /// connection turned out closed goes once more (it cannot run twice).
+  static bool IsReadOnly(std::string_view m) {
+    return m == "Lookup" || m == "GetAttr" || m == "Readlink" || m == "ReadDir" || m == "Access" ||
+           m == "StatFs" || m == "GetXattr" || m == "ListXattr" || m == "ReadChunks" ||
+           m == "BatchRead";
   }
 
   /// Invoke; then the transport status, else resp's errno, decides.
@@ -656,33 +670,60 @@ class GrpcMetaClient final : public MetaClient {
     return Status::OK();
   }
 
-  /// The frame RPC client when meta announces a frame port (ServerInfo,
-  /// asked once and again after a failed connect), else null: gRPC only.
-  FrameRpcClient* Frame() {
-    std::lock_guard<std::mutex> g(frame_mu_);
-    if (frame_state_ == FrameState::kUnknown) {
-      pb::ServerInfoRequest req;
-      pb::ServerInfoResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
-      grpc::Status gs = stub_->ServerInfo(&ctx, req, &resp);
-      if (gs.ok() && resp.frame_port() != 0 && resp.frame_port() <= 65535) {
-        frame_ = std::make_shared<FrameRpcClient>(host_, static_cast<uint16_t>(resp.frame_port()));
-        frame_state_ = FrameState::kFrame;
-      } else if (gs.ok() || gs.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-        frame_state_ = FrameState::kGrpcOnly;  // an older meta, or one without the port
+  /// The frame RPC client when meta announces a frame port, else null
+  /// (gRPC). Meta is asked (ServerInfo, over gRPC, by one caller while the
+  /// others use gRPC) at the first call, and again kFrameRetry after a
+  /// failed connect or ask.
+  std::shared_ptr<FrameRpcClient> Frame() {
+    {
+      std::lock_guard<std::mutex> g(frame_mu_);
+      if (frame_) return frame_;
+      if ((info_known_ && !frame_wanted_) || frame_asking_ ||
+          std::chrono::steady_clock::now() < frame_retry_at_) {
+        return nullptr;
       }
-      // Otherwise meta is unreachable: ask again on the next call.
+      frame_asking_ = true;
     }
-    // frame_ lives until the client ends: a ForgetFrame while a call runs
-    // keeps the old one (kept in old_frames_) valid.
-    return frame_state_ == FrameState::kFrame ? frame_.get() : nullptr;
+    pb::ServerInfoRequest req;
+    pb::ServerInfoResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+    grpc::Status gs = stub_->ServerInfo(&ctx, req, &resp);
+    std::lock_guard<std::mutex> g(frame_mu_);
+    frame_asking_ = false;
+    if (gs.ok()) {
+      info_known_ = true;
+      max_inline_bytes_ = resp.max_inline_bytes();
+      if (frame_wanted_ && resp.frame_port() != 0 && resp.frame_port() <= 65535) {
+        frame_ = std::make_shared<FrameRpcClient>(host_, static_cast<uint16_t>(resp.frame_port()));
+      } else {
+        frame_wanted_ = false;  // meta has no port: gRPC for good
+      }
+    } else if (gs.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      info_known_ = true;  // an older meta: gRPC and no inline data, for good
+      frame_wanted_ = false;
+    } else {
+      frame_retry_at_ = std::chrono::steady_clock::now() + kFrameRetry;  // meta is away
+    }
+    return frame_;
   }
 
-  void ForgetFrame() {
+  uint64_t MaxInlineBytes() override {
+    (void)Frame();  // learns it with the port
     std::lock_guard<std::mutex> g(frame_mu_);
-    if (frame_) old_frames_.push_back(std::move(frame_));
-    frame_state_ = FrameState::kUnknown;
+    return max_inline_bytes_;
+  }
+
+  /// `failed` could not reach meta: unless another call replaced it
+  /// already, calls use gRPC until kFrameRetry has passed.
+  void ForgetFrame(FrameRpcClient* failed, const Status& why) {
+    std::lock_guard<std::mutex> g(frame_mu_);
+    if (frame_.get() != failed) return;
+    spdlog::info("meta_client.frame_rpc_off for={}s: {}",
+                 std::chrono::duration_cast<std::chrono::seconds>(kFrameRetry).count(),
+                 why.ToString());
+    frame_.reset();
+    frame_retry_at_ = std::chrono::steady_clock::now() + kFrameRetry;
   }
 
   /// A call of a batchable method waiting to go out in a Batch call.
@@ -814,11 +855,13 @@ class GrpcMetaClient final : public MetaClient {
 
   std::unique_ptr<pb::MetaService::Stub> stub_;
   const std::string host_;  // meta's host, for the frame RPC port
-  enum class FrameState { kUnknown, kFrame, kGrpcOnly };
   std::mutex frame_mu_;
-  FrameState frame_state_;                                   // GUARDED_BY(frame_mu_)
-  std::shared_ptr<FrameRpcClient> frame_;                    // GUARDED_BY(frame_mu_)
-  std::vector<std::shared_ptr<FrameRpcClient>> old_frames_;  // GUARDED_BY(frame_mu_)
+  bool frame_wanted_;              // GUARDED_BY(frame_mu_): use the port if meta has one
+  bool info_known_ = false;        // GUARDED_BY(frame_mu_): ServerInfo answered
+  uint64_t max_inline_bytes_ = 0;  // GUARDED_BY(frame_mu_): from ServerInfo
+  bool frame_asking_ = false;      // GUARDED_BY(frame_mu_): a ServerInfo is out
+  std::chrono::steady_clock::time_point frame_retry_at_;  // GUARDED_BY(frame_mu_)
+  std::shared_ptr<FrameRpcClient> frame_;                 // GUARDED_BY(frame_mu_): null = gRPC
   int timeout_ms_;
   const int max_in_flight_;            // MetaClientOptions::max_in_flight
   std::atomic<bool> no_batch_{false};  // the server has no Batch (UNIMPLEMENTED)

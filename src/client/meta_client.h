@@ -125,6 +125,9 @@ class MetaClient {
   /// `sync` as RequestContext::sync (false: not yet durable, see Sync).
   virtual StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
                                         uint64_t min_size, bool sync) = 0;
+  /// The largest inline chunk (Chunk::data) meta takes in AddChunks, bytes:
+  /// what it announced (ServerInfo), 0 until known or when it takes none.
+  virtual uint64_t MaxInlineBytes() { return 0; }
   /// Makes every change meta committed so far durable (Namespace::Sync).
   virtual Status Sync() = 0;
   /// A chunk in meta's reply whose file id does not parse is EIO (here and

@@ -15,9 +15,11 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -31,6 +33,16 @@ using Clock = std::chrono::steady_clock;
 /// How long the server waits for the rest of a request once its first
 /// byte came, and for a reply to drain, ms.
 constexpr int kIoTimeoutMs = 30'000;
+/// How long Shutdown lets a connection in a call finish its reply.
+constexpr std::chrono::seconds kShutdownGrace{2};
+/// Request buffers above this are released after their call.
+constexpr size_t kKeepBufferBytes = 1 << 20;
+/// A request buffer grows by at most this much ahead of the bytes read.
+constexpr size_t kReadStep = 1 << 20;
+/// Requests up to this size skip the server-wide budget (their memory is
+/// bounded by max_connections of them), so clients that announce large
+/// requests and send them slowly cannot hold up ordinary calls.
+constexpr size_t kSmallRequest = 64 << 10;
 
 void PutU32(char* p, uint32_t v) {
   p[0] = static_cast<char>(v >> 24);
@@ -61,11 +73,19 @@ int WaitFd(int fd, short events, Clock::time_point deadline) {
   }
 }
 
-/// Reads exactly `n` bytes. 1 done, 0 the peer closed before any byte
-/// (only when `n` bytes were wanted from the start), -1 error or timeout
-/// (*timed_out set for the latter).
-int ReadFull(int fd, char* buf, size_t n, Clock::time_point deadline, bool* timed_out) {
+/// Reads exactly `n` bytes. 1 done, 0 the peer closed before any byte,
+/// -1 error or timeout (*timed_out set for the latter). `*got` (may be
+/// null) counts the bytes read.
+int ReadFull(int fd, char* buf, size_t n, Clock::time_point deadline, bool* timed_out,
+             size_t* got_out = nullptr) {
   size_t got = 0;
+  struct Count {
+    size_t* out;
+    size_t* got;
+    ~Count() {
+      if (out) *out = *got;
+    }
+  } count{got_out, &got};
   while (got < n) {
     const int w = WaitFd(fd, POLLIN, deadline);
     if (w == 0) {
@@ -132,7 +152,7 @@ class FrameRpcServer::Impl {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     addrinfo* res = nullptr;
     const std::string port_s = std::to_string(port);
     if (int rc = ::getaddrinfo(ip.empty() ? nullptr : ip.c_str(), port_s.c_str(), &hints, &res);
@@ -178,10 +198,26 @@ class FrameRpcServer::Impl {
       (void)ignored;
     }
     if (accept_thread_.joinable()) accept_thread_.join();
+    {
+      // Idle readers wake now; a call in a handler still sends its reply.
+      std::lock_guard<std::mutex> g(mu_);
+      for (Conn& c : conns_) ::shutdown(c.fd, SHUT_RD);
+    }
+    budget_cv_.notify_all();
+    const auto grace = Clock::now() + kShutdownGrace;
+    for (;;) {
+      bool all_done = true;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        for (Conn& c : conns_) all_done = all_done && c.done.load();
+      }
+      if (all_done || Clock::now() >= grace) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     std::list<Conn> conns;
     {
       std::lock_guard<std::mutex> g(mu_);
-      for (Conn& c : conns_) ::shutdown(c.fd, SHUT_RDWR);  // ends blocked reads
+      for (Conn& c : conns_) ::shutdown(c.fd, SHUT_RDWR);
       conns.swap(conns_);
     }
     for (Conn& c : conns) {
@@ -217,21 +253,39 @@ class FrameRpcServer::Impl {
       SetNoDelay(fd);
       std::lock_guard<std::mutex> g(mu_);
       if (static_cast<int>(conns_.size()) >= options_.max_connections) {
-        spdlog::warn("{}: {} connections open, refusing another", options_.name, conns_.size());
-        ::close(fd);
+        RefuseLocked(fd, "connection limit");
         continue;
       }
       conns_.emplace_back();
       Conn& c = conns_.back();
       c.fd = fd;
-      c.thread = std::thread([this, &c] {
-        Serve(c.fd);
-        // The peer sees the end now; the fd is closed when reaped (its
-        // number must not be reused while Shutdown may still use it).
-        ::shutdown(c.fd, SHUT_RDWR);
-        c.done.store(true);
-      });
+      try {
+        c.thread = std::thread([this, &c] {
+          try {
+            Serve(c.fd);
+          } catch (const std::exception& e) {
+            spdlog::warn("{}: connection ended: {}", options_.name, e.what());
+          }
+          // The peer sees the end now; the fd is closed when reaped (its
+          // number must not be reused while Shutdown may still use it).
+          ::shutdown(c.fd, SHUT_RDWR);
+          c.done.store(true);
+        });
+      } catch (const std::system_error& e) {
+        conns_.pop_back();
+        RefuseLocked(fd, std::string("no thread: ") + e.what());
+      }
     }
+  }
+
+  /// Tells a client its call was not run (kFrameRpcNotRun) and closes `fd`.
+  void RefuseLocked(int fd, const std::string& why) {
+    spdlog::warn("{}: refusing a connection ({} open): {}", options_.name, conns_.size(), why);
+    char hdr[8];
+    PutU32(hdr, 4);
+    PutU32(hdr + 4, static_cast<uint32_t>(kFrameRpcNotRun));
+    (void)::send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::close(fd);
   }
 
   /// Joins and closes the connections whose threads ended.
@@ -251,38 +305,93 @@ class FrameRpcServer::Impl {
     }
   }
 
+  /// Takes `n` bytes of the server-wide request budget, waiting while
+  /// others hold it (when nothing is held, any `n` passes). false when the
+  /// server stops or `deadline` passes.
+  bool TakeBudget(uint64_t n, Clock::time_point deadline) {
+    std::unique_lock<std::mutex> l(budget_mu_);
+    const bool got = budget_cv_.wait_until(l, deadline, [&] {
+      return stopping_.load() || buffered_ == 0 || buffered_ + n <= options_.max_buffered_bytes;
+    });
+    if (!got || stopping_.load()) return false;
+    buffered_ += n;
+    return true;
+  }
+  void GiveBudget(uint64_t n) {
+    if (n == 0) return;
+    {
+      std::lock_guard<std::mutex> g(budget_mu_);
+      buffered_ -= n;
+    }
+    budget_cv_.notify_all();
+  }
+
+  /// Reads a request of `len` bytes into `*in`, growing the buffer and
+  /// taking the budget as the bytes arrive (an announced length costs
+  /// nothing until it is sent). `*taken`: the budget held after.
+  bool ReadRequest(int fd, uint32_t len, std::string* in, uint64_t* taken) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
+    size_t have = 0;
+    in->clear();
+    const bool small = len <= kSmallRequest;
+    while (have < len) {
+      const size_t step = std::min<size_t>(len - have, kReadStep);
+      if (!small) {
+        if (!TakeBudget(step, deadline)) return false;
+        *taken += step;
+      }
+      in->resize(have + step);
+      if (ReadFull(fd, in->data() + have, step, deadline, nullptr) != 1) return false;
+      have += step;
+    }
+    return true;
+  }
+
   /// One connection: calls until the peer closes, an error, the idle
   /// timeout or shutdown.
   void Serve(int fd) {
-    std::string in, out, method;
+    std::string in, out;
     char hdr[8];
     while (!stopping_.load()) {
       const auto idle_deadline = Clock::now() + std::chrono::milliseconds(options_.idle_timeout_ms);
       if (ReadFull(fd, hdr, 4, idle_deadline, nullptr) != 1) return;
       const uint32_t len = GetU32(hdr);
-      if (len < 1 || len > options_.max_request_bytes + 256) {
+      if (len < 1 || uint64_t{len} > uint64_t{options_.max_request_bytes} + 256) {
         spdlog::warn("{}: a request of {} bytes, closing the connection", options_.name, len);
         return;
       }
-      in.resize(len);
-      const auto io_deadline = Clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
-      if (ReadFull(fd, in.data(), len, io_deadline, nullptr) != 1) return;
-      const size_t name_len = static_cast<unsigned char>(in[0]);
-      if (1 + name_len > len) {
-        spdlog::warn("{}: a malformed request, closing the connection", options_.name);
-        return;
+      uint64_t taken = 0;
+      const bool read = ReadRequest(fd, len, &in, &taken);
+      FrameRpcResult r;
+      if (read) {
+        const size_t name_len = static_cast<unsigned char>(in[0]);
+        if (1 + name_len > len) {
+          GiveBudget(taken);
+          spdlog::warn("{}: a malformed request, closing the connection", options_.name);
+          return;
+        }
+        const std::string_view method(in.data() + 1, name_len);
+        const std::string_view request(in.data() + 1 + name_len, len - 1 - name_len);
+        out.clear();
+        try {
+          r = handler_(method, request, &out);
+        } catch (const std::exception& e) {
+          r = {2, std::string("the server failed: ") + e.what()};
+        }
       }
-      method.assign(in.data() + 1, name_len);
-      const std::string request = in.substr(1 + name_len);
-      out.clear();
-      FrameRpcResult r = handler_(method, request, &out);
+      GiveBudget(taken);
+      if (in.capacity() > kKeepBufferBytes) std::string().swap(in);
+      if (!read) return;
       const std::string& body = r.code == 0 ? out : r.message;
-      PutU32(hdr, static_cast<uint32_t>(4 + body.size()));
+      if (body.size() > 0xFFFFFFF0u) r = {8, "reply too large"};
+      const std::string& sent = r.code == 0 ? out : r.message;
+      PutU32(hdr, static_cast<uint32_t>(4 + sent.size()));
       PutU32(hdr + 4, static_cast<uint32_t>(r.code));
-      std::vector<iovec> iov{{hdr, 8}, {const_cast<char*>(body.data()), body.size()}};
-      if (!WriteFull(fd, std::move(iov), Clock::now() + std::chrono::milliseconds(kIoTimeoutMs))) {
-        return;
-      }
+      std::vector<iovec> iov{{hdr, 8}, {const_cast<char*>(sent.data()), sent.size()}};
+      const bool ok =
+          WriteFull(fd, std::move(iov), Clock::now() + std::chrono::milliseconds(kIoTimeoutMs));
+      if (out.capacity() > kKeepBufferBytes) std::string().swap(out);
+      if (!ok) return;
     }
   }
 
@@ -295,6 +404,9 @@ class FrameRpcServer::Impl {
   std::thread accept_thread_;
   std::mutex mu_;
   std::list<Conn> conns_;  // GUARDED_BY(mu_)
+  std::mutex budget_mu_;
+  std::condition_variable budget_cv_;
+  uint64_t buffered_ = 0;  // GUARDED_BY(budget_mu_): request bytes held
 };
 
 StatusOr<std::unique_ptr<FrameRpcServer>> FrameRpcServer::Start(
@@ -313,8 +425,12 @@ void FrameRpcServer::Shutdown() { impl_->Shutdown(); }
 // ---------------------------------------------------------------- client
 
 struct FrameRpcClient::Pool {
+  struct Idle {
+    int fd;
+    Clock::time_point since;
+  };
   std::mutex mu;
-  std::vector<int> idle;  // GUARDED_BY(mu)
+  std::vector<Idle> idle;  // GUARDED_BY(mu)
 };
 
 FrameRpcClient::FrameRpcClient(std::string host, uint16_t port,
@@ -323,7 +439,7 @@ FrameRpcClient::FrameRpcClient(std::string host, uint16_t port,
 
 FrameRpcClient::~FrameRpcClient() {
   std::lock_guard<std::mutex> g(pool_->mu);
-  for (int fd : pool_->idle) ::close(fd);
+  for (const auto& i : pool_->idle) ::close(i.fd);
 }
 
 int FrameRpcClient::Connect(int timeout_ms, Status* error) {
@@ -337,7 +453,8 @@ int FrameRpcClient::Connect(int timeout_ms, Status* error) {
     *error = Status::Unavailable("cannot resolve " + host_ + ": " + ::gai_strerror(rc));
     return -1;
   }
-  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(std::min(timeout_ms, options_.connect_timeout_ms));
   std::string err = "no address";
   int out = -1;
   for (addrinfo* a = res; a && out < 0; a = a->ai_next) {
@@ -370,19 +487,22 @@ int FrameRpcClient::Connect(int timeout_ms, Status* error) {
 }
 
 int FrameRpcClient::TakeIdle() {
+  const auto now = Clock::now();
   for (;;) {
-    int fd;
+    Pool::Idle i;
     {
       std::lock_guard<std::mutex> g(pool_->mu);
       if (pool_->idle.empty()) return -1;
-      fd = pool_->idle.back();
+      i = pool_->idle.back();
       pool_->idle.pop_back();
     }
-    // An idle connection has nothing to read: anything there is the
-    // server's close (a restart, its idle timeout). Drop it.
-    pollfd p{fd, POLLIN | POLLRDHUP, 0};
-    if (::poll(&p, 1, 0) == 0) return fd;
-    ::close(fd);
+    // An old one may be about to be closed by the server; one with
+    // anything to read was closed already (a restart, its idle timeout).
+    pollfd p{i.fd, POLLIN | POLLRDHUP, 0};
+    if (now - i.since < std::chrono::milliseconds(options_.max_idle_ms) && ::poll(&p, 1, 0) == 0) {
+      return i.fd;
+    }
+    ::close(i.fd);
   }
 }
 
@@ -390,24 +510,17 @@ void FrameRpcClient::PutIdle(int fd) {
   {
     std::lock_guard<std::mutex> g(pool_->mu);
     if (static_cast<int>(pool_->idle.size()) < options_.max_idle_connections) {
-      pool_->idle.push_back(fd);
+      pool_->idle.push_back({fd, Clock::now()});
       return;
     }
   }
   ::close(fd);
 }
 
-StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, const std::string& request,
-                                              std::string* reply, int timeout_ms, bool* sent) {
-  if (sent) *sent = false;
-  if (method.size() > 255) return Status::InvalidArgument("frame rpc: method name too long");
-  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  int fd = TakeIdle();
-  if (fd < 0) {
-    Status err;
-    fd = Connect(timeout_ms, &err);
-    if (fd < 0) return err;
-  }
+StatusOr<FrameRpcResult> FrameRpcClient::Attempt(int fd, std::string_view method,
+                                                 std::string_view request, std::string* reply,
+                                                 Clock::time_point deadline, bool* any_reply) {
+  *any_reply = false;
   char hdr[8];
   PutU32(hdr, static_cast<uint32_t>(1 + method.size() + request.size()));
   hdr[4] = static_cast<char>(method.size());
@@ -415,17 +528,19 @@ StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, const std
                          {const_cast<char*>(method.data()), method.size()},
                          {const_cast<char*>(request.data()), request.size()}};
   const std::string where = std::string(method) + " to " + host_ + ":" + std::to_string(port_);
-  if (sent) *sent = true;
   if (!WriteFull(fd, std::move(iov), deadline)) {
     ::close(fd);
     return Status::Unavailable("frame rpc: cannot send " + where);
   }
   bool timed_out = false;
-  if (ReadFull(fd, hdr, 8, deadline, &timed_out) != 1) {
+  size_t got = 0;
+  if (ReadFull(fd, hdr, 8, deadline, &timed_out, &got) != 1) {
     ::close(fd);
+    *any_reply = got > 0;
     if (timed_out) return Status(StatusCode::kDeadlineExceeded, "frame rpc: no reply to " + where);
     return Status::Unavailable("frame rpc: connection lost during " + where);
   }
+  *any_reply = true;
   const uint32_t len = GetU32(hdr);
   if (len < 4 || len - 4 > options_.max_reply_bytes) {
     ::close(fd);
@@ -440,13 +555,49 @@ StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, const std
     if (timed_out) return Status(StatusCode::kDeadlineExceeded, "frame rpc: no reply to " + where);
     return Status::Unavailable("frame rpc: connection lost during " + where);
   }
-  PutIdle(fd);
+  if (r.code == kFrameRpcNotRun) {
+    ::close(fd);
+  } else {
+    PutIdle(fd);
+  }
   if (r.code == 0) {
     reply->swap(body);
   } else {
     r.message = std::move(body);
   }
   return r;
+}
+
+StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, std::string_view request,
+                                              std::string* reply, int timeout_ms, bool* sent,
+                                              bool idempotent) {
+  if (sent) *sent = false;
+  if (method.size() > 255) return Status::InvalidArgument("frame rpc: method name too long");
+  if (request.size() > 0xFFFFFF00u) return Status::InvalidArgument("frame rpc: request too large");
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (int attempt = 0;; ++attempt) {
+    int fd = TakeIdle();
+    const bool reused = fd >= 0;
+    if (fd < 0) {
+      Status err;
+      fd = Connect(timeout_ms, &err);
+      if (fd < 0) return err;
+    }
+    bool any_reply = false;
+    auto r = Attempt(fd, method, request, reply, deadline, &any_reply);
+    if (r.ok() && r->code == kFrameRpcNotRun) {
+      return Status::Unavailable("frame rpc: the server refused " + std::string(method) +
+                                 " unread: " + r->message);
+    }
+    // A reused connection the server had closed, with nothing back: an
+    // idempotent call may safely go once more on a new one.
+    if (!r.ok() && reused && idempotent && !any_reply && attempt == 0 &&
+        r.status().code() == StatusCode::kUnavailable) {
+      continue;
+    }
+    if (sent) *sent = true;
+    return r;
+  }
 }
 
 }  // namespace needlefs

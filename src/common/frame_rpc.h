@@ -14,11 +14,14 @@
 //              (len counts everything after itself)
 //   reply    = u32 len, i32 code, reply bytes (code 0) or error message
 // `code` is a gRPC status code (0 OK), so a handler maps errors exactly as
-// the gRPC service does. Calls on one connection are strictly sequential.
+// the gRPC service does, or kFrameRpcNotRun (-1): the server refused the
+// call before reading it (its connection limit), so it certainly did not
+// run. Calls on one connection are strictly sequential.
 //
 // Thread-safe: FrameRpcClient::Call from many threads at once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,6 +31,9 @@
 #include "common/status.h"
 
 namespace needlefs {
+
+/// The reply code of a call the server refused without running it.
+inline constexpr int kFrameRpcNotRun = -1;
 
 /// What a handler returns: a gRPC status code (0 OK) and, for a failure,
 /// its message (the reply bytes are then ignored).
@@ -39,14 +45,19 @@ struct FrameRpcResult {
 /// Runs method `method` on request bytes `request`, filling `*reply` (the
 /// serialized reply message). Called on the connection's thread; may block
 /// (a WAL sync) without holding up other connections.
-using FrameRpcHandler = std::function<FrameRpcResult(
-    std::string_view method, const std::string& request, std::string* reply)>;
+using FrameRpcHandler = std::function<FrameRpcResult(std::string_view method,
+                                                     std::string_view request, std::string* reply)>;
 
 struct FrameRpcServerOptions {
   /// Largest request accepted; a larger one closes the connection. Bytes.
   uint32_t max_request_bytes = 64u << 20;
-  /// Most connections at once; further ones are closed at accept.
-  int max_connections = 4096;
+  /// Most connections at once; a further one gets one kFrameRpcNotRun
+  /// reply and is closed (its client then uses another way).
+  int max_connections = 1024;
+  /// Request bytes buffered across all connections at once; a connection
+  /// whose request would go over waits for the others (memory stays bounded
+  /// whatever many clients announce).
+  uint64_t max_buffered_bytes = 256ull << 20;
   /// A connection idle this long between calls is closed, ms.
   int idle_timeout_ms = 600'000;
   std::string name = "frame-rpc";  ///< for log lines
@@ -55,16 +66,17 @@ struct FrameRpcServerOptions {
 /// Serves `handler` on a TCP port until Shutdown (or destruction).
 class FrameRpcServer {
  public:
-  /// Listens on ip:port (0 = any free port). Errors: kUnavailable when the
-  /// address cannot be bound.
+  /// Listens on ip:port (0 = any free port); `ip` may be a name. Errors:
+  /// kUnavailable when the address cannot be bound, kInvalidArgument when
+  /// it does not resolve.
   static StatusOr<std::unique_ptr<FrameRpcServer>> Start(const std::string& ip, uint16_t port,
                                                          FrameRpcHandler handler,
                                                          const FrameRpcServerOptions& options = {});
   /// Shutdown().
   ~FrameRpcServer();
   uint16_t port() const;
-  /// Stops accepting, ends every connection (a handler running finishes and
-  /// its reply is dropped) and joins the threads. Idempotent.
+  /// Stops accepting and ends every connection: idle ones at once, one in
+  /// a call after its reply went out (up to 2 s). Idempotent.
   void Shutdown();
 
  private:
@@ -75,7 +87,14 @@ class FrameRpcServer {
 
 struct FrameRpcClientOptions {
   /// Idle connections kept for reuse; more are closed after their call.
-  int max_idle_connections = 32;
+  int max_idle_connections = 64;
+  /// An idle connection older than this is closed instead of reused, ms
+  /// (well under the server's idle timeout, so a reused one is never
+  /// closed by the server under a call).
+  int max_idle_ms = 60'000;
+  /// Longest wait for a new connection, ms (a port that drops packets
+  /// must not cost every call its whole deadline).
+  int connect_timeout_ms = 1000;
   /// Largest reply accepted, bytes.
   uint32_t max_reply_bytes = 64u << 20;
 };
@@ -94,15 +113,24 @@ class FrameRpcClient {
   /// connect, or the connection broke: the call may or may not have run),
   /// kDeadlineExceeded (no reply in time: the same), kInvalidArgument (a
   /// method name over 255 bytes), kResourceExhausted (a reply over the cap).
-  /// `*sent` (may be null) says whether any of the request left: false
-  /// when no connection could be made (the call certainly did not run).
-  StatusOr<FrameRpcResult> Call(std::string_view method, const std::string& request,
-                                std::string* reply, int timeout_ms, bool* sent = nullptr);
+  /// `*sent` (may be null) says whether the call may have run: false when
+  /// no connection could be made or the server refused it unread
+  /// (kFrameRpcNotRun). With `idempotent`, a call whose reused connection
+  /// turned out closed before any reply byte is sent once more on a new
+  /// connection.
+  StatusOr<FrameRpcResult> Call(std::string_view method, std::string_view request,
+                                std::string* reply, int timeout_ms, bool* sent = nullptr,
+                                bool idempotent = false);
 
  private:
   int Connect(int timeout_ms, Status* error);
   int TakeIdle();
   void PutIdle(int fd);
+  /// One attempt on `fd` (closed or pooled after). `*any_reply` says
+  /// whether reply bytes came.
+  StatusOr<FrameRpcResult> Attempt(int fd, std::string_view method, std::string_view request,
+                                   std::string* reply,
+                                   std::chrono::steady_clock::time_point deadline, bool* any_reply);
 
   const std::string host_;
   const uint16_t port_;

@@ -83,7 +83,8 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
                                std::string(c.status().message()));
         return true;
       }
-      blob_users[c->file_id].insert(meta_keys::ReadBE64(k.substr(1)));
+      // An inline chunk names no blob (FileId{} below).
+      if (!c->is_inline()) blob_users[c->file_id].insert(meta_keys::ReadBE64(k.substr(1)));
       chunk_keys.emplace_back(std::string(k), c->file_id);
       return true;
     }));
@@ -199,7 +200,7 @@ StatusOr<FsckReport> Fsck(KvStore& store, bool repair,
     if (!inodes.count(ino)) {
       rep.problems.push_back("chunk of missing inode " + std::to_string(ino));
       drop_keys.push_back(key);
-      orphan_blobs.push_back(fid);
+      if (fid != FileId{}) orphan_blobs.push_back(fid);
     }
   }
   for (const auto& [fid, users] : blob_users) {

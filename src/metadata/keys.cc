@@ -81,6 +81,8 @@ std::string EncodeChunk(const Chunk& c) {
   EncodeFixed64(v.data(), c.offset);
   EncodeFixed64(v.data() + 8, c.size);
   EncodeFixed64(v.data() + 16, c.blob_offset);
+  // Inline: a NUL (no file id starts with one), then the bytes.
+  if (c.is_inline()) return v + '\0' + c.data;
   return v + c.file_id.ToString();
 }
 
@@ -90,6 +92,13 @@ StatusOr<Chunk> DecodeChunk(std::string_view v) {
   c.offset = DecodeFixed64(v.data());
   c.size = DecodeFixed64(v.data() + 8);
   c.blob_offset = DecodeFixed64(v.data() + 16);
+  if (v.size() > 24 && v[24] == '\0') {
+    c.data.assign(v.substr(25));
+    if (c.data.size() != c.size || c.size == 0 || c.blob_offset != 0) {
+      return Status::Corruption("bad inline chunk record");
+    }
+    return c;
+  }
   auto fid = FileId::Parse(v.substr(24));
   if (!fid.ok()) {
     return Status::Corruption("bad chunk record: " + std::string(fid.status().message()));

@@ -85,10 +85,12 @@ StatusOr<std::unique_ptr<MetaServer>> MetaServer::Start(const MetaServerOptions&
   NEEDLEFS_ASSIGN_OR_RETURN(raw->store, OpenRocksDbKvStore(options.dir + "/meta.rocksdb", ko));
   NamespaceOptions no;
   no.on_change = [raw](const ChangeEvent& e) { raw->log.Append(e); };
+  no.max_inline_bytes = options.max_inline_bytes;
   NEEDLEFS_ASSIGN_OR_RETURN(raw->ns, Namespace::Open(raw->store.get(), no));
   MetaGrpcOptions go;
   go.max_threads = options.max_threads;
   go.frame_port = options.frame_port;
+  go.max_inline_bytes = options.max_inline_bytes;
   NEEDLEFS_ASSIGN_OR_RETURN(raw->grpc, MetaGrpcServer::Start(raw->ns.get(), &raw->log, options.ip,
                                                              options.grpc_port, go));
   if (options.http_port >= 0) {

@@ -28,9 +28,14 @@ struct MetaServerOptions {
   bool sync = true;
   /// Most gRPC calls served at once (each Subscribe stream holds one).
   int max_threads = 128;
-  /// Port of the frame RPC listener (MetaGrpcOptions::frame_port): 0 = any
-  /// free port, -1 = none (gRPC only).
+  /// Port of the frame RPC listener (MetaGrpcOptions::frame_port): 0 = the
+  /// gRPC port + 1 (or any free one), -1 = none (gRPC only).
   int frame_port = 0;
+  /// Data of small files kept in meta with the inode, bytes: a file whose
+  /// bytes a client writes in one piece of at most this size is committed
+  /// with them (one round trip, no blob) and read back with its open. 0:
+  /// never. Default: 4096 (docs/benchmarks.md weighs it).
+  uint64_t max_inline_bytes = 4096;
   /// Deletes one blob of removed data (OK when already gone). Empty = no
   /// garbage collection: the queue keeps the file ids until one is given.
   std::function<Status(const FileId& file_id)> delete_blob;

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -47,9 +48,11 @@ constexpr std::chrono::milliseconds kSubscribeCoalesce{5};
 constexpr int kMetaIdleThreads = 32;
 /// Most ops in one Batch call (BatchRequest in meta.proto).
 constexpr int kMaxBatchOps = 1024;
-/// Threads of the pool that runs changes waiting for a WAL sync: enough for
-/// the measured c=16 load of many clients, each call blocking in the sync.
-constexpr int kSyncPoolThreads = 32;
+/// Threads of the pool that runs the gRPC changes: enough for the measured
+/// c=16 load of many clients, each call blocking in the WAL sync.
+constexpr int kChangePoolThreads = 32;
+/// Changes queued for the pool beyond which calls get RESOURCE_EXHAUSTED.
+constexpr size_t kChangePoolQueue = 4096;
 
 /// Makes `r` the failure `s` (a BatchResult carries a code, no response).
 void SetCode(pb::BatchResult* r, const grpc::Status& s) {
@@ -113,14 +116,16 @@ grpc::ServerUnaryReactor* Inline(grpc::CallbackServerContext* ctx, const grpc::S
   return r;
 }
 
-/// Threads that run the changes that wait for a WAL sync, off gRPC's
-/// callback threads. Each queued task finishes its call's reactor itself.
-class SyncPool {
+/// Threads that run the gRPC calls that change the namespace, off gRPC's
+/// callback threads (a change may wait on a WAL sync, or on a row lock a
+/// synced change holds). Each task finishes its call's reactor itself.
+class ChangePool {
  public:
-  explicit SyncPool(int threads) {
+  /// `max_queued`: tasks waiting beyond it are refused (Submit false).
+  ChangePool(int threads, size_t max_queued) : max_queued_(max_queued) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
   }
-  ~SyncPool() {
+  ~ChangePool() {
     {
       std::lock_guard<std::mutex> g(mu_);
       stop_ = true;
@@ -128,13 +133,16 @@ class SyncPool {
     cv_.notify_all();
     for (auto& t : threads_) t.join();
   }
-  /// Runs `task` on a pool thread (tasks queued before the destructor run).
-  void Submit(std::function<void()> task) {
+  /// Queues `task` for a pool thread (tasks queued before the destructor
+  /// run). false: the queue is full, `task` was not taken.
+  bool Submit(std::function<void()> task) {
     {
       std::lock_guard<std::mutex> g(mu_);
+      if (queue_.size() >= max_queued_) return false;
       queue_.push_back(std::move(task));
     }
     cv_.notify_one();
+    return true;
   }
 
  private:
@@ -150,6 +158,7 @@ class SyncPool {
       l.lock();
     }
   }
+  const size_t max_queued_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
@@ -157,59 +166,17 @@ class SyncPool {
   std::vector<std::thread> threads_;
 };
 
-/// Whether Batch `req` has a change whose caller wants a synced commit.
-bool BatchNeedsSync(const pb::BatchRequest& req) {
-  for (const pb::BatchOp& op : req.ops()) {
-    const pb::Caller* c = nullptr;
-    switch (op.op_case()) {
-      case pb::BatchOp::kSetAttr:
-        c = &op.set_attr().caller();
-        break;
-      case pb::BatchOp::kCreate:
-        c = &op.create().caller();
-        break;
-      case pb::BatchOp::kMkdir:
-        c = &op.mkdir().caller();
-        break;
-      case pb::BatchOp::kMknod:
-        c = &op.mknod().caller();
-        break;
-      case pb::BatchOp::kSymlink:
-        c = &op.symlink().caller();
-        break;
-      case pb::BatchOp::kLink:
-        c = &op.link().caller();
-        break;
-      case pb::BatchOp::kUnlink:
-        c = &op.unlink().caller();
-        break;
-      case pb::BatchOp::kRmdir:
-        c = &op.rmdir().caller();
-        break;
-      case pb::BatchOp::kRename:
-        c = &op.rename().caller();
-        break;
-      default:
-        break;
-    }
-    if (c && !c->no_sync()) return true;
-  }
-  return false;
-}
-
 /// Every method but ReadDir, ReadChunks, Subscribe and the session and
 /// garbage calls is a gRPC callback method. The quick read-only ones (and
 /// BatchRead) are answered inline on gRPC's own threads: no hand-off to a
-/// sync-server worker (stat at c=16 went from ~22k/s to ~30k/s on 2 cores).
-/// A change is answered inline too when its caller asked for no WAL sync
-/// (Caller.no_sync: the FUSE mount's default): a RocksDB commit without a
-/// sync takes tens of microseconds, and the hand-off to a worker thread and
-/// back cost more than that on every create, setattr and rename. A change
-/// that waits for a WAL fsync goes to the service's own pool (SyncPool), so
-/// gRPC's threads never wait on the disk. ReadDir pages and whole chunk
-/// lists (ReadChunks) can take milliseconds (inline, 16 concurrent listings
-/// of a 50,000-entry directory ran at a third of the speed): they stay on
-/// the sync server's pool.
+/// worker (stat at c=16 went from ~22k/s to ~30k/s on 2 cores). The changes
+/// run on the service's ChangePool: one may wait on a WAL sync or on a row
+/// lock a synced change holds, and gRPC's threads must not. ReadDir pages
+/// and whole chunk lists (ReadChunks) can take milliseconds (inline, 16
+/// concurrent listings of a 50,000-entry directory ran at a third of the
+/// speed): they stay on the sync server's pool. The clients' hot path is
+/// the frame RPC port (common/frame_rpc.h), where every call runs on its
+/// connection's own thread.
 using ServiceBase = pb::MetaService::WithCallbackMethod_ServerInfo<pb::MetaService::WithCallbackMethod_Batch<
     pb::MetaService::WithCallbackMethod_AddChunks<pb::MetaService::WithCallbackMethod_Compose<
         pb::MetaService::WithCallbackMethod_RemoveXattr<pb::MetaService::WithCallbackMethod_SetXattr<
@@ -232,7 +199,11 @@ using ServiceBase = pb::MetaService::WithCallbackMethod_ServerInfo<pb::MetaServi
 
 class Service final : public ServiceBase {
  public:
-  Service(Namespace* ns, ChangeLog* log) : ns_(ns), log_(log), sync_pool_(kSyncPoolThreads) {}
+  Service(Namespace* ns, ChangeLog* log, uint64_t max_inline_bytes)
+      : ns_(ns),
+        log_(log),
+        max_inline_bytes_(max_inline_bytes),
+        change_pool_(kChangePoolThreads, kChangePoolQueue) {}
 
   /// Makes the Subscribe streams end (within kSubscribePoll).
   void Stop() {
@@ -249,7 +220,7 @@ class Service final : public ServiceBase {
     NEEDLEFS_ASSIGN_OR_RETURN(
         frame_, FrameRpcServer::Start(
                     ip, port,
-                    [this](std::string_view method, const std::string& in, std::string* out) {
+                    [this](std::string_view method, std::string_view in, std::string* out) {
                       return Dispatch(method, in, out);
                     },
                     fo));
@@ -260,6 +231,7 @@ class Service final : public ServiceBase {
                                        const pb::ServerInfoRequest*,
                                        pb::ServerInfoResponse* resp) override {
     if (frame_) resp->set_frame_port(frame_->port());
+    resp->set_max_inline_bytes(max_inline_bytes_);
     return Inline(ctx, grpc::Status::OK);
   }
 
@@ -300,84 +272,82 @@ class Service final : public ServiceBase {
     return Inline(ctx, DoListXattr(req, resp));
   }
 
-  // ---- changes: inline without a WAL sync, on the SyncPool with one ----
+  // ---- changes: on the ChangePool ----
 
   grpc::ServerUnaryReactor* SetAttr(grpc::CallbackServerContext* ctx, const pb::SetAttrRequest* req,
                                     pb::SetAttrResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoSetAttr);
+    return Change(ctx, req, resp, &Service::DoSetAttr);
   }
 
   grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* ctx, const pb::CreateRequest* req,
                                    pb::CreateResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoCreate);
+    return Change(ctx, req, resp, &Service::DoCreate);
   }
 
   grpc::ServerUnaryReactor* Mkdir(grpc::CallbackServerContext* ctx, const pb::MkdirRequest* req,
                                   pb::MkdirResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoMkdir);
+    return Change(ctx, req, resp, &Service::DoMkdir);
   }
 
   grpc::ServerUnaryReactor* Mknod(grpc::CallbackServerContext* ctx, const pb::MknodRequest* req,
                                   pb::MknodResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoMknod);
+    return Change(ctx, req, resp, &Service::DoMknod);
   }
 
   grpc::ServerUnaryReactor* Symlink(grpc::CallbackServerContext* ctx, const pb::SymlinkRequest* req,
                                     pb::SymlinkResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoSymlink);
+    return Change(ctx, req, resp, &Service::DoSymlink);
   }
 
   grpc::ServerUnaryReactor* Link(grpc::CallbackServerContext* ctx, const pb::LinkRequest* req,
                                  pb::LinkResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoLink);
+    return Change(ctx, req, resp, &Service::DoLink);
   }
 
   grpc::ServerUnaryReactor* Unlink(grpc::CallbackServerContext* ctx, const pb::UnlinkRequest* req,
                                    pb::UnlinkResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoUnlink);
+    return Change(ctx, req, resp, &Service::DoUnlink);
   }
 
   grpc::ServerUnaryReactor* Rmdir(grpc::CallbackServerContext* ctx, const pb::RmdirRequest* req,
                                   pb::RmdirResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoRmdir);
+    return Change(ctx, req, resp, &Service::DoRmdir);
   }
 
   grpc::ServerUnaryReactor* Rename(grpc::CallbackServerContext* ctx, const pb::RenameRequest* req,
                                    pb::RenameResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoRename);
+    return Change(ctx, req, resp, &Service::DoRename);
   }
 
   grpc::ServerUnaryReactor* SetXattr(grpc::CallbackServerContext* ctx,
                                      const pb::SetXattrRequest* req,
                                      pb::SetXattrResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoSetXattr);
+    return Change(ctx, req, resp, &Service::DoSetXattr);
   }
 
   grpc::ServerUnaryReactor* RemoveXattr(grpc::CallbackServerContext* ctx,
                                         const pb::RemoveXattrRequest* req,
                                         pb::RemoveXattrResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoRemoveXattr);
+    return Change(ctx, req, resp, &Service::DoRemoveXattr);
   }
 
   grpc::ServerUnaryReactor* Compose(grpc::CallbackServerContext* ctx, const pb::ComposeRequest* req,
                                     pb::ComposeResponse* resp) override {
-    return Change(ctx, req->caller().no_sync(), req, resp, &Service::DoCompose);
+    return Change(ctx, req, resp, &Service::DoCompose);
   }
 
   grpc::ServerUnaryReactor* AddChunks(grpc::CallbackServerContext* ctx,
                                       const pb::AddChunksRequest* req,
                                       pb::AddChunksResponse* resp) override {
-    return Change(ctx, req->no_sync(), req, resp, &Service::DoAddChunks);
+    return Change(ctx, req, resp, &Service::DoAddChunks);
   }
 
   grpc::ServerUnaryReactor* Batch(grpc::CallbackServerContext* ctx, const pb::BatchRequest* req,
                                   pb::BatchResponse* resp) override {
     const auto deadline = ctx->deadline();
-    if (!BatchNeedsSync(*req)) return Inline(ctx, RunBatch(deadline, req, resp, false));
-    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-    sync_pool_.Submit(
-        [this, r, deadline, req, resp] { r->Finish(RunBatch(deadline, req, resp, false)); });
-    return r;
+    return OnPool(ctx, [this, deadline, req, resp] {
+      return RunBatch(deadline, req, resp, /*reads_only=*/false);
+    });
   }
 
   // ---- the handlers the callbacks above call ----
@@ -781,12 +751,12 @@ class Service final : public ServiceBase {
  private:
   /// A frame RPC call: the request parsed as method's request message, the
   /// same handler as the gRPC method, the reply serialized.
-  FrameRpcResult Dispatch(std::string_view method, const std::string& in, std::string* out) {
-    using Handler = FrameRpcResult (*)(Service*, const std::string&, std::string*);
+  FrameRpcResult Dispatch(std::string_view method, std::string_view in, std::string* out) {
+    using Handler = FrameRpcResult (*)(Service*, std::string_view, std::string*);
     static const std::unordered_map<std::string_view, Handler> kMethods = {
-#define NEEDLEFS_FRAME(NAME, CALL)                                                         \
-  {                                                                                        \
-#NAME, [](Service* s, const std::string& in, std::string* out) {                         \
+#define NEEDLEFS_FRAME(NAME, CALL)                                                       \
+  {                                                                                      \
+#NAME, [](Service* s, std::string_view in, std::string* out) {                         \
      return RunFrame<pb::NAME##Request, pb::NAME##Response>(                                   \
          in, out, [s](const pb::NAME##Request* q, pb::NAME##Response* r) { return CALL; }); \
    } \
@@ -824,14 +794,14 @@ class Service final : public ServiceBase {
         NEEDLEFS_FRAME(AckGarbage, s->AckGarbage(nullptr, q, r)),
 #undef NEEDLEFS_FRAME
         {"Batch",
-         [](Service* s, const std::string& in, std::string* out) {
+         [](Service* s, std::string_view in, std::string* out) {
            return RunFrame<pb::BatchRequest, pb::BatchResponse>(
                in, out, [s](const pb::BatchRequest* q, pb::BatchResponse* r) {
                  return s->RunBatch(std::chrono::system_clock::time_point::max(), q, r, false);
                });
          }},
         {"BatchRead",
-         [](Service* s, const std::string& in, std::string* out) {
+         [](Service* s, std::string_view in, std::string* out) {
            return RunFrame<pb::BatchRequest, pb::BatchResponse>(
                in, out, [s](const pb::BatchRequest* q, pb::BatchResponse* r) {
                  return s->RunBatch(std::chrono::system_clock::time_point::max(), q, r, true);
@@ -846,9 +816,10 @@ class Service final : public ServiceBase {
   }
 
   template <typename Req, typename Resp, typename Fn>
-  static FrameRpcResult RunFrame(const std::string& in, std::string* out, Fn&& fn) {
+  static FrameRpcResult RunFrame(std::string_view in, std::string* out, Fn&& fn) {
     Req req;
-    if (!req.ParseFromString(in)) {
+    if (in.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+        !req.ParseFromArray(in.data(), static_cast<int>(in.size()))) {
       return {grpc::StatusCode::INVALID_ARGUMENT, "cannot parse the request"};
     }
     Resp resp;
@@ -858,21 +829,40 @@ class Service final : public ServiceBase {
     return {};
   }
 
-  /// Runs `fn` for a change: inline when `no_sync` (no disk wait), else
-  /// on the SyncPool, finishing the call from there.
+  /// Runs the change `fn(req, resp)` on the ChangePool.
   template <typename Req, typename Resp>
-  grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* ctx, bool no_sync, const Req* req,
-                                   Resp* resp, grpc::Status (Service::*fn)(const Req*, Resp*)) {
-    if (no_sync) return Inline(ctx, (this->*fn)(req, resp));
+  grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
+                                   grpc::Status (Service::*fn)(const Req*, Resp*)) {
+    return OnPool(ctx, [this, req, resp, fn] { return (this->*fn)(req, resp); });
+  }
+
+  /// Runs `run` on the ChangePool and finishes the call with its status
+  /// (RESOURCE_EXHAUSTED when the pool's queue is full, UNKNOWN when it
+  /// throws).
+  grpc::ServerUnaryReactor* OnPool(grpc::CallbackServerContext* ctx,
+                                   std::function<grpc::Status()> run) {
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-    sync_pool_.Submit([this, r, req, resp, fn] { r->Finish((this->*fn)(req, resp)); });
+    const bool queued = change_pool_.Submit([r, run = std::move(run)] {
+      grpc::Status s;
+      try {
+        s = run();
+      } catch (const std::exception& e) {
+        s = grpc::Status(grpc::StatusCode::UNKNOWN, std::string("meta failed: ") + e.what());
+      }
+      r->Finish(s);
+    });
+    if (!queued) {
+      r->Finish(
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "meta: too many changes queued"));
+    }
     return r;
   }
 
   Namespace* ns_;
   ChangeLog* log_;
+  const uint64_t max_inline_bytes_;
   std::atomic<bool> stopping_{false};
-  SyncPool sync_pool_;
+  ChangePool change_pool_;
   // Last, so it ends first: its threads call into the members above.
   std::unique_ptr<FrameRpcServer> frame_;
 };
@@ -890,11 +880,18 @@ StatusOr<std::unique_ptr<MetaGrpcServer>> MetaGrpcServer::Start(Namespace* ns, C
   if (options.frame_port < -1 || options.frame_port > 65535) {
     return Status::InvalidArgument("meta: frame_port must be -1..65535");
   }
-  auto service = std::make_unique<Service>(ns, log);
-  if (options.frame_port >= 0) {
+  auto service = std::make_unique<Service>(ns, log, options.max_inline_bytes);
+  const auto max_request = static_cast<uint32_t>(options.max_receive_message_bytes);
+  if (options.frame_port > 0) {
     NEEDLEFS_RETURN_IF_ERROR(
-        service->StartFrameRpc(ip, static_cast<uint16_t>(options.frame_port),
-                               static_cast<uint32_t>(options.max_receive_message_bytes)));
+        service->StartFrameRpc(ip, static_cast<uint16_t>(options.frame_port), max_request));
+  } else if (options.frame_port == 0) {
+    // The gRPC port + 1 (one rule for firewalls), else any free port.
+    Status st = port != 0 && port < 65535
+                    ? service->StartFrameRpc(ip, static_cast<uint16_t>(port + 1), max_request)
+                    : Status::Unavailable("no fixed gRPC port");
+    if (!st.ok()) st = service->StartFrameRpc(ip, 0, max_request);
+    if (!st.ok()) spdlog::warn("meta: no frame RPC port, gRPC only: {}", st.ToString());
   }
   GrpcServerOptions go;
   go.max_receive_message_bytes = options.max_receive_message_bytes;

@@ -24,8 +24,14 @@ struct MetaGrpcOptions {
   int max_receive_message_bytes = 64 << 20;
   /// Port of the frame RPC listener (common/frame_rpc.h) on the same
   /// address, serving every unary method with fewer thread hand-offs;
-  /// clients find it through ServerInfo. 0: any free port; -1: none.
+  /// clients find it through ServerInfo. 0 (default): the gRPC port + 1,
+  /// or any free port when that is taken or the gRPC port is 0 (a warning
+  /// and gRPC only when none can be had); N: that port, or Start fails;
+  /// -1: none.
   int frame_port = 0;
+  /// Announced in ServerInfo: the largest inline chunk the namespace takes
+  /// (NamespaceOptions::max_inline_bytes), bytes.
+  uint64_t max_inline_bytes = 0;
 };
 
 /// A running meta gRPC server; Shutdown() (also in the destructor) stops it.

@@ -140,7 +140,7 @@ Status NsTxn::Reap(InodeRecord* rec, BatchAllocator* garbage_seq, const std::set
       txn_.Scan(meta_keys::ChunkPrefix(ino), "", 0, [&](std::string_view k, std::string_view v) {
         keys.emplace_back(k);
         auto c = meta_keys::DecodeChunk(v);
-        if (c.ok()) blobs.push_back(c->file_id);
+        if (c.ok() && !c->is_inline()) blobs.push_back(c->file_id);
         return true;
       }));
   keys.push_back(meta_keys::Unlinked(ino));

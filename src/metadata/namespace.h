@@ -35,6 +35,9 @@ struct NamespaceOptions {
   /// Called after each committed change, from the calling thread (must be
   /// thread-safe and quick). Default: none.
   std::function<void(const ChangeEvent&)> on_change;
+  /// Largest inline chunk AddChunks takes (Chunk::data), bytes; 0: none
+  /// (EINVAL). Default: 0.
+  uint64_t max_inline_bytes = 0;
 };
 
 class Namespace {
@@ -145,8 +148,9 @@ class Namespace {
   /// Appends chunks written to a regular file (newer chunks win where they
   /// overlap older ones), raises the size to at least `min_size`, sets
   /// mtime/ctime. `sync` as RequestContext::sync. Errors: ENOENT, EISDIR,
-  /// EINVAL (a chunk of size 0 or without a file id, FileId{}; a special
-  /// file).
+  /// EINVAL (a chunk of size 0 or without a file id, FileId{}; an inline
+  /// chunk over max_inline_bytes, or with a file id or a blob offset; a
+  /// special file).
   StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
                                 bool sync = true);
   /// Makes regular file `target` (empty; the caller may write it) the

@@ -198,7 +198,19 @@ Status Namespace::Sync() { return impl_->store_->SyncLog(); }
 StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
                                          uint64_t min_size, bool sync) {
   for (const Chunk& c : chunks) {
-    if (c.file_id == FileId{} || c.size == 0) return Status::Posix(EINVAL, "empty chunk");
+    if (c.size == 0) return Status::Posix(EINVAL, "empty chunk");
+    if (c.is_inline()) {
+      if (c.data.size() != c.size || c.file_id != FileId{} || c.blob_offset != 0) {
+        return Status::Posix(EINVAL, "malformed inline chunk");
+      }
+      if (c.size > impl_->max_inline_bytes_) {
+        return Status::Posix(EINVAL, "inline chunk of " + std::to_string(c.size) +
+                                         " bytes over the limit of " +
+                                         std::to_string(impl_->max_inline_bytes_));
+      }
+    } else if (c.file_id == FileId{}) {
+      return Status::Posix(EINVAL, "chunk without a file id");
+    }
   }
   InodeAttr out;
   Status s = RunTransaction(*impl_->store_, TxnOptions{sync}, [&](KvTransaction& t) -> Status {
@@ -250,7 +262,12 @@ StatusOr<std::vector<Chunk>> VisibleChunks(KvTransaction& t, InodeId ino, uint64
         rest.emplace_back(gs, ge);
         continue;
       }
-      out.push_back(Chunk{it->file_id, s, e - s, it->blob_offset + (s - cs)});
+      Chunk piece{it->file_id, s, e - s, it->blob_offset + (s - cs), {}};
+      if (it->is_inline()) {
+        piece.blob_offset = 0;
+        piece.data = it->data.substr(s - cs, e - s);
+      }
+      out.push_back(std::move(piece));
       if (gs < s) rest.emplace_back(gs, s);
       if (e < ge) rest.emplace_back(e, ge);
     }
@@ -355,7 +372,9 @@ Status TruncateChunks(KvTransaction& t, InodeRecord* rec, uint64_t new_size,
         return true;
       }));
   for (auto& [key, c] : chunks) {
-    if (c.offset >= new_size) {
+    if (c.offset >= new_size && c.is_inline()) {
+      NEEDLEFS_RETURN_IF_ERROR(t.Delete(key));  // its bytes go with it: no blob
+    } else if (c.offset >= new_size) {
       NEEDLEFS_RETURN_IF_ERROR(t.Delete(key));
       // A blob may back other chunks of this file (split writes); only a
       // blob that no remaining chunk names is garbage.
@@ -375,6 +394,7 @@ Status TruncateChunks(KvTransaction& t, InodeRecord* rec, uint64_t new_size,
       }
     } else {
       c.size = new_size - c.offset;  // clip the chunk that straddles the new end
+      if (c.is_inline()) c.data.resize(c.size);
       NEEDLEFS_RETURN_IF_ERROR(t.Put(key, meta_keys::EncodeChunk(c)));
     }
   }

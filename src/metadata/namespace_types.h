@@ -112,12 +112,17 @@ struct ReadDirResult {
 
 /// A piece of a regular file's data: `size` bytes at file offset `offset`
 /// stored in blob `file_id` (a needle) starting at `blob_offset`. Stored and
-/// sent as the id's string form (FileId::ToString).
+/// sent as the id's string form (FileId::ToString). An inline chunk carries
+/// its bytes itself (`data`, exactly `size` of them; no file id, blob_offset
+/// 0): the data of a small file kept with its inode in meta
+/// (NamespaceOptions::max_inline_bytes), one round trip to write or read.
 struct Chunk {
   FileId file_id;
   uint64_t offset = 0;
   uint64_t size = 0;
   uint64_t blob_offset = 0;
+  std::string data = {};  ///< inline bytes; empty for a chunk in a blob
+  bool is_inline() const { return !data.empty(); }
 };
 
 struct StatFs {

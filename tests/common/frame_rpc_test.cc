@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,19 +21,20 @@ namespace {
 /// "echo" returns its request, "fail" fails with code 5 and message
 /// "nope", "sleep" sleeps for the milliseconds in its request, "big"
 /// returns as many bytes as its request says; anything else is code 12.
-FrameRpcResult TestHandler(std::string_view method, const std::string& in, std::string* out) {
+FrameRpcResult TestHandler(std::string_view method, std::string_view in, std::string* out) {
   if (method == "echo") {
     *out = in;
     return {};
   }
   if (method == "fail") return {5, "nope"};
   if (method == "sleep") {
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(in)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(std::string(in))));
     *out = "slept";
     return {};
   }
+  if (method == "throw") throw std::runtime_error("handler bug");
   if (method == "big") {
-    out->assign(std::stoul(in), 'b');
+    out->assign(std::stoul(std::string(in)), 'b');
     return {};
   }
   return {12, "no method " + std::string(method)};
@@ -191,6 +193,76 @@ TEST(FrameRpcTest, HostileFramesCloseTheirConnectionAndHurtNoOne) {
   auto r = client.Call("echo", "still here", &reply, 5000);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(reply, "still here");
+}
+
+TEST(FrameRpcTest, AThrowingHandlerFailsItsCallNotTheServer) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  FrameRpcClient client("127.0.0.1", server->port());
+  std::string reply;
+  auto r = client.Call("throw", "", &reply, 5000);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->code, 2);
+  EXPECT_NE(r->message.find("handler bug"), std::string::npos);
+  r = client.Call("echo", "alive", &reply, 5000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(reply, "alive");
+}
+
+TEST(FrameRpcTest, AtTheConnectionLimitACallIsRefusedUnreadAndSaysSo) {
+  FrameRpcServerOptions o;
+  o.max_connections = 1;
+  auto server = StartServer(0, o);
+  ASSERT_NE(server, nullptr);
+  FrameRpcClient first("127.0.0.1", server->port());
+  std::string reply;
+  ASSERT_TRUE(first.Call("echo", "x", &reply, 5000).ok());  // holds the one connection
+  FrameRpcClient second("127.0.0.1", server->port());
+  bool sent = true;
+  auto r = second.Call("echo", "y", &reply, 5000, &sent);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  EXPECT_FALSE(sent) << "a refused call must say it did not run";
+}
+
+TEST(FrameRpcTest, ShutdownLetsACallInAHandlerSendItsReply) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  FrameRpcClient client("127.0.0.1", server->port());
+  StatusOr<FrameRpcResult> r = Status::Internal("not run");
+  std::string reply;
+  std::thread caller([&] { r = client.Call("sleep", "300", &reply, 5000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server->Shutdown();
+  caller.join();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(reply, "slept");
+}
+
+TEST(FrameRpcTest, SlowLargeRequestsDoNotHoldUpSmallCalls) {
+  FrameRpcServerOptions o;
+  o.max_request_bytes = 8 << 20;
+  o.max_buffered_bytes = 1 << 20;
+  auto server = StartServer(0, o);
+  ASSERT_NE(server, nullptr);
+  // Four clients announce 8 MiB each, send 600 KiB and stall: together
+  // over the budget.
+  std::vector<int> fds;
+  const std::string part(600 << 10, 'p');
+  for (int i = 0; i < 4; ++i) {
+    int fd = RawConnect(server->port());
+    const unsigned char hdr[] = {0x00, 0x80, 0x00, 0x00, 4, 'e', 'c', 'h', 'o'};
+    ASSERT_EQ(write(fd, hdr, sizeof(hdr)), static_cast<ssize_t>(sizeof(hdr)));
+    (void)!write(fd, part.data(), part.size());
+    fds.push_back(fd);
+  }
+  FrameRpcClient client("127.0.0.1", server->port());
+  std::string reply;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = client.Call("echo", "small", &reply, 5000);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(reply, "small");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  for (int fd : fds) close(fd);
 }
 
 TEST(FrameRpcTest, ShutdownEndsIdleConnectionsPromptly) {

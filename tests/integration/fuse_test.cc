@@ -15,11 +15,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
 
+#include "client/meta_client.h"
 #include "common/http.h"
 #include "integration/fuse_fixture.h"
 #include "integration/process.h"
@@ -487,6 +489,71 @@ TEST_F(FuseTest, NegativeEntriesAreCachedAndDroppedWhenAnotherMountCreatesTheNam
   EXPECT_LT(lookups, 50);
 }
 
+// Files closed after one small write keep their bytes in meta (an inline
+// chunk: one round trip to write, none to the volume server to read); bigger
+// ones get blobs. Both read back the same through a cold mount, through
+// appends and truncates, and a kill -9 of the mount after close loses none.
+TEST_F(FuseTest, SmallFilesLiveInMetaAndReadBackEverywhere) {
+  const std::vector<size_t> sizes{1, 100, 4096, 4097, 100'000};
+  std::map<size_t, std::string> content;
+  for (size_t n : sizes) {
+    std::string data(n, '\0');
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<char>('a' + (i * 7 + n) % 26);
+    content[n] = data;
+    std::ofstream(work_ + "/f" + std::to_string(n), std::ios::binary) << data;
+  }
+  auto meta = MetaClient::Create(Addr(meta_.grpc_port));
+  ASSERT_TRUE(meta.ok());
+  const RequestContext root = RequestContext::Root();
+  auto dir = (*meta)->Lookup(root, kRootInode, name_);
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  for (size_t n : sizes) {
+    auto f = (*meta)->Lookup(root, dir->ino, "f" + std::to_string(n));
+    ASSERT_TRUE(f.ok());
+    EXPECT_EQ(f->size, n);
+    auto chunks = (*meta)->ReadChunks(f->ino, 0, n);
+    ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
+    ASSERT_FALSE(chunks->empty());
+    if (n <= 4096) {
+      ASSERT_EQ(chunks->size(), 1u) << n;
+      EXPECT_TRUE((*chunks)[0].is_inline()) << n << " bytes should be kept in meta";
+      EXPECT_EQ((*chunks)[0].data, content[n]);
+    } else {
+      for (const Chunk& c : *chunks) EXPECT_FALSE(c.is_inline()) << n << " bytes in meta";
+    }
+  }
+  // kill -9 of the mount: everything closed is there for the next one.
+  const std::string mnt2 = tmp_->path() + "/mnt-inline";
+  auto second = StartMount(mnt2);
+  ASSERT_TRUE(second != nullptr);
+  const std::string there = mnt2 + "/" + name_;
+  { std::ofstream(there + "/late", std::ios::binary) << "closed before the kill"; }
+  second->Kill(SIGKILL);
+  second->Wait();
+  Sh("umount -l " + ShellQuote(mnt2));
+  second = StartMount(mnt2, {"-o", "inline_max=0"});
+  ASSERT_TRUE(second != nullptr);
+  EXPECT_EQ(Slurp(there + "/late"), "closed before the kill");
+  for (size_t n : sizes) EXPECT_EQ(Slurp(there + "/f" + std::to_string(n)), content[n]) << n;
+  // Appended to, an inline file keeps its first bytes; truncated, it is cut.
+  {
+    std::ofstream out(there + "/f100", std::ios::binary | std::ios::app);
+    out << std::string(5000, 'z');
+  }
+  EXPECT_EQ(Slurp(work_ + "/f100"), content[100] + std::string(5000, 'z'));
+  ASSERT_EQ(::truncate((work_ + "/f4096").c_str(), 10), 0);
+  EXPECT_EQ(Slurp(there + "/f4096"), content[4096].substr(0, 10));
+  // A mount with inline_max=0 writes small files as blobs.
+  { std::ofstream(there + "/blob", std::ios::binary) << "tiny"; }
+  auto b = (*meta)->Lookup(root, dir->ino, "blob");
+  ASSERT_TRUE(b.ok());
+  auto bc = (*meta)->ReadChunks(b->ino, 0, 4);
+  ASSERT_TRUE(bc.ok());
+  ASSERT_EQ(bc->size(), 1u);
+  EXPECT_FALSE((*bc)[0].is_inline());
+  StopMount(std::move(second), mnt2);
+}
+
 TEST_F(FuseTest, SqliteFromTwoProcessesLosesNoRow) {
   const std::string db = ShellQuote(work_ + "/t.db");
   std::string out;
@@ -672,6 +739,25 @@ TEST_F(FuseTest, MountHelperDaemonizesAndUmountStopsIt) {
                &out),
             0);
   EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
+}
+
+// `needlefs mount ... DIR` with a relative DIR mounts the caller's DIR, and
+// a relative --opStats file is the caller's too (the daemon runs in /).
+TEST_F(FuseTest, ARelativeMountpointIsTheCallersDirectory) {
+  const std::string base = tmp_->path() + "/rel";
+  std::filesystem::create_directories(base + "/here");
+  std::string out;
+  ASSERT_EQ(Sh("cd " + ShellQuote(base) + " && " + ShellQuote(NeedlefsBinary()) + " mount -meta " +
+                   Addr(meta_.grpc_port) + " -master " + Addr(master_.http_port) +
+                   " -opStats stats.txt here",
+               &out),
+            0)
+      << out;
+  const std::string mounts = Slurp("/proc/mounts");
+  EXPECT_NE(mounts.find(" " + base + "/here fuse.needlefs"), std::string::npos) << mounts;
+  EXPECT_TRUE(std::filesystem::exists(base + "/here/" + name_));
+  ASSERT_EQ(Sh("umount " + ShellQuote(base + "/here"), &out), 0) << out;
+  EXPECT_TRUE(Eventually([&] { return std::filesystem::exists(base + "/stats.txt"); }, 5000));
 }
 
 /// mount(8) itself: `mount -t needlefs SPEC MOUNTPOINT -o ...` and an fstab

@@ -238,6 +238,64 @@ TEST(MetaClientTest, AServerWithoutBatchGetsEveryCallAlone) {
   server->Shutdown();
 }
 
+TEST(MetaClientTest, AFramePortThatCannotBeReachedCostsOneTryNotEveryCall) {
+  // A meta (or a port mapping) whose announced frame port is closed.
+  int closed_port = 0;
+  {
+    auto probe = FrameRpcServer::Start(
+        "127.0.0.1", 0,
+        [](std::string_view, std::string_view, std::string*) { return FrameRpcResult{}; });
+    ASSERT_TRUE(probe.ok());
+    closed_port = (*probe)->port();
+  }
+  class DeadPortMeta final : public meta::MetaService::Service {
+   public:
+    explicit DeadPortMeta(int port) : port_(port) {}
+    std::atomic<int> asked{0}, calls{0};
+    grpc::Status ServerInfo(grpc::ServerContext*, const meta::ServerInfoRequest*,
+                            meta::ServerInfoResponse* resp) override {
+      ++asked;
+      resp->set_frame_port(port_);
+      return grpc::Status::OK;
+    }
+    grpc::Status GetAttr(grpc::ServerContext*, const meta::GetAttrRequest* req,
+                         meta::GetAttrResponse* resp) override {
+      ++calls;
+      resp->mutable_attr()->set_ino(req->ino());
+      return grpc::Status::OK;
+    }
+
+   private:
+    int port_;
+  } meta_svc(closed_port);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&meta_svc);
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server != nullptr);
+  auto c = MetaClient::Create("127.0.0.1:" + std::to_string(port), 10'000);
+  ASSERT_TRUE(c.ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t ino = 1; ino <= 50; ++ino) {
+    auto a = (*c)->GetAttr(InodeId(ino));
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(a->ino.value, ino);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(meta_svc.asked.load(), 1) << "the port is asked for again only after a while";
+  EXPECT_EQ(meta_svc.calls.load(), 50);
+  server->Shutdown();
+}
+
+TEST_F(MetaServerTest, ListensOnAHostName) {
+  process_.reset();
+  extra_args_ = {"-ip", "localhost"};
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto d = client_->Mkdir(root_, kRootInode, "by-name", 0755);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+}
+
 TEST_F(MetaServerTest, FrameRpcServesTheSameCallsAndRefusesBadOnes) {
   auto stub =
       meta::MetaService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));

@@ -296,6 +296,72 @@ TEST_P(NamespaceTest, RmdirSucceedsOnceHardLinkedFileInsideIsUnlinked) {
   EXPECT_TRUE(GarbageIds().empty());
 }
 
+TEST_P(NamespaceTest, InlineChunksKeepTheirBytesThroughOverwriteTruncateAndUnlink) {
+  // Off by default: an inline chunk is refused.
+  Chunk hello{FileId{}, 0, 11, 0, "hello world"};
+  {
+    InodeAttr off = MakeFile(kRootInode, "off");
+    EXPECT_EQ(Errno(ns_->AddChunks(off.ino, {hello}, 11).status()), EINVAL);
+  }
+  CloseAll();
+  ns_options_.max_inline_bytes = 16;
+  ASSERT_NO_FATAL_FAILURE(OpenAll());
+  InodeAttr f = MakeFile(kRootInode, "small");
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {hello}, 11).ok());
+  auto chunks = ns_->ReadChunks(f.ino, 0, 11);
+  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
+  ASSERT_EQ(chunks->size(), 1u);
+  EXPECT_EQ((*chunks)[0].data, "hello world");
+  EXPECT_EQ((*chunks)[0].file_id, FileId{});
+  // A part of it: exactly those bytes.
+  chunks = ns_->ReadChunks(f.ino, 6, 3);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 1u);
+  EXPECT_EQ((*chunks)[0].offset, 6u);
+  EXPECT_EQ((*chunks)[0].data, "wor");
+  // Over the limit, with a file id too, or bytes that do not match size.
+  EXPECT_EQ(Errno(ns_->AddChunks(f.ino, {{FileId{}, 0, 17, 0, std::string(17, 'x')}}, 17).status()),
+            EINVAL);
+  EXPECT_EQ(Errno(ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 2, 0, "ab"}}, 2).status()), EINVAL);
+  EXPECT_EQ(Errno(ns_->AddChunks(f.ino, {{FileId{}, 0, 3, 0, "ab"}}, 3).status()), EINVAL);
+  // A blob over the middle: the inline bytes around it stay, sliced.
+  ASSERT_TRUE(ns_->AddChunks(f.ino, {{Fid(1, 7), 2, 3, 0}}, 11).ok());
+  chunks = ns_->ReadChunks(f.ino, 0, 11);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 3u);
+  EXPECT_EQ((*chunks)[0].data, "he");
+  ExpectChunk((*chunks)[1], Fid(1, 7), 2, 3, 0);
+  EXPECT_EQ((*chunks)[2].offset, 5u);
+  EXPECT_EQ((*chunks)[2].data, " world");
+  if (GetParam() == KvEngine::kRocksDb) {
+    // Survives a reopen: the record format.
+    CloseAll();
+    ASSERT_NO_FATAL_FAILURE(OpenAll());
+    chunks = ns_->ReadChunks(f.ino, 0, 11);
+    ASSERT_TRUE(chunks.ok());
+    ASSERT_EQ(chunks->size(), 3u);
+    EXPECT_EQ((*chunks)[2].data, " world");
+  }
+  // Truncate clips the inline bytes; past them they go, with no garbage.
+  SetAttrRequest cut;
+  cut.size = 8;
+  ASSERT_TRUE(ns_->SetAttr(root_, f.ino, cut).ok());
+  chunks = ns_->ReadChunks(f.ino, 0, 8);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 3u);
+  EXPECT_EQ((*chunks)[2].data, " wo");
+  cut.size = 1;
+  ASSERT_TRUE(ns_->SetAttr(root_, f.ino, cut).ok());
+  chunks = ns_->ReadChunks(f.ino, 0, 1);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 1u);
+  EXPECT_EQ((*chunks)[0].data, "h");
+  // Only the blob became garbage; unlinking the file adds none.
+  EXPECT_EQ(GarbageIds(), std::vector<std::string>{Fid(1, 7).ToString()});
+  ASSERT_TRUE(ns_->Unlink(root_, kRootInode, "small").ok());
+  EXPECT_EQ(GarbageIds(), std::vector<std::string>{Fid(1, 7).ToString()});
+}
+
 // ---------------------------------------------------------------------------
 // Mknod, symlink
 

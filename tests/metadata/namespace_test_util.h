@@ -79,10 +79,13 @@ class NamespaceFixture : public ::testing::TestWithParam<KvEngine> {
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       store_ = std::move(s).value();
     }
-    auto ns = Namespace::Open(store_.get());
+    auto ns = Namespace::Open(store_.get(), ns_options_);
     ASSERT_TRUE(ns.ok()) << ns.status().ToString();
     ns_ = std::move(ns).value();
   }
+
+  /// What OpenAll opens the Namespace with.
+  NamespaceOptions ns_options_;
 
   /// Destroys the Namespace and the store (after a flush).
   void CloseAll() {

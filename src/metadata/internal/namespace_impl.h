@@ -110,12 +110,14 @@ class Namespace::Impl {
   Impl(KvStore* store, const NamespaceOptions& options)
       : store_(store),
         on_change_(options.on_change),
+        max_inline_bytes_(options.max_inline_bytes),
         inodes_(store, meta_keys::kNextInode, 2, options.inode_batch),
         garbage_seq_(store, meta_keys::kNextGarbage, 1, 1024),
         sessions_(store, meta_keys::kNextSession, 1, 64) {}
 
   KvStore* store_;
   std::function<void(const ChangeEvent&)> on_change_;
+  const uint64_t max_inline_bytes_;
   BatchAllocator inodes_;
   BatchAllocator garbage_seq_;
   BatchAllocator sessions_;
