@@ -715,7 +715,10 @@ class FileClient::Impl {
     if (!chunks.empty()) {
       // Unsynced: Fsync makes it durable (close(2) does not promise that).
       if (options_.before_commit) options_.before_commit(s->ino);
-      auto r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false);
+      std::optional<std::pair<RequestContext, SetAttrRequest>> attrs;
+      if (options_.commit_attrs) attrs = options_.commit_attrs(s->ino);
+      auto r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false,
+                                attrs ? &attrs->second : nullptr, attrs ? &attrs->first : nullptr);
       if (options_.after_commit) options_.after_commit(s->ino, r.ok());
       if (!r.ok()) {
         st = Eio(r.status(), "commit chunks");

@@ -62,6 +62,7 @@ struct Handle {
   InodeId ino;
   bool readable = false;
   bool writable = false;
+  bool fresh = false;  ///< from the create that made the file (FreshFile)
 };
 
 /// The implicit open of an inode: one per inode, shared by every stateless
@@ -110,6 +111,7 @@ class FileSystem::Impl {
     fo.unstable_uploads = true;
     // A commit's echo (an attribute event of the inode) is this client's own.
     fo.before_commit = [this](InodeId ino) { RecordOwnAttr(ino); };
+    fo.commit_attrs = [this](InodeId ino) { return TakeDeferred(ino); };
     fo.after_commit = [this](InodeId ino, bool committed) {
       dirs_->InvalidateInode(ino);  // its size and mtime in a cached listing
       InvalidateImplicit(ino);
@@ -161,10 +163,12 @@ class FileSystem::Impl {
     return options_.read_only ? Status::Posix(EROFS, "read-only file system") : Status::OK();
   }
 
-  /// `a` with the size of data buffered here.
+  /// `a` with the size of data buffered here (and the attribute changes
+  /// deferred to its commit, OverlayDeferred).
   InodeAttr WithPending(InodeAttr a) {
     if (a.type == FileType::kRegular) {
       if (auto pending = files_->PendingSize(a.ino)) a.size = *pending;
+      OverlayDeferred(&a);
     }
     return a;
   }
@@ -185,6 +189,7 @@ class FileSystem::Impl {
       StatusOr<InodeAttr> a = fetch();
       if (!a.ok()) return a;
       if (a->type != FileType::kRegular) return a;
+      OverlayDeferred(&*a);
       if (auto pending = files_->PendingSize(ino)) {
         a->size = *pending;
         return a;
@@ -221,6 +226,128 @@ class FileSystem::Impl {
       return Status::Posix(ENOTDIR, "trailing / after a non-directory");
     }
     return cur;
+  }
+
+  // ---- attribute changes deferred to the commit of a new file ----
+  //
+  // tar, cp -a and rsync create a file, write it, and set its owner, mode
+  // and times through the open descriptor before closing it: three
+  // SETATTRs, each a meta round trip, for a file no other client can have
+  // seen complete (close-to-open promises it only after close). So a
+  // change this client can be sure meta will accept (see Deferrable) of a
+  // file it created and still holds open from that create is answered here
+  // and sent with the file's commit, in the same meta transaction
+  // (AddChunks' attributes), where meta applies it with SetAttr's own
+  // rules. Anything else, a truncate, a change not sure to pass, or a
+  // write after deferred times, first sends what was deferred.
+
+  struct FreshFile {
+    int handles = 0;        ///< handles of this create still open
+    bool deferring = true;  ///< off once a commit took the changes or one was sent
+    InodeAttr shown;        ///< the attributes as the deferred changes left them
+    std::optional<std::pair<RequestContext, SetAttrRequest>> pending;
+  };
+
+  /// The create of `a` returned a handle: its changes may be deferred.
+  void NoteFresh(const InodeAttr& a) {
+    std::lock_guard<std::mutex> g(fresh_mu_);
+    FreshFile& f = fresh_[a.ino.value];
+    ++f.handles;
+    f.shown = a;
+  }
+
+  /// A change meta is sure to accept as SetAttr would: no size, no "now"
+  /// times (meta's clock), by the owner or root; a mode without set-id bits
+  /// unless by root (meta may clear them); an owner or group only as root
+  /// and unchanged (tar's and cp's chown to what the file has).
+  static bool Deferrable(const RequestContext& ctx, const InodeAttr& a, const SetAttrRequest& req) {
+    if (req.size || req.atime_now || req.mtime_now) return false;
+    if (ctx.uid != 0 && ctx.uid != a.uid) return false;
+    if (req.mode && ctx.uid != 0 && (*req.mode & (S_ISUID | S_ISGID))) return false;
+    if ((req.uid && (ctx.uid != 0 || *req.uid != a.uid)) ||
+        (req.gid && (ctx.uid != 0 || *req.gid != a.gid))) {
+      return false;
+    }
+    return req.mode || req.uid || req.gid || req.atime_ns || req.mtime_ns;
+  }
+
+  /// Defers `req` on fresh file `ino` when it may be: the attributes as
+  /// the change leaves them; nullopt when it was not deferred.
+  std::optional<InodeAttr> TryDefer(const RequestContext& ctx, InodeId ino,
+                                    const SetAttrRequest& req) {
+    std::lock_guard<std::mutex> g(fresh_mu_);
+    auto it = fresh_.find(ino.value);
+    if (it == fresh_.end() || !it->second.deferring) return std::nullopt;
+    FreshFile& f = it->second;
+    if (!Deferrable(ctx, f.shown, req)) return std::nullopt;
+    if (f.pending && (f.pending->first.uid != ctx.uid || f.pending->first.gid != ctx.gid)) {
+      return std::nullopt;  // another caller: its own rules, its own call
+    }
+    if (!f.pending) f.pending.emplace(C(ctx), SetAttrRequest{});
+    SetAttrRequest& q = f.pending->second;
+    if (req.mode) q.mode = f.shown.mode = *req.mode & 07777;
+    if (req.uid) q.uid = *req.uid;
+    if (req.gid) q.gid = *req.gid;
+    if (req.atime_ns) q.atime_ns = f.shown.atime_ns = *req.atime_ns;
+    if (req.mtime_ns) q.mtime_ns = f.shown.mtime_ns = *req.mtime_ns;
+    f.shown.ctime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    return f.shown;
+  }
+
+  /// The deferred changes of `ino`, taken by the commit that sends them
+  /// (FileClientOptions::commit_attrs); no more deferring for this open.
+  std::optional<std::pair<RequestContext, SetAttrRequest>> TakeDeferred(InodeId ino) {
+    std::lock_guard<std::mutex> g(fresh_mu_);
+    auto it = fresh_.find(ino.value);
+    if (it == fresh_.end()) return std::nullopt;
+    it->second.deferring = false;
+    auto out = std::move(it->second.pending);
+    it->second.pending.reset();
+    return out;
+  }
+
+  /// Sends what is deferred for `ino`, if anything, as a SetAttr of its
+  /// own (a change that must follow it, or a close without a commit).
+  Status SendDeferred(InodeId ino) {
+    auto d = TakeDeferred(ino);
+    if (!d) return Status::OK();
+    RecordOwnAttr(ino);
+    auto a = meta_->SetAttr(d->first, ino, d->second);
+    if (!a.ok()) DropOwnAttr(ino);
+    dirs_->InvalidateInode(ino);
+    return a.status();
+  }
+
+  /// True when `ino` has deferred times: a write must send them first (the
+  /// commit would set mtime after them, not before).
+  bool HasDeferredTimes(InodeId ino) {
+    std::lock_guard<std::mutex> g(fresh_mu_);
+    auto it = fresh_.find(ino.value);
+    return it != fresh_.end() && it->second.pending &&
+           (it->second.pending->second.atime_ns || it->second.pending->second.mtime_ns);
+  }
+
+  /// `a` with the changes deferred for it.
+  void OverlayDeferred(InodeAttr* a) {
+    std::lock_guard<std::mutex> g(fresh_mu_);
+    auto it = fresh_.find(a->ino.value);
+    if (it == fresh_.end() || !it->second.pending) return;
+    const FreshFile& f = it->second;
+    a->mode = f.shown.mode;
+    a->uid = f.shown.uid;
+    a->gid = f.shown.gid;
+    if (f.pending->second.atime_ns) a->atime_ns = f.shown.atime_ns;
+    if (f.pending->second.mtime_ns) a->mtime_ns = f.shown.mtime_ns;
+    a->ctime_ns = std::max(a->ctime_ns, f.shown.ctime_ns);
+  }
+
+  /// One handle of `ino` went: at the last, the file is not fresh any more.
+  void DropFresh(InodeId ino) {
+    std::lock_guard<std::mutex> g(fresh_mu_);
+    auto it = fresh_.find(ino.value);
+    if (it != fresh_.end() && --it->second.handles <= 0) fresh_.erase(it);
   }
 
   // ---- own-entry marks: echoes of this client's own changes ----
@@ -485,18 +612,22 @@ class FileSystem::Impl {
 
   void Release(uint64_t handle) {
     InodeId ino;
+    bool fresh = false;
     {
       std::lock_guard<std::mutex> g(open_mu_);
       auto it = handles_.find(handle);
       if (it == handles_.end()) return;
       ino = it->second.ino;
+      fresh = it->second.fresh;
       handles_.erase(it);
     }
     Status st = files_->Flush(ino);  // normally empty: the front end flushed first
+    if (st.ok()) st = SendDeferred(ino);
     if (!st.ok()) {
       spdlog::warn("fs.release ino={}: {}", ino.value, st.ToString());
       LostBufferedData();
     }
+    if (fresh) DropFresh(ino);
     files_->Release(ino);
     bool release_hold = false;
     {
@@ -652,6 +783,11 @@ class FileSystem::Impl {
   StatusOr<InodeAttr> SetAttr(const RequestContext& ctx, InodeId ino, const SetAttrRequest& req,
                               uint64_t handle, ChangeInfo* info = nullptr) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    if (!info) {
+      if (auto a = TryDefer(ctx, ino, req)) return WithPending(*a);
+    }
+    // What was deferred goes first: this change must follow it.
+    NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
     if (req.size || req.mtime_ns || req.mtime_now) NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
     RequestContext c = C(ctx);
     const bool only_size = req.size && !req.mode && !req.uid && !req.gid && !req.atime_ns &&
@@ -722,7 +858,13 @@ class FileSystem::Impl {
     if (created) {
       const int acc = flags & O_ACCMODE;
       // The creator may use the descriptor whatever the new mode says.
-      return NewHandle(*a, acc != O_WRONLY, acc != O_RDONLY, true);
+      OpenedFile h = NewHandle(*a, acc != O_WRONLY, acc != O_RDONLY, true);
+      if (!options_.sync) {
+        NoteFresh(*a);
+        std::lock_guard<std::mutex> g(open_mu_);
+        handles_[h.handle].fresh = true;
+      }
+      return h;
     }
     return OpenAttr(ctx, *a, flags, std::nullopt);
   }
@@ -765,11 +907,15 @@ class FileSystem::Impl {
   Status Write(const RequestContext& ctx, InodeId ino, uint64_t offset, std::string_view data,
                uint64_t handle) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
+    if (HasDeferredTimes(ino)) NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
     return WithHandle(ctx, ino, handle, W_OK, [&] { return files_->Write(ino, offset, data); });
   }
 
   Status Flush(InodeId ino) {
     Status st = options_.sync ? files_->Fsync(ino) : files_->Flush(ino);
+    // Deferred changes no commit took (nothing was written since): now.
+    Status sent = SendDeferred(ino);
+    if (st.ok()) st = sent;
     dirs_->InvalidateInode(ino);  // its size and mtime may have changed
     InvalidateImplicit(ino);
     return st;
@@ -1004,6 +1150,8 @@ class FileSystem::Impl {
   std::unordered_map<uint64_t, std::pair<int64_t, uint64_t>> seen_;  // (mtime, size) at open
   std::set<uint64_t> held_;  // GUARDED_BY(open_mu_): inodes meta holds open for us
 
+  std::mutex fresh_mu_;
+  std::unordered_map<uint64_t, FreshFile> fresh_;  // GUARDED_BY(fresh_mu_): by inode
   std::mutex own_mu_;
   std::unordered_map<std::string, int> own_entries_;  // GUARDED_BY(own_mu_): marks per name
   std::unordered_map<uint64_t, int> own_attrs_;       // GUARDED_BY(own_mu_): marks per directory

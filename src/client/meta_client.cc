@@ -423,10 +423,22 @@ class GrpcMetaClient final : public MetaClient {
   }
 
   StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
-                                bool sync) override {
+                                bool sync, const SetAttrRequest* attrs,
+                                const RequestContext* attrs_ctx) override {
     pb::AddChunksRequest req;
     req.set_ino(ino.value);
     req.set_no_sync(!sync);
+    if (attrs && attrs_ctx) {
+      pb::SetAttrRequest* a = req.mutable_attrs();
+      ToPb(*attrs_ctx, a->mutable_caller());
+      if (attrs->mode) a->set_mode(*attrs->mode);
+      if (attrs->uid) a->set_uid(*attrs->uid);
+      if (attrs->gid) a->set_gid(*attrs->gid);
+      if (attrs->atime_ns) a->set_atime_ns(*attrs->atime_ns);
+      if (attrs->mtime_ns) a->set_mtime_ns(*attrs->mtime_ns);
+      a->set_atime_now(attrs->atime_now);
+      a->set_mtime_now(attrs->mtime_now);
+    }
     req.mutable_chunks()->Reserve(static_cast<int>(chunks.size()));
     for (const Chunk& ch : chunks) ToPb(ch, req.add_chunks());
     req.set_min_size(min_size);

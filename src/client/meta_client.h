@@ -123,8 +123,13 @@ class MetaClient {
                                       const std::vector<std::string>& parts,
                                       ChangeInfo* info = nullptr) = 0;
   /// `sync` as RequestContext::sync (false: not yet durable, see Sync).
+  /// `attrs` (may be null; with `attrs_ctx`, its caller): attribute
+  /// changes applied after the chunks in the same transaction
+  /// (Namespace::AddChunks).
   virtual StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
-                                        uint64_t min_size, bool sync) = 0;
+                                        uint64_t min_size, bool sync,
+                                        const SetAttrRequest* attrs = nullptr,
+                                        const RequestContext* attrs_ctx = nullptr) = 0;
   /// The largest inline chunk (Chunk::data) meta takes in AddChunks, bytes:
   /// what it announced (ServerInfo), 0 until known or when it takes none.
   virtual uint64_t MaxInlineBytes() { return 0; }

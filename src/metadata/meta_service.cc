@@ -543,8 +543,25 @@ class Service final : public ServiceBase {
       }
       chunks.push_back(std::move(chunk).value());
     }
+    std::optional<SetAttrRequest> attrs;
+    std::optional<RequestContext> attrs_ctx;
+    if (req->has_attrs()) {
+      const pb::SetAttrRequest& q = req->attrs();
+      if (q.has_size()) return Reply("AddChunks", Status::Posix(EINVAL, "size with chunks"), resp);
+      SetAttrRequest sa;
+      if (q.has_mode()) sa.mode = q.mode();
+      if (q.has_uid()) sa.uid = q.uid();
+      if (q.has_gid()) sa.gid = q.gid();
+      if (q.has_atime_ns()) sa.atime_ns = q.atime_ns();
+      if (q.has_mtime_ns()) sa.mtime_ns = q.mtime_ns();
+      sa.atime_now = q.atime_now();
+      sa.mtime_now = q.mtime_now();
+      attrs = sa;
+      attrs_ctx = FromPb(q.caller());
+    }
     return ReplyAttr("AddChunks",
-                     ns_->AddChunks(InodeId(req->ino()), chunks, req->min_size(), !req->no_sync()),
+                     ns_->AddChunks(InodeId(req->ino()), chunks, req->min_size(), !req->no_sync(),
+                                    attrs ? &*attrs : nullptr, attrs_ctx ? &*attrs_ctx : nullptr),
                      resp);
   }
 

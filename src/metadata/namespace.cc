@@ -283,76 +283,81 @@ StatusOr<InodeAttr> Namespace::GetAttrChecked(InodeId ino, Generation generation
   return a;
 }
 
+Status ApplySetAttr(const RequestContext& ctx, KvTransaction& t, NsTxn& tx, InodeRecord* r,
+                    const SetAttrRequest& req, int64_t now, BatchAllocator* garbage_seq) {
+  InodeAttr& a = r->attr;
+  const bool owner = ctx.uid == 0 || ctx.uid == a.uid;
+  if (req.mode) {
+    // Linux's file_remove_privs: before a non-owner's write or truncate
+    // the kernel drops S_ISUID/S_ISGID with a chmod it makes for the
+    // writer. So a non-owner who may write a regular file may clear those
+    // bits, and change nothing else.
+    const uint32_t want = *req.mode & 07777;
+    const uint32_t privs = S_ISUID | S_ISGID;
+    const bool drops_privs_only = a.type == FileType::kRegular && want != a.mode &&
+                                  (want | (a.mode & privs)) == a.mode && MayAccess(ctx, a, 2);
+    if (!owner && !drops_privs_only) return Status::Posix(EPERM, "chmod: not the owner");
+    a.mode = want;
+    if (ctx.uid != 0 && !ctx.InGroup(a.gid)) a.mode &= ~static_cast<uint32_t>(S_ISGID);
+  }
+  if (req.uid || req.gid) {
+    bool uid_change = req.uid && *req.uid != a.uid;
+    bool gid_change = req.gid && *req.gid != a.gid;
+    // As Linux (chown_ok, chgrp_ok): a non-root caller may "change" the
+    // owner only to itself when it is the owner, and the group only as
+    // the owner to one of its groups (or the current group); anything
+    // else is EPERM even when nothing would change.
+    if (ctx.uid != 0) {
+      if (req.uid && (*req.uid != a.uid || ctx.uid != a.uid)) {
+        return Status::Posix(EPERM, "chown: not root");
+      }
+      if (req.gid && (ctx.uid != a.uid || (*req.gid != a.gid && !ctx.InGroup(*req.gid)))) {
+        return Status::Posix(EPERM, "chgrp: not the owner or not in the group");
+      }
+    }
+    if (req.uid) a.uid = *req.uid;
+    if (req.gid) a.gid = *req.gid;
+    if ((uid_change || gid_change) && a.type != FileType::kDirectory) {
+      a.mode &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+    }
+  }
+  if (req.size) {
+    if (a.type == FileType::kDirectory) return Status::Posix(EISDIR, "truncate of a directory");
+    if (a.type != FileType::kRegular) return Status::Posix(EINVAL, "truncate of a special file");
+    if (!MayAccess(ctx, a, 2)) return Status::Posix(EACCES, "truncate: no write permission");
+    NEEDLEFS_RETURN_IF_ERROR(TruncateChunks(t, r, *req.size, garbage_seq));
+    tx.AddStats(0, static_cast<int64_t>(*req.size) - static_cast<int64_t>(a.size));
+    a.size = *req.size;
+    a.mtime_ns = now;
+  }
+  auto set_time = [&](const std::optional<int64_t>& v, bool use_now, int64_t* field) -> Status {
+    if (!v && !use_now) return Status::OK();
+    if (use_now) {
+      if (!owner && !MayAccess(ctx, a, 2))
+        return Status::Posix(EACCES, "utimes: no write permission");
+      *field = now;
+    } else {
+      if (!owner) return Status::Posix(EPERM, "utimes: not the owner");
+      *field = *v;
+    }
+    return Status::OK();
+  };
+  NEEDLEFS_RETURN_IF_ERROR(set_time(req.atime_ns, req.atime_now, &a.atime_ns));
+  NEEDLEFS_RETURN_IF_ERROR(set_time(req.mtime_ns, req.mtime_now, &a.mtime_ns));
+  a.ctime_ns = now;
+  return Status::OK();
+}
+
 StatusOr<InodeAttr> Namespace::SetAttr(const RequestContext& ctx, InodeId ino,
                                        const SetAttrRequest& req, ChangeInfo* info) {
   InodeAttr out;
   Status s = RunTransaction(*impl_->store_, TxnFor(ctx), [&](KvTransaction& t) -> Status {
     NsTxn tx(t);
     NEEDLEFS_ASSIGN_OR_RETURN(InodeRecord * r, tx.Inode(ino));
-    InodeAttr& a = r->attr;
-    if (info) info->inode.before = info->inode.after = a;
-    const bool owner = ctx.uid == 0 || ctx.uid == a.uid;
-    const int64_t now = NowNs();
-    if (req.mode) {
-      // Linux's file_remove_privs: before a non-owner's write or truncate
-      // the kernel drops S_ISUID/S_ISGID with a chmod it makes for the
-      // writer. So a non-owner who may write a regular file may clear those
-      // bits, and change nothing else.
-      const uint32_t want = *req.mode & 07777;
-      const uint32_t privs = S_ISUID | S_ISGID;
-      const bool drops_privs_only = a.type == FileType::kRegular && want != a.mode &&
-                                    (want | (a.mode & privs)) == a.mode && MayAccess(ctx, a, 2);
-      if (!owner && !drops_privs_only) return Status::Posix(EPERM, "chmod: not the owner");
-      a.mode = want;
-      if (ctx.uid != 0 && !ctx.InGroup(a.gid)) a.mode &= ~static_cast<uint32_t>(S_ISGID);
-    }
-    if (req.uid || req.gid) {
-      bool uid_change = req.uid && *req.uid != a.uid;
-      bool gid_change = req.gid && *req.gid != a.gid;
-      // As Linux (chown_ok, chgrp_ok): a non-root caller may "change" the
-      // owner only to itself when it is the owner, and the group only as
-      // the owner to one of its groups (or the current group); anything
-      // else is EPERM even when nothing would change.
-      if (ctx.uid != 0) {
-        if (req.uid && (*req.uid != a.uid || ctx.uid != a.uid)) {
-          return Status::Posix(EPERM, "chown: not root");
-        }
-        if (req.gid && (ctx.uid != a.uid || (*req.gid != a.gid && !ctx.InGroup(*req.gid)))) {
-          return Status::Posix(EPERM, "chgrp: not the owner or not in the group");
-        }
-      }
-      if (req.uid) a.uid = *req.uid;
-      if (req.gid) a.gid = *req.gid;
-      if ((uid_change || gid_change) && a.type != FileType::kDirectory) {
-        a.mode &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
-      }
-    }
-    if (req.size) {
-      if (a.type == FileType::kDirectory) return Status::Posix(EISDIR, "truncate of a directory");
-      if (a.type != FileType::kRegular) return Status::Posix(EINVAL, "truncate of a special file");
-      if (!MayAccess(ctx, a, 2)) return Status::Posix(EACCES, "truncate: no write permission");
-      NEEDLEFS_RETURN_IF_ERROR(TruncateChunks(t, r, *req.size, &impl_->garbage_seq_));
-      tx.AddStats(0, static_cast<int64_t>(*req.size) - static_cast<int64_t>(a.size));
-      a.size = *req.size;
-      a.mtime_ns = now;
-    }
-    auto set_time = [&](const std::optional<int64_t>& v, bool use_now, int64_t* field) -> Status {
-      if (!v && !use_now) return Status::OK();
-      if (use_now) {
-        if (!owner && !MayAccess(ctx, a, 2))
-          return Status::Posix(EACCES, "utimes: no write permission");
-        *field = now;
-      } else {
-        if (!owner) return Status::Posix(EPERM, "utimes: not the owner");
-        *field = *v;
-      }
-      return Status::OK();
-    };
-    NEEDLEFS_RETURN_IF_ERROR(set_time(req.atime_ns, req.atime_now, &a.atime_ns));
-    NEEDLEFS_RETURN_IF_ERROR(set_time(req.mtime_ns, req.mtime_now, &a.mtime_ns));
-    a.ctime_ns = now;
-    out = a;
-    if (info) info->inode.after = a;
+    if (info) info->inode.before = info->inode.after = r->attr;
+    NEEDLEFS_RETURN_IF_ERROR(ApplySetAttr(ctx, t, tx, r, req, NowNs(), &impl_->garbage_seq_));
+    out = r->attr;
+    if (info) info->inode.after = r->attr;
     return tx.Flush();
   });
   if (!s.ok()) return s;

@@ -150,9 +150,14 @@ class Namespace {
   /// mtime/ctime. `sync` as RequestContext::sync. Errors: ENOENT, EISDIR,
   /// EINVAL (a chunk of size 0 or without a file id, FileId{}; an inline
   /// chunk over max_inline_bytes, or with a file id or a blob offset; a
-  /// special file).
+  /// special file). `attrs` (with `attrs_ctx`, its caller): attribute
+  /// changes (no size) applied after the chunks in the same transaction,
+  /// as SetAttr would (its errors, and then nothing is committed): a
+  /// client's chmod/chown/utimes of a file it created and still holds open,
+  /// sent with the file's commit.
   StatusOr<InodeAttr> AddChunks(InodeId ino, const std::vector<Chunk>& chunks, uint64_t min_size,
-                                bool sync = true);
+                                bool sync = true, const SetAttrRequest* attrs = nullptr,
+                                const RequestContext* attrs_ctx = nullptr);
   /// Makes regular file `target` (empty; the caller may write it) the
   /// concatenation of `parts`, regular files of one link each named in
   /// directory `parts_dir`, without copying data: each part's visible

@@ -196,7 +196,11 @@ Status Namespace::RemoveXattr(const RequestContext& ctx, InodeId ino, const std:
 Status Namespace::Sync() { return impl_->store_->SyncLog(); }
 
 StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& chunks,
-                                         uint64_t min_size, bool sync) {
+                                         uint64_t min_size, bool sync, const SetAttrRequest* attrs,
+                                         const RequestContext* attrs_ctx) {
+  if (attrs && (attrs->size || !attrs_ctx)) {
+    return Status::Posix(EINVAL, "attributes with chunks: no size, and a caller");
+  }
   for (const Chunk& c : chunks) {
     if (c.size == 0) return Status::Posix(EINVAL, "empty chunk");
     if (c.is_inline()) {
@@ -226,7 +230,12 @@ StatusOr<InodeAttr> Namespace::AddChunks(InodeId ino, const std::vector<Chunk>& 
     uint64_t new_size = std::max(r->attr.size, min_size);
     tx.AddStats(0, static_cast<int64_t>(new_size - r->attr.size));
     r->attr.size = new_size;
-    r->attr.mtime_ns = r->attr.ctime_ns = NowNs();
+    const int64_t now = NowNs();
+    r->attr.mtime_ns = r->attr.ctime_ns = now;
+    if (attrs) {
+      NEEDLEFS_RETURN_IF_ERROR(
+          ApplySetAttr(*attrs_ctx, t, tx, r, *attrs, now, &impl_->garbage_seq_));
+    }
     out = r->attr;
     return tx.Flush();
   });

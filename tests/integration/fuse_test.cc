@@ -554,6 +554,65 @@ TEST_F(FuseTest, SmallFilesLiveInMetaAndReadBackEverywhere) {
   StopMount(std::move(second), mnt2);
 }
 
+// tar and cp -a set a new file's times, owner and mode through its open
+// descriptor before closing it. The mount sends those with the file's
+// commit at close (one meta transaction): the same mount sees them at
+// once, another mount after the close, and a kill -9 after the close loses
+// none; a write after deferred times still leaves the write's mtime.
+TEST_F(FuseTest, AttributesSetBeforeCloseArriveWithTheCommit) {
+  const std::string mnt2 = tmp_->path() + "/mnt-attrs";
+  auto second = StartMount(mnt2);
+  ASSERT_TRUE(second != nullptr);
+  const std::string there = mnt2 + "/" + name_;
+  const timespec when[2] = {{1'000'000'000, 0}, {1'234'567'890, 123'000'000}};
+  // As tar does: write, futimens, fchown, fchmod, close.
+  {
+    int fd = ::open((there + "/tarred").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "tar data", 8), 8);
+    ASSERT_EQ(::futimens(fd, when), 0);
+    ASSERT_EQ(::fchown(fd, 0, 0), 0);
+    ASSERT_EQ(::fchmod(fd, 0751), 0);
+    struct stat st;
+    ASSERT_EQ(::fstat(fd, &st), 0);  // this mount sees them before the close
+    EXPECT_EQ(st.st_mode & 07777, 0751u);
+    EXPECT_EQ(st.st_mtim.tv_sec, when[1].tv_sec);
+    ASSERT_EQ(::close(fd), 0);
+  }
+  // An empty file: the changes go at close without a commit.
+  {
+    int fd = ::open((there + "/empty").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fchmod(fd, 0640), 0);
+    ASSERT_EQ(::close(fd), 0);
+  }
+  // Times set, then written: the write's mtime wins, as on a local disk.
+  {
+    int fd = ::open((there + "/later").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::futimens(fd, when), 0);
+    ASSERT_EQ(::write(fd, "after", 5), 5);
+    ASSERT_EQ(::close(fd), 0);
+  }
+  second->Kill(SIGKILL);  // after the closes: nothing may be lost
+  second->Wait();
+  Sh("umount -l " + ShellQuote(mnt2));
+  // The main mount (and a new one) see everything.
+  struct stat st;
+  ASSERT_EQ(::stat((work_ + "/tarred").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0751u);
+  EXPECT_EQ(st.st_mtim.tv_sec, when[1].tv_sec);
+  EXPECT_EQ(st.st_mtim.tv_nsec, when[1].tv_nsec);
+  EXPECT_EQ(st.st_atim.tv_sec, when[0].tv_sec);
+  EXPECT_EQ(st.st_size, 8);
+  EXPECT_EQ(Slurp(work_ + "/tarred"), "tar data");
+  ASSERT_EQ(::stat((work_ + "/empty").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  ASSERT_EQ(::stat((work_ + "/later").c_str(), &st), 0);
+  EXPECT_GT(st.st_mtim.tv_sec, when[1].tv_sec + 100'000'000) << "the write's mtime was lost";
+  EXPECT_EQ(Slurp(work_ + "/later"), "after");
+}
+
 TEST_F(FuseTest, SqliteFromTwoProcessesLosesNoRow) {
   const std::string db = ShellQuote(work_ + "/t.db");
   std::string out;

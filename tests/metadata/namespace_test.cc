@@ -362,6 +362,35 @@ TEST_P(NamespaceTest, InlineChunksKeepTheirBytesThroughOverwriteTruncateAndUnlin
   EXPECT_EQ(GarbageIds(), std::vector<std::string>{Fid(1, 7).ToString()});
 }
 
+TEST_P(NamespaceTest, AddChunksAppliesAttributesInItsTransactionWithSetAttrsRules) {
+  InodeAttr f = MakeFile(kRootInode, "f");
+  SetAttrRequest attrs;
+  attrs.mode = 0640;
+  attrs.mtime_ns = 1'234'000'000'000'000'000;
+  auto a = ns_->AddChunks(f.ino, {{Fid(1, 1), 0, 10, 0}}, 10, false, &attrs, &root_);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->mode, 0640u);
+  EXPECT_EQ(a->mtime_ns, 1'234'000'000'000'000'000);  // after the chunks' own mtime
+  EXPECT_EQ(a->size, 10u);
+  // A caller SetAttr would refuse: nothing of the call is committed.
+  RequestContext other;
+  other.uid = 4242;
+  other.gid = 4242;
+  EXPECT_EQ(
+      Errno(ns_->AddChunks(f.ino, {{Fid(1, 2), 10, 5, 0}}, 15, false, &attrs, &other).status()),
+      EPERM);
+  InodeAttr now = Look(kRootInode, "f");
+  EXPECT_EQ(now.size, 10u);
+  auto chunks = ns_->ReadChunks(f.ino, 0, 15);
+  ASSERT_TRUE(chunks.ok());
+  EXPECT_EQ(chunks->size(), 1u);
+  // A size among the attributes is refused.
+  SetAttrRequest sized;
+  sized.size = 1;
+  EXPECT_EQ(Errno(ns_->AddChunks(f.ino, {{Fid(1, 3), 0, 1, 0}}, 1, false, &sized, &root_).status()),
+            EINVAL);
+}
+
 // ---------------------------------------------------------------------------
 // Mknod, symlink
 

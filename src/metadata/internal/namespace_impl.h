@@ -105,6 +105,13 @@ class NsTxn {
   int64_t stat_bytes_ = 0;
 };
 
+/// SetAttr's changes applied to inode `r` inside a transaction, with its
+/// permission rules, setting ctime to `now` (SetAttr, and the attributes a
+/// client sends with its AddChunks). Errors: as Namespace::SetAttr.
+Status ApplySetAttr(const RequestContext& ctx, KvTransaction& t, NsTxn& tx,
+                    meta_keys::InodeRecord* r, const SetAttrRequest& req, int64_t now,
+                    BatchAllocator* garbage_seq);
+
 class Namespace::Impl {
  public:
   Impl(KvStore* store, const NamespaceOptions& options)
