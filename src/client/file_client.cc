@@ -697,6 +697,8 @@ class FileClient::Impl {
     std::vector<Chunk> chunks;
     size_t n = 0;
     uint64_t bytes = 0, min_size = 0;
+    bool last = false;  // this commit holds everything written so far
+    std::optional<std::pair<RequestContext, SetAttrRequest>> attrs;
     {
       std::lock_guard<std::mutex> g(s->mu);
       for (const PendingChunk& p : s->pending) {
@@ -709,14 +711,17 @@ class FileClient::Impl {
           min_size = std::max(min_size, p.offset + p.data->size());
         }
       }
+      last = n == s->pending.size() && s->dirty.empty();
+      // Attributes set after the data go with the commit of the last of it
+      // (an earlier one would be followed by more chunks, and their mtime).
+      // Taken under the lock, so no write slips in between.
+      if (last && !chunks.empty() && options_.commit_attrs) attrs = options_.commit_attrs(s->ino);
     }
     if (n == 0) return;
     Status st;
     if (!chunks.empty()) {
       // Unsynced: Fsync makes it durable (close(2) does not promise that).
       if (options_.before_commit) options_.before_commit(s->ino);
-      std::optional<std::pair<RequestContext, SetAttrRequest>> attrs;
-      if (options_.commit_attrs) attrs = options_.commit_attrs(s->ino);
       auto r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false,
                                 attrs ? &attrs->second : nullptr, attrs ? &attrs->first : nullptr);
       if (options_.after_commit) options_.after_commit(s->ino, r.ok());

@@ -579,6 +579,17 @@ TEST_F(FuseTest, AttributesSetBeforeCloseArriveWithTheCommit) {
     EXPECT_EQ(st.st_mtim.tv_sec, when[1].tv_sec);
     ASSERT_EQ(::close(fd), 0);
   }
+  // Over several chunks (1 MiB here), committed while still being written:
+  // the times go with the last commit, not an earlier one.
+  const std::string big(2'600'000, 'b');
+  {
+    int fd = ::open((there + "/big").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, big.data(), big.size()), static_cast<ssize_t>(big.size()));
+    ASSERT_EQ(::futimens(fd, when), 0);
+    ASSERT_EQ(::fchmod(fd, 0604), 0);
+    ASSERT_EQ(::close(fd), 0);
+  }
   // An empty file: the changes go at close without a commit.
   {
     int fd = ::open((there + "/empty").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -606,6 +617,11 @@ TEST_F(FuseTest, AttributesSetBeforeCloseArriveWithTheCommit) {
   EXPECT_EQ(st.st_atim.tv_sec, when[0].tv_sec);
   EXPECT_EQ(st.st_size, 8);
   EXPECT_EQ(Slurp(work_ + "/tarred"), "tar data");
+  ASSERT_EQ(::stat((work_ + "/big").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0604u);
+  EXPECT_EQ(st.st_mtim.tv_sec, when[1].tv_sec) << "a later commit's mtime won";
+  EXPECT_EQ(st.st_size, static_cast<off_t>(big.size()));
+  EXPECT_EQ(Slurp(work_ + "/big"), big);
   ASSERT_EQ(::stat((work_ + "/empty").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0640u);
   ASSERT_EQ(::stat((work_ + "/later").c_str(), &st), 0);
