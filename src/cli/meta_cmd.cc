@@ -78,7 +78,7 @@ void AddMetaCommand(CLI::App& app, int* exit_code) {
       ->delimiter(',');
   cmd->add_option("--framePort", f->options.frame_port,
                   "Frame RPC port on the same address: the hot path of the clients, with "
-                  "fewer thread hand-offs than gRPC (0 = the gRPC port + 1, or any free port; "
+                  "fewer thread hand-offs than gRPC (0 = the gRPC port + 100, or any free port; "
                   "-1 = none)")
       ->capture_default_str();
   cmd->add_option("--maxInlineBytes", f->options.max_inline_bytes,

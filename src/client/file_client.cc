@@ -643,6 +643,30 @@ class FileClient::Impl {
     uploads_.Submit([this, s, seq = seq, blob = blob] { UploadOne(s, seq, blob); });
   }
 
+  static bool HasInline(const std::vector<Chunk>& chunks) {
+    for (const Chunk& c : chunks) {
+      if (c.is_inline()) return true;
+    }
+    return false;
+  }
+
+  /// Uploads the inline chunks of `chunks` as blobs (in place).
+  Status InlineToBlobs(std::vector<Chunk>* chunks) {
+    for (Chunk& c : *chunks) {
+      if (!c.is_inline()) continue;
+      UploadRequest req;
+      req.replication = options_.replication;
+      req.collection = options_.collection;
+      req.unstable = options_.unstable_uploads;
+      auto fid = blobs_->Upload(c.data, req);
+      if (!fid.ok()) return fid.status();
+      if (req.unstable) NoteUnstable(*fid);
+      c.file_id = *fid;
+      c.data.clear();
+    }
+    return Status::OK();
+  }
+
   /// The largest piece committed inline (with its bytes, to meta): the
   /// smaller of this client's limit and what meta takes.
   uint64_t InlineLimit() const {
@@ -715,7 +739,7 @@ class FileClient::Impl {
       // Attributes set after the data go with the commit of the last of it
       // (an earlier one would be followed by more chunks, and their mtime).
       // Taken under the lock, so no write slips in between.
-      if (last && !chunks.empty() && options_.commit_attrs) attrs = options_.commit_attrs(s->ino);
+      if (!chunks.empty() && options_.commit_attrs) attrs = options_.commit_attrs(s->ino, last);
     }
     if (n == 0) return;
     Status st;
@@ -724,14 +748,38 @@ class FileClient::Impl {
       if (options_.before_commit) options_.before_commit(s->ino);
       auto r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false,
                                 attrs ? &attrs->second : nullptr, attrs ? &attrs->first : nullptr);
+      Status refused;  // meta's refusal of the attributes alone
+      if (!r.ok() && attrs && r.status().posix_errno() != 0 && r.status().posix_errno() != EINVAL) {
+        // The attributes were refused (someone changed the owner since):
+        // the data still goes in, the refusal reaches the close.
+        refused = r.status();
+        r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false);
+      }
+      if (!r.ok() && r.status().posix_errno() == EINVAL && HasInline(chunks)) {
+        // Meta takes less inline than it said (restarted with a lower
+        // -maxInlineBytes): those bytes go to blobs, and the limit is asked
+        // for again.
+        meta_->RefreshServerInfo();
+        Status up = InlineToBlobs(&chunks);
+        if (up.ok()) {
+          r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false,
+                               attrs ? &attrs->second : nullptr, attrs ? &attrs->first : nullptr);
+        }
+      }
       if (options_.after_commit) options_.after_commit(s->ino, r.ok());
       if (!r.ok()) {
         st = Eio(r.status(), "commit chunks");
         spdlog::warn("client.commit ino={} chunks={}: {}", s->ino.value, chunks.size(),
                      r.status().ToString());
-        for (const Chunk& c : chunks) {
-          if (!c.is_inline()) (void)blobs_->Delete(c.file_id);  // unreferenced now
+        // Only a definite refusal leaves the blobs unreferenced: after a
+        // lost reply meta may hold them.
+        if (r.status().posix_errno() != 0) {
+          for (const Chunk& c : chunks) {
+            if (!c.is_inline()) (void)blobs_->Delete(c.file_id);
+          }
         }
+      } else if (!refused.ok()) {
+        st = refused;
       }
     }
     {

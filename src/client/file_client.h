@@ -77,12 +77,14 @@ struct FileClientOptions {
   /// committed. The file-system layer marks the commit as its own, so the
   /// change stream's echo of it drops no cache. Either may be empty.
   std::function<void(InodeId)> before_commit;
-  /// Called before a commit of an inode's chunks that holds everything
-  /// written to it so far: attribute changes to send with them in the same
-  /// meta transaction (AddChunks' attributes), with their caller, or
-  /// nothing. What it hands over is the commit's: on failure the commit's
-  /// error reaches the next Flush.
-  std::function<std::optional<std::pair<RequestContext, SetAttrRequest>>(InodeId)> commit_attrs;
+  /// Called (under the inode's lock) before each commit of an inode's
+  /// chunks, with whether the commit holds everything written to it so
+  /// far: attribute changes to send with them in the same meta transaction
+  /// (AddChunks' attributes), with their caller, or nothing. When meta
+  /// refuses them (an errno), the chunks are committed without them and the
+  /// refusal reaches the next Flush.
+  std::function<std::optional<std::pair<RequestContext, SetAttrRequest>>(InodeId, bool last)>
+      commit_attrs;
   std::function<void(InodeId, bool committed)> after_commit;
 };
 

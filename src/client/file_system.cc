@@ -111,7 +111,7 @@ class FileSystem::Impl {
     fo.unstable_uploads = true;
     // A commit's echo (an attribute event of the inode) is this client's own.
     fo.before_commit = [this](InodeId ino) { RecordOwnAttr(ino); };
-    fo.commit_attrs = [this](InodeId ino) { return TakeDeferred(ino); };
+    fo.commit_attrs = [this](InodeId ino, bool last) { return TakeDeferred(ino, last); };
     fo.after_commit = [this](InodeId ino, bool committed) {
       dirs_->InvalidateInode(ino);  // its size and mtime in a cached listing
       InvalidateImplicit(ino);
@@ -242,17 +242,21 @@ class FileSystem::Impl {
   // write after deferred times, first sends what was deferred.
 
   struct FreshFile {
+    uint32_t creator = 0;   ///< the process that created it (RequestContext::pid)
     int handles = 0;        ///< handles of this create still open
-    bool deferring = true;  ///< off once a commit took the changes or one was sent
+    bool deferring = true;  ///< off once the last commit took the changes or one was sent
     InodeAttr shown;        ///< the attributes as the deferred changes left them
     std::optional<std::pair<RequestContext, SetAttrRequest>> pending;
   };
 
-  /// The create of `a` returned a handle: its changes may be deferred.
-  void NoteFresh(const InodeAttr& a) {
+  /// The create of `a` by `ctx` returned a handle: that process's changes
+  /// of it may be deferred (when meta takes attributes with a commit).
+  void NoteFresh(const RequestContext& ctx, const InodeAttr& a) {
+    if (ctx.pid == 0 || !meta_->TakesCommitAttributes()) return;
     std::lock_guard<std::mutex> g(fresh_mu_);
     FreshFile& f = fresh_[a.ino.value];
     ++f.handles;
+    f.creator = ctx.pid;
     f.shown = a;
   }
 
@@ -279,7 +283,9 @@ class FileSystem::Impl {
     auto it = fresh_.find(ino.value);
     if (it == fresh_.end() || !it->second.deferring) return std::nullopt;
     FreshFile& f = it->second;
-    if (!Deferrable(ctx, f.shown, req)) return std::nullopt;
+    // Only the creator's own changes: another process's chmod of a file
+    // someone keeps open (a log) must reach meta now.
+    if (ctx.pid != f.creator || !Deferrable(ctx, f.shown, req)) return std::nullopt;
     if (f.pending && (f.pending->first.uid != ctx.uid || f.pending->first.gid != ctx.gid)) {
       return std::nullopt;  // another caller: its own rules, its own call
     }
@@ -296,15 +302,30 @@ class FileSystem::Impl {
     return f.shown;
   }
 
-  /// The deferred changes of `ino`, taken by the commit that sends them
-  /// (FileClientOptions::commit_attrs); no more deferring for this open.
-  std::optional<std::pair<RequestContext, SetAttrRequest>> TakeDeferred(InodeId ino) {
+  /// The deferred changes of `ino` for a commit that sends them
+  /// (FileClientOptions::commit_attrs): a mode or owner goes with any
+  /// commit (data must not reach meta under the old mode); times only with
+  /// the `last` one, which ends the deferring for this open.
+  std::optional<std::pair<RequestContext, SetAttrRequest>> TakeDeferred(InodeId ino,
+                                                                        bool last = true) {
     std::lock_guard<std::mutex> g(fresh_mu_);
     auto it = fresh_.find(ino.value);
     if (it == fresh_.end()) return std::nullopt;
-    it->second.deferring = false;
-    auto out = std::move(it->second.pending);
-    it->second.pending.reset();
+    FreshFile& f = it->second;
+    if (last) {
+      f.deferring = false;
+      auto out = std::move(f.pending);
+      f.pending.reset();
+      return out;
+    }
+    if (!f.pending) return std::nullopt;
+    SetAttrRequest& q = f.pending->second;
+    if (!q.mode && !q.uid && !q.gid) return std::nullopt;
+    std::pair<RequestContext, SetAttrRequest> out{f.pending->first, SetAttrRequest{}};
+    std::swap(out.second.mode, q.mode);
+    std::swap(out.second.uid, q.uid);
+    std::swap(out.second.gid, q.gid);
+    if (!q.atime_ns && !q.mtime_ns) f.pending.reset();
     return out;
   }
 
@@ -318,6 +339,13 @@ class FileSystem::Impl {
     if (!a.ok()) DropOwnAttr(ino);
     dirs_->InvalidateInode(ino);
     return a.status();
+  }
+
+  /// True when something is deferred for `ino`.
+  bool HasDeferred(InodeId ino) {
+    std::lock_guard<std::mutex> g(fresh_mu_);
+    auto it = fresh_.find(ino.value);
+    return it != fresh_.end() && it->second.pending.has_value();
   }
 
   /// True when `ino` has deferred times: a write must send them first (the
@@ -622,10 +650,12 @@ class FileSystem::Impl {
       handles_.erase(it);
     }
     Status st = files_->Flush(ino);  // normally empty: the front end flushed first
-    if (st.ok()) st = SendDeferred(ino);
     if (!st.ok()) {
       spdlog::warn("fs.release ino={}: {}", ino.value, st.ToString());
       LostBufferedData();
+    }
+    if (Status sent = SendDeferred(ino); !sent.ok()) {
+      spdlog::warn("fs.release ino={} attributes: {}", ino.value, sent.ToString());
     }
     if (fresh) DropFresh(ino);
     files_->Release(ino);
@@ -786,8 +816,13 @@ class FileSystem::Impl {
     if (!info) {
       if (auto a = TryDefer(ctx, ino, req)) return WithPending(*a);
     }
-    // What was deferred goes first: this change must follow it.
-    NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
+    // What was deferred goes first, with the data written before it (the
+    // commit takes it; sent alone, deferred times would then be overwritten
+    // by the commit's mtime): this change must follow both.
+    if (HasDeferred(ino)) {
+      NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
+      NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
+    }
     if (req.size || req.mtime_ns || req.mtime_now) NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
     RequestContext c = C(ctx);
     const bool only_size = req.size && !req.mode && !req.uid && !req.gid && !req.atime_ns &&
@@ -834,7 +869,9 @@ class FileSystem::Impl {
     if (a.type == FileType::kDirectory) return Status::Posix(EISDIR, "a directory");
     if (a.type != FileType::kRegular) return Status::Posix(EINVAL, "not a regular file");
     if (!MayAccess(ctx, a, AccessMask(flags))) return Status::Posix(EACCES, "open: permission");
-    if ((flags & O_TRUNC) && a.size != 0) {
+    // The size with what this client buffered: a file another process here
+    // wrote but has not closed is not empty to this open.
+    if ((flags & O_TRUNC) && WithPending(a).size != 0) {
       SetAttrRequest r;
       r.size = 0;
       auto t = SetAttr(ctx, a.ino, r, 0);
@@ -860,7 +897,7 @@ class FileSystem::Impl {
       // The creator may use the descriptor whatever the new mode says.
       OpenedFile h = NewHandle(*a, acc != O_WRONLY, acc != O_RDONLY, true);
       if (!options_.sync) {
-        NoteFresh(*a);
+        NoteFresh(ctx, *a);
         std::lock_guard<std::mutex> g(open_mu_);
         handles_[h.handle].fresh = true;
       }
@@ -907,7 +944,11 @@ class FileSystem::Impl {
   Status Write(const RequestContext& ctx, InodeId ino, uint64_t offset, std::string_view data,
                uint64_t handle) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
-    if (HasDeferredTimes(ino)) NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
+    if (HasDeferredTimes(ino)) {
+      // The data before the times, then the times, then this write.
+      NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
+      NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
+    }
     return WithHandle(ctx, ino, handle, W_OK, [&] { return files_->Write(ino, offset, data); });
   }
 
@@ -1347,6 +1388,11 @@ Status FileSystem::Write(const RequestContext& ctx, InodeId ino, uint64_t offset
 Status FileSystem::Flush(InodeId ino) { return impl_->Flush(ino); }
 
 Status FileSystem::Fsync(InodeId ino) {
+  // Deferred attributes (with the data they follow) before the sync.
+  if (impl_->HasDeferred(ino)) {
+    NEEDLEFS_RETURN_IF_ERROR(impl_->files_->Flush(ino));
+    NEEDLEFS_RETURN_IF_ERROR(impl_->SendDeferred(ino));
+  }
   Status st = impl_->files_->Fsync(ino);
   impl_->dirs_->InvalidateInode(ino);
   return st;

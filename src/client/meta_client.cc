@@ -706,6 +706,7 @@ class GrpcMetaClient final : public MetaClient {
     if (gs.ok()) {
       info_known_ = true;
       max_inline_bytes_ = resp.max_inline_bytes();
+      commit_attributes_ = resp.add_chunks_attributes();
       if (frame_wanted_ && resp.frame_port() != 0 && resp.frame_port() <= 65535) {
         frame_ = std::make_shared<FrameRpcClient>(host_, static_cast<uint16_t>(resp.frame_port()));
       } else {
@@ -721,9 +722,40 @@ class GrpcMetaClient final : public MetaClient {
   }
 
   uint64_t MaxInlineBytes() override {
-    (void)Frame();  // learns it with the port
+    AskInfoIfStale();
     std::lock_guard<std::mutex> g(frame_mu_);
     return max_inline_bytes_;
+  }
+
+  bool TakesCommitAttributes() override {
+    AskInfoIfStale();
+    std::lock_guard<std::mutex> g(frame_mu_);
+    return commit_attributes_;
+  }
+
+  void RefreshServerInfo() override {
+    std::lock_guard<std::mutex> g(frame_mu_);
+    info_stale_ = true;
+  }
+
+  /// Frame() asks ServerInfo when nothing is known; a refreshed one asks
+  /// again here (keeping the frame port in use).
+  void AskInfoIfStale() {
+    (void)Frame();
+    {
+      std::lock_guard<std::mutex> g(frame_mu_);
+      if (!info_stale_) return;
+      info_stale_ = false;
+    }
+    pb::ServerInfoRequest req;
+    pb::ServerInfoResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+    if (stub_->ServerInfo(&ctx, req, &resp).ok()) {
+      std::lock_guard<std::mutex> g(frame_mu_);
+      max_inline_bytes_ = resp.max_inline_bytes();
+      commit_attributes_ = resp.add_chunks_attributes();
+    }
   }
 
   /// `failed` could not reach meta: unless another call replaced it
@@ -868,10 +900,12 @@ class GrpcMetaClient final : public MetaClient {
   std::unique_ptr<pb::MetaService::Stub> stub_;
   const std::string host_;  // meta's host, for the frame RPC port
   std::mutex frame_mu_;
-  bool frame_wanted_;              // GUARDED_BY(frame_mu_): use the port if meta has one
-  bool info_known_ = false;        // GUARDED_BY(frame_mu_): ServerInfo answered
-  uint64_t max_inline_bytes_ = 0;  // GUARDED_BY(frame_mu_): from ServerInfo
-  bool frame_asking_ = false;      // GUARDED_BY(frame_mu_): a ServerInfo is out
+  bool frame_wanted_;               // GUARDED_BY(frame_mu_): use the port if meta has one
+  bool info_known_ = false;         // GUARDED_BY(frame_mu_): ServerInfo answered
+  uint64_t max_inline_bytes_ = 0;   // GUARDED_BY(frame_mu_): from ServerInfo
+  bool commit_attributes_ = false;  // GUARDED_BY(frame_mu_): from ServerInfo
+  bool info_stale_ = false;         // GUARDED_BY(frame_mu_): ask ServerInfo again
+  bool frame_asking_ = false;       // GUARDED_BY(frame_mu_): a ServerInfo is out
   std::chrono::steady_clock::time_point frame_retry_at_;  // GUARDED_BY(frame_mu_)
   std::shared_ptr<FrameRpcClient> frame_;                 // GUARDED_BY(frame_mu_): null = gRPC
   int timeout_ms_;

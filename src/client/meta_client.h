@@ -133,6 +133,12 @@ class MetaClient {
   /// The largest inline chunk (Chunk::data) meta takes in AddChunks, bytes:
   /// what it announced (ServerInfo), 0 until known or when it takes none.
   virtual uint64_t MaxInlineBytes() { return 0; }
+  /// Whether meta applies attributes sent with AddChunks (it announced so
+  /// in ServerInfo; an older meta would drop them).
+  virtual bool TakesCommitAttributes() { return false; }
+  /// Asks meta for what ServerInfo says again at the next use (a limit
+  /// turned out lower than announced).
+  virtual void RefreshServerInfo() {}
   /// Makes every change meta committed so far durable (Namespace::Sync).
   virtual Status Sync() = 0;
   /// A chunk in meta's reply whose file id does not parse is EIO (here and

@@ -274,6 +274,7 @@ RequestContext FuseServer::Ctx(fuse_req_t req) {
   ctx.uid = c->uid;
   ctx.gid = c->gid;
   ctx.sync = options_.sync;
+  ctx.pid = static_cast<uint32_t>(c->pid);
   if (c->uid == 0) return ctx;  // root needs no group checks
   const auto now = std::chrono::steady_clock::now();
   {

@@ -29,7 +29,7 @@ struct MetaServerOptions {
   /// Most gRPC calls served at once (each Subscribe stream holds one).
   int max_threads = 128;
   /// Port of the frame RPC listener (MetaGrpcOptions::frame_port): 0 = the
-  /// gRPC port + 1 (or any free one), -1 = none (gRPC only).
+  /// gRPC port + 100 (or any free one), -1 = none (gRPC only).
   int frame_port = 0;
   /// Data of small files kept in meta with the inode, bytes: a file whose
   /// bytes a client writes in one piece of at most this size is committed

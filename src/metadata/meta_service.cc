@@ -232,6 +232,7 @@ class Service final : public ServiceBase {
                                        pb::ServerInfoResponse* resp) override {
     if (frame_) resp->set_frame_port(frame_->port());
     resp->set_max_inline_bytes(max_inline_bytes_);
+    resp->set_add_chunks_attributes(true);
     return Inline(ctx, grpc::Status::OK);
   }
 
@@ -903,9 +904,10 @@ StatusOr<std::unique_ptr<MetaGrpcServer>> MetaGrpcServer::Start(Namespace* ns, C
     NEEDLEFS_RETURN_IF_ERROR(
         service->StartFrameRpc(ip, static_cast<uint16_t>(options.frame_port), max_request));
   } else if (options.frame_port == 0) {
-    // The gRPC port + 1 (one rule for firewalls), else any free port.
-    Status st = port != 0 && port < 65535
-                    ? service->StartFrameRpc(ip, static_cast<uint16_t>(port + 1), max_request)
+    // The gRPC port + 100 (one rule for firewalls; + 1 is the next meta of
+    // scripts/local-cluster), else any free port.
+    Status st = port != 0 && port <= 65435
+                    ? service->StartFrameRpc(ip, static_cast<uint16_t>(port + 100), max_request)
                     : Status::Unavailable("no fixed gRPC port");
     if (!st.ok()) st = service->StartFrameRpc(ip, 0, max_request);
     if (!st.ok()) spdlog::warn("meta: no frame RPC port, gRPC only: {}", st.ToString());

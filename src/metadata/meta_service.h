@@ -24,7 +24,7 @@ struct MetaGrpcOptions {
   int max_receive_message_bytes = 64 << 20;
   /// Port of the frame RPC listener (common/frame_rpc.h) on the same
   /// address, serving every unary method with fewer thread hand-offs;
-  /// clients find it through ServerInfo. 0 (default): the gRPC port + 1,
+  /// clients find it through ServerInfo. 0 (default): the gRPC port + 100,
   /// or any free port when that is taken or the gRPC port is 0 (a warning
   /// and gRPC only when none can be had); N: that port, or Start fails;
   /// -1: none.

@@ -74,6 +74,10 @@ struct RequestContext {
   /// for durability with fsync (FUSE). Default: true (NFSv3 requires stable
   /// metadata changes, RFC 1813 section 3.3).
   bool sync = true;
+  /// The calling process where the front end knows it (FUSE), else 0. Not
+  /// sent to meta: the file-system layer defers attribute changes of a new
+  /// file only for the process that created it.
+  uint32_t pid = 0;
   /// The root context, for internal use and tests.
   static RequestContext Root() { return {}; }
   bool InGroup(uint32_t g) const;

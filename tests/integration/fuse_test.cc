@@ -590,6 +590,35 @@ TEST_F(FuseTest, AttributesSetBeforeCloseArriveWithTheCommit) {
     ASSERT_EQ(::fchmod(fd, 0604), 0);
     ASSERT_EQ(::close(fd), 0);
   }
+  // As tar does for another owner (as root): times, then a real chown,
+  // which is not deferred: the times still follow the data.
+  {
+    int fd = ::open((there + "/owned").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "theirs", 6), 6);
+    ASSERT_EQ(::futimens(fd, when), 0);
+    ASSERT_EQ(::fchown(fd, 1234, 1234), 0);
+    ASSERT_EQ(::fchmod(fd, 0644), 0);
+    ASSERT_EQ(::close(fd), 0);
+  }
+  // Another process's chmod of a file the creator holds open reaches meta
+  // at once; fchmod then fsync is durable before any close.
+  auto meta = MetaClient::Create(Addr(meta_.grpc_port));
+  ASSERT_TRUE(meta.ok());
+  auto dir = (*meta)->Lookup(RequestContext::Root(), kRootInode, name_);
+  ASSERT_TRUE(dir.ok());
+  int held = ::open((there + "/held").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(Sh("chmod 600 " + ShellQuote(there + "/held")), 0);
+  auto h = (*meta)->Lookup(RequestContext::Root(), dir->ino, "held");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->mode & 07777, 0600u) << "another process's chmod was held back";
+  ASSERT_EQ(::fchmod(held, 0604), 0);
+  ASSERT_EQ(::fsync(held), 0);
+  h = (*meta)->Lookup(RequestContext::Root(), dir->ino, "held");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->mode & 07777, 0604u) << "fsync left the chmod behind";
+  ASSERT_EQ(::close(held), 0);
   // An empty file: the changes go at close without a commit.
   {
     int fd = ::open((there + "/empty").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -622,6 +651,10 @@ TEST_F(FuseTest, AttributesSetBeforeCloseArriveWithTheCommit) {
   EXPECT_EQ(st.st_mtim.tv_sec, when[1].tv_sec) << "a later commit's mtime won";
   EXPECT_EQ(st.st_size, static_cast<off_t>(big.size()));
   EXPECT_EQ(Slurp(work_ + "/big"), big);
+  ASSERT_EQ(::stat((work_ + "/owned").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  EXPECT_EQ(st.st_mtim.tv_sec, when[1].tv_sec) << "the commit's mtime won over the times";
   ASSERT_EQ(::stat((work_ + "/empty").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0640u);
   ASSERT_EQ(::stat((work_ + "/later").c_str(), &st), 0);
