@@ -63,6 +63,30 @@ void ToPb(const Chunk& c, pb::Chunk* out) {
   }
 }
 
+SetAttrRequest FromPb(const pb::SetAttrRequest& r) {
+  SetAttrRequest sa;
+  if (r.has_mode()) sa.mode = r.mode();
+  if (r.has_uid()) sa.uid = r.uid();
+  if (r.has_gid()) sa.gid = r.gid();
+  if (r.has_size()) sa.size = r.size();
+  if (r.has_atime_ns()) sa.atime_ns = r.atime_ns();
+  if (r.has_mtime_ns()) sa.mtime_ns = r.mtime_ns();
+  sa.atime_now = r.atime_now();
+  sa.mtime_now = r.mtime_now();
+  return sa;
+}
+
+void ToPb(const SetAttrRequest& sa, pb::SetAttrRequest* out) {
+  if (sa.mode) out->set_mode(*sa.mode);
+  if (sa.uid) out->set_uid(*sa.uid);
+  if (sa.gid) out->set_gid(*sa.gid);
+  if (sa.size) out->set_size(*sa.size);
+  if (sa.atime_ns) out->set_atime_ns(*sa.atime_ns);
+  if (sa.mtime_ns) out->set_mtime_ns(*sa.mtime_ns);
+  out->set_atime_now(sa.atime_now);
+  out->set_mtime_now(sa.mtime_now);
+}
+
 StatusOr<Chunk> FromPb(const pb::Chunk& c) {
   if (!c.data().empty() && c.file_id().empty()) {
     Chunk out;

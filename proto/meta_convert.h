@@ -19,6 +19,10 @@ StatusOr<Chunk> FromPb(const meta::Chunk& c);
 ChangeInfo FromPb(const meta::ChangeInfo& c);
 void ToPb(const ChangeInfo& c, meta::ChangeInfo* out);
 void ToPb(const Chunk& c, meta::Chunk* out);
+/// The changes of a SetAttrRequest message (its caller and ino aside).
+SetAttrRequest FromPb(const meta::SetAttrRequest& r);
+/// Sets the change fields of `out` from `sa` (not its caller or ino).
+void ToPb(const SetAttrRequest& sa, meta::SetAttrRequest* out);
 
 /// True for the ops a BatchRead call carries (Lookup and GetAttr): the
 /// client picks BatchRead by it, the server refuses any other op there.

@@ -15,54 +15,12 @@
 
 #include "client/disk_cache.h"
 #include "common/logging.h"
+#include "common/task_pool.h"
 
 namespace needlefs {
 namespace {
 
 constexpr uint64_t kMaxFileSize = 1ull << 62;
-
-/// A fixed set of threads running queued tasks in order of submission.
-class TaskPool {
- public:
-  explicit TaskPool(int threads) {
-    for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Run(); });
-  }
-  ~TaskPool() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
-  void Submit(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Run() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return stop_ || !tasks_.empty(); });
-        if (tasks_.empty()) return;  // stopping and drained
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                        // GUARDED_BY(mu_)
-  std::vector<std::thread> workers_;
-};
 
 using BlobData = std::shared_ptr<const std::string>;
 
@@ -650,17 +608,24 @@ class FileClient::Impl {
     return false;
   }
 
+  /// Stores `data` as a new blob with this client's placement and
+  /// durability (an unstable upload is remembered for the next Fsync).
+  StatusOr<FileId> UploadBlob(const std::string& data) {
+    UploadRequest req;
+    req.replication = options_.replication;
+    req.collection = options_.collection;
+    req.unstable = options_.unstable_uploads;
+    auto fid = blobs_->Upload(data, req);
+    if (fid.ok() && req.unstable) NoteUnstable(*fid);
+    return fid;
+  }
+
   /// Uploads the inline chunks of `chunks` as blobs (in place).
   Status InlineToBlobs(std::vector<Chunk>* chunks) {
     for (Chunk& c : *chunks) {
       if (!c.is_inline()) continue;
-      UploadRequest req;
-      req.replication = options_.replication;
-      req.collection = options_.collection;
-      req.unstable = options_.unstable_uploads;
-      auto fid = blobs_->Upload(c.data, req);
+      auto fid = UploadBlob(c.data);
       if (!fid.ok()) return fid.status();
-      if (req.unstable) NoteUnstable(*fid);
       c.file_id = *fid;
       c.data.clear();
     }
@@ -689,12 +654,7 @@ class FileClient::Impl {
 
   void UploadOne(const std::shared_ptr<OpenInode>& s, uint64_t seq,
                  const std::shared_ptr<const std::string>& data) {
-    UploadRequest req;
-    req.replication = options_.replication;
-    req.collection = options_.collection;
-    req.unstable = options_.unstable_uploads;
-    auto fid = blobs_->Upload(*data, req);
-    if (fid.ok() && req.unstable) NoteUnstable(*fid);
+    auto fid = UploadBlob(*data);
     {
       std::lock_guard<std::mutex> g(s->mu);
       for (PendingChunk& p : s->pending) {

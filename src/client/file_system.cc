@@ -341,6 +341,14 @@ class FileSystem::Impl {
     return a.status();
   }
 
+  /// Commits what `ino` buffered (the commit takes the deferred changes the
+  /// data goes before), then sends what is left deferred: what a change
+  /// that must follow them does first.
+  Status CommitDeferred(InodeId ino) {
+    NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
+    return SendDeferred(ino);
+  }
+
   /// True when something is deferred for `ino`.
   bool HasDeferred(InodeId ino) {
     std::lock_guard<std::mutex> g(fresh_mu_);
@@ -489,10 +497,18 @@ class FileSystem::Impl {
       std::lock_guard<std::mutex> g(own_mu_);
       auto it = own_attrs_.find(ino.value);
       if (it != own_attrs_.end() && --it->second <= 0) own_attrs_.erase(it);
-      dir_attrs_.erase(ino.value);
     }
+    ForgetInode(ino);
+  }
+
+  /// Drops what this layer caches about inode `ino` (another client changed
+  /// it, or may have): its attributes, chunk list, place in listings, the
+  /// absence of security.capability, an implicit open's attributes.
+  void ForgetInode(InodeId ino) {
+    ForgetDirAttr(ino);
     files_->Invalidate(ino);
     dirs_->InvalidateInode(ino);
+    SetNoCapability(ino, false);
     InvalidateImplicit(ino);
   }
 
@@ -819,10 +835,7 @@ class FileSystem::Impl {
     // What was deferred goes first, with the data written before it (the
     // commit takes it; sent alone, deferred times would then be overwritten
     // by the commit's mtime): this change must follow both.
-    if (HasDeferred(ino)) {
-      NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
-      NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
-    }
+    if (HasDeferred(ino)) NEEDLEFS_RETURN_IF_ERROR(CommitDeferred(ino));
     if (req.size || req.mtime_ns || req.mtime_now) NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
     RequestContext c = C(ctx);
     const bool only_size = req.size && !req.mode && !req.uid && !req.gid && !req.atime_ns &&
@@ -944,11 +957,8 @@ class FileSystem::Impl {
   Status Write(const RequestContext& ctx, InodeId ino, uint64_t offset, std::string_view data,
                uint64_t handle) {
     NEEDLEFS_RETURN_IF_ERROR(ReadOnly());
-    if (HasDeferredTimes(ino)) {
-      // The data before the times, then the times, then this write.
-      NEEDLEFS_RETURN_IF_ERROR(files_->Flush(ino));
-      NEEDLEFS_RETURN_IF_ERROR(SendDeferred(ino));
-    }
+    // The data before the times, then the times, then this write.
+    if (HasDeferredTimes(ino)) NEEDLEFS_RETURN_IF_ERROR(CommitDeferred(ino));
     return WithHandle(ctx, ino, handle, W_OK, [&] { return files_->Write(ino, offset, data); });
   }
 
@@ -1122,11 +1132,7 @@ class FileSystem::Impl {
         }
         if (e.kind == ChangeEvent::Kind::kAttr) {
           if (IsOwnAttr(e)) return true;  // handled when the change returned
-          ForgetDirAttr(e.ino);
-          files_->Invalidate(e.ino);
-          dirs_->InvalidateInode(e.ino);
-          SetNoCapability(e.ino, false);
-          InvalidateImplicit(e.ino);
+          ForgetInode(e.ino);
           if (listener_) listener_->InodeChanged(e.ino);
         } else if (!IsOwnEntry(e)) {
           dirs_->InvalidateDir(e.parent);
@@ -1389,10 +1395,7 @@ Status FileSystem::Flush(InodeId ino) { return impl_->Flush(ino); }
 
 Status FileSystem::Fsync(InodeId ino) {
   // Deferred attributes (with the data they follow) before the sync.
-  if (impl_->HasDeferred(ino)) {
-    NEEDLEFS_RETURN_IF_ERROR(impl_->files_->Flush(ino));
-    NEEDLEFS_RETURN_IF_ERROR(impl_->SendDeferred(ino));
-  }
+  if (impl_->HasDeferred(ino)) NEEDLEFS_RETURN_IF_ERROR(impl_->CommitDeferred(ino));
   Status st = impl_->files_->Fsync(ino);
   impl_->dirs_->InvalidateInode(ino);
   return st;

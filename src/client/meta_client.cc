@@ -141,14 +141,7 @@ class GrpcMetaClient final : public MetaClient {
     ToPb(ctx, req.mutable_caller());
     if (info) req.mutable_caller()->set_want_change_info(true);
     req.set_ino(ino.value);
-    if (sa.mode) req.set_mode(*sa.mode);
-    if (sa.uid) req.set_uid(*sa.uid);
-    if (sa.gid) req.set_gid(*sa.gid);
-    if (sa.size) req.set_size(*sa.size);
-    if (sa.atime_ns) req.set_atime_ns(*sa.atime_ns);
-    if (sa.mtime_ns) req.set_mtime_ns(*sa.mtime_ns);
-    req.set_atime_now(sa.atime_now);
-    req.set_mtime_now(sa.mtime_now);
+    ToPb(sa, &req);
     pb::SetAttrResponse resp;
     Status st = Call("SetAttr", req, &resp,
                      [&](grpc::ClientContext* c) { return stub_->SetAttr(c, req, &resp); });
@@ -431,13 +424,7 @@ class GrpcMetaClient final : public MetaClient {
     if (attrs && attrs_ctx) {
       pb::SetAttrRequest* a = req.mutable_attrs();
       ToPb(*attrs_ctx, a->mutable_caller());
-      if (attrs->mode) a->set_mode(*attrs->mode);
-      if (attrs->uid) a->set_uid(*attrs->uid);
-      if (attrs->gid) a->set_gid(*attrs->gid);
-      if (attrs->atime_ns) a->set_atime_ns(*attrs->atime_ns);
-      if (attrs->mtime_ns) a->set_mtime_ns(*attrs->mtime_ns);
-      a->set_atime_now(attrs->atime_now);
-      a->set_mtime_now(attrs->mtime_now);
+      ToPb(*attrs, a);
     }
     req.mutable_chunks()->Reserve(static_cast<int>(chunks.size()));
     for (const Chunk& ch : chunks) ToPb(ch, req.add_chunks());
@@ -696,17 +683,13 @@ class GrpcMetaClient final : public MetaClient {
       }
       frame_asking_ = true;
     }
-    pb::ServerInfoRequest req;
     pb::ServerInfoResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
-    grpc::Status gs = stub_->ServerInfo(&ctx, req, &resp);
+    grpc::Status gs = AskServerInfo(&resp);
     std::lock_guard<std::mutex> g(frame_mu_);
     frame_asking_ = false;
     if (gs.ok()) {
       info_known_ = true;
-      max_inline_bytes_ = resp.max_inline_bytes();
-      commit_attributes_ = resp.add_chunks_attributes();
+      TakeInfoLocked(resp);
       if (frame_wanted_ && resp.frame_port() != 0 && resp.frame_port() <= 65535) {
         frame_ = std::make_shared<FrameRpcClient>(host_, static_cast<uint16_t>(resp.frame_port()));
       } else {
@@ -747,15 +730,24 @@ class GrpcMetaClient final : public MetaClient {
       if (!info_stale_) return;
       info_stale_ = false;
     }
-    pb::ServerInfoRequest req;
     pb::ServerInfoResponse resp;
+    if (AskServerInfo(&resp).ok()) {
+      std::lock_guard<std::mutex> g(frame_mu_);
+      TakeInfoLocked(resp);
+    }
+  }
+
+  /// ServerInfo over gRPC, with the call deadline.
+  grpc::Status AskServerInfo(pb::ServerInfoResponse* resp) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
-    if (stub_->ServerInfo(&ctx, req, &resp).ok()) {
-      std::lock_guard<std::mutex> g(frame_mu_);
-      max_inline_bytes_ = resp.max_inline_bytes();
-      commit_attributes_ = resp.add_chunks_attributes();
-    }
+    return stub_->ServerInfo(&ctx, pb::ServerInfoRequest(), resp);
+  }
+
+  /// What meta announced, but for its port. REQUIRES: frame_mu_ held.
+  void TakeInfoLocked(const pb::ServerInfoResponse& resp) {
+    max_inline_bytes_ = resp.max_inline_bytes();
+    commit_attributes_ = resp.add_chunks_attributes();
   }
 
   /// `failed` could not reach meta: unless another call replaced it

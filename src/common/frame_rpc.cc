@@ -79,13 +79,6 @@ int WaitFd(int fd, short events, Clock::time_point deadline) {
 int ReadFull(int fd, char* buf, size_t n, Clock::time_point deadline, bool* timed_out,
              size_t* got_out = nullptr) {
   size_t got = 0;
-  struct Count {
-    size_t* out;
-    size_t* got;
-    ~Count() {
-      if (out) *out = *got;
-    }
-  } count{got_out, &got};
   while (got < n) {
     const int w = WaitFd(fd, POLLIN, deadline);
     if (w == 0) {
@@ -100,6 +93,7 @@ int ReadFull(int fd, char* buf, size_t n, Clock::time_point deadline, bool* time
       return -1;
     }
     got += static_cast<size_t>(r);
+    if (got_out) *got_out = got;
   }
   return 1;
 }
@@ -382,12 +376,11 @@ class FrameRpcServer::Impl {
       GiveBudget(taken);
       if (in.capacity() > kKeepBufferBytes) std::string().swap(in);
       if (!read) return;
+      if (r.code == 0 && out.size() > 0xFFFFFFF0u) r = {8, "reply too large"};
       const std::string& body = r.code == 0 ? out : r.message;
-      if (body.size() > 0xFFFFFFF0u) r = {8, "reply too large"};
-      const std::string& sent = r.code == 0 ? out : r.message;
-      PutU32(hdr, static_cast<uint32_t>(4 + sent.size()));
+      PutU32(hdr, static_cast<uint32_t>(4 + body.size()));
       PutU32(hdr + 4, static_cast<uint32_t>(r.code));
-      std::vector<iovec> iov{{hdr, 8}, {const_cast<char*>(sent.data()), sent.size()}};
+      std::vector<iovec> iov{{hdr, 8}, {const_cast<char*>(body.data()), body.size()}};
       const bool ok =
           WriteFull(fd, std::move(iov), Clock::now() + std::chrono::milliseconds(kIoTimeoutMs));
       if (out.capacity() > kKeepBufferBytes) std::string().swap(out);

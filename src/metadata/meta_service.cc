@@ -25,6 +25,7 @@
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/task_pool.h"
 #include "meta.grpc.pb.h"
 #include "meta_convert.h"
 
@@ -116,61 +117,11 @@ grpc::ServerUnaryReactor* Inline(grpc::CallbackServerContext* ctx, const grpc::S
   return r;
 }
 
-/// Threads that run the gRPC calls that change the namespace, off gRPC's
-/// callback threads (a change may wait on a WAL sync, or on a row lock a
-/// synced change holds). Each task finishes its call's reactor itself.
-class ChangePool {
- public:
-  /// `max_queued`: tasks waiting beyond it are refused (Submit false).
-  ChangePool(int threads, size_t max_queued) : max_queued_(max_queued) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-  }
-  ~ChangePool() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  /// Queues `task` for a pool thread (tasks queued before the destructor
-  /// run). false: the queue is full, `task` was not taken.
-  bool Submit(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (queue_.size() >= max_queued_) return false;
-      queue_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-    return true;
-  }
-
- private:
-  void Loop() {
-    std::unique_lock<std::mutex> l(mu_);
-    for (;;) {
-      cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      auto task = std::move(queue_.front());
-      queue_.pop_front();
-      l.unlock();
-      task();
-      l.lock();
-    }
-  }
-  const size_t max_queued_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                        // GUARDED_BY(mu_)
-  std::vector<std::thread> threads_;
-};
-
 /// Every method but ReadDir, ReadChunks, Subscribe and the session and
 /// garbage calls is a gRPC callback method. The quick read-only ones (and
 /// BatchRead) are answered inline on gRPC's own threads: no hand-off to a
 /// worker (stat at c=16 went from ~22k/s to ~30k/s on 2 cores). The changes
-/// run on the service's ChangePool: one may wait on a WAL sync or on a row
+/// run on the service's change pool: one may wait on a WAL sync or on a row
 /// lock a synced change holds, and gRPC's threads must not. ReadDir pages
 /// and whole chunk lists (ReadChunks) can take milliseconds (inline, 16
 /// concurrent listings of a 50,000-entry directory ran at a third of the
@@ -273,7 +224,7 @@ class Service final : public ServiceBase {
     return Inline(ctx, DoListXattr(req, resp));
   }
 
-  // ---- changes: on the ChangePool ----
+  // ---- changes: on the change pool ----
 
   grpc::ServerUnaryReactor* SetAttr(grpc::CallbackServerContext* ctx, const pb::SetAttrRequest* req,
                                     pb::SetAttrResponse* resp) override {
@@ -374,15 +325,7 @@ class Service final : public ServiceBase {
   }
 
   grpc::Status DoSetAttr(const pb::SetAttrRequest* req, pb::SetAttrResponse* resp) {
-    SetAttrRequest sa;
-    if (req->has_mode()) sa.mode = req->mode();
-    if (req->has_uid()) sa.uid = req->uid();
-    if (req->has_gid()) sa.gid = req->gid();
-    if (req->has_size()) sa.size = req->size();
-    if (req->has_atime_ns()) sa.atime_ns = req->atime_ns();
-    if (req->has_mtime_ns()) sa.mtime_ns = req->mtime_ns();
-    sa.atime_now = req->atime_now();
-    sa.mtime_now = req->mtime_now();
+    const SetAttrRequest sa = FromPb(*req);
     WantChange w(req->caller());
     auto r = ns_->SetAttr(FromPb(req->caller()), InodeId(req->ino()), sa, w.ptr());
     w.PutChange(resp);
@@ -547,18 +490,11 @@ class Service final : public ServiceBase {
     std::optional<SetAttrRequest> attrs;
     std::optional<RequestContext> attrs_ctx;
     if (req->has_attrs()) {
-      const pb::SetAttrRequest& q = req->attrs();
-      if (q.has_size()) return Reply("AddChunks", Status::Posix(EINVAL, "size with chunks"), resp);
-      SetAttrRequest sa;
-      if (q.has_mode()) sa.mode = q.mode();
-      if (q.has_uid()) sa.uid = q.uid();
-      if (q.has_gid()) sa.gid = q.gid();
-      if (q.has_atime_ns()) sa.atime_ns = q.atime_ns();
-      if (q.has_mtime_ns()) sa.mtime_ns = q.mtime_ns();
-      sa.atime_now = q.atime_now();
-      sa.mtime_now = q.mtime_now();
-      attrs = sa;
-      attrs_ctx = FromPb(q.caller());
+      if (req->attrs().has_size()) {
+        return Reply("AddChunks", Status::Posix(EINVAL, "size with chunks"), resp);
+      }
+      attrs = FromPb(req->attrs());
+      attrs_ctx = FromPb(req->attrs().caller());
     }
     return ReplyAttr("AddChunks",
                      ns_->AddChunks(InodeId(req->ino()), chunks, req->min_size(), !req->no_sync(),
@@ -847,14 +783,14 @@ class Service final : public ServiceBase {
     return {};
   }
 
-  /// Runs the change `fn(req, resp)` on the ChangePool.
+  /// Runs the change `fn(req, resp)` on the change pool.
   template <typename Req, typename Resp>
   grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
                                    grpc::Status (Service::*fn)(const Req*, Resp*)) {
     return OnPool(ctx, [this, req, resp, fn] { return (this->*fn)(req, resp); });
   }
 
-  /// Runs `run` on the ChangePool and finishes the call with its status
+  /// Runs `run` on the change pool and finishes the call with its status
   /// (RESOURCE_EXHAUSTED when the pool's queue is full, UNKNOWN when it
   /// throws).
   grpc::ServerUnaryReactor* OnPool(grpc::CallbackServerContext* ctx,
@@ -880,7 +816,10 @@ class Service final : public ServiceBase {
   ChangeLog* log_;
   const uint64_t max_inline_bytes_;
   std::atomic<bool> stopping_{false};
-  ChangePool change_pool_;
+  /// Runs the gRPC calls that change the namespace, off gRPC's callback
+  /// threads (a change may wait on a WAL sync, or on a row lock a synced
+  /// change holds); each task finishes its call's reactor itself.
+  TaskPool change_pool_;
   // Last, so it ends first: its threads call into the members above.
   std::unique_ptr<FrameRpcServer> frame_;
 };
