@@ -280,6 +280,34 @@ TEST_F(FusePermissionTest, PathMaxIsENAMETOOLONG) {
             "True OK OK ENAMETOOLONG ENAMETOOLONG");
 }
 
+// Attribute changes of a file its creator still holds open are sent with
+// the file's commit (docs/fuse.md, "Attributes set before close"): a
+// non-root owner's times and mode arrive as set; a set-id mode bit, which
+// meta may clear, is not held back, so meta's rule applies (the set-group-ID
+// bit goes when the owner is not in the file's group: here the group of a
+// setgid directory); a chgrp to a group she is not in reaches meta and its
+// EPERM, one to her own group passes.
+TEST_F(FusePermissionTest, AnOwnersChangesBeforeCloseFollowMetasRules) {
+  ASSERT_EQ(Root("os.mkdir('sg'); os.chown('sg', 0, 3000); os.chmod('sg', 0o2777)\n"
+                 "P(Mode('sg'), os.stat('sg').st_gid)"),
+            "0o2777 3000");
+  EXPECT_EQ(Py(1001, 1001,
+               "fd = os.open('mine', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
+               "os.write(fd, b'data'); os.utime(fd, ns=(10**18, 1234 * 10**15))\n"
+               "os.fchmod(fd, 0o640); P(oct(os.fstat(fd).st_mode & 0o7777)); os.close(fd)\n"
+               "fd = os.open('sg/f', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
+               "os.write(fd, b'x'); os.fchmod(fd, 0o2640); os.close(fd)\n"
+               "fd = os.open('sg/g', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n"
+               "P(T(os.fchown, fd, -1, 2000), T(os.fchown, fd, -1, 1001)); os.close(fd)\n"
+               "P(open('mine').read(), os.stat('sg/g').st_gid)"),
+            "0o640\nEPERM OK\ndata 1001");
+  // As another user sees them after the closes.
+  EXPECT_EQ(Py(1002, 1002,
+               "st = os.stat('mine'); P(Mode('mine'), st.st_mtime_ns, st.st_uid)\n"
+               "P(Mode('sg/f'), os.stat('sg/f').st_gid)"),
+            "0o640 1234000000000000000 1001\n0o640 3000");
+}
+
 TEST_F(FusePermissionTest, WriteNeedsPermissionAtOpenNotAfter) {
   // Run as root: a child turns into uid 1001 and opens; the parent (root)
   // chmods 0000 in between; then the child writes through its descriptor.
