@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "cli/cli_util.h"
@@ -43,6 +44,7 @@ struct ServerFlags {
   uint64_t volume_size_limit_mb = 1024;
   std::string durability = "group";
   uint64_t mount_cache_mb = 256;
+  std::string mount_op_stats;
   bool allow_other = false;
   int nfs_port = 2049;  // -1: no nfsd
   int nfs_mount_port = 20048;
@@ -145,6 +147,9 @@ int RunServer(ServerFlags f) {
     if (f.allow_other) fo.allow_other = true;  // else: on when run by root
     fo.handle_signals = false;                 // this thread waits for them and calls Stop()
     fo.file.cache_bytes = f.mount_cache_mb << 20;
+    if (!f.mount_op_stats.empty()) {
+      fo.op_stats_file = std::filesystem::absolute(f.mount_op_stats).string();
+    }
     fo.file.replication = f.replication;
     auto m = FuseMount::Mount(fo);
     if (!m.ok()) return fail(m.status().WithContext("mount " + f.mount));
@@ -312,6 +317,9 @@ void AddServerCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--volumeSizeLimitMB", f->volume_size_limit_mb, "Volumes are full at this size")
       ->capture_default_str();
   cmd->add_option("--durability", f->durability, "none | group | always")->capture_default_str();
+  cmd->add_option("--mount.opStats", f->mount_op_stats,
+                  "At unmount, write the FUSE requests the mount served (count, mean and total "
+                  "time per operation) to this file");
   cmd->add_option("--mount.cacheMB", f->mount_cache_mb, "Read cache of the mount (MiB)")
       ->capture_default_str();
   cmd->add_option("--nfs.port", f->nfs_port,

@@ -705,7 +705,7 @@ class FileClient::Impl {
     Status st;
     if (!chunks.empty()) {
       // Unsynced: Fsync makes it durable (close(2) does not promise that).
-      if (options_.before_commit) options_.before_commit(s->ino);
+      const uint64_t token = options_.before_commit ? options_.before_commit(s->ino) : 0;
       auto r = meta_->AddChunks(s->ino, chunks, min_size, /*sync=*/false,
                                 attrs ? &attrs->second : nullptr, attrs ? &attrs->first : nullptr);
       Status refused;  // meta's refusal of the attributes alone
@@ -726,7 +726,7 @@ class FileClient::Impl {
                                attrs ? &attrs->second : nullptr, attrs ? &attrs->first : nullptr);
         }
       }
-      if (options_.after_commit) options_.after_commit(s->ino, r.ok());
+      if (options_.after_commit) options_.after_commit(s->ino, token, r.ok() ? &*r : nullptr);
       if (!r.ok()) {
         st = Eio(r.status(), "commit chunks");
         spdlog::warn("client.commit ino={} chunks={}: {}", s->ino.value, chunks.size(),

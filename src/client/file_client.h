@@ -73,10 +73,12 @@ struct FileClientOptions {
   /// meta takes (MetaClient::MaxInlineBytes) counts. 0: always a blob.
   uint64_t max_inline_bytes = UINT64_MAX;
   /// Called on the committing thread around each commit of chunks to meta
-  /// (AddChunks) of an inode: before it, and after it with whether it
-  /// committed. The file-system layer marks the commit as its own, so the
-  /// change stream's echo of it drops no cache. Either may be empty.
-  std::function<void(InodeId)> before_commit;
+  /// (AddChunks) of an inode: before it (returning a token), and after it
+  /// with that token and the inode's attributes as committed (null: not
+  /// committed). The file-system layer marks the commit as its own, so the
+  /// change stream's echo of it drops no cache, and keeps the attributes.
+  /// Either may be empty.
+  std::function<uint64_t(InodeId)> before_commit;
   /// Called (under the inode's lock) before each commit of an inode's
   /// chunks, with whether the commit holds everything written to it so
   /// far: attribute changes to send with them in the same meta transaction
@@ -85,7 +87,7 @@ struct FileClientOptions {
   /// refusal reaches the next Flush.
   std::function<std::optional<std::pair<RequestContext, SetAttrRequest>>(InodeId, bool last)>
       commit_attrs;
-  std::function<void(InodeId, bool committed)> after_commit;
+  std::function<void(InodeId, uint64_t token, const InodeAttr* committed)> after_commit;
 };
 
 class FileClient {

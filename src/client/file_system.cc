@@ -110,11 +110,15 @@ class FileSystem::Impl {
     // close(2) promises no durability; fsync(2) does (and sync on flush).
     fo.unstable_uploads = true;
     // A commit's echo (an attribute event of the inode) is this client's own.
-    fo.before_commit = [this](InodeId ino) { RecordOwnAttr(ino); };
+    fo.before_commit = [this](InodeId ino) {
+      RecordOwnAttr(ino);
+      return BeginFileChange(ino);
+    };
     fo.commit_attrs = [this](InodeId ino, bool last) { return TakeDeferred(ino, last); };
-    fo.after_commit = [this](InodeId ino, bool committed) {
+    fo.after_commit = [this](InodeId ino, uint64_t token, const InodeAttr* committed) {
       dirs_->InvalidateInode(ino);  // its size and mtime in a cached listing
       InvalidateImplicit(ino);
+      EndFileChange(ino, token, committed);
       if (!committed) DropOwnAttr(ino);
     };
     files_ = std::make_unique<FileClient>(meta_.get(), blobs_.get(), fo);
@@ -182,12 +186,17 @@ class FileSystem::Impl {
   /// buffered size is gone and meta's answer predates the commit, a size
   /// too small (the kernel then appends over the last write). So when data
   /// was buffered before the call and is not after, ask again.
+  /// With `kept_ok`, attributes kept from this client's own change of a
+  /// file (CachedFileAttr) stand for meta's.
   template <typename Fetch>
-  StatusOr<InodeAttr> FreshAttr(InodeId ino, Fetch&& fetch) {
+  StatusOr<InodeAttr> FreshAttr(InodeId ino, Fetch&& fetch, bool kept_ok = false) {
     for (int attempt = 0;; ++attempt) {
       const bool buffered = files_->PendingSize(ino).has_value();
-      StatusOr<InodeAttr> a = fetch();
+      std::optional<InodeAttr> kept;
+      if (kept_ok) kept = CachedFileAttr(ino);
+      StatusOr<InodeAttr> a = kept ? StatusOr<InodeAttr>(*kept) : fetch();
       if (!a.ok()) return a;
+      if (!kept) DropKeptFileAttr(ino);  // meta's answer is newer
       if (a->type != FileType::kRegular) return a;
       OverlayDeferred(&*a);
       if (auto pending = files_->PendingSize(ino)) {
@@ -335,7 +344,9 @@ class FileSystem::Impl {
     auto d = TakeDeferred(ino);
     if (!d) return Status::OK();
     RecordOwnAttr(ino);
+    const uint64_t token = BeginFileChange(ino);
     auto a = meta_->SetAttr(d->first, ino, d->second);
+    EndFileChange(ino, token, a.ok() ? &*a : nullptr);
     if (!a.ok()) DropOwnAttr(ino);
     dirs_->InvalidateInode(ino);
     return a.status();
@@ -506,6 +517,7 @@ class FileSystem::Impl {
   /// absence of security.capability, an implicit open's attributes.
   void ForgetInode(InodeId ino) {
     ForgetDirAttr(ino);
+    ForgetFileAttr(ino);
     files_->Invalidate(ino);
     dirs_->InvalidateInode(ino);
     SetNoCapability(ino, false);
@@ -520,6 +532,90 @@ class FileSystem::Impl {
     if (it == own_attrs_.end()) return false;
     if (--it->second <= 0) own_attrs_.erase(it);
     return true;
+  }
+
+  // ---- own changes of files: attributes without a round trip ----
+  //
+  // The kernel asks for a file's attributes again after each write, close,
+  // and rename (rsync stats every file after closing it). The attributes
+  // this client's own SetAttr or commit returned, or an open fetched,
+  // answer for file_attr_ttl_ns, as the kernel's own cache would. Kept
+  // only from a call during which no other change of the inode began and
+  // no event of it arrived, so an older reply never overwrites a newer
+  // state; this client's renames, links and unlinks (ctime, nlink) drop
+  // them all.
+
+  /// What is under way for one inode: changes running, changes begun (a
+  /// change's token), and whether an event, an entry change or two calls
+  /// at once spoiled them (until none runs).
+  struct FileChange {
+    int running = 0;
+    uint64_t begun = 0;
+    bool spoiled = false;
+  };
+
+  /// Marks a change of `ino` as begun; pass the token to EndFileChange.
+  uint64_t BeginFileChange(InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    file_attrs_.erase(ino.value);
+    FileChange& c = file_changes_[ino.value];
+    // Overlapping calls may be applied in any order: none of them keeps
+    // its reply.
+    if (c.running > 0) c.spoiled = true;
+    ++c.running;
+    return ++c.begun;
+  }
+
+  /// Ends the change `token` of `ino`: keeps `after` (null: it failed) when
+  /// nothing else happened to the inode meanwhile.
+  void EndFileChange(InodeId ino, uint64_t token, const InodeAttr* after) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    auto it = file_changes_.find(ino.value);
+    if (it == file_changes_.end()) return;  // a reset cleared it
+    FileChange& c = it->second;
+    const bool keep = after && after->type != FileType::kDirectory && c.begun == token &&
+                      c.running == 1 && !c.spoiled && options_.file_attr_ttl_ns > 0 &&
+                      options_.follow_changes;
+    if (--c.running <= 0) file_changes_.erase(it);
+    if (!keep) return;
+    if (file_attrs_.size() > 100'000) file_attrs_.clear();
+    file_attrs_[ino.value] = {*after, MonotonicNs() + options_.file_attr_ttl_ns};
+  }
+
+  /// A file's attributes from an own change, still fresh (without what is
+  /// buffered or deferred: see OverlayCached).
+  std::optional<InodeAttr> CachedFileAttr(InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    auto it = file_attrs_.find(ino.value);
+    if (it == file_attrs_.end()) return std::nullopt;
+    if (MonotonicNs() >= it->second.second) {
+      file_attrs_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.first;
+  }
+
+  /// Drops `ino`'s kept attributes (meta answered with newer ones).
+  void DropKeptFileAttr(InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    file_attrs_.erase(ino.value);
+  }
+
+  /// Drops `ino`'s kept attributes and spoils changes of it under way.
+  void ForgetFileAttr(InodeId ino) {
+    std::lock_guard<std::mutex> g(own_mu_);
+    file_attrs_.erase(ino.value);
+    auto it = file_changes_.find(ino.value);
+    if (it != file_changes_.end()) it->second.spoiled = true;
+  }
+
+  /// An entry change of this client (rename, link, unlink) changes the
+  /// ctime or nlink of an inode this layer may not know by number: drops
+  /// every file's kept attributes and spoils every change under way.
+  void ForgetAllFileAttrs() {
+    std::lock_guard<std::mutex> g(own_mu_);
+    file_attrs_.clear();
+    for (auto& [ino, c] : file_changes_) c.spoiled = true;
   }
 
   /// Directory attributes this client's own change returned, still fresh.
@@ -814,7 +910,8 @@ class FileSystem::Impl {
     if (a.ok() && a->type == FileType::kRegular && IsOpenHere(a->ino)) {
       // Its size may be changing under a flush of this client: as GetAttr.
       const InodeId ino = a->ino;
-      auto fresh = FreshAttr(ino, [&] { return meta_->GetAttr(ino); });
+      auto fresh = FreshAttr(
+          ino, [&] { return meta_->GetAttr(ino); }, /*kept_ok=*/true);
       if (fresh.ok() || fresh.status().posix_errno() != ENOENT) return fresh;
       // The cached entry named an inode replaced meanwhile (a rename over
       // the name): ask meta for the name itself.
@@ -847,7 +944,9 @@ class FileSystem::Impl {
     }
     ForgetDirAttr(ino);
     RecordOwnAttr(ino);
+    const uint64_t token = BeginFileChange(ino);
     auto a = meta_->SetAttr(c, ino, req, info);
+    EndFileChange(ino, token, a.ok() ? &*a : nullptr);
     if (!a.ok()) DropOwnAttr(ino);
     if (a.ok() && req.size) files_->Truncated(ino, *req.size);
     dirs_->InvalidateInode(ino);
@@ -870,7 +969,12 @@ class FileSystem::Impl {
     // The chunk list comes with the attributes (one round trip), so the
     // first read needs no ReadChunks call.
     std::optional<std::vector<Chunk>> chunks;
+    // Meta's answer is newer than what is kept, and answers the front
+    // end's next GETATTR (it may have to tell the kernel its attributes
+    // are stale: OpenedFile::keep_cache).
+    const uint64_t token = BeginFileChange(ino);
     auto a = meta_->GetAttrWithChunks(ino, kChunksWithOpen, &chunks);
+    EndFileChange(ino, token, a.ok() ? &*a : nullptr);
     if (!a.ok()) return a.status();
     return OpenAttr(ctx, *a, flags, std::move(chunks));
   }
@@ -1158,6 +1262,8 @@ class FileSystem::Impl {
       own_entries_.clear();
       own_attrs_.clear();
       dir_attrs_.clear();
+      file_attrs_.clear();
+      for (auto& [ino, c] : file_changes_) c.spoiled = true;
     }
     {
       std::lock_guard<std::mutex> g(nocap_mu_);
@@ -1205,6 +1311,10 @@ class FileSystem::Impl {
   /// Directory attributes from this client's own changes, with expiry (ns,
   /// monotonic). GUARDED_BY(own_mu_)
   std::unordered_map<uint64_t, std::pair<InodeAttr, int64_t>> dir_attrs_;
+  /// Files' attributes from this client's own changes, with expiry (ns,
+  /// monotonic), and the changes under way. GUARDED_BY(own_mu_)
+  std::unordered_map<uint64_t, std::pair<InodeAttr, int64_t>> file_attrs_;
+  std::unordered_map<uint64_t, FileChange> file_changes_;
 
   std::mutex nocap_mu_;
   std::unordered_set<uint64_t> no_capability_;  // GUARDED_BY(nocap_mu_)
@@ -1245,7 +1355,8 @@ StatusOr<InodeAttr> FileSystem::ResolvePath(const RequestContext& ctx, std::stri
 
 StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
   if (auto a = impl_->CachedDirAttr(ino)) return *a;
-  return impl_->FreshAttr(ino, [&] { return impl_->meta_->GetAttr(ino); });
+  return impl_->FreshAttr(
+      ino, [&] { return impl_->meta_->GetAttr(ino); }, /*kept_ok=*/true);
 }
 
 StatusOr<InodeAttr> FileSystem::GetAttrChecked(InodeId ino, Generation generation) {
@@ -1292,18 +1403,25 @@ StatusOr<InodeAttr> FileSystem::Symlink(const RequestContext& ctx, InodeId paren
 
 StatusOr<InodeAttr> FileSystem::Link(const RequestContext& ctx, InodeId ino, InodeId new_parent,
                                      const std::string& new_name, ChangeInfo* info) {
-  return impl_->NewEntry(new_parent, new_name, info, [&](ChangeInfo* ci) {
+  impl_->ForgetFileAttr(ino);  // its nlink and ctime
+  auto a = impl_->NewEntry(new_parent, new_name, info, [&](ChangeInfo* ci) {
     return impl_->meta_->Link(impl_->C(ctx), ino, new_parent, new_name, ci);
   });
+  impl_->ForgetFileAttr(ino);
+  return a;
 }
 
 Status FileSystem::Unlink(const RequestContext& ctx, InodeId parent, const std::string& name,
                           ChangeInfo* info) {
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   impl_->HoldIfOpen(ctx, parent, name);
-  return impl_->RemoveEntry(parent, name, info, [&](ChangeInfo* ci) {
+  // The inode's nlink and ctime change (its number may not be known here).
+  impl_->ForgetAllFileAttrs();
+  Status st = impl_->RemoveEntry(parent, name, info, [&](ChangeInfo* ci) {
     return impl_->meta_->Unlink(impl_->C(ctx), parent, name, ci);
   });
+  impl_->ForgetAllFileAttrs();
+  return st;
 }
 
 Status FileSystem::Rmdir(const RequestContext& ctx, InodeId parent, const std::string& name,
@@ -1327,11 +1445,14 @@ Status FileSystem::Rename(const RequestContext& ctx, InodeId parent, const std::
     impl_->RecordOwnEntry(parent, name);
     impl_->RecordOwnEntry(new_parent, new_name);
   }
+  // The moved inode's ctime (and a replaced one's nlink) change.
+  impl_->ForgetAllFileAttrs();
   Impl::DirChange change;
   impl_->BeginDirChange(&change, info, parent, new_parent);
   Status st =
       impl_->meta_->Rename(impl_->C(ctx), parent, name, new_parent, new_name, flags, change.info);
   impl_->EndDirChange(&change, st.ok());
+  impl_->ForgetAllFileAttrs();
   if (st.ok()) {
     impl_->dirs_->Renamed(parent, name, new_parent, new_name, !move);
   } else if (move) {
@@ -1437,7 +1558,10 @@ Status FileSystem::SetXattr(const RequestContext& ctx, InodeId ino, const std::s
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
   impl_->SetNoCapability(ino, false);
-  return impl_->meta_->SetXattr(impl_->C(ctx), ino, name, value, flags);
+  impl_->ForgetFileAttr(ino);  // its ctime
+  Status st = impl_->meta_->SetXattr(impl_->C(ctx), ino, name, value, flags);
+  impl_->ForgetFileAttr(ino);
+  return st;
 }
 
 StatusOr<std::string> FileSystem::GetXattr(const RequestContext& ctx, InodeId ino,
@@ -1458,7 +1582,10 @@ Status FileSystem::RemoveXattr(const RequestContext& ctx, InodeId ino, const std
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   if (IsPosixAcl(name)) return Status::Posix(EOPNOTSUPP, "POSIX ACLs are not supported");
   impl_->SetNoCapability(ino, false);
-  return impl_->meta_->RemoveXattr(impl_->C(ctx), ino, name);
+  impl_->ForgetFileAttr(ino);  // its ctime
+  Status st = impl_->meta_->RemoveXattr(impl_->C(ctx), ino, name);
+  impl_->ForgetFileAttr(ino);
+  return st;
 }
 
 StatusOr<InodeAttr> FileSystem::Compose(const RequestContext& ctx, InodeId target,
@@ -1473,6 +1600,7 @@ StatusOr<InodeAttr> FileSystem::Compose(const RequestContext& ctx, InodeId targe
     }
   }
   for (const std::string& p : parts) impl_->RecordOwnEntry(parts_dir, p);
+  impl_->ForgetAllFileAttrs();
   Impl::DirChange change;
   impl_->BeginDirChange(&change, info, parts_dir);
   auto a = impl_->meta_->Compose(impl_->C(ctx), target, parts_dir, parts, change.info);
@@ -1484,6 +1612,7 @@ StatusOr<InodeAttr> FileSystem::Compose(const RequestContext& ctx, InodeId targe
       impl_->DropOwnEntry(parts_dir, p);
     }
   }
+  impl_->ForgetAllFileAttrs();
   impl_->files_->Invalidate(target);
   impl_->dirs_->InvalidateInode(target);
   impl_->InvalidateImplicit(target);

@@ -76,6 +76,15 @@ struct FileSystemOptions {
   /// How long a cached listing answers lookups, ns (the front end's entry
   /// timeout). Default: 1 s.
   int64_t entry_ttl_ns = 1'000'000'000;
+  /// How long the attributes this client's own change of a file returned
+  /// (a SetAttr, the commit of written data) answer GetAttr, ns, unless the
+  /// change stream reports another change of it or this client renames,
+  /// links or unlinks an entry; 0: GetAttr of a file always asks meta. FUSE
+  /// sets its attribute timeout (the kernel keeps attributes that long
+  /// itself, and OPEN still asks meta: close-to-open); NFS (whose GETATTR is
+  /// the client's close-to-open check) and S3 keep 0. Needs
+  /// follow_changes. Default: 0.
+  int64_t file_attr_ttl_ns = 0;
   /// Follow meta's change stream to drop what others changed from the
   /// caches (and tell the Listener). Off only in tests of timeouts; off, no
   /// listing is cached. Default: true.

@@ -19,8 +19,10 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <random>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/logging.h"
@@ -75,22 +77,24 @@ int WaitFd(int fd, short events, Clock::time_point deadline) {
 
 /// Reads exactly `n` bytes. 1 done, 0 the peer closed before any byte,
 /// -1 error or timeout (*timed_out set for the latter). `*got` (may be
-/// null) counts the bytes read.
+/// null) counts the bytes read. Reads first and waits only when nothing
+/// is there (one system call where a reply has arrived).
 int ReadFull(int fd, char* buf, size_t n, Clock::time_point deadline, bool* timed_out,
              size_t* got_out = nullptr) {
   size_t got = 0;
   while (got < n) {
-    const int w = WaitFd(fd, POLLIN, deadline);
-    if (w == 0) {
-      if (timed_out) *timed_out = true;
-      return -1;
-    }
-    if (w < 0) return -1;
-    const ssize_t r = ::recv(fd, buf + got, n - got, 0);
+    const ssize_t r = ::recv(fd, buf + got, n - got, MSG_DONTWAIT);
     if (r == 0) return got == 0 ? 0 : -1;
     if (r < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return -1;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+      const int w = WaitFd(fd, POLLIN, deadline);
+      if (w == 0) {
+        if (timed_out) *timed_out = true;
+        return -1;
+      }
+      if (w < 0) return -1;
+      continue;
     }
     got += static_cast<size_t>(r);
     if (got_out) *got_out = got;
@@ -131,6 +135,77 @@ void SetNoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
+
+/// The method a client asks first: the reply is the server's in-process
+/// identity (8 bytes), which a client in the same process finds in the
+/// registry below. Not a valid protobuf method name, so it never reaches a
+/// handler.
+constexpr std::string_view kLocalMethod = "@local";
+
+}  // namespace
+
+/// A server's handler as callers in its own process reach it: on the
+/// caller's thread, without a socket. Stop waits for the calls running.
+struct FrameRpcLocalEndpoint {
+  explicit FrameRpcLocalEndpoint(FrameRpcHandler h) : handler(std::move(h)) {}
+
+  /// Enters a call; false once the server stopped.
+  bool Enter() {
+    std::lock_guard<std::mutex> g(mu);
+    if (stopped) return false;
+    ++running;
+    return true;
+  }
+  void Leave() {
+    std::lock_guard<std::mutex> g(mu);
+    if (--running == 0) cv.notify_all();
+  }
+  /// Refuses new calls and waits for those running (the handler's objects
+  /// must outlive them).
+  void Stop() {
+    std::unique_lock<std::mutex> l(mu);
+    stopped = true;
+    cv.wait(l, [&] { return running == 0; });
+  }
+
+  const FrameRpcHandler handler;
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;       // GUARDED_BY(mu)
+  bool stopped = false;  // GUARDED_BY(mu)
+};
+
+namespace {
+
+/// The servers of this process, by identity.
+struct LocalRegistry {
+  std::mutex mu;
+  std::unordered_map<uint64_t, std::shared_ptr<FrameRpcLocalEndpoint>> by_id;  // GUARDED_BY(mu)
+
+  static LocalRegistry& Get() {
+    static LocalRegistry* r = new LocalRegistry;  // never destroyed: used at exit
+    return *r;
+  }
+  uint64_t Add(std::shared_ptr<FrameRpcLocalEndpoint> e) {
+    static std::atomic<uint64_t> next{0};
+    // Unique within the process and unlikely in any other: a client that
+    // reaches another process's server never finds its identity here.
+    std::random_device rd;
+    const uint64_t id = (uint64_t{rd()} << 32 ^ rd() ^ (uint64_t(::getpid()) << 20)) + ++next;
+    std::lock_guard<std::mutex> g(mu);
+    by_id[id] = std::move(e);
+    return id;
+  }
+  void Remove(uint64_t id) {
+    std::lock_guard<std::mutex> g(mu);
+    by_id.erase(id);
+  }
+  std::shared_ptr<FrameRpcLocalEndpoint> Find(uint64_t id) {
+    std::lock_guard<std::mutex> g(mu);
+    auto it = by_id.find(id);
+    return it == by_id.end() ? nullptr : it->second;
+  }
+};
 
 }  // namespace
 
@@ -178,6 +253,8 @@ class FrameRpcServer::Impl {
     port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
                                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    local_ = std::make_shared<FrameRpcLocalEndpoint>(handler_);
+    local_id_ = LocalRegistry::Get().Add(local_);
     accept_thread_ = std::thread([this] { AcceptLoop(); });
     return Status::OK();
   }
@@ -186,6 +263,10 @@ class FrameRpcServer::Impl {
 
   void Shutdown() {
     if (stopping_.exchange(true)) return;
+    if (local_) {
+      LocalRegistry::Get().Remove(local_id_);
+      local_->Stop();
+    }
     if (wake_fd_ >= 0) {
       uint64_t one = 1;
       ssize_t ignored = ::write(wake_fd_, &one, sizeof(one));
@@ -367,10 +448,17 @@ class FrameRpcServer::Impl {
         const std::string_view method(in.data() + 1, name_len);
         const std::string_view request(in.data() + 1 + name_len, len - 1 - name_len);
         out.clear();
-        try {
-          r = handler_(method, request, &out);
-        } catch (const std::exception& e) {
-          r = {2, std::string("the server failed: ") + e.what()};
+        if (method == kLocalMethod) {
+          char id[8];
+          PutU32(id, static_cast<uint32_t>(local_id_ >> 32));
+          PutU32(id + 4, static_cast<uint32_t>(local_id_));
+          out.assign(id, sizeof(id));
+        } else {
+          try {
+            r = handler_(method, request, &out);
+          } catch (const std::exception& e) {
+            r = {2, std::string("the server failed: ") + e.what()};
+          }
         }
       }
       GiveBudget(taken);
@@ -390,6 +478,8 @@ class FrameRpcServer::Impl {
 
   const FrameRpcHandler handler_;
   const FrameRpcServerOptions options_;
+  std::shared_ptr<FrameRpcLocalEndpoint> local_;  // set by Listen
+  uint64_t local_id_ = 0;
   int listen_fd_ = -1;
   int wake_fd_ = -1;
   uint16_t port_ = 0;
@@ -561,6 +651,55 @@ StatusOr<FrameRpcResult> FrameRpcClient::Attempt(int fd, std::string_view method
   return r;
 }
 
+std::shared_ptr<FrameRpcLocalEndpoint> FrameRpcClient::FindLocal(Clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> g(local_mu_);
+    if (local_probed_) return local_;
+  }
+  int fd = TakeIdle();
+  if (fd < 0) {
+    Status err;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    fd = Connect(static_cast<int>(std::max<int64_t>(left.count(), 1)), &err);
+    if (fd < 0) return nullptr;  // the call itself reports it
+  }
+  std::string id;
+  bool any_reply = false;
+  auto r = Attempt(fd, kLocalMethod, {}, &id, deadline, &any_reply);
+  if (!r.ok()) return nullptr;  // asked again with the next call
+  std::shared_ptr<FrameRpcLocalEndpoint> found;
+  if (r->code == 0 && id.size() == 8) {
+    found = LocalRegistry::Get().Find(uint64_t{GetU32(id.data())} << 32 | GetU32(id.data() + 4));
+  }
+  // Any other answer (an older server's "no method"): another process.
+  std::lock_guard<std::mutex> g(local_mu_);
+  local_probed_ = true;
+  local_ = found;
+  return local_;
+}
+
+StatusOr<FrameRpcResult> FrameRpcClient::CallLocal(FrameRpcLocalEndpoint* local,
+                                                   std::string_view method,
+                                                   std::string_view request, std::string* reply,
+                                                   bool* sent) {
+  if (!local->Enter()) {
+    return Status::Unavailable("frame rpc: the in-process server of " + host_ + ":" +
+                               std::to_string(port_) + " stopped");
+  }
+  if (sent) *sent = true;
+  FrameRpcResult r;
+  std::string out;
+  try {
+    r = local->handler(method, request, &out);
+  } catch (const std::exception& e) {
+    r = {2, std::string("the server failed: ") + e.what()};
+  }
+  local->Leave();
+  if (r.code == 0) reply->swap(out);
+  return r;
+}
+
 StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, std::string_view request,
                                               std::string* reply, int timeout_ms, bool* sent,
                                               bool idempotent) {
@@ -568,6 +707,10 @@ StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, std::stri
   if (method.size() > 255) return Status::InvalidArgument("frame rpc: method name too long");
   if (request.size() > 0xFFFFFF00u) return Status::InvalidArgument("frame rpc: request too large");
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  if (options_.in_process) {
+    if (auto local = FindLocal(deadline))
+      return CallLocal(local.get(), method, request, reply, sent);
+  }
   for (int attempt = 0;; ++attempt) {
     int fd = TakeIdle();
     const bool reused = fd >= 0;

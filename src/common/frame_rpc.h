@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -97,7 +98,14 @@ struct FrameRpcClientOptions {
   int connect_timeout_ms = 1000;
   /// Largest reply accepted, bytes.
   uint32_t max_reply_bytes = 64u << 20;
+  /// A server in this same process (`needlefs server`: meta with the FUSE
+  /// mount, nfsd and the S3 gateway) is called directly on the caller's
+  /// thread: no socket, no context switch. The client asks the server for
+  /// its identity once, over the socket, to know. Default: true.
+  bool in_process = true;
 };
+
+struct FrameRpcLocalEndpoint;
 
 /// Calls a FrameRpcServer at host:port over pooled connections.
 class FrameRpcClient {
@@ -123,6 +131,11 @@ class FrameRpcClient {
                                 bool idempotent = false);
 
  private:
+  /// The in-process server this client reaches, or null (another process,
+  /// or it could not ask yet: asked again at the next call).
+  std::shared_ptr<FrameRpcLocalEndpoint> FindLocal(std::chrono::steady_clock::time_point deadline);
+  StatusOr<FrameRpcResult> CallLocal(FrameRpcLocalEndpoint* local, std::string_view method,
+                                     std::string_view request, std::string* reply, bool* sent);
   int Connect(int timeout_ms, Status* error);
   int TakeIdle();
   void PutIdle(int fd);
@@ -137,6 +150,9 @@ class FrameRpcClient {
   const FrameRpcClientOptions options_;
   struct Pool;
   std::unique_ptr<Pool> pool_;
+  std::mutex local_mu_;
+  bool local_probed_ = false;                     // GUARDED_BY(local_mu_)
+  std::shared_ptr<FrameRpcLocalEndpoint> local_;  // GUARDED_BY(local_mu_)
 };
 
 }  // namespace needlefs

@@ -29,6 +29,11 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!f.ok()) return FuseServer::ReplyErr(req, f.status());
   fi->fh = f->handle;
   fi->keep_cache = f->keep_cache;
+  // Changed since this client last opened it (or never opened here): the
+  // kernel's attributes may be older than meta's (another client's close
+  // within the attribute timeout), and it reads only up to their size.
+  // The next GETATTR is answered from what the open fetched.
+  if (!f->keep_cache) s->AttributesStale(ino);
   // An interrupted open gets no release: drop the handle now.
   if (fuse_reply_open(req, fi) != 0) s->fs().Release(f->handle);
 }

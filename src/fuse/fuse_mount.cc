@@ -196,6 +196,9 @@ Status FuseServer::Init() {
   // Listings answer lookups as long as the kernel keeps a dentry.
   fo.entry_ttl_ns = static_cast<int64_t>(options_.entry_timeout_s * 1e9);
   fo.follow_changes = options_.invalidate_from_changes;
+  // The kernel asks again after every write, close and rename of a file
+  // whose attributes it already had from our change.
+  fo.file_attr_ttl_ns = static_cast<int64_t>(options_.attr_timeout_s * 1e9);
   fo.file = options_.file;
   auto fs = FileSystem::Open(fo, this);
   if (!fs.ok()) return fs.status();
@@ -350,6 +353,14 @@ void FuseServer::InodeChanged(InodeId ino) {
   std::lock_guard<std::mutex> g(notify_mu_);
   if (!notify_) return;
   fuse_lowlevel_notify_inval_inode(se_, ToFuse(ino), 0, 0);
+  CountOp(kInvalInodeNote, t0);
+}
+
+void FuseServer::AttributesStale(fuse_ino_t ino) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> g(notify_mu_);
+  if (!notify_) return;
+  fuse_lowlevel_notify_inval_inode(se_, ino, -1, 0);
   CountOp(kInvalInodeNote, t0);
 }
 

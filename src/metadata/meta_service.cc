@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <prometheus/counter.h>
+#include <prometheus/histogram.h>
 
 #include <algorithm>
 #include <atomic>
@@ -766,7 +767,37 @@ class Service final : public ServiceBase {
     if (it == kMethods.end()) {
       return {grpc::StatusCode::UNIMPLEMENTED, "no method " + std::string(method)};
     }
-    return it->second(this, in, out);
+    // Per method: calls by code and latency, made once for every method.
+    struct Meter {
+      prometheus::Counter* ok;
+      prometheus::Counter* failed;
+      prometheus::Histogram* seconds;
+    };
+    static const std::unordered_map<std::string_view, Meter> kMeters = [] {
+      std::unordered_map<std::string_view, Meter> m;
+      std::vector<double> buckets{0.00001, 0.000025, 0.00005};
+      for (double b : Metrics::LatencyBuckets()) buckets.push_back(b);
+      for (const auto& [name, handler] : kMethods) {
+        const std::string n(name);
+        m[name] = {&Metrics::Global().Counter("needlefs_meta_frame_requests_total",
+                                              "Calls served on the frame RPC port",
+                                              {{"method", n}, {"result", "ok"}}),
+                   &Metrics::Global().Counter("needlefs_meta_frame_requests_total",
+                                              "Calls served on the frame RPC port",
+                                              {{"method", n}, {"result", "error"}}),
+                   &Metrics::Global().Histogram("needlefs_meta_frame_request_seconds",
+                                                "Time to serve a frame RPC call, seconds",
+                                                {{"method", n}}, buckets)};
+      }
+      return m;
+    }();
+    const auto start = std::chrono::steady_clock::now();
+    FrameRpcResult r = it->second(this, in, out);
+    const Meter& meter = kMeters.at(method);
+    (r.code == 0 ? meter.ok : meter.failed)->Increment();
+    meter.seconds->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return r;
   }
 
   template <typename Req, typename Resp, typename Fn>

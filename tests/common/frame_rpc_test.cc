@@ -1,5 +1,6 @@
 // FrameRpcServer and FrameRpcClient over real loopback sockets: calls,
-// errors, malformed and hostile frames, timeouts, restarts, concurrency.
+// errors, malformed and hostile frames, timeouts, restarts, concurrency;
+// and the in-process path to a server of the same process.
 #include "common/frame_rpc.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -20,7 +22,8 @@ namespace {
 
 /// "echo" returns its request, "fail" fails with code 5 and message
 /// "nope", "sleep" sleeps for the milliseconds in its request, "big"
-/// returns as many bytes as its request says; anything else is code 12.
+/// returns as many bytes as its request says, "thread" the hash of the
+/// thread it runs on; anything else is code 12.
 FrameRpcResult TestHandler(std::string_view method, std::string_view in, std::string* out) {
   if (method == "echo") {
     *out = in;
@@ -33,6 +36,10 @@ FrameRpcResult TestHandler(std::string_view method, std::string_view in, std::st
     return {};
   }
   if (method == "throw") throw std::runtime_error("handler bug");
+  if (method == "thread") {
+    *out = std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+    return {};
+  }
   if (method == "big") {
     out->assign(std::stoul(std::string(in)), 'b');
     return {};
@@ -44,6 +51,14 @@ std::unique_ptr<FrameRpcServer> StartServer(uint16_t port = 0, FrameRpcServerOpt
   auto s = FrameRpcServer::Start("127.0.0.1", port, TestHandler, o);
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? std::move(s).value() : nullptr;
+}
+
+/// A client that always uses the socket, even to a server in this process
+/// (every test but the in-process ones is about the wire).
+FrameRpcClientOptions Socket() {
+  FrameRpcClientOptions o;
+  o.in_process = false;
+  return o;
 }
 
 /// A raw connection to the server, for frames no client would send.
@@ -66,10 +81,21 @@ bool ClosedByServer(int fd) {
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
+void CheckCalls(bool in_process);
+
 TEST(FrameRpcTest, CallsReturnRepliesAndErrors) {
+  for (bool in_process : {false, true}) {
+    SCOPED_TRACE(in_process ? "in process" : "over the socket");
+    CheckCalls(in_process);
+  }
+}
+
+void CheckCalls(bool in_process) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClientOptions o;
+  o.in_process = in_process;
+  FrameRpcClient client("127.0.0.1", server->port(), o);
   std::string reply;
   auto r = client.Call("echo", std::string("hello\0world", 11), &reply, 5000);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -97,7 +123,7 @@ TEST(FrameRpcTest, CallsReturnRepliesAndErrors) {
 TEST(FrameRpcTest, ManyThreadsEachGetTheirOwnReply) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClient client("127.0.0.1", server->port(), Socket());
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
@@ -117,7 +143,7 @@ TEST(FrameRpcTest, ManyThreadsEachGetTheirOwnReply) {
 TEST(FrameRpcTest, NoReplyInTimeIsDeadlineExceededAndTheNextCallWorks) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClient client("127.0.0.1", server->port(), Socket());
   std::string reply;
   bool sent = false;
   auto r = client.Call("sleep", "500", &reply, 100, &sent);
@@ -136,7 +162,7 @@ TEST(FrameRpcTest, NoServerIsUnavailableAndNothingWasSent) {
     ASSERT_NE(server, nullptr);
     port = server->port();
   }
-  FrameRpcClient client("127.0.0.1", port);
+  FrameRpcClient client("127.0.0.1", port, Socket());
   std::string reply;
   bool sent = true;
   auto r = client.Call("echo", "x", &reply, 2000, &sent);
@@ -148,7 +174,7 @@ TEST(FrameRpcTest, APooledConnectionToARestartedServerIsDroppedNotUsed) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
   const uint16_t port = server->port();
-  FrameRpcClient client("127.0.0.1", port);
+  FrameRpcClient client("127.0.0.1", port, Socket());
   std::string reply;
   ASSERT_TRUE(client.Call("echo", "one", &reply, 5000).ok());  // pooled now
   server.reset();
@@ -188,7 +214,7 @@ TEST(FrameRpcTest, HostileFramesCloseTheirConnectionAndHurtNoOne) {
   ASSERT_EQ(write(fd, cut, sizeof(cut)), static_cast<ssize_t>(sizeof(cut)));
   close(fd);
   // The server still answers everyone else.
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClient client("127.0.0.1", server->port(), Socket());
   std::string reply;
   auto r = client.Call("echo", "still here", &reply, 5000);
   ASSERT_TRUE(r.ok());
@@ -198,7 +224,7 @@ TEST(FrameRpcTest, HostileFramesCloseTheirConnectionAndHurtNoOne) {
 TEST(FrameRpcTest, AThrowingHandlerFailsItsCallNotTheServer) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClient client("127.0.0.1", server->port(), Socket());
   std::string reply;
   auto r = client.Call("throw", "", &reply, 5000);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -214,10 +240,10 @@ TEST(FrameRpcTest, AtTheConnectionLimitACallIsRefusedUnreadAndSaysSo) {
   o.max_connections = 1;
   auto server = StartServer(0, o);
   ASSERT_NE(server, nullptr);
-  FrameRpcClient first("127.0.0.1", server->port());
+  FrameRpcClient first("127.0.0.1", server->port(), Socket());
   std::string reply;
   ASSERT_TRUE(first.Call("echo", "x", &reply, 5000).ok());  // holds the one connection
-  FrameRpcClient second("127.0.0.1", server->port());
+  FrameRpcClient second("127.0.0.1", server->port(), Socket());
   bool sent = true;
   auto r = second.Call("echo", "y", &reply, 5000, &sent);
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
@@ -227,7 +253,7 @@ TEST(FrameRpcTest, AtTheConnectionLimitACallIsRefusedUnreadAndSaysSo) {
 TEST(FrameRpcTest, ShutdownLetsACallInAHandlerSendItsReply) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClient client("127.0.0.1", server->port(), Socket());
   StatusOr<FrameRpcResult> r = Status::Internal("not run");
   std::string reply;
   std::thread caller([&] { r = client.Call("sleep", "300", &reply, 5000); });
@@ -255,7 +281,7 @@ TEST(FrameRpcTest, SlowLargeRequestsDoNotHoldUpSmallCalls) {
     (void)!write(fd, part.data(), part.size());
     fds.push_back(fd);
   }
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClient client("127.0.0.1", server->port(), Socket());
   std::string reply;
   const auto t0 = std::chrono::steady_clock::now();
   auto r = client.Call("echo", "small", &reply, 5000);
@@ -268,13 +294,123 @@ TEST(FrameRpcTest, SlowLargeRequestsDoNotHoldUpSmallCalls) {
 TEST(FrameRpcTest, ShutdownEndsIdleConnectionsPromptly) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  FrameRpcClient client("127.0.0.1", server->port());
+  FrameRpcClient client("127.0.0.1", server->port(), Socket());
   std::string reply;
   ASSERT_TRUE(client.Call("echo", "x", &reply, 5000).ok());
   const auto t0 = std::chrono::steady_clock::now();
   server->Shutdown();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
   EXPECT_FALSE(client.Call("echo", "x", &reply, 2000).ok());
+}
+
+std::string ThisThread() {
+  return std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+}
+
+TEST(FrameRpcTest, AServerInThisProcessRunsCallsOnTheCallersThread) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  FrameRpcClient local("127.0.0.1", server->port());
+  FrameRpcClient remote("127.0.0.1", server->port(), Socket());
+  std::string reply;
+  for (int i = 0; i < 3; ++i) {
+    auto r = local.Call("thread", "", &reply, 5000);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(reply, ThisThread());
+  }
+  ASSERT_TRUE(remote.Call("thread", "", &reply, 5000).ok());
+  EXPECT_NE(reply, ThisThread()) << "over the socket, the server's thread runs it";
+  // An exception in the handler fails the call, as over the socket.
+  auto r = local.Call("throw", "", &reply, 5000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->code, 2);
+  EXPECT_NE(r->message.find("handler bug"), std::string::npos);
+}
+
+TEST(FrameRpcTest, AServerThatDoesNotKnowTheProbeIsCalledOverTheSocket) {
+  // A server of another process (or an older one): a raw socket server
+  // that answers the probe with an identity this process never gave out,
+  // then echoes. Every call must reach it over the socket.
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(lfd, 4), 0);
+  socklen_t len = sizeof(a);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::atomic<int> served{0};
+  std::thread fake([&] {
+    int fd = accept(lfd, nullptr, nullptr);
+    auto read_n = [&](char* p, size_t n) {
+      size_t got = 0;
+      while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r <= 0) return false;
+        got += r;
+      }
+      return true;
+    };
+    for (;;) {
+      unsigned char h[4];
+      if (!read_n(reinterpret_cast<char*>(h), 4)) break;
+      std::string body((size_t{h[0]} << 24) | (h[1] << 16) | (h[2] << 8) | h[3], '\0');
+      if (!read_n(body.data(), body.size())) break;
+      const size_t name = static_cast<unsigned char>(body[0]);
+      std::string out = body.substr(1 + name);
+      if (body.substr(1, name) == "@local") out = "\x01\x02\x03\x04\x05\x06\x07\x08";
+      ++served;
+      const uint32_t n = 4 + out.size();
+      unsigned char rh[8] = {static_cast<unsigned char>(n >> 24),
+                             static_cast<unsigned char>(n >> 16),
+                             static_cast<unsigned char>(n >> 8),
+                             static_cast<unsigned char>(n),
+                             0,
+                             0,
+                             0,
+                             0};
+      std::string reply(reinterpret_cast<char*>(rh), 8);
+      reply += out;
+      if (write(fd, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size())) break;
+    }
+    close(fd);
+  });
+  {
+    FrameRpcClient client("127.0.0.1", ntohs(a.sin_port));
+    std::string reply;
+    for (int i = 0; i < 2; ++i) {
+      auto r = client.Call("echo", "over the wire", &reply, 5000);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(reply, "over the wire");
+    }
+  }  // closes the connection: the fake ends
+  fake.join();
+  close(lfd);
+  EXPECT_EQ(served.load(), 3) << "the probe and both calls went over the socket";
+}
+
+TEST(FrameRpcTest, ShutdownWaitsForInProcessCallsAndRefusesNewOnes) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  FrameRpcClient client("127.0.0.1", server->port());
+  std::string reply;
+  ASSERT_TRUE(client.Call("echo", "x", &reply, 5000).ok());
+  StatusOr<FrameRpcResult> r = Status::Internal("not run");
+  std::string slow_reply;
+  std::thread caller([&] { r = client.Call("sleep", "300", &slow_reply, 5000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto t0 = std::chrono::steady_clock::now();
+  server->Shutdown();
+  // The handler's objects may go right after Shutdown: it returned only
+  // once the call running in it was done.
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
+  caller.join();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(slow_reply, "slept");
+  bool sent = true;
+  auto after = client.Call("echo", "x", &reply, 2000, &sent);
+  EXPECT_EQ(after.status().code(), StatusCode::kUnavailable) << after.status().ToString();
+  EXPECT_FALSE(sent) << "a call the stopped server never ran must say so";
 }
 
 }  // namespace

@@ -489,6 +489,61 @@ TEST_F(FuseTest, NegativeEntriesAreCachedAndDroppedWhenAnotherMountCreatesTheNam
   EXPECT_LT(lookups, 50);
 }
 
+// The attributes a mount's own close or chmod returned answer the kernel's
+// next GETATTR without meta (rsync stats every file it closed), but never
+// hide another mount's change: dropped by the change stream, and an open
+// asks meta (close-to-open).
+TEST_F(FuseTest, OwnAttributesAnswerGetattrAndGiveWayToAnotherMountsChange) {
+  const std::string mnt2 = tmp_->path() + "/mnt-kept";
+  auto second = StartMount(mnt2, {"-o", "entry_timeout=60,attr_timeout=60"});
+  ASSERT_TRUE(second != nullptr);
+  const std::string there = mnt2 + "/" + name_ + "/kept", here = work_ + "/kept";
+  auto meta_getattrs = [&] {
+    auto r = HttpClient("127.0.0.1", meta_.http_port).Request("GET", "/metrics");
+    if (!r.ok()) return -1.0;
+    const std::string name =
+        "needlefs_meta_frame_requests_total{method=\"GetAttr\",result=\"ok\"} ";
+    const size_t at = r->body.find("\n" + name);
+    return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + 1 + name.size()));
+  };
+  struct stat st;
+  {
+    std::ofstream(there) << "12345";
+  }
+  ASSERT_EQ(::stat(there.c_str(), &st), 0);
+  const double before = meta_getattrs();
+  ASSERT_GE(before, 0);
+  constexpr int kRounds = 20;
+  for (int i = 0; i < kRounds; ++i) {
+    // A write drops the kernel's attributes: the stat after the close asks
+    // the mount, which has them from its own commit.
+    { std::ofstream(there, std::ios::app) << "x"; }
+    ASSERT_EQ(::stat(there.c_str(), &st), 0);
+    ASSERT_EQ(st.st_size, 6 + i);
+    ASSERT_EQ(::chmod(there.c_str(), i % 2 ? 0600 : 0640), 0);
+    ASSERT_EQ(::stat(there.c_str(), &st), 0);
+    ASSERT_EQ(st.st_mode & 07777, i % 2 ? 0600u : 0640u);
+  }
+  // Each append opens the file (close-to-open asks meta once); the stats
+  // after the closes and chmods do not.
+  EXPECT_LE(meta_getattrs() - before, kRounds + 3) << "GETATTRs after own changes went to meta";
+  // Another mount's append: the second mount sees it once the change
+  // stream tells it, although the kernel and the mount were told to keep
+  // attributes for 60 s.
+  { std::ofstream(here, std::ios::app) << "from the other mount"; }
+  const off_t size = 6 + kRounds - 1 + 20;
+  EXPECT_TRUE(
+      Eventually([&] { return ::stat(there.c_str(), &st) == 0 && st.st_size == size; }, 5000))
+      << "kept attributes hid another mount's change: size " << st.st_size;
+  ASSERT_EQ(::chmod(here.c_str(), 0604), 0);
+  EXPECT_TRUE(Eventually(
+      [&] { return ::stat(there.c_str(), &st) == 0 && (st.st_mode & 07777) == 0604; }, 5000));
+  // Close-to-open: after the other mount's close, an open here reads it all.
+  { std::ofstream(here, std::ios::app) << "+more"; }
+  EXPECT_EQ(Slurp(there).size(), static_cast<size_t>(size + 5));
+  StopMount(std::move(second), mnt2);
+}
+
 // Files closed after one small write keep their bytes in meta (an inline
 // chunk: one round trip to write, none to the volume server to read); bigger
 // ones get blobs. Both read back the same through a cold mount, through

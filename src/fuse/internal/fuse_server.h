@@ -73,6 +73,11 @@ class FuseServer : public FileSystemListener {
   void ReplyLookup(fuse_req_t req, const StatusOr<InodeAttr>& a) const;
   void ReplyAttr(fuse_req_t req, const StatusOr<InodeAttr>& a) const;
 
+  /// Drops the kernel's cached attributes of `ino` (not its pages): an
+  /// open found the file changed, and the kernel must not read up to an
+  /// old size (close-to-open). Called before the open's reply.
+  void AttributesStale(fuse_ino_t ino);
+
   // FileSystemListener: others' changes, passed to the kernel's caches.
   void InodeChanged(InodeId ino) override;
   void EntryChanged(InodeId parent, const std::string& name, InodeId ino) override;
