@@ -222,7 +222,7 @@ class FileClient::Impl {
     return it == open_.end() ? nullptr : it->second;
   }
 
-  void Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks, bool for_reading) {
+  void Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks) {
     std::shared_ptr<OpenInode> s;
     {
       std::lock_guard<std::mutex> g(map_mu_);
@@ -239,9 +239,6 @@ class FileClient::Impl {
       // Close-to-open: see what others committed (the list fetched with
       // `attr`, or a fresh one at the first read).
       s->chunks = std::move(chunks);
-      // The first read then finds its blob in flight or cached: the fetch
-      // overlaps the open's reply and the kernel's read request.
-      if (for_reading) Prefetch(s, 0);
     }
   }
 
@@ -811,9 +808,8 @@ class FileClient::Impl {
 FileClient::FileClient(MetaClient* meta, BlobClient* blobs, FileClientOptions options)
     : impl_(std::make_unique<Impl>(meta, blobs, std::move(options))) {}
 FileClient::~FileClient() = default;
-void FileClient::Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks,
-                      bool for_reading) {
-  impl_->Open(attr, std::move(chunks), for_reading);
+void FileClient::Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks) {
+  impl_->Open(attr, std::move(chunks));
 }
 void FileClient::Release(InodeId ino) { impl_->Release(ino); }
 Status FileClient::Write(InodeId ino, uint64_t offset, std::string_view data) {

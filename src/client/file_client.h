@@ -104,12 +104,10 @@ class FileClient {
   /// sets up its buffers with meta's `attr.size`; later ones share them (and
   /// refresh the size when nothing is buffered). `chunks`, when given, is
   /// the file's whole visible chunk list fetched with `attr` (GetAttrWithChunks):
-  /// reads then need no ReadChunks call. `for_reading` (the file was opened
-  /// for reading, so a read from offset 0 is likely): with `chunks`, the
-  /// first readahead_chunks chunks are fetched in the background at once.
-  /// Pair every Open with a Release.
-  void Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks = std::nullopt,
-            bool for_reading = false);
+  /// reads then need no ReadChunks call. Nothing is fetched before the
+  /// first read (an open is often no read: rsync reopens every file it
+  /// wrote to chmod it). Pair every Open with a Release.
+  void Open(const InodeAttr& attr, std::optional<std::vector<Chunk>> chunks = std::nullopt);
   /// Drops one Open of `ino`; the last one frees its buffers. Call Flush
   /// before when the data must be committed (Release does not upload).
   void Release(InodeId ino);

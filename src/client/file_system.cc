@@ -717,7 +717,7 @@ class FileSystem::Impl {
   /// Sets up I/O on regular file `a` and records a handle for it.
   OpenedFile NewHandle(const InodeAttr& a, bool readable, bool writable, bool track_cache,
                        std::optional<std::vector<Chunk>> chunks = std::nullopt) {
-    files_->Open(a, std::move(chunks), readable);
+    files_->Open(a, std::move(chunks));
     OpenedFile out;
     out.attr = WithPending(a);
     std::lock_guard<std::mutex> g(open_mu_);
@@ -1101,7 +1101,7 @@ class FileSystem::Impl {
     const uint64_t piece = std::max<uint64_t>(options_.file.chunk_size, 64 << 10);
     // Open for the stream, so the file client sees a sequential reader and
     // fetches the next chunks while `sink` sends this one.
-    files_->Open(*a, std::nullopt, /*for_reading=*/true);
+    files_->Open(*a);
     Status st;
     for (;;) {
       auto data = files_->Read(ino, offset, piece);
@@ -1239,6 +1239,14 @@ class FileSystem::Impl {
           ForgetInode(e.ino);
           if (listener_) listener_->InodeChanged(e.ino);
         } else if (!IsOwnEntry(e)) {
+          // Another client's rename, link or unlink changed the inode's
+          // ctime or nlink (a replaced one may be gone), and meta sends no
+          // attribute event for that.
+          if (e.ino.value != 0) {
+            ForgetFileAttr(e.ino);
+          } else {
+            ForgetAllFileAttrs();
+          }
           dirs_->InvalidateDir(e.parent);
           dirs_->InvalidateInode(e.ino);
           InvalidateImplicit(e.ino);

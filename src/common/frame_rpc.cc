@@ -19,7 +19,6 @@
 #include <cstring>
 #include <list>
 #include <mutex>
-#include <random>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -136,10 +135,12 @@ void SetNoDelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/// The method a client asks first: the reply is the server's in-process
-/// identity (8 bytes), which a client in the same process finds in the
-/// registry below. Not a valid protobuf method name, so it never reaches a
-/// handler.
+/// The method a client sends first, with an 8-byte ticket it put in this
+/// process's registry: a server of this same process claims the ticket
+/// with its endpoint (answered by the transport, never by a handler). A
+/// server of another process claims it in its own registry, where no
+/// client waits: the client finds its ticket unclaimed and uses the
+/// socket. Nothing about a server can be learnt or replayed through it.
 constexpr std::string_view kLocalMethod = "@local";
 
 }  // namespace
@@ -177,33 +178,39 @@ struct FrameRpcLocalEndpoint {
 
 namespace {
 
-/// The servers of this process, by identity.
+/// The in-process handshake's tickets: issued by clients, claimed by the
+/// servers of this process that receive them.
 struct LocalRegistry {
   std::mutex mu;
-  std::unordered_map<uint64_t, std::shared_ptr<FrameRpcLocalEndpoint>> by_id;  // GUARDED_BY(mu)
+  std::unordered_map<uint64_t, std::shared_ptr<FrameRpcLocalEndpoint>> tickets;  // GUARDED_BY(mu)
+  uint64_t next = 0;                                                             // GUARDED_BY(mu)
 
   static LocalRegistry& Get() {
     static LocalRegistry* r = new LocalRegistry;  // never destroyed: used at exit
     return *r;
   }
-  uint64_t Add(std::shared_ptr<FrameRpcLocalEndpoint> e) {
-    static std::atomic<uint64_t> next{0};
-    // Unique within the process and unlikely in any other: a client that
-    // reaches another process's server never finds its identity here.
-    std::random_device rd;
-    const uint64_t id = (uint64_t{rd()} << 32 ^ rd() ^ (uint64_t(::getpid()) << 20)) + ++next;
+  /// A new ticket, unclaimed.
+  uint64_t Issue() {
     std::lock_guard<std::mutex> g(mu);
-    by_id[id] = std::move(e);
-    return id;
+    const uint64_t t = ++next;
+    tickets[t] = nullptr;
+    return t;
   }
-  void Remove(uint64_t id) {
+  /// A server of this process received `ticket`: it names `e`. A ticket
+  /// this process did not issue (or issued to another call) is ignored.
+  void Claim(uint64_t ticket, const std::shared_ptr<FrameRpcLocalEndpoint>& e) {
     std::lock_guard<std::mutex> g(mu);
-    by_id.erase(id);
+    auto it = tickets.find(ticket);
+    if (it != tickets.end() && !it->second) it->second = e;
   }
-  std::shared_ptr<FrameRpcLocalEndpoint> Find(uint64_t id) {
+  /// The endpoint that claimed `ticket` (null: none), and the ticket gone.
+  std::shared_ptr<FrameRpcLocalEndpoint> Redeem(uint64_t ticket) {
     std::lock_guard<std::mutex> g(mu);
-    auto it = by_id.find(id);
-    return it == by_id.end() ? nullptr : it->second;
+    auto it = tickets.find(ticket);
+    if (it == tickets.end()) return nullptr;
+    auto e = std::move(it->second);
+    tickets.erase(it);
+    return e;
   }
 };
 
@@ -254,7 +261,6 @@ class FrameRpcServer::Impl {
                                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     local_ = std::make_shared<FrameRpcLocalEndpoint>(handler_);
-    local_id_ = LocalRegistry::Get().Add(local_);
     accept_thread_ = std::thread([this] { AcceptLoop(); });
     return Status::OK();
   }
@@ -263,10 +269,7 @@ class FrameRpcServer::Impl {
 
   void Shutdown() {
     if (stopping_.exchange(true)) return;
-    if (local_) {
-      LocalRegistry::Get().Remove(local_id_);
-      local_->Stop();
-    }
+    if (local_) local_->Stop();
     if (wake_fd_ >= 0) {
       uint64_t one = 1;
       ssize_t ignored = ::write(wake_fd_, &one, sizeof(one));
@@ -449,10 +452,10 @@ class FrameRpcServer::Impl {
         const std::string_view request(in.data() + 1 + name_len, len - 1 - name_len);
         out.clear();
         if (method == kLocalMethod) {
-          char id[8];
-          PutU32(id, static_cast<uint32_t>(local_id_ >> 32));
-          PutU32(id + 4, static_cast<uint32_t>(local_id_));
-          out.assign(id, sizeof(id));
+          if (request.size() == 8) {
+            LocalRegistry::Get().Claim(
+                uint64_t{GetU32(request.data())} << 32 | GetU32(request.data() + 4), local_);
+          }
         } else {
           try {
             r = handler_(method, request, &out);
@@ -479,7 +482,6 @@ class FrameRpcServer::Impl {
   const FrameRpcHandler handler_;
   const FrameRpcServerOptions options_;
   std::shared_ptr<FrameRpcLocalEndpoint> local_;  // set by Listen
-  uint64_t local_id_ = 0;
   int listen_fd_ = -1;
   int wake_fd_ = -1;
   uint16_t port_ = 0;
@@ -651,10 +653,14 @@ StatusOr<FrameRpcResult> FrameRpcClient::Attempt(int fd, std::string_view method
   return r;
 }
 
-std::shared_ptr<FrameRpcLocalEndpoint> FrameRpcClient::FindLocal(Clock::time_point deadline) {
+Status FrameRpcClient::FindLocal(Clock::time_point deadline,
+                                 std::shared_ptr<FrameRpcLocalEndpoint>* local) {
   {
     std::lock_guard<std::mutex> g(local_mu_);
-    if (local_probed_) return local_;
+    if (local_probed_) {
+      *local = local_;
+      return Status::OK();
+    }
   }
   int fd = TakeIdle();
   if (fd < 0) {
@@ -662,21 +668,28 @@ std::shared_ptr<FrameRpcLocalEndpoint> FrameRpcClient::FindLocal(Clock::time_poi
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     fd = Connect(static_cast<int>(std::max<int64_t>(left.count(), 1)), &err);
-    if (fd < 0) return nullptr;  // the call itself reports it
+    if (fd < 0) return err;  // the call fails as it would have: nothing sent
   }
-  std::string id;
+  const uint64_t ticket = LocalRegistry::Get().Issue();
+  char t[8];
+  PutU32(t, static_cast<uint32_t>(ticket >> 32));
+  PutU32(t + 4, static_cast<uint32_t>(ticket));
+  std::string ignored;
   bool any_reply = false;
-  auto r = Attempt(fd, kLocalMethod, {}, &id, deadline, &any_reply);
-  if (!r.ok()) return nullptr;  // asked again with the next call
-  std::shared_ptr<FrameRpcLocalEndpoint> found;
-  if (r->code == 0 && id.size() == 8) {
-    found = LocalRegistry::Get().Find(uint64_t{GetU32(id.data())} << 32 | GetU32(id.data() + 4));
-  }
-  // Any other answer (an older server's "no method"): another process.
+  auto r =
+      Attempt(fd, kLocalMethod, std::string_view(t, sizeof(t)), &ignored, deadline, &any_reply);
+  std::shared_ptr<FrameRpcLocalEndpoint> found = LocalRegistry::Get().Redeem(ticket);
+  if (!r.ok()) return r.status();
+  // A server that refused the probe unread (its connection limit) may
+  // still be ours: ask again with the next call.
+  if (r->code == kFrameRpcNotRun) return Status::OK();
+  // Answered: a server of this process claimed the ticket, or it is
+  // another process's (an older one says "no method").
   std::lock_guard<std::mutex> g(local_mu_);
   local_probed_ = true;
   local_ = found;
-  return local_;
+  *local = local_;
+  return Status::OK();
 }
 
 StatusOr<FrameRpcResult> FrameRpcClient::CallLocal(FrameRpcLocalEndpoint* local,
@@ -684,9 +697,17 @@ StatusOr<FrameRpcResult> FrameRpcClient::CallLocal(FrameRpcLocalEndpoint* local,
                                                    std::string_view request, std::string* reply,
                                                    bool* sent) {
   if (!local->Enter()) {
+    // That server stopped: the next call asks whoever listens now.
+    std::lock_guard<std::mutex> g(local_mu_);
+    local_probed_ = false;
+    local_.reset();
     return Status::Unavailable("frame rpc: the in-process server of " + host_ + ":" +
                                std::to_string(port_) + " stopped");
   }
+  struct Leave {
+    FrameRpcLocalEndpoint* e;
+    ~Leave() { e->Leave(); }
+  } leave{local};
   if (sent) *sent = true;
   FrameRpcResult r;
   std::string out;
@@ -694,8 +715,9 @@ StatusOr<FrameRpcResult> FrameRpcClient::CallLocal(FrameRpcLocalEndpoint* local,
     r = local->handler(method, request, &out);
   } catch (const std::exception& e) {
     r = {2, std::string("the server failed: ") + e.what()};
+  } catch (...) {
+    r = {2, "the server failed"};
   }
-  local->Leave();
   if (r.code == 0) reply->swap(out);
   return r;
 }
@@ -708,8 +730,9 @@ StatusOr<FrameRpcResult> FrameRpcClient::Call(std::string_view method, std::stri
   if (request.size() > 0xFFFFFF00u) return Status::InvalidArgument("frame rpc: request too large");
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   if (options_.in_process) {
-    if (auto local = FindLocal(deadline))
-      return CallLocal(local.get(), method, request, reply, sent);
+    std::shared_ptr<FrameRpcLocalEndpoint> local;
+    NEEDLEFS_RETURN_IF_ERROR(FindLocal(deadline, &local));
+    if (local) return CallLocal(local.get(), method, request, reply, sent);
   }
   for (int attempt = 0;; ++attempt) {
     int fd = TakeIdle();

@@ -100,8 +100,11 @@ struct FrameRpcClientOptions {
   uint32_t max_reply_bytes = 64u << 20;
   /// A server in this same process (`needlefs server`: meta with the FUSE
   /// mount, nfsd and the S3 gateway) is called directly on the caller's
-  /// thread: no socket, no context switch. The client asks the server for
-  /// its identity once, over the socket, to know. Default: true.
+  /// thread: no socket, no context switch. The client learns it once, over
+  /// the socket (a ticket of this process that only a server of this
+  /// process can claim). Such calls have no deadline (the handler runs
+  /// until it returns, as the server's own thread would) and no size caps
+  /// (the bytes never leave the process). Default: true.
   bool in_process = true;
 };
 
@@ -125,15 +128,20 @@ class FrameRpcClient {
   /// no connection could be made or the server refused it unread
   /// (kFrameRpcNotRun). With `idempotent`, a call whose reused connection
   /// turned out closed before any reply byte is sent once more on a new
-  /// connection.
+  /// connection. To a server of this process (in_process), the handler runs
+  /// on this thread without a deadline; a stopped one gives kUnavailable,
+  /// unsent.
   StatusOr<FrameRpcResult> Call(std::string_view method, std::string_view request,
                                 std::string* reply, int timeout_ms, bool* sent = nullptr,
                                 bool idempotent = false);
 
  private:
-  /// The in-process server this client reaches, or null (another process,
-  /// or it could not ask yet: asked again at the next call).
-  std::shared_ptr<FrameRpcLocalEndpoint> FindLocal(std::chrono::steady_clock::time_point deadline);
+  /// Sets `*local` to the in-process server this client reaches, or null
+  /// (another process, or a refused probe: asked again with the next
+  /// call). An error (cannot connect, no answer): the call fails with it,
+  /// unsent.
+  Status FindLocal(std::chrono::steady_clock::time_point deadline,
+                   std::shared_ptr<FrameRpcLocalEndpoint>* local);
   StatusOr<FrameRpcResult> CallLocal(FrameRpcLocalEndpoint* local, std::string_view method,
                                      std::string_view request, std::string* reply, bool* sent);
   int Connect(int timeout_ms, Status* error);

@@ -227,7 +227,7 @@ Status FuseServer::MountKernel() {
                             "directory not already a mount?)");
   }
   {
-    std::lock_guard<std::mutex> g(notify_mu_);
+    std::unique_lock<std::shared_mutex> g(notify_mu_);
     se_ = se;
     notify_ = true;
   }
@@ -262,7 +262,7 @@ void FuseServer::Stop() {
 
 void FuseServer::Unmount() {
   {
-    std::lock_guard<std::mutex> g(notify_mu_);
+    std::unique_lock<std::shared_mutex> g(notify_mu_);
     notify_ = false;
   }
   std::lock_guard<std::mutex> g(unmount_mu_);
@@ -350,7 +350,7 @@ void FuseServer::ReplyAttr(fuse_req_t req, const StatusOr<InodeAttr>& a) const {
 
 void FuseServer::InodeChanged(InodeId ino) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> g(notify_mu_);
+  std::shared_lock<std::shared_mutex> g(notify_mu_);
   if (!notify_) return;
   fuse_lowlevel_notify_inval_inode(se_, ToFuse(ino), 0, 0);
   CountOp(kInvalInodeNote, t0);
@@ -358,14 +358,14 @@ void FuseServer::InodeChanged(InodeId ino) {
 
 void FuseServer::AttributesStale(fuse_ino_t ino) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> g(notify_mu_);
+  std::shared_lock<std::shared_mutex> g(notify_mu_);
   if (!notify_) return;
   fuse_lowlevel_notify_inval_inode(se_, ino, -1, 0);
   CountOp(kInvalInodeNote, t0);
 }
 
 void FuseServer::EntryChanged(InodeId parent, const std::string& name, InodeId ino) {
-  std::lock_guard<std::mutex> g(notify_mu_);
+  std::shared_lock<std::shared_mutex> g(notify_mu_);
   if (!notify_) return;
   const auto t0 = std::chrono::steady_clock::now();
   fuse_lowlevel_notify_inval_entry(se_, ToFuse(parent), name.data(), name.size());

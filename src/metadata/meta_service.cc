@@ -779,15 +779,18 @@ class Service final : public ServiceBase {
       for (double b : Metrics::LatencyBuckets()) buckets.push_back(b);
       for (const auto& [name, handler] : kMethods) {
         const std::string n(name);
-        m[name] = {&Metrics::Global().Counter("needlefs_meta_frame_requests_total",
-                                              "Calls served on the frame RPC port",
-                                              {{"method", n}, {"result", "ok"}}),
-                   &Metrics::Global().Counter("needlefs_meta_frame_requests_total",
-                                              "Calls served on the frame RPC port",
-                                              {{"method", n}, {"result", "error"}}),
-                   &Metrics::Global().Histogram("needlefs_meta_frame_request_seconds",
-                                                "Time to serve a frame RPC call, seconds",
-                                                {{"method", n}}, buckets)};
+        m[name] = {&Metrics::Global().Counter(
+                       "needlefs_meta_frame_requests_total",
+                       "Calls served through the frame RPC (its port, or in-process)",
+                       {{"method", n}, {"result", "ok"}}),
+                   &Metrics::Global().Counter(
+                       "needlefs_meta_frame_requests_total",
+                       "Calls served through the frame RPC (its port, or in-process)",
+                       {{"method", n}, {"result", "error"}}),
+                   &Metrics::Global().Histogram(
+                       "needlefs_meta_frame_request_seconds",
+                       "Time to serve a frame RPC call (its port, or in-process), seconds",
+                       {{"method", n}}, buckets)};
       }
       return m;
     }();

@@ -329,8 +329,9 @@ TEST(FrameRpcTest, AServerInThisProcessRunsCallsOnTheCallersThread) {
 
 TEST(FrameRpcTest, AServerThatDoesNotKnowTheProbeIsCalledOverTheSocket) {
   // A server of another process (or an older one): a raw socket server
-  // that answers the probe with an identity this process never gave out,
-  // then echoes. Every call must reach it over the socket.
+  // that answers the probe as a server would (code 0, even with bytes),
+  // but claims nothing in this process, then echoes. Every call must reach
+  // it over the socket.
   int lfd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -96,10 +97,12 @@ class FuseServer : public FileSystemListener {
   InodeId root_ = kRootInode;
   fuse_session* se_ = nullptr;
   std::atomic<bool> stopping_{false};
-  /// Kernel notifications (from the layer's change-stream thread) go out
-  /// only while the session is mounted: not before the mount succeeded,
-  /// not while or after it is unmounted (the fd is closed then).
-  std::mutex notify_mu_;
+  /// Kernel notifications (from the layer's change-stream thread, and from
+  /// an open) go out only while the session is mounted: not before the
+  /// mount succeeded, not while or after it is unmounted (the fd is closed
+  /// then). Shared by the notifications, which must not wait on each other
+  /// (dropping pages waits for READs a worker may be needed to answer).
+  std::shared_mutex notify_mu_;
   bool notify_ = false;  // GUARDED_BY(notify_mu_)
   std::mutex unmount_mu_;
   bool mounted_ = false;  // GUARDED_BY(unmount_mu_)
