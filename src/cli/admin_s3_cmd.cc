@@ -23,6 +23,7 @@ struct S3AdminFlags {
   std::string bucket;
   std::string owner;  // identity name
   bool public_read = true;
+  std::string mode;  // octal, or "default"
 };
 
 int Fail(const std::string& what, const Status& s) {
@@ -120,6 +121,26 @@ int RunBucket(const std::string& cmd, const S3AdminFlags& f) {
                 f.public_read ? "public-read (anonymous GET and HEAD as uid 65534)" : "private");
     return 0;
   }
+  if (cmd == "s3.bucket.mode") {
+    // The mode of the files S3 writes into the bucket (the gateway reads it
+    // from the bucket's directory, within a second).
+    auto dir = (*fs)->Lookup(root, (*fs)->root(), f.bucket);
+    if (!dir.ok()) return Fail(cmd, dir.status());
+    if (f.mode == "default") {
+      Status s = (*fs)->RemoveXattr(root, dir->ino, gateway::kBucketFileModeXattr);
+      if (!s.ok() && s.posix_errno() != ENODATA) return Fail(cmd, s);
+      std::printf("bucket %s: files get the gateway's mode (0644)\n", f.bucket.c_str());
+      return 0;
+    }
+    auto mode = gateway::ParseFileMode(f.mode);
+    if (!mode.ok()) return Fail(cmd, mode.status());
+    char octal[8];
+    std::snprintf(octal, sizeof(octal), "%04o", *mode);
+    Status s = (*fs)->SetXattr(root, dir->ino, gateway::kBucketFileModeXattr, octal, 0);
+    if (!s.ok()) return Fail(cmd, s);
+    std::printf("bucket %s: files written through S3 get mode %s\n", f.bucket.c_str(), octal);
+    return 0;
+  }
   // s3.bucket.owner: the bucket's directory belongs to the identity's
   // uid/gid, and the identity may use the bucket.
   if (f.owner.empty()) return Fail(cmd, Status::InvalidArgument("-owner is required"));
@@ -163,7 +184,7 @@ void AddS3AdminCommands(CLI::App* admin, int* exit_code) {
     sub->callback([f, name, exit_code] { *exit_code = RunUser(name, *f); });
   }
   for (const char* name : {"s3.bucket.create", "s3.bucket.list", "s3.bucket.delete",
-                           "s3.bucket.owner", "s3.bucket.public"}) {
+                           "s3.bucket.owner", "s3.bucket.public", "s3.bucket.mode"}) {
     auto* sub = admin->add_subcommand(name, std::string("S3 buckets: ") + (name + 10));
     sub->add_option("--meta", f->meta, "Meta server host:port (gRPC)")->capture_default_str();
     sub->add_option("--master", f->master, "Master host:port (HTTP)")->capture_default_str();
@@ -172,6 +193,12 @@ void AddS3AdminCommands(CLI::App* admin, int* exit_code) {
       sub->add_option("--read", f->public_read,
                       "true: anonymous GET/HEAD allowed; false: private again")
           ->capture_default_str();
+    }
+    if (std::string(name) == "s3.bucket.mode") {
+      sub->add_option("--mode", f->mode,
+                      "Mode of the files S3 writes there, octal (e.g. 0640; no set-id or sticky "
+                      "bits), or \"default\" for the gateway's")
+          ->required();
     }
     if (std::string(name) == "s3.bucket.owner") {
       sub->add_option("--owner", f->owner, "Identity name");

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 #include <variant>
 
 #include "client/file_system.h"
@@ -306,6 +307,16 @@ struct ListedObject {
 };
 
 }  // namespace
+
+StatusOr<uint32_t> ParseFileMode(std::string_view text) {
+  if (text.empty() || text.size() > 4 ||
+      !std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '7'; })) {
+    return Status::InvalidArgument("file mode: octal digits, e.g. 0640");
+  }
+  const uint32_t mode = static_cast<uint32_t>(std::stoul(std::string(text), nullptr, 8));
+  if (mode > 0777) return Status::InvalidArgument("file mode: no set-id or sticky bits");
+  return mode;
+}
 
 // ---- identities ----
 
@@ -652,6 +663,28 @@ class S3Gateway::Impl {
     c.auth = std::get<Authenticated>(v);
     c.id = c.ids->Find(c.auth.access_key);
     return Authorized(c);
+  }
+
+  /// The mode of the files S3 writes into `bucket` (its directory's
+  /// kBucketFileModeXattr, else the gateway's), looked up at most once a
+  /// second per bucket.
+  uint32_t FileModeOf(InodeId bucket) {
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard<std::mutex> g(mode_mu_);
+      auto it = bucket_modes_.find(bucket.value);
+      if (it != bucket_modes_.end() && now < it->second.second) return it->second.first;
+    }
+    uint32_t mode = o_.file_mode;
+    auto v = fs_->GetXattr(RequestContext::Root(), bucket, kBucketFileModeXattr);
+    if (v.ok()) {
+      auto m = ParseFileMode(*v);
+      if (m.ok()) mode = *m;
+    }
+    std::lock_guard<std::mutex> g(mode_mu_);
+    if (bucket_modes_.size() > 10'000) bucket_modes_.clear();
+    bucket_modes_[bucket.value] = {mode, now + std::chrono::seconds(1)};
+    return mode;
   }
 
   /// Whether an unsigned request may read: a GET or HEAD in a bucket marked
@@ -1051,7 +1084,7 @@ class S3Gateway::Impl {
                    "At least one of the pre-conditions you specified did not hold");
       }
     }
-    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, o_.file_mode, source, nullptr,
+    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, FileModeOf(bucket), source, nullptr,
                                     if_none_match ? kRenameNoReplace : 0);
     if (!written.ok()) {
       if (if_none_match && written.status().posix_errno() == EEXIST) {
@@ -1090,38 +1123,53 @@ class S3Gateway::Impl {
     if (!tagging.empty()) (void)fs_->SetXattr(root, ino, kTaggingXattr, tagging, 0);
     SetAttrRequest attrs;
     bool any = false;
-    auto number = [](const std::string& v) {
-      return !v.empty() && v.size() < 19 && std::all_of(v.begin(), v.end(), ::isdigit);
-    };
     for (const auto& [name, value] : c.r.headers) {
       if (name.rfind("x-amz-meta-", 0) != 0 || name.size() <= 11) continue;
       const std::string key = name.substr(11);
-      if (posix && key == "mtime") {
-        // "1700000000" (s3fs) or "1700000000.123456789" (rclone).
-        const size_t dot = value.find('.');
-        const std::string sec = value.substr(0, dot);
-        std::string frac = dot == std::string::npos ? "" : value.substr(dot + 1, 9);
-        if (number(sec) && sec.size() <= 11 && (frac.empty() || number(frac))) {
-          frac.resize(9, '0');
-          attrs.mtime_ns = std::stoll(sec) * 1'000'000'000 + std::stoll(frac);
-          any = true;
-        }
-        continue;  // reported from the real mtime
-      }
-      if (posix && (key == "mode" || key == "uid" || key == "gid") && number(value)) {
-        const uint64_t n = std::stoull(value);
-        if (key == "mode") attrs.mode = static_cast<uint32_t>(n & 07777);
-        if (key == "uid") attrs.uid = static_cast<uint32_t>(n);
-        if (key == "gid") attrs.gid = static_cast<uint32_t>(n);
-        any = true;
-        continue;  // reported from the real attributes
+      // Reported from the real attributes.
+      if (posix && IsPosixMeta(key)) {
+        any = PosixMeta(key, value, &attrs) || any;
+        continue;
       }
       (void)fs_->SetXattr(root, ino, kMetaXattrPrefix + key, value, 0);
     }
-    if (any) {
-      auto a = fs_->SetAttr(c.ctx, ino, attrs);
-      if (!a.ok()) spdlog::debug("s3.posix_meta_not_applied: {}", a.status().ToString());
+    if (any) ApplyPosixMeta(c, ino, attrs);
+  }
+
+  /// Whether x-amz-meta-`key` is one that becomes a real attribute.
+  static bool IsPosixMeta(const std::string& key) {
+    return key == "mtime" || key == "mode" || key == "uid" || key == "gid";
+  }
+
+  /// Adds x-amz-meta-`key` (IsPosixMeta) with `value` to `*attrs`: mtime as
+  /// "1700000000" (s3fs) or "1700000000.123456789" (rclone), mode, uid and
+  /// gid in decimal. false when the value is not one.
+  static bool PosixMeta(const std::string& key, const std::string& value, SetAttrRequest* attrs) {
+    auto number = [](const std::string& v) {
+      return !v.empty() && v.size() < 19 && std::all_of(v.begin(), v.end(), ::isdigit);
+    };
+    if (key == "mtime") {
+      const size_t dot = value.find('.');
+      const std::string sec = value.substr(0, dot);
+      std::string frac = dot == std::string::npos ? "" : value.substr(dot + 1, 9);
+      if (!number(sec) || sec.size() > 11 || (!frac.empty() && !number(frac))) return false;
+      frac.resize(9, '0');
+      attrs->mtime_ns = std::stoll(sec) * 1'000'000'000 + std::stoll(frac);
+      return true;
     }
+    if (!number(value)) return false;
+    const uint64_t n = std::stoull(value);
+    if (key == "mode") attrs->mode = static_cast<uint32_t>(n & 07777);
+    if (key == "uid") attrs->uid = static_cast<uint32_t>(n);
+    if (key == "gid") attrs->gid = static_cast<uint32_t>(n);
+    return true;
+  }
+
+  /// Sets `attrs` on `ino` as the caller (a change the identity may not
+  /// make is left out, as s3fs does).
+  void ApplyPosixMeta(const Call& c, InodeId ino, const SetAttrRequest& attrs) {
+    auto a = fs_->SetAttr(c.ctx, ino, attrs);
+    if (!a.ok()) spdlog::debug("s3.posix_meta_not_applied: {}", a.status().ToString());
   }
 
   /// Writes the ETag of `ino` (with the size and mtime it now has).
@@ -1174,14 +1222,15 @@ class S3Gateway::Impl {
     if (!dir.ok()) return ErrOf(c, dir.status(), false);
     uint64_t offset = 0;
     BodyDigests d("");
-    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, o_.file_mode, [&](std::string* piece) {
-      auto got = fs_->Read(c.ctx, obj->ino, offset, 4 << 20);
-      if (!got.ok()) return got.status();
-      offset += got->size();
-      d.Update(*got);
-      *piece = std::move(*got);
-      return Status::OK();
-    });
+    auto written =
+        fs_->ReplaceFile(c.ctx, dir->ino, leaf, FileModeOf(bucket), [&](std::string* piece) {
+          auto got = fs_->Read(c.ctx, obj->ino, offset, 4 << 20);
+          if (!got.ok()) return got.status();
+          offset += got->size();
+          d.Update(*got);
+          *piece = std::move(*got);
+          return Status::OK();
+        });
     if (!written.ok()) return ErrOf(c, written.status(), false);
     d.Finish();
     const RequestContext root = RequestContext::Root();
@@ -1711,7 +1760,7 @@ class S3Gateway::Impl {
     auto dir = ParentDir(c, bucket, c.key, true, &leaf);
     if (!dir.ok()) return ErrOf(c, dir.status(), false);
     const std::string tmp = std::string(kTmpPrefix) + RandomHex(8);
-    auto target = fs_->CreateFile(c.ctx, dir->ino, tmp, o_.file_mode, CreateHow::kGuarded);
+    auto target = fs_->CreateFile(c.ctx, dir->ino, tmp, FileModeOf(bucket), CreateHow::kGuarded);
     if (!target.ok()) return ErrOf(c, target.status(), false);
     // The parts are the gateway's (root's); the target was made with the
     // caller's identity, which checked its right to write there.
@@ -1734,19 +1783,27 @@ class S3Gateway::Impl {
     const std::string etag =
         Hex(std::string(reinterpret_cast<const char*>(md5_of_md5s), sizeof(md5_of_md5s))) + "-" +
         std::to_string(names.size());
-    (void)fs_->SetXattr(
-        root, composed->ino, kEtagXattr,
-        std::to_string(composed->size) + ":" + std::to_string(composed->mtime_ns) + ":" + etag, 0);
-    // The metadata given at CreateMultipartUpload, then the upload goes.
+    // The metadata given at CreateMultipartUpload: s3fs's and rclone's
+    // mode/uid/gid/mtime become the object's real attributes, as with a
+    // PutObject; the rest is copied. Then the ETag, stamped with the final
+    // mtime, and the upload goes.
+    SetAttrRequest posix;
+    bool any_posix = false;
     if (auto names_x = fs_->ListXattr(root, upload.ino); names_x.ok()) {
       for (const std::string& n : *names_x) {
-        if (n == kContentTypeXattr || n.rfind(kMetaXattrPrefix, 0) == 0) {
-          if (auto v = fs_->GetXattr(root, upload.ino, n); v.ok()) {
-            (void)fs_->SetXattr(root, composed->ino, n, *v, 0);
-          }
+        if (n != kContentTypeXattr && n.rfind(kMetaXattrPrefix, 0) != 0) continue;
+        auto v = fs_->GetXattr(root, upload.ino, n);
+        if (!v.ok()) continue;
+        const std::string key = n == kContentTypeXattr ? "" : n.substr(strlen(kMetaXattrPrefix));
+        if (IsPosixMeta(key)) {
+          any_posix = PosixMeta(key, *v, &posix) || any_posix;
+          continue;
         }
+        (void)fs_->SetXattr(root, composed->ino, n, *v, 0);
       }
     }
+    if (any_posix) ApplyPosixMeta(c, composed->ino, posix);
+    KeepEtag(composed->ino, etag);
     RemoveUpload(upload.ino);
     return Xml(std::string("<CompleteMultipartUploadResult xmlns=\"") + kNs + "\"><Location>/" +
                XmlEscape(c.bucket) + "/" + XmlEscape(c.key) + "</Location><Bucket>" +
@@ -2148,6 +2205,10 @@ class S3Gateway::Impl {
   mutable std::mutex ops_mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> op_counts_;  // GUARDED_BY(ops_mu_)
   std::map<std::string, double> op_seconds_;                           // GUARDED_BY(ops_mu_)
+  std::mutex mode_mu_;
+  /// Per bucket inode: its files' mode and until when it holds.
+  std::unordered_map<uint64_t, std::pair<uint32_t, std::chrono::steady_clock::time_point>>
+      bucket_modes_;  // GUARDED_BY(mode_mu_)
 };
 
 S3Gateway::S3Gateway(FileSystem* fs, S3Identities identities, S3GatewayOptions options)

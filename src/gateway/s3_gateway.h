@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -95,6 +96,15 @@ struct S3Response {
   bool close = false;
 };
 
+/// The xattr of a bucket's directory that sets the mode of the files S3
+/// writes into it: octal text, as `needlefs admin s3.bucket.mode` writes it.
+/// Without it, S3GatewayOptions::file_mode.
+inline constexpr const char* kBucketFileModeXattr = "user.s3.file-mode";
+
+/// Parses an octal file mode ("640" or "0640"): permission bits only, at
+/// most 0777 (S3 never makes set-id files). Errors: kInvalidArgument.
+StatusOr<uint32_t> ParseFileMode(std::string_view text);
+
 struct S3GatewayOptions {
   /// Region reported by GetBucketLocation (any region is accepted in
   /// signatures). Default: "us-east-1".
@@ -102,7 +112,8 @@ struct S3GatewayOptions {
   /// Virtual-hosted-style requests: "<bucket>.<domain>" in Host. "" = path
   /// style only.
   std::string domain;
-  /// Mode of files and directories S3 creates.
+  /// Mode of files and directories S3 creates (a bucket's
+  /// kBucketFileModeXattr overrides file_mode for its files).
   uint32_t file_mode = 0644;
   uint32_t dir_mode = 0755;
 };

@@ -115,6 +115,18 @@ check admin_bucket_public $?
 curl -sf "$EP/curl?list-type=2" | grep -q "<Key>c.txt</Key>"; check anonymous_list_public $?
 code="$(curl -s -o /dev/null -w '%{http_code}' -T "$W/c.txt" "$EP/curl/anon.txt")"
 [ "$code" = 403 ]; check anonymous_put_refused $?
+# The mode of the files S3 writes into a bucket (within a second).
+"$BIN" admin s3.bucket.mode -meta "$META" -master "$MHTTP" -bucket curl -mode 0640 > /dev/null
+check admin_bucket_mode $?
+sleep 1.2
+curl -sf "${SIG[@]}" -T "$W/c.txt" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/curl/mode640.txt" -o /dev/null
+[ "$(stat -c %a "$MNT/curl/mode640.txt")" = 640 ]; check bucket_file_mode $?
+if "$BIN" admin s3.bucket.mode -meta "$META" -master "$MHTTP" -bucket curl -mode 4755 \
+  > /dev/null 2>&1; then check bucket_mode_refuses_setid 1; else check bucket_mode_refuses_setid 0; fi
+"$BIN" admin s3.bucket.mode -meta "$META" -master "$MHTTP" -bucket curl -mode default > /dev/null
+sleep 1.2
+curl -sf "${SIG[@]}" -T "$W/c.txt" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/curl/mode644.txt" -o /dev/null
+[ "$(stat -c %a "$MNT/curl/mode644.txt")" = 644 ]; check bucket_file_mode_default $?
 "$BIN" admin s3.bucket.public -meta "$META" -master "$MHTTP" -bucket curl -read false > /dev/null
 code="$(curl -s -o /dev/null -w '%{http_code}' "$EP/curl/c.txt")"
 [ "$code" = 403 ]; check private_again $?

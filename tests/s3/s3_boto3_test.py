@@ -285,6 +285,21 @@ os.chmod(os.path.join(MNT, B, "posix.txt"), 0o600)
 m = s3.head_object(Bucket=B, Key="posix.txt")["Metadata"]
 check("attributes_reported_back", m.get("mode") == str(0o100600) and m.get("mtime", "").startswith("1500000000.25"), str(m))
 
+# The same through a multipart upload (rclone sends its mtime with
+# CreateMultipartUpload for big files): real attributes once complete, and
+# the multipart ETag kept.
+mpp = s3.create_multipart_upload(Bucket=B, Key="posix-multi.bin", Metadata={
+    "mtime": "1400000000.5", "mode": str(0o100604), "color": "blue"})
+pp = s3.upload_part(Bucket=B, Key="posix-multi.bin", UploadId=mpp["UploadId"], PartNumber=1, Body=b"m" * 100)
+s3.complete_multipart_upload(Bucket=B, Key="posix-multi.bin", UploadId=mpp["UploadId"], MultipartUpload={
+    "Parts": [{"ETag": pp["ETag"], "PartNumber": 1}]})
+st = os.stat(os.path.join(MNT, B, "posix-multi.bin"))
+check("multipart_meta_as_attributes", (st.st_mtime_ns, st.st_mode & 0o7777) == (1_400_000_000_500_000_000, 0o604),
+      str((st.st_mtime_ns, oct(st.st_mode))))
+h = s3.head_object(Bucket=B, Key="posix-multi.bin")
+check("multipart_meta_reported_back", h["Metadata"].get("mtime", "").startswith("1400000000.5") and
+      h["Metadata"].get("color") == "blue" and h["ETag"].endswith('-1"'), str((h["Metadata"], h["ETag"])))
+
 check("bucket_not_empty", code_of(lambda: s3.delete_bucket(Bucket=B)) == "BucketNotEmpty")
 print(f"RESULT checks_failed={fails}")
 sys.exit(fails)
