@@ -15,6 +15,7 @@ namespace {
 struct S3Flags {
   gateway::S3ServerOptions options;
   uint64_t cache_mb = 256;
+  uint64_t object_cache_mb = 32;
   LogOptions log;
 };
 
@@ -25,6 +26,7 @@ int RunS3(S3Flags f) {
     return 2;
   }
   f.options.file.cache_bytes = f.cache_mb << 20;
+  f.options.gateway.object_cache_bytes = f.object_cache_mb << 20;
   if (f.options.identities_file.empty()) {
     std::fprintf(stderr, "needlefs s3: -identities FILE is required\n");
     return 2;
@@ -69,6 +71,10 @@ void AddS3Command(CLI::App& app, int* exit_code) {
                   "Domain of virtual-hosted-style requests (<bucket>.<domain>)");
   cmd->add_option("--region", f->options.gateway.region, "Region reported")->capture_default_str();
   cmd->add_option("--cacheMB", f->cache_mb, "Read cache, MiB")->capture_default_str();
+  cmd->add_option("--objectCacheMB", f->object_cache_mb,
+                  "Object cache (headers, and bytes of objects up to 64 KiB; checked against "
+                  "meta at every request), MiB; 0 = off")
+      ->capture_default_str();
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")
       ->capture_default_str();
   cmd->add_option("--log.format", f->log.format, "text|json")->capture_default_str();

@@ -479,6 +479,9 @@ class S3Gateway::Impl {
     for (const auto& [op, secs] : op_seconds_) {
       out += "needlefs_s3_request_seconds_total{op=\"" + op + "\"} " + std::to_string(secs) + "\n";
     }
+    out +=
+        "# TYPE needlefs_s3_object_cache_hits_total counter\nneedlefs_s3_object_cache_hits_total " +
+        std::to_string(cache_hits_.load()) + "\n";
     return out;
   }
 
@@ -1317,8 +1320,16 @@ class S3Gateway::Impl {
       resp.headers.emplace_back("Content-Length", "0");
       return resp;
     }
-    auto etag = EtagOf(*a, c.ctx);
-    if (!etag.ok()) return ErrOf(c, etag.status(), false);
+    // A small object seen before: what it answers besides its bytes (and
+    // the bytes) come from the object cache when meta's attributes still
+    // match (every change of its data, attributes or xattrs moves them).
+    std::shared_ptr<const ObjectInfo> info = CachedObject(c, &*a);
+    if (!info) {
+      auto loaded = LoadObject(c, *a);
+      if (!loaded.ok()) return ErrOf(c, loaded.status(), false);
+      info = std::move(*loaded);
+    }
+    const std::string* etag = &info->etag;
     S3Response resp;
     if (Preconditions(c, *a, *etag, "", &resp)) return resp;
     uint64_t begin = 0, end = a->size;  // [begin, end)
@@ -1360,30 +1371,15 @@ class S3Gateway::Impl {
                                                        std::to_string(a->size));
       }
     }
-    const RequestContext root = RequestContext::Root();
-    std::string type = "binary/octet-stream";
-    if (auto t = fs_->GetXattr(root, a->ino, kContentTypeXattr); t.ok()) type = *t;
-    auto names = fs_->ListXattr(root, a->ino);
-    if (names.ok()) {
-      for (const std::string& n : *names) {
-        if (n == kTaggingXattr) {
-          if (auto v = fs_->GetXattr(root, a->ino, n); v.ok() && !v->empty()) {
-            resp.headers.emplace_back("x-amz-tagging-count",
-                                      std::to_string(std::count(v->begin(), v->end(), '&') + 1));
-          }
-        }
-        const std::string meta =
-            n.rfind(kMetaXattrPrefix, 0) == 0 ? n.substr(std::strlen(kMetaXattrPrefix)) : "";
-        if (!meta.empty() && meta != "mtime" && meta != "mode" && meta != "uid" && meta != "gid") {
-          if (auto v = fs_->GetXattr(root, a->ino, n); v.ok()) {
-            resp.headers.emplace_back("x-amz-meta-" + meta, *v);
-          }
-        }
-        if (n.rfind("user.s3.checksum-", 0) == 0 && c.Header("x-amz-checksum-mode") == "ENABLED") {
-          if (auto v = fs_->GetXattr(root, a->ino, n); v.ok()) {
-            resp.headers.emplace_back("x-amz-checksum-" + n.substr(17), *v);
-          }
-        }
+    std::string type = info->type;
+    if (info->tag_count > 0) {
+      resp.headers.emplace_back("x-amz-tagging-count", std::to_string(info->tag_count));
+    }
+    for (const auto& [name, value] : info->meta)
+      resp.headers.emplace_back("x-amz-meta-" + name, value);
+    if (c.Header("x-amz-checksum-mode") == "ENABLED") {
+      for (const auto& [algo, value] : info->checksums) {
+        resp.headers.emplace_back("x-amz-checksum-" + algo, value);
       }
     }
     // response-* query overrides (presigned GETs use them).
@@ -1420,23 +1416,154 @@ class S3Gateway::Impl {
       resp.headers.emplace_back("Content-Length", std::to_string(end - begin));
       return resp;
     }
+    if (info->body) {
+      std::shared_ptr<const std::string> body = info->body;
+      resp.stream = [body, begin, end](const std::function<Status(std::string_view)>& write) {
+        return write(std::string_view(*body).substr(begin, end - begin));
+      };
+      return resp;
+    }
     const InodeId ino = a->ino;
     const RequestContext ctx = c.ctx;
     FileSystem* fs = fs_;
-    resp.stream = [fs, ctx, ino, begin, end](const std::function<Status(std::string_view)>& write) {
+    // A whole small object read here is kept with its headers.
+    const bool keep =
+        begin == 0 && end == a->size && a->size <= kMaxCachedBody && o_.object_cache_bytes > 0;
+    resp.stream = [this, fs, ctx, ino, begin, end, keep,
+                   info](const std::function<Status(std::string_view)>& write) {
       uint64_t at = begin;
+      std::string kept;
       static const Status kEnough = Status::Aborted("range sent");
       Status s = fs->ReadTo(ctx, ino, begin, [&](std::string_view piece) {
         const uint64_t n = std::min<uint64_t>(piece.size(), end - at);
         NEEDLEFS_RETURN_IF_ERROR(write(piece.substr(0, n)));
+        if (keep) kept.append(piece.substr(0, n));
         at += n;
         return at >= end ? kEnough : Status::OK();
       });
       if (!s.ok() && !(s.code() == StatusCode::kAborted && at >= end)) return s;
       if (at < end) return Status::DataLoss("the object got shorter while it was sent");
+      if (keep) KeepBody(info, std::move(kept));
       return Status::OK();
     };
     return resp;
+  }
+
+  // ---- the object cache ----
+  //
+  // What a GET or HEAD of an object answers besides its bytes (ETag,
+  // Content-Type, tag count, x-amz-meta-*, checksums), and the bytes of
+  // small objects, kept per inode. An entry answers only while meta's
+  // attributes of the inode, asked at the request, are the ones it was
+  // made from: every acknowledged change of the data, attributes or
+  // xattrs through any front end moves them (size, mtime, ctime, mode,
+  // owner, generation) before it is acknowledged, so a hit is never older
+  // than the last write (where the change stream could only tell later).
+  // A hit costs one GetAttr instead of the xattr calls and the data.
+
+  struct ObjectInfo {
+    InodeAttr attr;    ///< what it was made from
+    std::string etag;  ///< quoted
+    std::string type;
+    int tag_count = 0;
+    std::vector<std::pair<std::string, std::string>> meta;       ///< x-amz-meta-<name>
+    std::vector<std::pair<std::string, std::string>> checksums;  ///< x-amz-checksum-<algo>
+    std::shared_ptr<const std::string> body;                     ///< the whole object, or null
+  };
+
+  static bool SameObject(const InodeAttr& x, const InodeAttr& y) {
+    return x.ino == y.ino && x.generation == y.generation && x.size == y.size &&
+           x.mtime_ns == y.mtime_ns && x.ctime_ns == y.ctime_ns && x.mode == y.mode &&
+           x.uid == y.uid && x.gid == y.gid;
+  }
+
+  /// The cached entry of `*a`, if meta's attributes now match it and the
+  /// caller may read the object; `*a` becomes meta's fresh attributes.
+  std::shared_ptr<const ObjectInfo> CachedObject(const Call& c, InodeAttr* a) {
+    if (o_.object_cache_bytes == 0) return nullptr;
+    std::shared_ptr<const ObjectInfo> e;
+    {
+      std::lock_guard<std::mutex> g(cache_mu_);
+      auto it = objects_.find(a->ino.value);
+      if (it == objects_.end()) return nullptr;
+      e = it->second;
+    }
+    auto fresh = fs_->GetAttr(a->ino);
+    if (!fresh.ok()) return nullptr;
+    *a = *fresh;
+    if (!SameObject(*fresh, e->attr) || !MayAccess(c.ctx, *fresh, R_OK)) {
+      if (!SameObject(*fresh, e->attr)) DropObject(e);
+      return nullptr;
+    }
+    cache_hits_.fetch_add(1, std::memory_order_relaxed);
+    return e;
+  }
+
+  /// Reads what `a` answers besides its bytes, and keeps it (a reader's
+  /// entry only: a caller that may not read gets no digest to share).
+  StatusOr<std::shared_ptr<const ObjectInfo>> LoadObject(const Call& c, const InodeAttr& a) {
+    auto info = std::make_shared<ObjectInfo>();
+    info->attr = a;
+    auto etag = EtagOf(a, c.ctx);
+    if (!etag.ok()) return etag.status();
+    info->etag = *etag;
+    const RequestContext root = RequestContext::Root();
+    info->type = "binary/octet-stream";
+    if (auto t = fs_->GetXattr(root, a.ino, kContentTypeXattr); t.ok()) info->type = *t;
+    auto names = fs_->ListXattr(root, a.ino);
+    if (names.ok()) {
+      for (const std::string& n : *names) {
+        if (n == kTaggingXattr) {
+          if (auto v = fs_->GetXattr(root, a.ino, n); v.ok() && !v->empty()) {
+            info->tag_count = static_cast<int>(std::count(v->begin(), v->end(), '&') + 1);
+          }
+        }
+        const std::string meta =
+            n.rfind(kMetaXattrPrefix, 0) == 0 ? n.substr(std::strlen(kMetaXattrPrefix)) : "";
+        if (!meta.empty() && !IsPosixMeta(meta)) {
+          if (auto v = fs_->GetXattr(root, a.ino, n); v.ok()) info->meta.emplace_back(meta, *v);
+        }
+        if (n.rfind("user.s3.checksum-", 0) == 0) {
+          if (auto v = fs_->GetXattr(root, a.ino, n); v.ok()) {
+            info->checksums.emplace_back(n.substr(17), *v);
+          }
+        }
+      }
+    }
+    if (o_.object_cache_bytes > 0 && MayAccess(c.ctx, a, R_OK)) {
+      std::lock_guard<std::mutex> g(cache_mu_);
+      if (objects_.size() >= kMaxCachedObjects) ClearObjectsLocked();
+      auto& slot = objects_[a.ino.value];
+      if (slot && slot->body) cached_body_bytes_ -= slot->body->size();
+      slot = info;
+    }
+    return std::shared_ptr<const ObjectInfo>(std::move(info));
+  }
+
+  /// Adds the whole bytes of the object `info` describes to its entry,
+  /// when the entry is still `info`.
+  void KeepBody(const std::shared_ptr<const ObjectInfo>& info, std::string body) {
+    auto with = std::make_shared<ObjectInfo>(*info);
+    with->body = std::make_shared<const std::string>(std::move(body));
+    std::lock_guard<std::mutex> g(cache_mu_);
+    auto it = objects_.find(info->attr.ino.value);
+    if (it == objects_.end() || it->second != info) return;
+    if (cached_body_bytes_ + with->body->size() > o_.object_cache_bytes) ClearObjectsLocked();
+    cached_body_bytes_ += with->body->size();
+    objects_[info->attr.ino.value] = std::move(with);
+  }
+
+  void DropObject(const std::shared_ptr<const ObjectInfo>& e) {
+    std::lock_guard<std::mutex> g(cache_mu_);
+    auto it = objects_.find(e->attr.ino.value);
+    if (it == objects_.end() || it->second != e) return;
+    if (e->body) cached_body_bytes_ -= e->body->size();
+    objects_.erase(it);
+  }
+
+  void ClearObjectsLocked() {
+    objects_.clear();
+    cached_body_bytes_ = 0;
   }
 
   /// Removes `key` (a missing one is fine, as in S3) and then the
@@ -2205,6 +2332,14 @@ class S3Gateway::Impl {
   mutable std::mutex ops_mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> op_counts_;  // GUARDED_BY(ops_mu_)
   std::map<std::string, double> op_seconds_;                           // GUARDED_BY(ops_mu_)
+  /// The object cache: entries by inode, the bytes of their bodies, hits.
+  static constexpr size_t kMaxCachedObjects = 16'384;
+  static constexpr uint64_t kMaxCachedBody = 64 << 10;
+  std::mutex cache_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<const ObjectInfo>>
+      objects_;                     // GUARDED_BY(cache_mu_)
+  uint64_t cached_body_bytes_ = 0;  // GUARDED_BY(cache_mu_)
+  std::atomic<uint64_t> cache_hits_{0};
   std::mutex mode_mu_;
   /// Per bucket inode: its files' mode and until when it holds.
   std::unordered_map<uint64_t, std::pair<uint32_t, std::chrono::steady_clock::time_point>>

@@ -116,6 +116,10 @@ struct S3GatewayOptions {
   /// kBucketFileModeXattr overrides file_mode for its files).
   uint32_t file_mode = 0644;
   uint32_t dir_mode = 0755;
+  /// The object cache (headers of objects, and the bytes of those up to 64
+  /// KiB), checked against meta's attributes at every request; bytes of
+  /// bodies held at most. 0: off. Default: 32 MiB.
+  uint64_t object_cache_bytes = 32ull << 20;
 };
 
 class S3Gateway {

@@ -108,6 +108,27 @@ curl -sf "${BEARER[@]}" -X DELETE "$EP/curl/rest/one.txt" -o /dev/null; check re
 curl -sf "$EP/metrics" | grep -q 'needlefs_s3_requests_total{op="PutObject",code="2xx"}'
 check metrics_by_operation $?
 
+# ---- the object cache: hits, and never older than a write through FUSE ----
+U=(-H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+hits() { curl -sf "$EP/metrics" | sed -n 's/^needlefs_s3_object_cache_hits_total //p'; }
+printf aaaa > "$W/aaaa"
+curl -sf "${SIG[@]}" "${U[@]}" -T "$W/aaaa" -H "x-amz-meta-color: red" "$EP/curl/cached.txt" \
+  -o /dev/null
+h0="$(hits)"
+for _ in 1 2 3; do
+  [ "$(curl -sf "${SIG[@]}" "${U[@]}" "$EP/curl/cached.txt")" = aaaa ] || echo "cached read wrong"
+done
+[ "$(hits)" -ge $((h0 + 2)) ]; check object_cache_hits $?
+printf bbbb > "$MNT/curl/cached.txt"  # same size, through FUSE
+[ "$(curl -sf "${SIG[@]}" "${U[@]}" "$EP/curl/cached.txt")" = bbbb ]; check object_cache_sees_fuse_write $?
+chmod 600 "$MNT/curl/cached.txt"
+curl -sf -I "${SIG[@]}" "${U[@]}" "$EP/curl/cached.txt" | tr -d '\r' | grep -qi "^x-amz-meta-mode: 33152$"
+check object_cache_sees_fuse_chmod $?
+/usr/bin/python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.s3.meta.color", b"blue")' \
+  "$MNT/curl/cached.txt"
+curl -sf -I "${SIG[@]}" "${U[@]}" "$EP/curl/cached.txt" | tr -d '\r' | grep -qi "^x-amz-meta-color: blue$"
+check object_cache_sees_fuse_xattr $?
+
 # ---- a public-read bucket: anonymous GET/HEAD/list, nothing else ----
 "$BIN" admin s3.bucket.public -meta "$META" -master "$MHTTP" -bucket curl > /dev/null
 check admin_bucket_public $?
