@@ -76,6 +76,9 @@ int RunUser(const std::string& cmd, const S3AdminFlags& f) {
 }
 
 int RunBucket(const std::string& cmd, const S3AdminFlags& f) {
+  if (cmd == "s3.bucket.mode" && f.mode != "default") {
+    if (auto m = gateway::ParseFileMode(f.mode); !m.ok()) return Fail(cmd, m.status());
+  }
   FileSystemOptions fo;
   fo.meta = f.meta;
   fo.master = f.master;
@@ -129,7 +132,7 @@ int RunBucket(const std::string& cmd, const S3AdminFlags& f) {
     if (f.mode == "default") {
       Status s = (*fs)->RemoveXattr(root, dir->ino, gateway::kBucketFileModeXattr);
       if (!s.ok() && s.posix_errno() != ENODATA) return Fail(cmd, s);
-      std::printf("bucket %s: files get the gateway's mode (0644)\n", f.bucket.c_str());
+      std::printf("bucket %s: files get the gateway's default mode\n", f.bucket.c_str());
       return 0;
     }
     auto mode = gateway::ParseFileMode(f.mode);

@@ -51,6 +51,7 @@ struct ServerFlags {
   bool portmap = true;
   std::string exports;  // "" = DIR/exports.yaml when it exists, else loopback only
   int s3_port = 8333;   // -1: no S3 gateway
+  uint64_t s3_object_cache_mb = 32;
   LogOptions log;
 };
 
@@ -203,6 +204,7 @@ int RunServer(ServerFlags f) {
     so.identities_file = f.dir + "/s3-identities.json";
     so.credentials_file = f.dir + "/s3-credentials";
     so.file.replication = f.replication;
+    so.gateway.object_cache_bytes = f.s3_object_cache_mb << 20;
     auto s = gateway::S3Server::Start(so);
     if (s.ok()) {
       s3 = std::move(*s);
@@ -333,6 +335,9 @@ void AddServerCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--exports", f->exports,
                   "NFS exports YAML (default: DIR/exports.yaml, else / to loopback clients)");
+  cmd->add_option("--s3.objectCacheMB", f->s3_object_cache_mb,
+                  "Object cache of the S3 gateway, MiB (0 = off)")
+      ->capture_default_str();
   cmd->add_option("--s3.port", f->s3_port, "Port of the built-in S3 gateway (-1 = none; 0 = free)")
       ->capture_default_str();
   cmd->add_option("--log.level", f->log.level, "trace|debug|info|warn|error")

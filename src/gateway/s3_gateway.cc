@@ -670,8 +670,9 @@ class S3Gateway::Impl {
 
   /// The mode of the files S3 writes into `bucket` (its directory's
   /// kBucketFileModeXattr, else the gateway's), looked up at most once a
-  /// second per bucket.
-  uint32_t FileModeOf(InodeId bucket) {
+  /// second per bucket. A value that does not parse gives 0600 (never more
+  /// open than asked); meta's failure fails the write (503), uncached.
+  StatusOr<uint32_t> FileModeOf(InodeId bucket) {
     const auto now = std::chrono::steady_clock::now();
     {
       std::lock_guard<std::mutex> g(mode_mu_);
@@ -681,8 +682,19 @@ class S3Gateway::Impl {
     uint32_t mode = o_.file_mode;
     auto v = fs_->GetXattr(RequestContext::Root(), bucket, kBucketFileModeXattr);
     if (v.ok()) {
-      auto m = ParseFileMode(*v);
-      if (m.ok()) mode = *m;
+      std::string text = *v;
+      while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+        text.pop_back();
+      auto m = ParseFileMode(text);
+      if (m.ok()) {
+        mode = *m;
+      } else {
+        spdlog::warn("s3.bucket_mode_invalid bucket_ino={} value_bytes={}: files get 0600",
+                     bucket.value, v->size());
+        mode = 0600;
+      }
+    } else if (v.status().posix_errno() != ENODATA) {
+      return v.status();
     }
     std::lock_guard<std::mutex> g(mode_mu_);
     if (bucket_modes_.size() > 10'000) bucket_modes_.clear();
@@ -1087,7 +1099,9 @@ class S3Gateway::Impl {
                    "At least one of the pre-conditions you specified did not hold");
       }
     }
-    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, FileModeOf(bucket), source, nullptr,
+    auto mode = FileModeOf(bucket);
+    if (!mode.ok()) return ErrOf(c, mode.status(), false);
+    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, *mode, source, nullptr,
                                     if_none_match ? kRenameNoReplace : 0);
     if (!written.ok()) {
       if (if_none_match && written.status().posix_errno() == EEXIST) {
@@ -1155,7 +1169,8 @@ class S3Gateway::Impl {
       const size_t dot = value.find('.');
       const std::string sec = value.substr(0, dot);
       std::string frac = dot == std::string::npos ? "" : value.substr(dot + 1, 9);
-      if (!number(sec) || sec.size() > 11 || (!frac.empty() && !number(frac))) return false;
+      // At most 10 digits: seconds * 1e9 stays within int64 (year 2286).
+      if (!number(sec) || sec.size() > 10 || (!frac.empty() && !number(frac))) return false;
       frac.resize(9, '0');
       attrs->mtime_ns = std::stoll(sec) * 1'000'000'000 + std::stoll(frac);
       return true;
@@ -1171,8 +1186,16 @@ class S3Gateway::Impl {
   /// Sets `attrs` on `ino` as the caller (a change the identity may not
   /// make is left out, as s3fs does).
   void ApplyPosixMeta(const Call& c, InodeId ino, const SetAttrRequest& attrs) {
-    auto a = fs_->SetAttr(c.ctx, ino, attrs);
-    if (!a.ok()) spdlog::debug("s3.posix_meta_not_applied: {}", a.status().ToString());
+    // Ownership apart: s3fs sends the local uid/gid, which an identity
+    // that is not root may not give; its mode and mtime still apply.
+    SetAttrRequest own, rest = attrs;
+    std::swap(own.uid, rest.uid);
+    std::swap(own.gid, rest.gid);
+    for (const SetAttrRequest* r : {&rest, &own}) {
+      if (!r->mode && !r->mtime_ns && !r->uid && !r->gid) continue;
+      auto a = fs_->SetAttr(c.ctx, ino, *r);
+      if (!a.ok()) spdlog::debug("s3.posix_meta_not_applied: {}", a.status().ToString());
+    }
   }
 
   /// Writes the ETag of `ino` (with the size and mtime it now has).
@@ -1225,15 +1248,16 @@ class S3Gateway::Impl {
     if (!dir.ok()) return ErrOf(c, dir.status(), false);
     uint64_t offset = 0;
     BodyDigests d("");
-    auto written =
-        fs_->ReplaceFile(c.ctx, dir->ino, leaf, FileModeOf(bucket), [&](std::string* piece) {
-          auto got = fs_->Read(c.ctx, obj->ino, offset, 4 << 20);
-          if (!got.ok()) return got.status();
-          offset += got->size();
-          d.Update(*got);
-          *piece = std::move(*got);
-          return Status::OK();
-        });
+    auto mode = FileModeOf(bucket);
+    if (!mode.ok()) return ErrOf(c, mode.status(), false);
+    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, *mode, [&](std::string* piece) {
+      auto got = fs_->Read(c.ctx, obj->ino, offset, 4 << 20);
+      if (!got.ok()) return got.status();
+      offset += got->size();
+      d.Update(*got);
+      *piece = std::move(*got);
+      return Status::OK();
+    });
     if (!written.ok()) return ErrOf(c, written.status(), false);
     d.Finish();
     const RequestContext root = RequestContext::Root();
@@ -1320,10 +1344,20 @@ class S3Gateway::Impl {
       resp.headers.emplace_back("Content-Length", "0");
       return resp;
     }
+    // Meta's attributes now (the directory cache's may be a moment old):
+    // what the answer says, who may read it, and what the object cache is
+    // checked against.
+    auto fresh = fs_->GetAttr(a->ino);
+    if (!fresh.ok()) {
+      DropObject(a->ino);
+      return ErrOf(c, fresh.status(), false);
+    }
+    *a = *fresh;
+    if (!MayAccess(c.ctx, *a, R_OK)) return Err(c, 403, "AccessDenied", "Access Denied");
     // A small object seen before: what it answers besides its bytes (and
-    // the bytes) come from the object cache when meta's attributes still
+    // the bytes) come from the object cache when those attributes still
     // match (every change of its data, attributes or xattrs moves them).
-    std::shared_ptr<const ObjectInfo> info = CachedObject(c, &*a);
+    std::shared_ptr<const ObjectInfo> info = CachedObject(*a);
     if (!info) {
       auto loaded = LoadObject(c, *a);
       if (!loaded.ok()) return ErrOf(c, loaded.status(), false);
@@ -1477,22 +1511,19 @@ class S3Gateway::Impl {
            x.uid == y.uid && x.gid == y.gid;
   }
 
-  /// The cached entry of `*a`, if meta's attributes now match it and the
-  /// caller may read the object; `*a` becomes meta's fresh attributes.
-  std::shared_ptr<const ObjectInfo> CachedObject(const Call& c, InodeAttr* a) {
+  /// The cached entry of `a` (meta's attributes, asked now), if it was
+  /// made from the same attributes.
+  std::shared_ptr<const ObjectInfo> CachedObject(const InodeAttr& a) {
     if (o_.object_cache_bytes == 0) return nullptr;
     std::shared_ptr<const ObjectInfo> e;
     {
       std::lock_guard<std::mutex> g(cache_mu_);
-      auto it = objects_.find(a->ino.value);
+      auto it = objects_.find(a.ino.value);
       if (it == objects_.end()) return nullptr;
       e = it->second;
     }
-    auto fresh = fs_->GetAttr(a->ino);
-    if (!fresh.ok()) return nullptr;
-    *a = *fresh;
-    if (!SameObject(*fresh, e->attr) || !MayAccess(c.ctx, *fresh, R_OK)) {
-      if (!SameObject(*fresh, e->attr)) DropObject(e);
+    if (!SameObject(a, e->attr)) {
+      DropObject(a.ino);
       return nullptr;
     }
     cache_hits_.fetch_add(1, std::memory_order_relaxed);
@@ -1530,14 +1561,30 @@ class S3Gateway::Impl {
         }
       }
     }
-    if (o_.object_cache_bytes > 0 && MayAccess(c.ctx, a, R_OK)) {
+    // Only a reader's (a caller that may not read gets no digest to share),
+    // and only small headers (xattrs can be many and large).
+    if (o_.object_cache_bytes > 0 && MayAccess(c.ctx, a, R_OK) &&
+        EntryBytes(*info) <= kMaxCachedHeaders) {
       std::lock_guard<std::mutex> g(cache_mu_);
-      if (objects_.size() >= kMaxCachedObjects) ClearObjectsLocked();
+      if (objects_.size() >= kMaxCachedObjects ||
+          cached_bytes_ + EntryBytes(*info) > o_.object_cache_bytes) {
+        ClearObjectsLocked();
+      }
       auto& slot = objects_[a.ino.value];
-      if (slot && slot->body) cached_body_bytes_ -= slot->body->size();
+      if (slot) cached_bytes_ -= EntryBytes(*slot);
       slot = info;
+      cached_bytes_ += EntryBytes(*info);
     }
     return std::shared_ptr<const ObjectInfo>(std::move(info));
+  }
+
+  /// The memory an entry holds, about: its strings and body.
+  static uint64_t EntryBytes(const ObjectInfo& e) {
+    uint64_t n = sizeof(ObjectInfo) + e.etag.size() + e.type.size();
+    for (const auto& [k, v] : e.meta) n += k.size() + v.size() + 64;
+    for (const auto& [k, v] : e.checksums) n += k.size() + v.size() + 64;
+    if (e.body) n += e.body->size();
+    return n;
   }
 
   /// Adds the whole bytes of the object `info` describes to its entry,
@@ -1548,22 +1595,26 @@ class S3Gateway::Impl {
     std::lock_guard<std::mutex> g(cache_mu_);
     auto it = objects_.find(info->attr.ino.value);
     if (it == objects_.end() || it->second != info) return;
-    if (cached_body_bytes_ + with->body->size() > o_.object_cache_bytes) ClearObjectsLocked();
-    cached_body_bytes_ += with->body->size();
-    objects_[info->attr.ino.value] = std::move(with);
+    cached_bytes_ -= EntryBytes(*info);
+    if (cached_bytes_ + EntryBytes(*with) > o_.object_cache_bytes) {
+      objects_.erase(it);  // no room for the bytes: the entry goes
+      return;
+    }
+    cached_bytes_ += EntryBytes(*with);
+    it->second = std::move(with);
   }
 
-  void DropObject(const std::shared_ptr<const ObjectInfo>& e) {
+  void DropObject(InodeId ino) {
     std::lock_guard<std::mutex> g(cache_mu_);
-    auto it = objects_.find(e->attr.ino.value);
-    if (it == objects_.end() || it->second != e) return;
-    if (e->body) cached_body_bytes_ -= e->body->size();
+    auto it = objects_.find(ino.value);
+    if (it == objects_.end()) return;
+    cached_bytes_ -= EntryBytes(*it->second);
     objects_.erase(it);
   }
 
   void ClearObjectsLocked() {
     objects_.clear();
-    cached_body_bytes_ = 0;
+    cached_bytes_ = 0;
   }
 
   /// Removes `key` (a missing one is fine, as in S3) and then the
@@ -1887,14 +1938,43 @@ class S3Gateway::Impl {
     auto dir = ParentDir(c, bucket, c.key, true, &leaf);
     if (!dir.ok()) return ErrOf(c, dir.status(), false);
     const std::string tmp = std::string(kTmpPrefix) + RandomHex(8);
-    auto target = fs_->CreateFile(c.ctx, dir->ino, tmp, FileModeOf(bucket), CreateHow::kGuarded);
+    auto mode = FileModeOf(bucket);
+    if (!mode.ok()) return ErrOf(c, mode.status(), false);
+    auto target = fs_->CreateFile(c.ctx, dir->ino, tmp, *mode, CreateHow::kGuarded);
     if (!target.ok()) return ErrOf(c, target.status(), false);
     // The parts are the gateway's (root's); the target was made with the
     // caller's identity, which checked its right to write there.
     auto composed = fs_->Compose(RequestContext::Root(), target->ino, upload.ino, names);
     const bool if_none_match = c.Header("if-none-match") == "*";
     Status st = composed.status();
+    unsigned char md5_of_md5s[MD5_DIGEST_LENGTH];
+    MD5(reinterpret_cast<const unsigned char*>(md5s.data()), md5s.size(), md5_of_md5s);
+    const std::string etag =
+        Hex(std::string(reinterpret_cast<const char*>(md5_of_md5s), sizeof(md5_of_md5s))) + "-" +
+        std::to_string(names.size());
     if (st.ok()) {
+      // Before the object shows under its key: the metadata given at
+      // CreateMultipartUpload (s3fs's and rclone's mode/uid/gid/mtime
+      // become its real attributes, as with a PutObject; the rest is
+      // copied), then the ETag, stamped with the final mtime.
+      SetAttrRequest posix;
+      bool any_posix = false;
+      if (auto names_x = fs_->ListXattr(root, upload.ino); names_x.ok()) {
+        for (const std::string& n : *names_x) {
+          if (n != kContentTypeXattr && n.rfind(kMetaXattrPrefix, 0) != 0) continue;
+          auto v = fs_->GetXattr(root, upload.ino, n);
+          if (!v.ok()) continue;
+          const std::string key =
+              n == kContentTypeXattr ? "" : n.substr(std::strlen(kMetaXattrPrefix));
+          if (IsPosixMeta(key)) {
+            any_posix = PosixMeta(key, *v, &posix) || any_posix;
+            continue;
+          }
+          (void)fs_->SetXattr(root, composed->ino, n, *v, 0);
+        }
+      }
+      if (any_posix) ApplyPosixMeta(c, composed->ino, posix);
+      KeepEtag(composed->ino, etag);
       st = fs_->Rename(c.ctx, dir->ino, tmp, dir->ino, leaf, if_none_match ? kRenameNoReplace : 0);
     }
     if (!st.ok()) {
@@ -1905,32 +1985,6 @@ class S3Gateway::Impl {
       }
       return ErrOf(c, st, false);
     }
-    unsigned char md5_of_md5s[MD5_DIGEST_LENGTH];
-    MD5(reinterpret_cast<const unsigned char*>(md5s.data()), md5s.size(), md5_of_md5s);
-    const std::string etag =
-        Hex(std::string(reinterpret_cast<const char*>(md5_of_md5s), sizeof(md5_of_md5s))) + "-" +
-        std::to_string(names.size());
-    // The metadata given at CreateMultipartUpload: s3fs's and rclone's
-    // mode/uid/gid/mtime become the object's real attributes, as with a
-    // PutObject; the rest is copied. Then the ETag, stamped with the final
-    // mtime, and the upload goes.
-    SetAttrRequest posix;
-    bool any_posix = false;
-    if (auto names_x = fs_->ListXattr(root, upload.ino); names_x.ok()) {
-      for (const std::string& n : *names_x) {
-        if (n != kContentTypeXattr && n.rfind(kMetaXattrPrefix, 0) != 0) continue;
-        auto v = fs_->GetXattr(root, upload.ino, n);
-        if (!v.ok()) continue;
-        const std::string key = n == kContentTypeXattr ? "" : n.substr(strlen(kMetaXattrPrefix));
-        if (IsPosixMeta(key)) {
-          any_posix = PosixMeta(key, *v, &posix) || any_posix;
-          continue;
-        }
-        (void)fs_->SetXattr(root, composed->ino, n, *v, 0);
-      }
-    }
-    if (any_posix) ApplyPosixMeta(c, composed->ino, posix);
-    KeepEtag(composed->ino, etag);
     RemoveUpload(upload.ino);
     return Xml(std::string("<CompleteMultipartUploadResult xmlns=\"") + kNs + "\"><Location>/" +
                XmlEscape(c.bucket) + "/" + XmlEscape(c.key) + "</Location><Bucket>" +
@@ -2332,13 +2386,14 @@ class S3Gateway::Impl {
   mutable std::mutex ops_mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> op_counts_;  // GUARDED_BY(ops_mu_)
   std::map<std::string, double> op_seconds_;                           // GUARDED_BY(ops_mu_)
-  /// The object cache: entries by inode, the bytes of their bodies, hits.
+  /// The object cache: entries by inode, the memory they hold, hits.
   static constexpr size_t kMaxCachedObjects = 16'384;
   static constexpr uint64_t kMaxCachedBody = 64 << 10;
+  static constexpr uint64_t kMaxCachedHeaders = 8 << 10;
   std::mutex cache_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<const ObjectInfo>>
-      objects_;                     // GUARDED_BY(cache_mu_)
-  uint64_t cached_body_bytes_ = 0;  // GUARDED_BY(cache_mu_)
+      objects_;                // GUARDED_BY(cache_mu_)
+  uint64_t cached_bytes_ = 0;  // GUARDED_BY(cache_mu_)
   std::atomic<uint64_t> cache_hits_{0};
   std::mutex mode_mu_;
   /// Per bucket inode: its files' mode and until when it holds.
