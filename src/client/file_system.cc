@@ -1630,7 +1630,8 @@ StatusOr<InodeAttr> FileSystem::Compose(const RequestContext& ctx, InodeId targe
 StatusOr<InodeAttr> FileSystem::ReplaceFile(const RequestContext& ctx, InodeId parent,
                                             const std::string& name, uint32_t mode,
                                             const std::function<Status(std::string* piece)>& source,
-                                            ChangeInfo* info, uint32_t rename_flags) {
+                                            ChangeInfo* info, uint32_t rename_flags,
+                                            const std::function<Status(InodeId)>& before_rename) {
   NEEDLEFS_RETURN_IF_ERROR(impl_->ReadOnly());
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   char tmp[40];
@@ -1650,6 +1651,7 @@ StatusOr<InodeAttr> FileSystem::ReplaceFile(const RequestContext& ctx, InodeId p
   }
   if (st.ok()) st = Flush(ino);
   Release(f.handle);
+  if (st.ok() && before_rename) st = before_rename(ino);
   if (st.ok()) st = Rename(ctx, parent, tmp, parent, name, rename_flags, info);
   if (!st.ok()) {
     Status rm = Unlink(ctx, parent, tmp);

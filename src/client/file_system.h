@@ -325,12 +325,16 @@ class FileSystem {
   /// removed and `name` is unchanged. `mode`: the new file's. `info`: as
   /// Rename's. `rename_flags` kRenameNoReplace: only when `name` does not
   /// exist at the rename (EEXIST otherwise; S3's If-None-Match: *, where
-  /// of racing writers exactly one wins). Errors: as Create, Write, Flush
-  /// and Rename (EISDIR: `name` is a directory), `source`'s.
+  /// of racing writers exactly one wins). `before_rename` (may be empty)
+  /// runs on the new file's inode once its data is committed and before it
+  /// shows under `name` (S3 sets its metadata there); its error fails the
+  /// call. Errors: as Create, Write, Flush and Rename (EISDIR: `name` is a
+  /// directory), `source`'s, `before_rename`'s.
   StatusOr<InodeAttr> ReplaceFile(const RequestContext& ctx, InodeId parent,
                                   const std::string& name, uint32_t mode,
                                   const std::function<Status(std::string* piece)>& source,
-                                  ChangeInfo* info = nullptr, uint32_t rename_flags = 0);
+                                  ChangeInfo* info = nullptr, uint32_t rename_flags = 0,
+                                  const std::function<Status(InodeId)>& before_rename = nullptr);
 
   // ---- the rest ----
 

@@ -1101,8 +1101,21 @@ class S3Gateway::Impl {
     }
     auto mode = FileModeOf(bucket);
     if (!mode.ok()) return ErrOf(c, mode.status(), false);
+    // What the object carries besides its bytes goes on before it shows
+    // under its key (the body's digests are final once `source` ended).
+    const RequestContext root = RequestContext::Root();
+    std::string etag;
+    auto finish = [&](InodeId ino) {
+      etag = Hex(digests.md5());
+      SaveMetadata(c, ino, root, true);
+      KeepEtag(ino, etag);
+      if (!algo.empty()) {
+        (void)fs_->SetXattr(root, ino, "user.s3.checksum-" + algo, digests.Checksum(), 0);
+      }
+      return Status::OK();
+    };
     auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, *mode, source, nullptr,
-                                    if_none_match ? kRenameNoReplace : 0);
+                                    if_none_match ? kRenameNoReplace : 0, finish);
     if (!written.ok()) {
       if (if_none_match && written.status().posix_errno() == EEXIST) {
         return Err(c, 412, "PreconditionFailed",
@@ -1113,14 +1126,6 @@ class S3Gateway::Impl {
                    "key " + key + " is a directory (a prefix of other keys)");
       }
       return ErrOf(c, written.status(), false);
-    }
-    // What the object carries besides its bytes.
-    const RequestContext root = RequestContext::Root();
-    const std::string etag = Hex(digests.md5());
-    SaveMetadata(c, written->ino, root, true);
-    KeepEtag(written->ino, etag);
-    if (!algo.empty()) {
-      (void)fs_->SetXattr(root, written->ino, "user.s3.checksum-" + algo, digests.Checksum(), 0);
     }
     S3Response resp;
     resp.headers.emplace_back("ETag", "\"" + etag + "\"");
