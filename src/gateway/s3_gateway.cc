@@ -1255,32 +1255,41 @@ class S3Gateway::Impl {
     BodyDigests d("");
     auto mode = FileModeOf(bucket);
     if (!mode.ok()) return ErrOf(c, mode.status(), false);
-    auto written = fs_->ReplaceFile(c.ctx, dir->ino, leaf, *mode, [&](std::string* piece) {
-      auto got = fs_->Read(c.ctx, obj->ino, offset, 4 << 20);
-      if (!got.ok()) return got.status();
-      offset += got->size();
-      d.Update(*got);
-      *piece = std::move(*got);
-      return Status::OK();
-    });
-    if (!written.ok()) return ErrOf(c, written.status(), false);
-    d.Finish();
     const RequestContext root = RequestContext::Root();
-    const std::string new_etag = Hex(d.md5());
-    if (c.Header("x-amz-metadata-directive") == "REPLACE") {
-      SaveMetadata(c, written->ino, root, true);
-    } else {
-      auto names = fs_->ListXattr(root, obj->ino);
-      if (names.ok()) {
-        for (const std::string& n : *names) {
-          if (n == kContentTypeXattr || n.rfind(kMetaXattrPrefix, 0) == 0) {
-            auto v = fs_->GetXattr(root, obj->ino, n);
-            if (v.ok()) (void)fs_->SetXattr(root, written->ino, n, *v, 0);
+    std::string new_etag;
+    // The metadata (copied, or the request's) and the ETag go on before
+    // the copy shows under its key.
+    auto finish = [&](InodeId ino) {
+      d.Finish();
+      new_etag = Hex(d.md5());
+      if (c.Header("x-amz-metadata-directive") == "REPLACE") {
+        SaveMetadata(c, ino, root, true);
+      } else {
+        auto names = fs_->ListXattr(root, obj->ino);
+        if (names.ok()) {
+          for (const std::string& n : *names) {
+            if (n == kContentTypeXattr || n.rfind(kMetaXattrPrefix, 0) == 0) {
+              auto v = fs_->GetXattr(root, obj->ino, n);
+              if (v.ok()) (void)fs_->SetXattr(root, ino, n, *v, 0);
+            }
           }
         }
       }
-    }
-    KeepEtag(written->ino, new_etag);
+      KeepEtag(ino, new_etag);
+      return Status::OK();
+    };
+    auto written = fs_->ReplaceFile(
+        c.ctx, dir->ino, leaf, *mode,
+        [&](std::string* piece) {
+          auto got = fs_->Read(c.ctx, obj->ino, offset, 4 << 20);
+          if (!got.ok()) return got.status();
+          offset += got->size();
+          d.Update(*got);
+          *piece = std::move(*got);
+          return Status::OK();
+        },
+        nullptr, 0, finish);
+    if (!written.ok()) return ErrOf(c, written.status(), false);
     return Xml(std::string("<CopyObjectResult xmlns=\"") + kNs + "\"><LastModified>" +
                IsoTime(written->mtime_ns) + "</LastModified><ETag>&quot;" + new_etag +
                "&quot;</ETag></CopyObjectResult>");
