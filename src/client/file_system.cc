@@ -554,8 +554,13 @@ class FileSystem::Impl {
     bool spoiled = false;
   };
 
+  /// Whether files' attributes are kept at all (FUSE); otherwise the calls
+  /// below touch nothing, off the hot path of NFS and S3.
+  bool KeepsFileAttrs() const { return options_.file_attr_ttl_ns > 0 && options_.follow_changes; }
+
   /// Marks a change of `ino` as begun; pass the token to EndFileChange.
   uint64_t BeginFileChange(InodeId ino) {
+    if (!KeepsFileAttrs()) return 0;
     std::lock_guard<std::mutex> g(own_mu_);
     file_attrs_.erase(ino.value);
     FileChange& c = file_changes_[ino.value];
@@ -569,13 +574,13 @@ class FileSystem::Impl {
   /// Ends the change `token` of `ino`: keeps `after` (null: it failed) when
   /// nothing else happened to the inode meanwhile.
   void EndFileChange(InodeId ino, uint64_t token, const InodeAttr* after) {
+    if (!KeepsFileAttrs()) return;
     std::lock_guard<std::mutex> g(own_mu_);
     auto it = file_changes_.find(ino.value);
     if (it == file_changes_.end()) return;  // a reset cleared it
     FileChange& c = it->second;
     const bool keep = after && after->type != FileType::kDirectory && c.begun == token &&
-                      c.running == 1 && !c.spoiled && options_.file_attr_ttl_ns > 0 &&
-                      options_.follow_changes;
+                      c.running == 1 && !c.spoiled;
     if (--c.running <= 0) file_changes_.erase(it);
     if (!keep) return;
     if (file_attrs_.size() > 100'000) file_attrs_.clear();
@@ -583,26 +588,23 @@ class FileSystem::Impl {
   }
 
   /// A file's attributes from an own change, still fresh (without what is
-  /// buffered or deferred: see OverlayCached).
+  /// buffered or deferred: FreshAttr adds those).
   std::optional<InodeAttr> CachedFileAttr(InodeId ino) {
+    if (!KeepsFileAttrs()) return std::nullopt;
     std::lock_guard<std::mutex> g(own_mu_);
-    auto it = file_attrs_.find(ino.value);
-    if (it == file_attrs_.end()) return std::nullopt;
-    if (MonotonicNs() >= it->second.second) {
-      file_attrs_.erase(it);
-      return std::nullopt;
-    }
-    return it->second.first;
+    return TakeFresh(&file_attrs_, ino);
   }
 
   /// Drops `ino`'s kept attributes (meta answered with newer ones).
   void DropKeptFileAttr(InodeId ino) {
+    if (!KeepsFileAttrs()) return;
     std::lock_guard<std::mutex> g(own_mu_);
     file_attrs_.erase(ino.value);
   }
 
   /// Drops `ino`'s kept attributes and spoils changes of it under way.
   void ForgetFileAttr(InodeId ino) {
+    if (!KeepsFileAttrs()) return;
     std::lock_guard<std::mutex> g(own_mu_);
     file_attrs_.erase(ino.value);
     auto it = file_changes_.find(ino.value);
@@ -613,6 +615,7 @@ class FileSystem::Impl {
   /// ctime or nlink of an inode this layer may not know by number: drops
   /// every file's kept attributes and spoils every change under way.
   void ForgetAllFileAttrs() {
+    if (!KeepsFileAttrs()) return;
     std::lock_guard<std::mutex> g(own_mu_);
     file_attrs_.clear();
     for (auto& [ino, c] : file_changes_) c.spoiled = true;
@@ -621,10 +624,17 @@ class FileSystem::Impl {
   /// Directory attributes this client's own change returned, still fresh.
   std::optional<InodeAttr> CachedDirAttr(InodeId ino) {
     std::lock_guard<std::mutex> g(own_mu_);
-    auto it = dir_attrs_.find(ino.value);
-    if (it == dir_attrs_.end()) return std::nullopt;
+    return TakeFresh(&dir_attrs_, ino);
+  }
+
+  /// `ino`'s attributes in `kept` (attributes with their expiry, ns,
+  /// monotonic) while fresh; an expired entry goes. REQUIRES: own_mu_.
+  static std::optional<InodeAttr> TakeFresh(
+      std::unordered_map<uint64_t, std::pair<InodeAttr, int64_t>>* kept, InodeId ino) {
+    auto it = kept->find(ino.value);
+    if (it == kept->end()) return std::nullopt;
     if (MonotonicNs() >= it->second.second) {
-      dir_attrs_.erase(it);
+      kept->erase(it);
       return std::nullopt;
     }
     return it->second.first;

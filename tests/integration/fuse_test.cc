@@ -38,6 +38,16 @@ class FuseTest : public FuseFixture<FuseTest> {
   // Small chunks so modest files cross many chunk boundaries.
   static void SetUpTestSuite() { StartCluster("needlefs-fuse-test-", {"-chunkSizeMB", "1"}); }
   static void TearDownTestSuite() { StopCluster(); }
+
+  /// The value of sample `sample` (name and labels) on the test's meta's
+  /// /metrics: 0 when absent, -1 when /metrics cannot be read.
+  double MetaMetric(const std::string& sample) const {
+    auto r = HttpClient("127.0.0.1", meta_.http_port).Request("GET", "/metrics");
+    if (!r.ok()) return -1.0;
+    const std::string name = sample + " ";
+    const size_t at = r->body.find("\n" + name);
+    return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + 1 + name.size()));
+  }
 };
 
 TEST_F(FuseTest, CopyRealTreeInAndDiff) {
@@ -67,13 +77,7 @@ TEST_F(FuseTest, ParallelCopiesOfARealTreeMatchTheSource) {
       "$(for d in linux x86_64-linux-gnu absl grpcpp openssl rocksdb fuse3 c++; do "
       "[ -d \"$d\" ] && echo \"$d\"; done)";
   std::string out;
-  auto batch_ops = [&] {
-    auto r = HttpClient("127.0.0.1", meta_.http_port).Request("GET", "/metrics");
-    if (!r.ok()) return -1.0;
-    const std::string name = "needlefs_meta_batch_ops_total ";
-    const size_t at = r->body.find("\n" + name);
-    return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + 1 + name.size()));
-  };
+  auto batch_ops = [&] { return MetaMetric("needlefs_meta_batch_ops_total"); };
   const double before = batch_ops();
   ASSERT_EQ(Sh("cd " + src + " && printf '%s\\n' " + dirs + " | xargs -P 8 -I{} cp -a {} " +
                    ShellQuote(work_ + "/") + " 2>&1",
@@ -499,12 +503,7 @@ TEST_F(FuseTest, OwnAttributesAnswerGetattrAndGiveWayToAnotherMountsChange) {
   ASSERT_TRUE(second != nullptr);
   const std::string there = mnt2 + "/" + name_ + "/kept", here = work_ + "/kept";
   auto meta_getattrs = [&] {
-    auto r = HttpClient("127.0.0.1", meta_.http_port).Request("GET", "/metrics");
-    if (!r.ok()) return -1.0;
-    const std::string name =
-        "needlefs_meta_frame_requests_total{method=\"GetAttr\",result=\"ok\"} ";
-    const size_t at = r->body.find("\n" + name);
-    return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + 1 + name.size()));
+    return MetaMetric("needlefs_meta_frame_requests_total{method=\"GetAttr\",result=\"ok\"}");
   };
   struct stat st;
   {

@@ -177,6 +177,15 @@ sleep 1.2  # the gateway looks at the identities file at most once a second
 BOB=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$BAK:$BSK" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
 curl -sf "${BOB[@]}" -T "$W/c.txt" "$EP/bobs/mine.txt" -o /dev/null; check bob_puts_in_his_bucket $?
 [ "$(stat -c %u "$MNT/bobs/mine.txt")" = 1001 ]; check bob_owns_his_file $?
+# A file bob (uid 1001) may not read, in his own bucket: no headers, no
+# bytes, no digest, even after a reader's request filled the object cache.
+printf secret > "$MNT/bobs/root-only.txt"; chmod 600 "$MNT/bobs/root-only.txt"
+curl -sf "${SIG[@]}" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/bobs/root-only.txt" \
+  -o /dev/null
+code="$(curl -s -o /dev/null -w '%{http_code}' -I "${BOB[@]}" "$EP/bobs/root-only.txt")"
+[ "$code" = 403 ]; check non_reader_head_refused $?
+code="$(curl -s -o "$W/leak" -w '%{http_code}' "${BOB[@]}" "$EP/bobs/root-only.txt")"
+[ "$code" = 403 ] && ! grep -q secret "$W/leak"; check non_reader_get_refused $?
 code="$(curl -s -o /dev/null -w '%{http_code}' "${BOB[@]}" "$EP/curl/c.txt")"
 [ "$code" = 403 ]; check bob_kept_out_of_other_buckets $?
 "${ADM[@]}" s3.user.delete -identities "$W/ids.json" -name bob > /dev/null; check admin_user_delete $?
