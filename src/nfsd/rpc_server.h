@@ -1,9 +1,10 @@
-// ONC RPC over TCP (RFC 5531 section 11, record marking) and UDP on
-// Boost.Asio, one port for both: many connections, records of one or more
-// fragments reassembled up to a size cap, each record (or datagram) handed
-// to a worker pool, replies written back as one-fragment records or one
-// datagram (in any order: RPC matches them by xid). Asio stays in
-// rpc_server.cc.
+// ONC RPC over TCP (RFC 5531 section 11, record marking) and UDP, one port
+// for both: many connections, records of one or more fragments reassembled
+// up to a size cap, each call run by one thread of a pool that also reads
+// the sockets (one epoll set, knfsd's model: a call costs one wake-up),
+// replies written back as one-fragment records or one datagram (in any
+// order: RPC matches them by xid). The calls of one connection run
+// concurrently; a connection's replies are written one at a time.
 #pragma once
 
 #include <cstdint>
@@ -32,14 +33,15 @@ inline constexpr size_t kMaxDatagramBytes = 65507;
 /// Handles one RPC record (without its record mark): the reply record; an
 /// empty one to send nothing (a retransmission of a call still running);
 /// or nullopt for a record that is not a call (the connection is then
-/// closed: nothing sensible can follow on it). Called from the worker threads, many
-/// at once.
+/// closed: nothing sensible can follow on it). Called from the pool's
+/// threads, many at once; it must not throw (an exception ends the
+/// connection).
 using RpcHandler = std::function<std::optional<std::string>(std::string_view record, const Peer&)>;
 
 struct RpcServerOptions {
   std::string address = "0.0.0.0";  ///< "::" listens on IPv6 and IPv4
   uint16_t port = 0;                ///< 0: any free port (see port())
-  /// Handler threads. Default: 8.
+  /// Threads that read the sockets and run the calls. Default: 8.
   int threads = 8;
   /// Largest record accepted, bytes; a connection sending a bigger one is
   /// closed (a WRITE of 1 MiB takes about 1 MiB + 200). Default: 4 MiB.
