@@ -31,6 +31,13 @@ StatusOr<InodeAttr> ApplyRest(Nfs3Call& c, StatusOr<InodeAttr> a, const sattr3& 
     SetAttrRequest size_only;
     size_only.size = rest.size;
     rest = size_only;
+  } else {
+    // A file this call made is empty, owned by the caller and stamped now:
+    // what restates that (libnfs sends size 0 with every create, Linux the
+    // caller's own uid and gid) costs no second transaction.
+    if (rest.size == 0 && a->size == 0) rest.size.reset();
+    if (rest.uid == a->uid) rest.uid.reset();
+    if (rest.gid == a->gid) rest.gid.reset();
   }
   if (Empty(rest)) return a;
   return c.fs().SetAttr(c.ctx(), a->ino, rest);
