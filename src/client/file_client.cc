@@ -278,8 +278,13 @@ class FileClient::Impl {
       const uint64_t start = it->first, stop = start + it->second.size();
       const uint64_t boundary = (start / options_.chunk_size + 1) * options_.chunk_size;
       if (boundary > stop) break;
-      std::string piece = it->second.substr(0, boundary - start);
-      std::string rest = it->second.substr(boundary - start);
+      std::string piece, rest;
+      if (boundary == stop) {
+        piece = std::move(it->second);  // the extent ends at the boundary: no copy
+      } else {
+        piece = it->second.substr(0, boundary - start);
+        rest = it->second.substr(boundary - start);
+      }
       s->dirty.erase(it);
       s->dirty_bytes -= piece.size() + rest.size();
       if (!rest.empty()) {
@@ -537,14 +542,32 @@ class FileClient::Impl {
 
   /// Merges [offset, offset+data) into s.dirty; returns the start of the
   /// extent that now holds it; *delta = change of buffered bytes.
-  static uint64_t Merge(OpenInode& s, uint64_t offset, std::string_view data, int64_t* delta) {
+  /// The capacity to give an extent at `start` that must hold `needed`
+  /// bytes: up to the end of its chunk once it is big (a sequential writer
+  /// then fills it without the copies of doubling), else just `needed`
+  /// (small files keep small buffers).
+  uint64_t ExtentRoom(uint64_t start, uint64_t needed) const {
+    constexpr uint64_t kBig = 64 << 10;
+    if (needed < kBig) return needed;
+    return std::max(needed, options_.chunk_size - start % options_.chunk_size);
+  }
+
+  uint64_t Merge(OpenInode& s, uint64_t offset, std::string_view data, int64_t* delta) {
     const uint64_t end = offset + data.size();
     auto it = s.dirty.upper_bound(offset);
     // Fast path: appending to the extent just before, nothing after overlaps.
     if (it != s.dirty.begin()) {
       auto prev = std::prev(it);
       if (prev->first + prev->second.size() == offset && (it == s.dirty.end() || it->first > end)) {
-        prev->second.append(data);
+        std::string& extent = prev->second;
+        if (extent.capacity() < extent.size() + data.size()) {
+          // Room up to the chunk's end at once: a sequential writer fills
+          // it without the copies of doubling.
+          const uint64_t needed = extent.size() + data.size();
+          const uint64_t room = ExtentRoom(prev->first, needed);
+          if (room > needed) extent.reserve(room);
+        }
+        extent.append(data);
         s.dirty_bytes += data.size();
         *delta = static_cast<int64_t>(data.size());
         return prev->first;
@@ -560,6 +583,15 @@ class FileClient::Impl {
       start = std::min(start, covered.front()->first);
       auto& last = covered.back();
       stop = std::max(stop, last->first + last->second.size());
+    }
+    if (covered.empty()) {
+      // A new extent: room up to its chunk's end for the appends to come.
+      merged.reserve(ExtentRoom(start, data.size()));
+      merged.append(data);
+      *delta = static_cast<int64_t>(data.size());
+      s.dirty_bytes += data.size();
+      s.dirty.emplace(start, std::move(merged));
+      return start;
     }
     merged.resize(stop - start);
     for (auto& c : covered) {
