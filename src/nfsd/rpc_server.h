@@ -1,7 +1,8 @@
 // ONC RPC over TCP (RFC 5531 section 11, record marking) and UDP, one port
 // for both: many connections, records of one or more fragments reassembled
 // up to a size cap, each call run by one thread of a pool that also reads
-// the sockets (one epoll set, knfsd's model: a call costs one wake-up),
+// the sockets (one epoll set, knfsd's model: a call read alone costs one
+// wake-up),
 // replies written back as one-fragment records or one datagram (in any
 // order: RPC matches them by xid). The calls of one connection run
 // concurrently; a connection's replies are written one at a time.
@@ -54,10 +55,13 @@ class RpcServer {
  public:
   /// Listens (TCP, and UDP on the same port) and serves until destroyed.
   /// Errors: kUnavailable (the address is taken or cannot be bound; the
-  /// message says which).
+  /// message says which), kInvalidArgument (not a numeric address),
+  /// kIOError (epoll or eventfd could not be made).
   static StatusOr<std::unique_ptr<RpcServer>> Start(const RpcServerOptions& options,
                                                     RpcHandler handler);
-  /// Closes the listener and every connection, waits for the handlers.
+  /// Stops accepting, ends every connection (calls not yet run are not
+  /// run, replies not yet written are dropped), waits for the handlers
+  /// running.
   ~RpcServer();
   uint16_t port() const;
 

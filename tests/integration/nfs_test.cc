@@ -13,11 +13,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/http.h"
@@ -719,6 +722,90 @@ TEST_F(NfsTest, BadRecordsCloseTheConnectionAndTheServerServesOn) {
   ASSERT_GE(r.size(), 24u);
   EXPECT_EQ(WordAt(r, 0), 44u);
   EXPECT_EQ(WordAt(r, 5), 0u);
+}
+
+/// Reads one record from `fd` (its fragments joined); "" at EOF or timeout.
+std::string ReadRecord(int fd) {
+  std::string out;
+  for (bool last = false; !last;) {
+    uint32_t mark = 0;
+    size_t got = 0;
+    while (got < 4) {
+      const ssize_t n = read(fd, reinterpret_cast<char*>(&mark) + got, 4 - got);
+      if (n <= 0) return "";
+      got += static_cast<size_t>(n);
+    }
+    mark = ntohl(mark);
+    last = (mark & 0x80000000u) != 0;
+    const size_t at = out.size(), len = mark & 0x7fffffffu;
+    out.resize(at + len);
+    for (got = 0; got < len;) {
+      const ssize_t n = read(fd, out.data() + at + got, len - got);
+      if (n <= 0) return "";
+      got += static_cast<size_t>(n);
+    }
+  }
+  return out;
+}
+
+TEST_F(NfsTest, AClientThatStopsReadingHoldsUpNoOtherAndGetsEveryReplyLater) {
+  // 64 pipelined READs of 1 MiB on one connection whose client reads
+  // nothing: 64 MiB of replies that cannot all fit its socket. The server
+  // must not spend its threads waiting on that client.
+  std::string content(1 << 20, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + (i * 7) % 26);
+  ASSERT_NO_FATAL_FAILURE(WriteFile("big", content));
+  const std::string dir = LookupHandle(nfs_port_, MountHandle(mount_port_, "/"), dir_.substr(1));
+  const std::string fh = LookupHandle(nfs_port_, dir, "big");
+  ASSERT_FALSE(fh.empty());
+  const int stalled = ConnectTcp(nfs_port_);
+  ASSERT_GE(stalled, 0);
+  constexpr int kCalls = 64;
+  std::string pipeline;
+  for (int i = 0; i < kCalls; ++i) {
+    const std::string call =
+        CallHeader(2000 + i, kNfs, 3, kRead) + Opaque(fh) + U64(0) + U32(1 << 20);
+    pipeline += U32(0x80000000u | static_cast<uint32_t>(call.size())) + call;
+  }
+  ASSERT_EQ(write(stalled, pipeline.data(), pipeline.size()),
+            static_cast<ssize_t>(pipeline.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Meanwhile every other client is served (more calls than nfsd has
+  // threads, each on a connection of its own, within the 5 s timeout).
+  for (uint32_t xid = 3000; xid < 3020; ++xid) {
+    const std::string r = Call(nfs_port_, CallHeader(xid, kNfs, 3, kGetattr) + Opaque(fh));
+    ASSERT_GE(r.size(), 28u) << "call " << xid << " not answered while a client stalls";
+    EXPECT_EQ(WordAt(r, 0), xid);
+    EXPECT_EQ(NfsStatus(r), kOk);
+  }
+  // The stalled client reads at last: every reply, whole.
+  std::set<uint32_t> xids;
+  for (int i = 0; i < kCalls; ++i) {
+    XdrReader x(ReadRecord(stalled));
+    ASSERT_GE(x.s.size(), 28u) << "reply " << i << " missing";
+    xids.insert(WordAt(x.s, 0));
+    EXPECT_EQ(x.U32(), kOk);
+    x.PostOpAttr();
+    EXPECT_EQ(x.U32(), 1u << 20) << "count";
+    x.U32();  // eof
+    EXPECT_TRUE(x.Opaque() == content) << "reply " << i << " carries the file";
+  }
+  EXPECT_EQ(xids.size(), static_cast<size_t>(kCalls));
+  // A client that half-closes after its calls still gets their replies.
+  std::string nulls;
+  for (uint32_t xid = 4000; xid < 4010; ++xid) {
+    const std::string call = CallHeader(xid, kNfs, 3, 0);
+    nulls += U32(0x80000000u | static_cast<uint32_t>(call.size())) + call;
+  }
+  const int half = ConnectTcp(nfs_port_);
+  ASSERT_GE(half, 0);
+  ASSERT_EQ(write(half, nulls.data(), nulls.size()), static_cast<ssize_t>(nulls.size()));
+  shutdown(half, SHUT_WR);
+  int answered = 0;
+  while (!ReadRecord(half).empty()) ++answered;
+  EXPECT_EQ(answered, 10);
+  close(half);
+  close(stalled);
 }
 
 TEST_F(NfsTest, ForgedStaleOrRefusedCallsChangeNothing) {
