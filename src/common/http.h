@@ -79,6 +79,12 @@ struct HttpServerOptions {
   int idle_timeout_ms = 120'000;
   /// Value of the Server header. Default: "needlefs".
   std::string server_name = "needlefs";
+  /// Let HttpClientPool requests of this same process to exactly this
+  /// listen address and port run the handler on the caller's thread, with
+  /// no socket (the answer is the same; timeouts and connection limits do
+  /// not apply). Never for wildcard addresses. false: every request goes
+  /// over TCP (tests of the transport). Default: true.
+  bool in_process = true;
 };
 
 /// HTTP/1.1 server. Thread-safe: the handler is called concurrently from many
@@ -136,7 +142,9 @@ class HttpClient {
 
 /// Keep-alive connections to many servers, shared by threads: a request
 /// takes an idle connection to its server (or opens one) and returns it after
-/// a successful exchange. Thread-safe.
+/// a successful exchange. A request to an HttpServer of this same process
+/// (HttpServerOptions::in_process) runs its handler on the calling thread
+/// instead. Thread-safe.
 class HttpClientPool {
  public:
   explicit HttpClientPool(int timeout_ms = 30'000, size_t max_idle_per_server = 64)

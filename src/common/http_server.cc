@@ -72,6 +72,8 @@ class BeastHttpServer final : public HttpServer {
   std::vector<uint64_t> finished_;  // ids whose thread has ended and awaits join
   uint64_t next_id_ = 0;
   int active_ = 0;
+  std::string local_key_;                     // "host:port" registered for in-process calls
+  std::shared_ptr<LocalHttpEndpoint> local_;  // null: not registered
 };
 
 Status BeastHttpServer::Listen() {
@@ -112,6 +114,12 @@ Status BeastHttpServer::Listen() {
   if (ec) return fail("cannot listen on");
   port_ = acceptor_.local_endpoint(ec).port();
   if (ec) return fail("cannot get local port of");
+  if (options_.in_process && !addr.is_unspecified()) {
+    local_key_ = JoinHostPort(host, port_);
+    local_ = std::make_shared<LocalHttpEndpoint>(handler_, options_.max_body_bytes,
+                                                 options_.server_name);
+    RegisterLocalHttp(local_key_, local_);
+  }
   return Status::OK();
 }
 
@@ -181,6 +189,12 @@ void BeastHttpServer::ReapFinished() {
 
 void BeastHttpServer::Stop() {
   if (stopping_.exchange(true)) return;
+  if (local_) {
+    // Before the listener closes: no other process can take the address
+    // while it is registered.
+    UnregisterLocalHttp(local_key_, local_.get());
+    local_->Stop();
+  }
   // On Linux, shutdown() of a listening socket wakes a blocked accept() (EINVAL); close()
   // alone would not.
   if (acceptor_.is_open()) ::shutdown(acceptor_.native_handle(), SHUT_RDWR);

@@ -12,12 +12,13 @@
 // reply back to the io thread: for libnfs at one call in flight, stat 2,915
 // -> 4,900 and read 1,432 -> 3,100 per second against `needlefs server`.)
 //
-// Nothing here waits on a client. A reply that does not fit the socket's
+// Nothing here waits on a TCP client. A reply that does not fit the socket's
 // send buffer is queued on its connection and written by whichever thread
 // takes the connection's writable event (a dup of its descriptor,
 // registered apart from the readable one). A connection with too many calls
 // running or too many reply bytes queued is not read until it drains: the
-// client is held back by TCP, the pool stays free for everyone else.
+// client is held back by TCP, the pool stays free for everyone else. (A
+// UDP reply waits up to a second for room in the one datagram socket.)
 #include "nfsd/rpc_server.h"
 
 #include <arpa/inet.h>
@@ -36,6 +37,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <list>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -124,6 +126,12 @@ struct OwnedSource : Source {
 
 struct Connection;
 
+/// Bytes waiting for room in a connection's send buffer.
+struct Pending {
+  std::string bytes;
+  size_t offset = 0;  // written already
+};
+
 /// One side of a connection in the epoll set.
 struct ConnectionSide : Source {
   ConnectionSide(Kind k, int f, Connection* c) : Source(k, f), connection(c) {}
@@ -150,14 +158,14 @@ struct Connection {
   Peer peer;
   std::string in;      // bytes read and not yet cut into records
   std::string record;  // the record being reassembled from fragments
+  bool eof = false;    // the peer ended its stream (owned as `in`)
 
   std::atomic<bool> broken{false};  // shut down: run and answer nothing more
   std::atomic<int> calls{0};        // calls cut and not yet answered
   std::atomic<bool> paused{false};  // not re-armed for reading (too much work queued)
 
   std::mutex send_mu;                // the fields below; one reply at a time on the stream
-  std::deque<std::string> out;       // GUARDED_BY(send_mu): replies (or their rest) to write
-  size_t out_offset = 0;             // GUARDED_BY(send_mu): bytes of out.front() written
+  std::deque<Pending> out;           // GUARDED_BY(send_mu): what waits for room, in order
   std::atomic<size_t> out_bytes{0};  // bytes in `out` (written under send_mu)
   bool writer_registered = false;    // GUARDED_BY(send_mu): the writable side is in the set
   bool writer_armed = false;         // GUARDED_BY(send_mu): ... and waits for room
@@ -318,6 +326,14 @@ class RpcServer::Impl {
   }
 
   void Accept() {
+    // The listener is re-armed whatever happens below (a lost re-arm would
+    // end accepting for good).
+    struct Rearm {
+      Impl* self;
+      ~Rearm() {
+        if (!self->stopping_) self->Arm(self->listener_.get(), EPOLLIN);
+      }
+    } rearm{this};
     for (;;) {
       sockaddr_storage ss;
       socklen_t len = sizeof ss;
@@ -335,25 +351,34 @@ class RpcServer::Impl {
         break;
       }
       const int wfd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-      if (wfd < 0 || stopping_) {
+      if (wfd < 0) {
         ::close(fd);
-        if (wfd >= 0) ::close(wfd);
+        continue;
+      }
+      std::shared_ptr<Connection> c;
+      try {
+        c = std::make_shared<Connection>(fd, wfd);
+        c->peer.address = AddressText(ss, &c->peer.port);
+        std::lock_guard<std::mutex> g(mu_);
+        if (stopping_) {
+          c.reset();  // the destructor's sweep is past: not one more
+          continue;
+        }
+        connections_.emplace(c.get(), c);
+      } catch (...) {
+        if (!c) {
+          ::close(fd);
+          ::close(wfd);
+        }
         continue;
       }
       const int on = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-      auto c = std::make_shared<Connection>(fd, wfd);
-      c->peer.address = AddressText(ss, &c->peer.port);
-      {
-        std::lock_guard<std::mutex> g(mu_);
-        connections_.emplace(c.get(), c);
-      }
       if (!Add(&c->readable, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT)) {
         std::lock_guard<std::mutex> g(mu_);
         connections_.erase(c.get());
       }
     }
-    if (!stopping_) Arm(listener_.get(), EPOLLIN);
   }
 
   std::shared_ptr<Connection> Find(Connection* raw) {
@@ -362,60 +387,96 @@ class RpcServer::Impl {
     return it == connections_.end() ? nullptr : it->second;
   }
 
-  /// The connection's readable event: reads what arrived, cuts out the
-  /// whole records, queues all but the first, re-arms (unless the
-  /// connection has too much work in hand), runs the first.
+  /// The connection's readable event.
   void Receive(Connection* raw) {
     std::shared_ptr<Connection> c = Find(raw);
     if (!c) return;
-    thread_local std::vector<char> chunk(kReadChunk);
-    bool end = c->broken;
-    size_t taken = 0;
-    while (!end && taken < kReadBoundPerEvent) {
-      const ssize_t n = ::recv(c->readable.fd, chunk.data(), chunk.size(), 0);
-      if (n > 0) {
-        c->in.append(chunk.data(), static_cast<size_t>(n));
-        taken += static_cast<size_t>(n);
-        if (static_cast<size_t>(n) < chunk.size()) break;  // drained for now
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      end = true;  // EOF or a reset
-    }
+    std::string first;
+    bool has_first = false;
+    if (Pump(c, &first, &has_first) == Pumped::kPaused) MaybeResume(c);
+    if (has_first) Serve(c, first);
+  }
+
+  enum class Pumped { kArmed, kPaused, kEnded };
+
+  /// By the owner of c's readable side: reads what arrived, cuts out whole
+  /// records (no more than the connection may have in hand), queues them
+  /// -- but the first when `first` is given: that one is the caller's to
+  /// run -- and then re-arms the readable side, pauses the connection
+  /// (too much in hand: MaybeResume takes it up again) or ends reading.
+  Pumped Pump(const std::shared_ptr<Connection>& c, std::string* first, bool* has_first) {
     std::vector<std::string> records;
-    if (!c->broken && !CutRecords(c.get(), &records)) {
-      Break(c.get());  // over the cap: nothing more is read, run or answered
-      end = true;
-    }
-    c->calls += static_cast<int>(records.size());
-    if (records.size() > 1) {
-      {
-        std::lock_guard<std::mutex> g(queue_mu_);
-        for (size_t i = 1; i < records.size(); ++i) {
-          queued_.push_back(Queued{c, std::move(records[i])});
+    bool end = c->broken;
+    try {
+      thread_local std::vector<char> chunk(kReadChunk);
+      size_t taken = 0;
+      while (!end && !c->eof && taken < kReadBoundPerEvent) {
+        const ssize_t n = ::recv(c->readable.fd, chunk.data(), chunk.size(), 0);
+        if (n > 0) {
+          c->in.append(chunk.data(), static_cast<size_t>(n));
+          taken += static_cast<size_t>(n);
+          if (static_cast<size_t>(n) < chunk.size()) break;  // drained for now
+          continue;
         }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        c->eof = true;  // or a reset; what came before it is still served
       }
-      const uint64_t k = records.size() - 1;
-      (void)!::write(queue_->fd, &k, sizeof k);
+      const int room = kMaxCallsPerConnection + 1 - c->calls.load();
+      if (!c->broken && room > 0 && !CutRecords(c.get(), static_cast<size_t>(room), &records)) {
+        Break(c.get());  // over the cap: nothing more is read, run or answered
+        end = true;
+      }
+      // At the end of the stream, reading ends once every whole record is
+      // cut (a cut stopped by the bound leaves some: the connection pauses).
+      if (c->eof && records.size() < static_cast<size_t>(std::max(room, 0))) end = true;
+      if (c->in.empty() && c->in.capacity() > kReadChunk) std::string().swap(c->in);
+      // Everything that allocates comes before the calls are counted.
+      const size_t from = first != nullptr && !records.empty() ? 1 : 0;
+      std::list<Queued> batch;
+      for (size_t i = from; i < records.size(); ++i)
+        batch.push_back(Queued{c, std::move(records[i])});
+      if (from == 1) *first = std::move(records[0]);
+      c->calls += static_cast<int>(records.size());
+      if (!batch.empty()) {
+        {
+          std::lock_guard<std::mutex> g(queue_mu_);
+          queued_.splice(queued_.end(), batch);
+        }
+        const uint64_t k = records.size() - from;
+        (void)!::write(queue_->fd, &k, sizeof k);
+      }
+      *has_first = from == 1;
+    } catch (...) {
+      // Out of memory: this stream cannot be kept in step any more. The
+      // calls cut here were not counted and are not run.
+      spdlog::error("nfsd.receive peer={}:{}: failed (out of memory?)", c->peer.address,
+                    c->peer.port);
+      Break(c.get());
+      end = true;
+      *has_first = false;
     }
     if (end) {
       EndReading(c);
-    } else if (Busy(*c)) {
-      c->paused = true;
-      MaybeResume(c);  // a call may have ended meanwhile
-    } else if (!Arm(&c->readable, EPOLLIN | EPOLLRDHUP)) {
-      EndReading(c);
+      return Pumped::kEnded;
     }
-    if (!records.empty()) Serve(c, records[0]);
+    if (Busy(*c)) {
+      c->paused = true;  // the caller re-checks (MaybeResume): a call may have ended meanwhile
+      return Pumped::kPaused;
+    }
+    if (!Arm(&c->readable, EPOLLIN | EPOLLRDHUP)) {
+      EndReading(c);
+      return Pumped::kEnded;
+    }
+    return Pumped::kArmed;
   }
 
-  /// Moves every whole record out of c->in (fragments joined). false: the
-  /// connection sent a record over the cap and must end.
-  bool CutRecords(Connection* c, std::vector<std::string>* records) {
+  /// Moves up to `most` whole records out of c->in (fragments joined).
+  /// false: the connection sent a record over the cap and must end.
+  bool CutRecords(Connection* c, size_t most, std::vector<std::string>* records) {
     size_t pos = 0;
     bool ok = true;
-    while (c->in.size() - pos >= 4) {
+    while (c->in.size() - pos >= 4 && records->size() < most) {
       const auto* p = reinterpret_cast<const unsigned char*>(c->in.data() + pos);
       const uint32_t m =
           (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
@@ -438,17 +499,24 @@ class RpcServer::Impl {
     return ok;
   }
 
-  /// Too much in hand to read more of `c` now.
+  /// Too much in hand to read more of `c` now (never once it broke: it
+  /// then only has to end).
   static bool Busy(const Connection& c) {
+    if (c.broken.load()) return false;
     return c.calls.load() > kMaxCallsPerConnection || c.out_bytes.load() > kMaxQueuedReplyBytes;
   }
 
-  /// Re-arms a paused connection once it is no longer busy (exactly one
-  /// caller does).
+  /// Takes up a paused connection once it is no longer busy: the caller that
+  /// wins the flag owns its readable side and pumps it (queuing every call:
+  /// this may run inside a call of the same connection).
   void MaybeResume(const std::shared_ptr<Connection>& c) {
-    if (!c->paused.load() || Busy(*c)) return;
-    if (!c->paused.exchange(false)) return;
-    if (c->broken || !Arm(&c->readable, EPOLLIN | EPOLLRDHUP)) EndReading(c);
+    for (;;) {
+      if (!c->paused.load() || Busy(*c)) return;
+      if (!c->paused.exchange(false)) return;
+      bool none = false;
+      if (Pump(c, nullptr, &none) != Pumped::kPaused) return;
+      // Paused again: go round, a call may have ended meanwhile.
+    }
   }
 
   /// Takes the readable side out of the epoll set (by the thread that owns
@@ -478,29 +546,33 @@ class RpcServer::Impl {
 
   /// Runs one call of `c` and sends its reply.
   void Serve(const std::shared_ptr<Connection>& c, const std::string& record) {
-    if (!c->broken) {
-      std::optional<std::string> reply;
-      bool ok = true;
-      try {
-        reply = handler_(record, c->peer);
-      } catch (...) {
-        spdlog::error("nfsd.call peer={}:{}: the handler failed", c->peer.address, c->peer.port);
-        ok = false;
+    struct Done {  // whatever happens: the call is over
+      Impl* self;
+      const std::shared_ptr<Connection>& c;
+      ~Done() {
+        --c->calls;
+        self->MaybeResume(c);
+        self->MaybeForget(c);
       }
-      if (!ok || !reply) {
-        Break(c.get());  // not RPC: nothing sensible can follow on this stream
-      } else if (!reply->empty()) {
-        Send(c, *reply);
-      }
+    } done{this, c};
+    if (c->broken) return;
+    std::optional<std::string> reply;
+    try {
+      reply = handler_(record, c->peer);
+    } catch (...) {
+      spdlog::error("nfsd.call peer={}:{}: the handler failed", c->peer.address, c->peer.port);
+      reply.reset();
     }
-    --c->calls;
-    MaybeResume(c);
-    MaybeForget(c);
+    if (!reply) {
+      Break(c.get());  // not RPC: nothing sensible can follow on this stream
+    } else if (!reply->empty()) {
+      Send(c, std::move(*reply));
+    }
   }
 
   /// Writes `reply` as one last-fragment record: at once when the socket
   /// takes it, else (the rest) queued for the writable event. Never waits.
-  void Send(const std::shared_ptr<Connection>& c, const std::string& reply) {
+  void Send(const std::shared_ptr<Connection>& c, std::string reply) {
     const uint32_t m = kLastFragment | static_cast<uint32_t>(reply.size());
     char mark[4] = {static_cast<char>(m >> 24), static_cast<char>(m >> 16),
                     static_cast<char>(m >> 8), static_cast<char>(m)};
@@ -513,7 +585,7 @@ class RpcServer::Impl {
         int k = 0;
         if (sent < 4) v[k++] = {mark + sent, 4 - sent};
         const size_t r = sent > 4 ? sent - 4 : 0;  // of reply
-        if (r < reply.size()) v[k++] = {const_cast<char*>(reply.data()) + r, reply.size() - r};
+        if (r < reply.size()) v[k++] = {reply.data() + r, reply.size() - r};
         if (k == 0) return;  // all written
         msghdr msg{};
         msg.msg_iov = v;
@@ -529,12 +601,20 @@ class RpcServer::Impl {
         return;
       }
     }
-    std::string rest;
-    rest.reserve(4 + reply.size() - sent);
-    if (sent < 4) rest.append(mark + sent, 4 - sent);
-    rest.append(reply, sent > 4 ? sent - 4 : 0);
-    c->out_bytes += rest.size();
-    c->out.push_back(std::move(rest));
+    try {
+      size_t added = 0;
+      if (sent < 4) {
+        c->out.push_back(Pending{std::string(mark + sent, 4 - sent), 0});
+        added += 4 - sent;
+        sent = 4;
+      }
+      added += reply.size() - (sent - 4);
+      c->out.push_back(Pending{std::move(reply), sent - 4});
+      c->out_bytes += added;
+    } catch (...) {
+      BreakLocked(c.get());  // half a record may be out: the stream cannot go on
+      return;
+    }
     if (!c->writer_armed) {
       // Registered at the first reply that had to wait (a registration
       // without events would still report a hang-up).
@@ -552,35 +632,36 @@ class RpcServer::Impl {
   void Writable(Connection* raw) {
     std::shared_ptr<Connection> c = Find(raw);
     if (!c) return;
+    bool armed = false;
     {
       std::lock_guard<std::mutex> g(c->send_mu);
       while (!c->out.empty() && !c->broken) {
-        const std::string& front = c->out.front();
-        const ssize_t n = ::send(c->writable.fd, front.data() + c->out_offset,
-                                 front.size() - c->out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+        Pending& front = c->out.front();
+        const ssize_t n = ::send(c->writable.fd, front.bytes.data() + front.offset,
+                                 front.bytes.size() - front.offset, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
-          c->out_offset += static_cast<size_t>(n);
-          if (c->out_offset == front.size()) {
-            c->out_bytes -= front.size();
-            c->out.pop_front();
-            c->out_offset = 0;
-          }
+          front.offset += static_cast<size_t>(n);
+          c->out_bytes -= static_cast<size_t>(n);
+          if (front.offset == front.bytes.size()) c->out.pop_front();
           continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-          if (Arm(&c->writable, EPOLLOUT)) return;  // still armed: the next event goes on
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && Arm(&c->writable, EPOLLOUT)) {
+          armed = true;  // still armed: the next event goes on
+          break;
         }
         BreakLocked(c.get());
       }
-      c->writer_armed = false;
+      if (c->broken) BreakLocked(c.get());  // what is queued will never go: free it
+      if (!armed) c->writer_armed = false;
     }
-    MaybeResume(c);
+    MaybeResume(c);  // reading may go on once the queue is under its bound
     MaybeForget(c);
   }
 
-  /// Ends `c`'s stream now: no more calls run, no more replies go out; its
-  /// readable event then reports the end. Never waits for a writer.
+  /// Ends `c`'s stream now: no more calls run, no more replies go out, its
+  /// reading ends at its next event (or at once when paused). Never waits
+  /// for a writer.
   void Break(Connection* c) {
     c->broken = true;
     ::shutdown(c->readable.fd, SHUT_RDWR);
@@ -589,7 +670,6 @@ class RpcServer::Impl {
   void BreakLocked(Connection* c) {
     Break(c);
     c->out.clear();
-    c->out_offset = 0;
     c->out_bytes = 0;
   }
 
@@ -678,7 +758,7 @@ class RpcServer::Impl {
   // Every connection with a registration or a call running.
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;  // GUARDED_BY(mu_)
   std::mutex queue_mu_;
-  std::deque<Queued> queued_;  // GUARDED_BY(queue_mu_)
+  std::list<Queued> queued_;  // GUARDED_BY(queue_mu_)
 };
 
 RpcServer::RpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "common/http.h"
+#include "common/internal/http_local.h"
 
 namespace needlefs::http_internal {
 
@@ -134,8 +135,5 @@ class FdStream {
 
   int fd_;
 };
-
-/// Parses "a=b&c=d" (form-style: '+' is a space, then %XX escapes).
-std::map<std::string, std::string> ParseQuery(std::string_view q);
 
 }  // namespace needlefs::http_internal
