@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -87,6 +90,79 @@ TEST(HttpTest, StopClosesTheListener) {
   (*server)->Stop();
   HttpClient client("127.0.0.1", port, 2000);
   EXPECT_FALSE(client.Request("GET", "/").ok());
+}
+
+/// The pool's answers from `server` at `port` of this process, with the
+/// thread each handler ran on.
+struct Seen {
+  std::thread::id thread;
+  std::string method, path, query, body, host, remote;
+};
+
+TEST(HttpTest, APoolRequestToAServerOfThisProcessRunsOnTheCallersThread) {
+  for (const bool in_process : {true, false}) {
+    SCOPED_TRACE(in_process ? "in process" : "over TCP");
+    Seen seen;
+    std::mutex mu;
+    HttpServerOptions o;
+    o.max_body_bytes = 1000;
+    o.in_process = in_process;
+    auto server = HttpServer::Start(o, [&](HttpRequest& req) {
+      std::lock_guard<std::mutex> g(mu);
+      seen = Seen{std::this_thread::get_id(), req.method, req.path,
+                  req.QueryParam("q"),        req.body,   std::string(req.Header("Host")),
+                  req.remote_address};
+      if (req.path == "/throw") throw std::runtime_error("boom");
+      HttpResponse r;
+      r.status = req.path == "/created" ? 201 : 200;
+      r.headers["X-Echo"] = std::string(req.Header("x-in"));
+      r.headers["Bad\r\nHeader"] = "dropped";
+      if (req.method == "HEAD") {
+        r.content_length = 12345;
+      } else {
+        r.body = "got " + req.body;
+      }
+      return r;
+    });
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    const std::string where = "127.0.0.1:" + std::to_string((*server)->port());
+    HttpClientPool pool(5000);
+    auto r = pool.Request(where, "PUT", "/a%20b?q=x+y", "body", {{"X-In", "v"}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "got body");
+    EXPECT_EQ(r->Header("X-Echo"), "v");
+    EXPECT_EQ(r->Header("Content-Length"), "8");
+    EXPECT_EQ(r->Header("Server"), "needlefs");
+    EXPECT_TRUE(r->Header("Bad\r\nHeader").empty());
+    {
+      std::lock_guard<std::mutex> g(mu);
+      EXPECT_EQ(seen.thread == std::this_thread::get_id(), in_process);
+      EXPECT_EQ(seen.method, "PUT");
+      EXPECT_EQ(seen.path, "/a b");
+      EXPECT_EQ(seen.query, "x y");
+      EXPECT_EQ(seen.body, "body");
+      EXPECT_EQ(seen.host, where);
+    }
+    // The same answers as over a socket: HEAD's length without a body, 413
+    // for a body over the limit, a handler's exception as 500, any status.
+    r = pool.Request(where, "HEAD", "/h");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->Header("Content-Length"), "12345");
+    EXPECT_TRUE(r->body.empty());
+    r = pool.Request(where, "PUT", "/big", std::string(5000, 'a'));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 413);
+    r = pool.Request(where, "GET", "/throw");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 500);
+    r = pool.Request(where, "POST", "/created", "x");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 201);
+    // Stopped: nothing answers any more, in process or not.
+    (*server)->Stop();
+    EXPECT_FALSE(pool.Request(where, "GET", "/").ok());
+  }
 }
 
 TEST(HttpTest, PercentEncodeRoundTrips) {
