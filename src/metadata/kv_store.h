@@ -61,9 +61,6 @@ struct KvOptions {
   /// How long a pessimistic engine waits for a lock before kAborted.
   /// Default: 1000 ms.
   int lock_timeout_ms = 1000;
-  /// RocksDB: an OptimisticTransactionDB (conflicts found at commit, no
-  /// lock manager) instead of a pessimistic TransactionDB. Default: false.
-  bool optimistic = false;
 };
 
 /// Settings of one transaction.

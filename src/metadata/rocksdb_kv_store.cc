@@ -11,7 +11,6 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
-#include <rocksdb/utilities/optimistic_transaction_db.h>
 #include <rocksdb/utilities/transaction.h>
 #include <rocksdb/utilities/transaction_db.h>
 
@@ -70,8 +69,13 @@ StatusOr<std::optional<std::string>> ValueOrAbsent(const rocksdb::Status& s, std
 class RocksDbKvTransaction final : public KvTransaction {
  public:
   /// Keeps `db` alive, so a transaction may outlive its store.
-  RocksDbKvTransaction(std::shared_ptr<rocksdb::DB> db, rocksdb::Transaction* txn)
-      : db_(std::move(db)), txn_(txn) {}
+  RocksDbKvTransaction(std::shared_ptr<rocksdb::TransactionDB> db,
+                       const rocksdb::WriteOptions& write_options)
+      : db_(std::move(db)) {
+    rocksdb::TransactionOptions txn_options;
+    txn_options.deadlock_detect = true;  // a deadlock fails fast with Busy -> kAborted
+    txn_.reset(db_->BeginTransaction(write_options, txn_options));
+  }
 
   ~RocksDbKvTransaction() override {
     // Deleting an uncommitted transaction discards its write batch and
@@ -156,7 +160,7 @@ class RocksDbKvTransaction final : public KvTransaction {
     return Status::OK();
   }
 
-  std::shared_ptr<rocksdb::DB> db_;
+  std::shared_ptr<rocksdb::TransactionDB> db_;
   std::unique_ptr<rocksdb::Transaction> txn_;
   bool done_ = false;       // Commit was called (whatever its result)
   bool committed_ = false;  // Commit succeeded
@@ -165,13 +169,8 @@ class RocksDbKvTransaction final : public KvTransaction {
 
 class RocksDbKvStore final : public KvStore {
  public:
-  /// One of `pessimistic` and `optimistic` is set.
-  RocksDbKvStore(std::shared_ptr<rocksdb::TransactionDB> pessimistic,
-                 std::shared_ptr<rocksdb::OptimisticTransactionDB> optimistic, bool sync)
-      : pessimistic_(std::move(pessimistic)),
-        optimistic_(std::move(optimistic)),
-        db_(pessimistic_ ? std::shared_ptr<rocksdb::DB>(pessimistic_)
-                         : std::shared_ptr<rocksdb::DB>(optimistic_)),
+  RocksDbKvStore(std::shared_ptr<rocksdb::TransactionDB> db, bool sync)
+      : db_(std::move(db)),
         log_sync_([this] { return FromRocks(db_->SyncWAL(), "rocksdb sync wal"); }) {
     write_options_.sync = sync;
   }
@@ -180,15 +179,7 @@ class RocksDbKvStore final : public KvStore {
   std::unique_ptr<KvTransaction> Begin(const TxnOptions& options) override {
     rocksdb::WriteOptions wo = write_options_;
     wo.sync = write_options_.sync && options.sync;
-    rocksdb::Transaction* txn;
-    if (optimistic_) {
-      txn = optimistic_->BeginTransaction(wo, rocksdb::OptimisticTransactionOptions());
-    } else {
-      rocksdb::TransactionOptions txn_options;
-      txn_options.deadlock_detect = true;  // a deadlock fails fast with Busy -> kAborted
-      txn = pessimistic_->BeginTransaction(wo, txn_options);
-    }
-    return std::make_unique<RocksDbKvTransaction>(db_, txn);
+    return std::make_unique<RocksDbKvTransaction>(db_, wo);
   }
 
   Status SyncLog() override {
@@ -207,9 +198,7 @@ class RocksDbKvStore final : public KvStore {
   }
 
  private:
-  std::shared_ptr<rocksdb::TransactionDB> pessimistic_;
-  std::shared_ptr<rocksdb::OptimisticTransactionDB> optimistic_;
-  std::shared_ptr<rocksdb::DB> db_;  // the one of the two
+  std::shared_ptr<rocksdb::TransactionDB> db_;
   rocksdb::WriteOptions write_options_;
   std::atomic<uint64_t> log_sync_requests_{0};  // SyncLog tickets handed out
   GroupCommitter log_sync_;                     // SyncLog: a failed sync fails every later one
@@ -239,17 +228,6 @@ StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& path,
   // shared SyncWAL before answering -- was measured slower here: SyncWAL
   // serializes against concurrent writers; see bench/RESULTS.md.)
 
-  if (options.optimistic) {
-    // Conflicts are found at commit from the memtables' history of each
-    // key: keep a memtable's worth after a flush, so a transaction that
-    // spans a flush is still checked instead of failing with TryAgain.
-    db_options.max_write_buffer_size_to_maintain = static_cast<int64_t>(kWriteBufferBytes);
-    rocksdb::OptimisticTransactionDB* raw = nullptr;
-    NEEDLEFS_RETURN_IF_ERROR(FromRocks(
-        rocksdb::OptimisticTransactionDB::Open(db_options, path, &raw), "open " + path));
-    return std::unique_ptr<KvStore>(new RocksDbKvStore(
-        nullptr, std::shared_ptr<rocksdb::OptimisticTransactionDB>(raw), options.sync));
-  }
   rocksdb::TransactionDBOptions txn_db_options;
   txn_db_options.transaction_lock_timeout = options.lock_timeout_ms;
   txn_db_options.default_lock_timeout = options.lock_timeout_ms;
@@ -257,8 +235,8 @@ StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvStore(const std::string& path,
   rocksdb::TransactionDB* raw = nullptr;
   NEEDLEFS_RETURN_IF_ERROR(FromRocks(
       rocksdb::TransactionDB::Open(db_options, txn_db_options, path, &raw), "open " + path));
-  return std::unique_ptr<KvStore>(
-      new RocksDbKvStore(std::shared_ptr<rocksdb::TransactionDB>(raw), nullptr, options.sync));
+  std::shared_ptr<rocksdb::TransactionDB> db(raw);
+  return std::unique_ptr<KvStore>(new RocksDbKvStore(std::move(db), options.sync));
 }
 
 }  // namespace needlefs
