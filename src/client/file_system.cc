@@ -572,30 +572,19 @@ class FileSystem::Impl {
   }
 
   /// Ends the change `token` of `ino`: keeps `after` (null: it failed) when
-  /// nothing else happened to the inode meanwhile. `own`: the change was
-  /// this client's own (a commit or a SetAttr, not an open's fetch): the
-  /// kernel's cached pages of the file then still hold its data, so the
-  /// next open here may keep them (close-to-open concerns others' changes).
-  void EndFileChange(InodeId ino, uint64_t token, const InodeAttr* after, bool own = true) {
+  /// nothing else happened to the inode meanwhile.
+  void EndFileChange(InodeId ino, uint64_t token, const InodeAttr* after) {
     if (!KeepsFileAttrs()) return;
-    {
-      std::lock_guard<std::mutex> g(own_mu_);
-      auto it = file_changes_.find(ino.value);
-      if (it == file_changes_.end()) return;  // a reset cleared it
-      FileChange& c = it->second;
-      const bool keep = after && after->type != FileType::kDirectory && c.begun == token &&
-                        c.running == 1 && !c.spoiled;
-      if (--c.running <= 0) file_changes_.erase(it);
-      if (!keep) return;
-      if (file_attrs_.size() > 100'000) file_attrs_.clear();
-      file_attrs_[ino.value] = {*after, MonotonicNs() + options_.file_attr_ttl_ns};
-    }
-    if (!own) return;
-    // rsync reopens every file it wrote (to fchmod it): without this, each
-    // such open told the kernel to drop the attributes it had right.
-    std::lock_guard<std::mutex> g(open_mu_);
-    auto seen = seen_.find(ino.value);
-    if (seen != seen_.end()) seen->second = {after->mtime_ns, after->size};
+    std::lock_guard<std::mutex> g(own_mu_);
+    auto it = file_changes_.find(ino.value);
+    if (it == file_changes_.end()) return;  // a reset cleared it
+    FileChange& c = it->second;
+    const bool keep = after && after->type != FileType::kDirectory && c.begun == token &&
+                      c.running == 1 && !c.spoiled;
+    if (--c.running <= 0) file_changes_.erase(it);
+    if (!keep) return;
+    if (file_attrs_.size() > 100'000) file_attrs_.clear();
+    file_attrs_[ino.value] = {*after, MonotonicNs() + options_.file_attr_ttl_ns};
   }
 
   /// A file's attributes from an own change, still fresh (without what is
@@ -995,7 +984,7 @@ class FileSystem::Impl {
     // are stale: OpenedFile::keep_cache).
     const uint64_t token = BeginFileChange(ino);
     auto a = meta_->GetAttrWithChunks(ino, kChunksWithOpen, &chunks);
-    EndFileChange(ino, token, a.ok() ? &*a : nullptr, /*own=*/false);
+    EndFileChange(ino, token, a.ok() ? &*a : nullptr);
     if (!a.ok()) return a.status();
     return OpenAttr(ctx, *a, flags, std::move(chunks));
   }

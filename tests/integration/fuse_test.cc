@@ -543,48 +543,6 @@ TEST_F(FuseTest, OwnAttributesAnswerGetattrAndGiveWayToAnotherMountsChange) {
   StopMount(std::move(second), mnt2);
 }
 
-/// The count of `op` in an -opStats file (-1: no such line).
-long OpCount(const std::string& stats, const std::string& op) {
-  std::ifstream in(stats);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream words(line);
-    std::string name;
-    long count = -1;
-    if (words >> name >> count && name == op) return count;
-  }
-  return -1;
-}
-
-// rsync reopens every file it wrote to fchmod it. Nothing but this mount
-// changed the file, so the kernel's pages and attributes are still right:
-// the reopen keeps them (no page-cache drop, no attribute invalidation, the
-// reads come from the page cache), while another mount's change in between
-// is still seen at the next open (close-to-open).
-TEST_F(FuseTest, AReopenAfterOwnWritesKeepsTheKernelsCacheButNotAfterAnothersChange) {
-  const std::string mnt2 = tmp_->path() + "/mnt-reopen";
-  const std::string stats = tmp_->path() + "/reopen-opstats.txt";
-  auto second = StartMount(mnt2, {"-opStats", stats});
-  ASSERT_TRUE(second != nullptr);
-  const std::string there = mnt2 + "/" + name_ + "/reopened", here = work_ + "/reopened";
-  std::string data(20000, 'r');  // a blob, not inline
-  { std::ofstream(there) << data; }
-  constexpr int kRounds = 10;
-  for (int i = 0; i < kRounds; ++i) {
-    // An own write and an own chmod, then a reopen that reads it all.
-    { std::ofstream(there, std::ios::app) << static_cast<char>('a' + i); }
-    data += static_cast<char>('a' + i);
-    ASSERT_EQ(::chmod(there.c_str(), i % 2 ? 0600 : 0640), 0);
-    ASSERT_EQ(Slurp(there), data);
-  }
-  // Another mount appends: the next open here must read it all.
-  { std::ofstream(here, std::ios::app) << "+tail"; }
-  EXPECT_EQ(Slurp(there), data + "+tail");
-  StopMount(std::move(second), mnt2);
-  EXPECT_EQ(OpCount(stats, "(inval_inode)"), 1)
-      << "only the open after the other mount's change drops the kernel's attributes";
-}
-
 // Files closed after one small write keep their bytes in meta (an inline
 // chunk: one round trip to write, none to the volume server to read); bigger
 // ones get blobs. Both read back the same through a cold mount, through
