@@ -82,8 +82,9 @@ struct HttpServerOptions {
   /// Let HttpClientPool requests of this same process to exactly this
   /// listen address and port run the handler on the caller's thread, with
   /// no socket (the answer is the same; timeouts and connection limits do
-  /// not apply). Never for wildcard addresses. false: every request goes
-  /// over TCP (tests of the transport). Default: true.
+  /// not apply: a handler that never returns blocks its caller). Only for
+  /// an address literal, never a wildcard or a name. false: every request
+  /// goes over TCP (tests of the transport). Default: true.
   bool in_process = true;
 };
 

@@ -176,8 +176,12 @@ StatusOr<HttpClientResponse> HttpClientPool::Request(const std::string& server,
                                                      std::string_view target, std::string_view body,
                                                      const HttpHeaders& headers) {
   if (auto local = FindLocalHttp(server)) {
-    auto r = local->Call(server, method, target, body, headers);
-    if (r) return std::move(*r);
+    try {
+      auto r = local->Call(server, method, target, body, headers);
+      if (r) return std::move(*r);
+    } catch (const std::exception& e) {  // out of memory copying the request or reply
+      return Status::Internal(std::string("in-process request to ") + server + ": " + e.what());
+    }
     // The server stopped meanwhile: the socket answers as it would.
   }
   std::unique_ptr<HttpClient> c;

@@ -53,8 +53,9 @@ std::optional<HttpClientResponse> LocalHttpEndpoint::Call(const std::string& hos
                                                           std::string_view target,
                                                           std::string_view body,
                                                           const HttpHeaders& headers) {
+  t_inside.reserve(t_inside.size() + 1);  // may throw: before the call is counted
   if (!Enter()) return std::nullopt;
-  t_inside.push_back(this);
+  t_inside.push_back(this);  // no allocation: reserved
   struct Exit {
     LocalHttpEndpoint* e;
     ~Exit() {

@@ -114,8 +114,13 @@ Status BeastHttpServer::Listen() {
   if (ec) return fail("cannot listen on");
   port_ = acceptor_.local_endpoint(ec).port();
   if (ec) return fail("cannot get local port of");
-  if (options_.in_process && !addr.is_unspecified()) {
-    local_key_ = JoinHostPort(host, port_);
+  // Only for an address literal: a name ("localhost") binds one of its
+  // addresses, and a client resolving it may reach another process on
+  // another one.
+  net::ip::make_address(host, ec);
+  const bool literal = !ec;
+  if (options_.in_process && literal && !addr.is_unspecified()) {
+    local_key_ = JoinHostPort(addr.to_string(), port_);
     local_ = std::make_shared<LocalHttpEndpoint>(handler_, options_.max_body_bytes,
                                                  options_.server_name);
     RegisterLocalHttp(local_key_, local_);

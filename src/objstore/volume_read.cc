@@ -1,5 +1,6 @@
-// Volume read path: index lookup, one pread of the whole record, cookie and
-// CRC checks; range reads of part of the data.
+// Volume read path: index lookup, the record read in three parts (head,
+// fields and trailer, data) with its cookie and CRC checks; range reads of
+// part of the data.
 #include <prometheus/counter.h>
 
 #include <chrono>
