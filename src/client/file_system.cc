@@ -819,7 +819,12 @@ class FileSystem::Impl {
         return it->second.handle;
       }
     }
-    auto a = meta_->GetAttr(ino);
+    // A read gets the chunk list with the attributes (one round trip, as
+    // an open does): an NFS READ of a file not read lately needs no
+    // ReadChunks call after it.
+    std::optional<std::vector<Chunk>> chunks;
+    auto a = (mask & R_OK) ? meta_->GetAttrWithChunks(ino, kChunksWithOpen, &chunks)
+                           : meta_->GetAttr(ino);
     if (!a.ok()) return a.status();
     if (a->type == FileType::kDirectory) return Status::Posix(EISDIR, "a directory");
     if (a->type != FileType::kRegular) return Status::Posix(EINVAL, "not a regular file");
@@ -835,7 +840,7 @@ class FileSystem::Impl {
         return it->second.handle;
       }
     }
-    OpenedFile f = NewHandle(*a, true, true, false);
+    OpenedFile f = NewHandle(*a, true, true, false, std::move(chunks));
     uint64_t theirs = 0;
     {
       std::lock_guard<std::mutex> g(open_mu_);
