@@ -310,6 +310,17 @@ class Volume {
   /// `read` (a pread of the record of `key` at `offset`), with a short read
   /// (kOutOfRange) turned into a logged and counted kCorruption.
   Status Checked(const Status& read, NeedleKey key, uint64_t offset) const;
+  /// A needle's record without its data: what the data is to be read
+  /// from. The head, fields and trailer are read and checked (key, sizes,
+  /// record CRC; `needle.data_crc` is the stored data CRC), not the cookie.
+  struct RecordWithoutData {
+    std::shared_ptr<Files> files;  // pinned against a compaction's swap
+    uint64_t record_offset = 0;    // bytes into the data file; the data follows the head
+    uint32_t data_size = 0;
+    Needle needle;
+  };
+  /// Errors: as Locate; kCorruption (logged and counted).
+  StatusOr<RecordWithoutData> ReadWithoutData(NeedleKey key) const;
   Status LoadIndex(Files* f, uint64_t data_size, uint64_t* max_end);
   Status RecoverTail(Files* f, uint64_t start, uint64_t data_size);
   Status ApplyEntry(Files* f, const IndexEntry& e, uint64_t applied, bool count_stats);

@@ -66,12 +66,9 @@ StatusOr<std::pair<std::shared_ptr<VolumeFiles>, NeedleLocation>> Volume::Locate
   return std::make_pair(std::move(f), *loc);
 }
 
-StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
-  // The head, the data straight into the needle's buffer, then the fields
-  // and trailer: no copy of the data out of a record buffer (a blob is up
-  // to a 4 MiB chunk, and every read of it went through here).
+StatusOr<Volume::RecordWithoutData> Volume::ReadWithoutData(NeedleKey key) const {
   NEEDLEFS_ASSIGN_OR_RETURN(auto found, Locate(key));
-  const auto& [f, loc] = found;
+  auto& [f, loc] = found;
   const uint64_t at = loc.offset_bytes();
   char head[kNeedleHeadSize];
   NEEDLEFS_RETURN_IF_ERROR(Checked(f->data->ReadAt(at, head, sizeof(head)), key, at));
@@ -90,48 +87,42 @@ StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
       Checked(f->data->ReadAt(at + kNeedleHeadSize + size, tail.data(), tail.size()), key, at));
   auto n = DecodeNeedleWithoutData(std::string_view(head, sizeof(head)), tail);
   if (!n.ok()) return ReportCorrupt(options_.id, key, at, n.status());
-  n->data.resize(size);
+  return RecordWithoutData{std::move(f), at, size, std::move(n).value()};
+}
+
+StatusOr<Needle> Volume::Read(NeedleKey key, Cookie cookie) const {
+  // The head, fields and trailer, then the data straight into the needle's
+  // buffer: no copy of the data out of a record buffer (a blob is up to a
+  // 4 MiB chunk, and every read of it went through here).
+  NEEDLEFS_ASSIGN_OR_RETURN(RecordWithoutData r, ReadWithoutData(key));
+  Needle& n = r.needle;
+  const uint64_t at = r.record_offset;
+  n.data.resize(r.data_size);
   NEEDLEFS_RETURN_IF_ERROR(
-      Checked(f->data->ReadAt(at + kNeedleHeadSize, n->data.data(), size), key, at));
-  if (Crc32c(n->data) != n->data_crc) {
+      Checked(r.files->data->ReadAt(at + kNeedleHeadSize, n.data.data(), r.data_size), key, at));
+  if (Crc32c(n.data) != n.data_crc) {
     return ReportCorrupt(options_.id, key, at, Status::Corruption("needle data checksum mismatch"));
   }
-  NEEDLEFS_RETURN_IF_ERROR(CheckReadable(*n, cookie));
-  return std::move(n).value();
+  NEEDLEFS_RETURN_IF_ERROR(CheckReadable(n, cookie));
+  return std::move(n);
 }
 
 StatusOr<Needle> Volume::ReadRange(NeedleKey key, Cookie cookie, const RangePicker& pick,
                                    uint64_t* data_size) const {
-  NEEDLEFS_ASSIGN_OR_RETURN(auto found, Locate(key));
-  const auto& [f, loc] = found;
-  const uint64_t at = loc.offset_bytes();
-  char head[kNeedleHeadSize];
-  NEEDLEFS_RETURN_IF_ERROR(Checked(f->data->ReadAt(at, head, sizeof(head)), key, at));
-  const NeedleHeader h = DecodeNeedleHeader(head);
-  const uint32_t size = DecodeFixed32(head + kNeedleHeaderSize);
-  if (h.key != key) {
-    return ReportCorrupt(
-        options_.id, key, at,
-        Status::Corruption("index points at needle " + std::to_string(h.key.value)));
-  }
-  if (h.body_size != loc.size || uint64_t{size} + 5 > h.body_size) {
-    return ReportCorrupt(options_.id, key, at, Status::Corruption("needle sizes disagree"));
-  }
-  std::string tail(h.body_size - 4 - size + kNeedleTrailerSize, '\0');
-  NEEDLEFS_RETURN_IF_ERROR(
-      Checked(f->data->ReadAt(at + kNeedleHeadSize + size, tail.data(), tail.size()), key, at));
-  auto n = DecodeNeedleWithoutData(std::string_view(head, sizeof(head)), tail);
-  if (!n.ok()) return ReportCorrupt(options_.id, key, at, n.status());
-  NEEDLEFS_RETURN_IF_ERROR(CheckReadable(*n, cookie));
+  NEEDLEFS_ASSIGN_OR_RETURN(RecordWithoutData r, ReadWithoutData(key));
+  Needle& n = r.needle;
+  const uint64_t at = r.record_offset;
+  const uint32_t size = r.data_size;
+  NEEDLEFS_RETURN_IF_ERROR(CheckReadable(n, cookie));
   *data_size = size;
-  if (n->gzipped()) return std::move(n).value();
+  if (n.gzipped()) return std::move(n);
   auto [offset, length] = pick(size);
-  if (offset >= size) return std::move(n).value();
+  if (offset >= size) return std::move(n);
   length = std::min<uint64_t>(length, size - offset);
-  n->data.resize(length);
-  NEEDLEFS_RETURN_IF_ERROR(
-      Checked(f->data->ReadAt(at + kNeedleHeadSize + offset, n->data.data(), length), key, at));
-  return std::move(n).value();
+  n.data.resize(length);
+  NEEDLEFS_RETURN_IF_ERROR(Checked(
+      r.files->data->ReadAt(at + kNeedleHeadSize + offset, n.data.data(), length), key, at));
+  return std::move(n);
 }
 
 }  // namespace needlefs
