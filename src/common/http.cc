@@ -75,6 +75,33 @@ std::map<std::string, std::string> ParseQuery(std::string_view q) {
   return out;
 }
 
+void SetTarget(std::string_view target, HttpRequest* req) {
+  req->target = std::string(target);
+  const size_t q = target.find('?');
+  req->path = PercentDecode(target.substr(0, q));
+  if (q != std::string_view::npos) req->query = ParseQuery(target.substr(q + 1));
+}
+
+bool ValidResponseHeader(const std::string& name, const std::string& value) {
+  return !name.empty() && name.find_first_of("\r\n: ") == std::string::npos &&
+         value.find_first_of("\r\n") == std::string::npos;
+}
+
+HttpResponse RunHandler(const HttpHandler& handler, HttpRequest& req) {
+  HttpResponse res;
+  try {
+    res = handler(req);
+  } catch (const std::exception& e) {
+    res = HttpResponse::Error(500, std::string("internal error: ") + e.what());
+  } catch (...) {
+    res = HttpResponse::Error(500, "internal error");
+  }
+  if (res.status < 200 || res.status > 999) {
+    res = HttpResponse::Error(500, "handler returned invalid status " + std::to_string(res.status));
+  }
+  return res;
+}
+
 }  // namespace http_internal
 
 bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {

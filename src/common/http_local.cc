@@ -21,11 +21,6 @@ struct Registry {
 /// The endpoints the calling thread is inside (a handler's own calls).
 thread_local std::vector<const LocalHttpEndpoint*> t_inside;
 
-bool ValidHeader(const std::string& name, const std::string& value) {
-  return !name.empty() && name.find_first_of("\r\n: ") == std::string::npos &&
-         value.find_first_of("\r\n") == std::string::npos;
-}
-
 }  // namespace
 
 bool LocalHttpEndpoint::Enter() {
@@ -70,12 +65,7 @@ std::optional<HttpClientResponse> LocalHttpEndpoint::Call(const std::string& hos
   } else {
     HttpRequest req;
     req.method = std::string(method);
-    req.target = std::string(target);
-    const size_t q = req.target.find('?');
-    req.path = PercentDecode(std::string_view(req.target).substr(0, q));
-    if (q != std::string::npos) {
-      req.query = ParseQuery(std::string_view(req.target).substr(q + 1));
-    }
+    SetTarget(target, &req);
     req.headers = headers;
     req.headers["Host"] = hostport;
     if (!body.empty() || method == "PUT" || method == "POST") {
@@ -83,22 +73,13 @@ std::optional<HttpClientResponse> LocalHttpEndpoint::Call(const std::string& hos
     }
     req.body = std::string(body);
     req.remote_address = "local";
-    try {
-      res = handler_(req);
-    } catch (const std::exception& e) {
-      res = HttpResponse::Error(500, std::string("internal error: ") + e.what());
-    } catch (...) {
-      res = HttpResponse::Error(500, "internal error");
-    }
-  }
-  if (res.status < 200 || res.status > 999) {
-    res = HttpResponse::Error(500, "handler returned invalid status " + std::to_string(res.status));
+    res = RunHandler(handler_, req);
   }
   HttpClientResponse out;
   out.status = res.status;
   out.headers["Server"] = server_name_;
   for (auto& [name, value] : res.headers) {
-    if (ValidHeader(name, value)) out.headers[name] = std::move(value);
+    if (ValidResponseHeader(name, value)) out.headers[name] = std::move(value);
   }
   const bool head = method == "HEAD";
   if (res.status == 204) {

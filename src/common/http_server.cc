@@ -267,26 +267,14 @@ void BeastHttpServer::Serve(tcp::socket& sock) {
       http::request<http::string_body> msg = parser.release();
       HttpRequest req;
       req.method = Str(msg.method_string());
-      req.target = Str(msg.target());
-      const size_t q = req.target.find('?');
-      req.path = PercentDecode(std::string_view(req.target).substr(0, q));
-      if (q != std::string::npos) {
-        req.query = ParseQuery(std::string_view(req.target).substr(q + 1));
-      }
+      SetTarget(std::string_view(msg.target().data(), msg.target().size()), &req);
       CopyFields(msg, &req.headers);
       req.body = std::move(msg.body());
       req.remote_address = remote;
       const bool keep_alive = msg.keep_alive() && !stopping_.load();
       const bool head = msg.method() == http::verb::head;
 
-      HttpResponse res;
-      try {
-        res = handler_(req);
-      } catch (const std::exception& e) {
-        res = HttpResponse::Error(500, std::string("internal error: ") + e.what());
-      } catch (...) {
-        res = HttpResponse::Error(500, "internal error");
-      }
+      HttpResponse res = RunHandler(handler_, req);
       if (!WriteResponse(stream, std::move(res), head, keep_alive) || !keep_alive) return;
     }
   } catch (const std::exception&) {
@@ -296,20 +284,12 @@ void BeastHttpServer::Serve(tcp::socket& sock) {
 
 bool BeastHttpServer::WriteResponse(FdStream& stream, HttpResponse res, bool head,
                                     bool keep_alive) {
-  if (res.status < 200 || res.status > 999) {
-    res = HttpResponse::Error(500, "handler returned invalid status " + std::to_string(res.status));
-  }
   const auto status = static_cast<http::status>(res.status);
   const bool no_body = res.status == 204 || res.status == 304;
   auto fill = [&](auto& out) {
     out.set(http::field::server, options_.server_name);
     for (const auto& [name, value] : res.headers) {
-      // Refuse header injection via CR/LF in handler-supplied fields.
-      if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos ||
-          value.find_first_of("\r\n") != std::string::npos) {
-        continue;
-      }
-      out.set(name, value);
+      if (ValidResponseHeader(name, value)) out.set(name, value);
     }
     out.keep_alive(keep_alive);
   };

@@ -27,6 +27,17 @@ namespace needlefs::http_internal {
 /// Parses "a=b&c=d" (form-style: '+' is a space, then %XX escapes).
 std::map<std::string, std::string> ParseQuery(std::string_view q);
 
+/// Sets req->target to `target` and its decoded path and query from it.
+void SetTarget(std::string_view target, HttpRequest* req);
+
+/// Whether a handler's response header may be sent (no CR, LF, ':' or
+/// space in the name, no CR or LF in the value: no header injection).
+bool ValidResponseHeader(const std::string& name, const std::string& value);
+
+/// handler(req) as a server answers it: an exception is a 500, and so is a
+/// status outside 200-999.
+HttpResponse RunHandler(const HttpHandler& handler, HttpRequest& req);
+
 /// A server's handler as callers in its own process reach it. Thread-safe.
 class LocalHttpEndpoint {
  public:
