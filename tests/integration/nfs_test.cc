@@ -810,6 +810,32 @@ TEST_F(NfsTest, AClientThatStopsReadingHoldsUpNoOtherAndGetsEveryReplyLater) {
   close(stalled);
 }
 
+// READ without an open (NFS has none): the file layer's implicit open
+// checks the caller's identity (AUTH_SYS uid 1001 here, not root) before a
+// byte is read, on the first READ of the file and on later ones alike.
+TEST_F(NfsTest, AReadByACallerWhoMayNotReadGetsAccesAndNoBytes) {
+  ASSERT_NO_FATAL_FAILURE(WriteFile("owned", "the owner's words", 0600));
+  const std::string dir = LookupHandle(nfs_port_, MountHandle(mount_port_, "/"), dir_.substr(1));
+  const std::string fh = LookupHandle(nfs_port_, dir, "owned");
+  ASSERT_FALSE(fh.empty());
+  auto read_as = [&](uint32_t xid, uint32_t uid) {
+    return Call(nfs_port_,
+                CallHeaderSys(xid, kNfs, 3, kRead, uid, uid) + Opaque(fh) + U64(0) + U32(100));
+  };
+  for (uint32_t xid = 5000; xid < 5003; ++xid) {
+    const std::string denied = read_as(xid, 1001);
+    EXPECT_EQ(NfsStatus(denied), kAcces) << "READ " << xid << " by uid 1001";
+    EXPECT_EQ(denied.find("owner's words"), std::string::npos) << "no bytes for uid 1001";
+    // The owner (root created it) reads it, and the next refusal still holds.
+    XdrReader ok(read_as(xid + 100, 0));
+    ASSERT_EQ(ok.U32(), kOk);
+    ok.PostOpAttr();
+    ok.U32();  // count
+    ok.U32();  // eof
+    EXPECT_EQ(ok.Opaque(), "the owner's words");
+  }
+}
+
 TEST_F(NfsTest, ForgedStaleOrRefusedCallsChangeNothing) {
   const std::string root = MountHandle(mount_port_, "/");
   ASSERT_FALSE(root.empty());
