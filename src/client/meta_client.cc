@@ -545,6 +545,7 @@ class GrpcMetaClient final : public MetaClient {
       const std::function<bool(uint64_t, const ChangeEvent&, bool)>& on_event) override {
     pb::SubscribeRequest req;
     req.set_from_seq(from_seq);
+    req.set_batched(true);
     grpc::ClientContext ctx;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -585,6 +586,24 @@ class GrpcMetaClient final : public MetaClient {
           epoch_ = msg.epoch();
         }
         ChangeEvent e;
+        if (!msg.reset() && msg.changes_size() > 0) {
+          // A batch (asked for with `batched`): each change in order.
+          for (pb::ChangeRecord& c : *msg.mutable_changes()) {
+            e.kind = static_cast<ChangeEvent::Kind>(c.kind());
+            e.ino = InodeId(c.ino());
+            e.parent = InodeId(c.parent());
+            e.name = std::move(*c.mutable_name());
+            if (!on_event(c.seq(), e, false)) {
+              stopped = true;
+              break;
+            }
+          }
+          if (stopped) {
+            ctx.TryCancel();
+            break;
+          }
+          continue;
+        }
         if (!msg.reset()) {
           e.kind = static_cast<ChangeEvent::Kind>(msg.kind());
           e.ino = InodeId(msg.ino());

@@ -684,6 +684,23 @@ class Service final : public ServiceBase {
         if (log_->WaitFor(after, kSubscribePoll)) std::this_thread::sleep_for(kSubscribeCoalesce);
         continue;
       }
+      if (req->batched()) {
+        // One message for the whole batch: gRPC's cost is per message.
+        msg.Clear();
+        msg.set_epoch(log_->epoch());
+        for (const auto& [seq, e] : batch) {
+          pb::ChangeRecord* c = msg.add_changes();
+          c->set_seq(seq);
+          c->set_kind(static_cast<uint32_t>(e.kind));
+          c->set_ino(e.ino.value);
+          c->set_parent(e.parent.value);
+          c->set_name(e.name);
+        }
+        msg.set_seq(batch.back().first);
+        if (!writer->Write(msg)) return grpc::Status::OK;
+        after = batch.back().first;
+        continue;
+      }
       for (size_t i = 0; i < batch.size(); ++i) {
         const auto& [seq, e] = batch[i];
         msg.Clear();

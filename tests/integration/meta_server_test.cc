@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -101,6 +102,78 @@ TEST_F(MetaServerTest, SubscribersSeeChanges) {
   client_->CancelSubscribe();
   sub.join();
   EXPECT_TRUE(saw.load());
+}
+
+/// Reads `want` changes (after the first message, a reset) from a Subscribe
+/// stream of `stub`, `batched` or not. Returns the seqs in arrival order
+/// and sets *messages (stream messages that carried them) and *names.
+std::vector<uint64_t> ReadChanges(meta::MetaService::Stub* stub, bool batched, size_t want,
+                                  int* messages, std::vector<std::string>* names,
+                                  const std::function<void()>& after_reset) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+  meta::SubscribeRequest req;
+  req.set_batched(batched);
+  auto reader = stub->Subscribe(&ctx, req);
+  std::vector<uint64_t> seqs;
+  meta::ChangeEventMessage msg;
+  if (!reader->Read(&msg) || !msg.reset()) return seqs;  // a new subscriber starts with a reset
+  after_reset();
+  *messages = 0;
+  while (seqs.size() < want && reader->Read(&msg)) {
+    ++*messages;
+    if (msg.changes_size() == 0) {
+      seqs.push_back(msg.seq());
+      names->push_back(msg.name());
+      continue;
+    }
+    EXPECT_TRUE(batched) << "a subscriber that did not ask got a batch";
+    EXPECT_EQ(msg.seq(), msg.changes(msg.changes_size() - 1).seq());
+    for (const auto& c : msg.changes()) {
+      seqs.push_back(c.seq());
+      names->push_back(c.name());
+    }
+  }
+  ctx.TryCancel();
+  return seqs;
+}
+
+TEST_F(MetaServerTest, ABatchedSubscriberGetsEveryChangeInOrderInFewerMessages) {
+  auto stub =
+      meta::MetaService::NewStub(grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials()));
+  // 40 creates, each two changes (the entry and the directory's attributes),
+  // made back to back: the server gathers them into batches.
+  auto make = [&](const std::string& prefix) {
+    return [this, prefix] {
+      for (int i = 0; i < 40; ++i) {
+        ASSERT_TRUE(
+            client_->Create(root_, kRootInode, prefix + std::to_string(i), 0644, false).ok());
+      }
+    };
+  };
+  for (bool batched : {true, false}) {
+    SCOPED_TRACE(batched ? "batched" : "one change per message");
+    int messages = 0;
+    std::vector<std::string> names;
+    const std::string prefix = batched ? "b" : "u";
+    auto seqs = ReadChanges(stub.get(), batched, 80, &messages, &names, make(prefix));
+    ASSERT_GE(seqs.size(), 80u);
+    for (size_t i = 1; i < seqs.size(); ++i) {
+      ASSERT_EQ(seqs[i], seqs[i - 1] + 1) << "a change missing or out of order at " << i;
+    }
+    // Every created name arrives, in creation order.
+    std::vector<std::string> created;
+    for (const auto& n : names) {
+      if (!n.empty() && n[0] == prefix[0]) created.push_back(n);
+    }
+    ASSERT_EQ(created.size(), 40u);
+    for (int i = 0; i < 40; ++i) EXPECT_EQ(created[i], prefix + std::to_string(i));
+    if (batched) {
+      EXPECT_LT(messages, 80) << "no change shared a message";
+    } else {
+      EXPECT_EQ(static_cast<size_t>(messages), seqs.size());
+    }
+  }
 }
 
 TEST_F(MetaServerTest, UnlinkedFileLivesWhileASessionHoldsIt) {
