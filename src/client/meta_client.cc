@@ -33,6 +33,18 @@ namespace pb = ::needlefs::meta;
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
 /// How long calls use gRPC after the frame RPC port could not be reached.
 constexpr std::chrono::seconds kFrameRetry{30};
+/// The ChangeEvent of one change of the stream: a ChangeEventMessage (one
+/// change per message) or a ChangeRecord (a batch's); its name is moved out.
+template <typename Change>
+ChangeEvent ToChangeEvent(Change& c) {
+  ChangeEvent e;
+  e.kind = static_cast<ChangeEvent::Kind>(c.kind());
+  e.ino = InodeId(c.ino());
+  e.parent = InodeId(c.parent());
+  e.name = std::move(*c.mutable_name());
+  return e;
+}
+
 /// How long Subscribe sleeps when its stream has nothing to read.
 constexpr std::chrono::milliseconds kSubscribeIdlePoll{10};
 
@@ -585,33 +597,19 @@ class GrpcMetaClient final : public MetaClient {
           std::lock_guard<std::mutex> lock(mu_);
           epoch_ = msg.epoch();
         }
-        ChangeEvent e;
         if (!msg.reset() && msg.changes_size() > 0) {
           // A batch (asked for with `batched`): each change in order.
           for (pb::ChangeRecord& c : *msg.mutable_changes()) {
-            e.kind = static_cast<ChangeEvent::Kind>(c.kind());
-            e.ino = InodeId(c.ino());
-            e.parent = InodeId(c.parent());
-            e.name = std::move(*c.mutable_name());
-            if (!on_event(c.seq(), e, false)) {
+            if (!on_event(c.seq(), ToChangeEvent(c), false)) {
               stopped = true;
               break;
             }
           }
-          if (stopped) {
-            ctx.TryCancel();
-            break;
-          }
-          continue;
-        }
-        if (!msg.reset()) {
-          e.kind = static_cast<ChangeEvent::Kind>(msg.kind());
-          e.ino = InodeId(msg.ino());
-          e.parent = InodeId(msg.parent());
-          e.name = std::move(*msg.mutable_name());
-        }
-        if (!on_event(msg.seq(), e, msg.reset())) {
+        } else if (!on_event(msg.seq(), msg.reset() ? ChangeEvent{} : ToChangeEvent(msg),
+                             msg.reset())) {
           stopped = true;
+        }
+        if (stopped) {
           ctx.TryCancel();
           break;
         }

@@ -39,6 +39,17 @@ namespace pb = ::needlefs::meta;
 /// bounds the reply size (a capped ReadDir reply is just not eof).
 constexpr size_t kMaxReadDirEntries = 65536;
 constexpr size_t kMaxGarbageEntries = 65536;
+/// Fills the change fields of `m` (a ChangeEventMessage or a batch's
+/// ChangeRecord) from change `seq` of the log.
+template <typename Change>
+void SetChange(Change* m, uint64_t seq, const ChangeEvent& e) {
+  m->set_seq(seq);
+  m->set_kind(static_cast<uint32_t>(e.kind));
+  m->set_ino(e.ino.value);
+  m->set_parent(e.parent.value);
+  m->set_name(e.name);
+}
+
 /// Events per Read of the change log in a Subscribe stream.
 constexpr size_t kSubscribeBatch = 256;
 /// How often an idle Subscribe stream checks for cancellation and shutdown.
@@ -688,14 +699,7 @@ class Service final : public ServiceBase {
         // One message for the whole batch: gRPC's cost is per message.
         msg.Clear();
         msg.set_epoch(log_->epoch());
-        for (const auto& [seq, e] : batch) {
-          pb::ChangeRecord* c = msg.add_changes();
-          c->set_seq(seq);
-          c->set_kind(static_cast<uint32_t>(e.kind));
-          c->set_ino(e.ino.value);
-          c->set_parent(e.parent.value);
-          c->set_name(e.name);
-        }
+        for (const auto& [seq, e] : batch) SetChange(msg.add_changes(), seq, e);
         msg.set_seq(batch.back().first);
         if (!writer->Write(msg)) return grpc::Status::OK;
         after = batch.back().first;
@@ -704,11 +708,7 @@ class Service final : public ServiceBase {
       for (size_t i = 0; i < batch.size(); ++i) {
         const auto& [seq, e] = batch[i];
         msg.Clear();
-        msg.set_seq(seq);
-        msg.set_kind(static_cast<uint32_t>(e.kind));
-        msg.set_ino(e.ino.value);
-        msg.set_parent(e.parent.value);
-        msg.set_name(e.name);
+        SetChange(&msg, seq, e);
         msg.set_epoch(log_->epoch());
         grpc::WriteOptions wo;
         if (i + 1 < batch.size()) wo.set_buffer_hint();  // flush once per batch
